@@ -1,0 +1,283 @@
+"""numba kernels of the rotation-image simulator (wrappers: :mod:`mosflm_py.simulate.render`).
+
+Two stages:
+
+1. :func:`sweep_records` walks every reflection through the rotation in fine phi sub-steps and
+   emits one *record* per sub-step in which its mosaic ball cuts the Ewald sphere: the image
+   index, the detector position (continuous pixel coordinates) of the diffracted-ray direction at
+   the sub-step's middle, the Lorentz-weighted swept fraction ``g`` and the polarisation factor.
+2. :func:`render_records` spreads each record's counts over the pixels with a Gaussian
+   point-spread function integrated exactly over each pixel's area (erf differences), one image
+   per parallel iteration, so no two threads write the same pixel.
+
+Physics (conventions.txt): a reflection is a uniformly filled ball of radius ``rho`` centred on
+``r(phi) = Rz(sign*phi) r0``.  With ``t = |s0 + r| - |s0|`` the signed distance of its centre
+from the Ewald sphere, the fraction of the ball already inside the sphere is
+``F(t) = q^2 (3 - 2q)``, ``q = clip((rho - t) / (2 rho), 0, 1)``, whose density
+``dF/dt = 3/(4 rho) (1 - (t/rho)^2)`` is the swept-ball rocking curve (Rossmann 1979).  The counts
+collected while phi turns by ``dphi`` are ``I P |s0| (dF/dt) dphi``; integrated over the crossing
+this gives ``I P / |zeta|`` because ``dt/dphi = |s0| zeta``: the Lorentz factor is not put in, it
+comes out of the sweep.  Over a sub-step the mean density is ``|F(t2) - F(t1)| / |t2 - t1|`` (exact
+when ``t`` is linear over the sub-step), so steep edges of the ball are integrated exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from mosflm_py.kernels._jit import jit
+
+
+@jit
+def _cap_fraction(t: float, rho: float) -> float:
+    """Fraction of a uniform ball (radius ``rho``) inside the sphere, its centre at ``t``."""
+    q = (rho - t) / (2.0 * rho)
+    if q <= 0.0:
+        return 0.0
+    if q >= 1.0:
+        return 1.0
+    return q * q * (3.0 - 2.0 * q)
+
+
+@jit
+def _dist(r0x: float, r0y: float, r0z: float, c: float, s: float, s0: float) -> float:
+    """Signed distance of ``Rz r0`` (rotation cosine ``c``, sine ``s``) from the Ewald sphere."""
+    x = c * r0x - s * r0y + s0
+    y = s * r0x + c * r0y
+    return math.sqrt(x * x + y * y + r0z * r0z) - s0
+
+
+@jit
+def _walk(
+    i: int,
+    r0: np.ndarray,
+    rho: np.ndarray,
+    s0: float,
+    sign: float,
+    phi_edges: np.ndarray,
+    steps_per_width: int,
+    min_steps_per_image: int,
+    det: np.ndarray,
+    e_pol: np.ndarray,
+    tau: float,
+    write: bool,
+    offset: int,
+    out_refl: np.ndarray,
+    out_img: np.ndarray,
+    out_pos: np.ndarray,
+    out_g: np.ndarray,
+    out_pol: np.ndarray,
+) -> int:
+    """Walk reflection ``i`` through all images; count (and if ``write``, store) its records."""
+    rx = r0[i, 0]
+    ry = r0[i, 1]
+    rz = r0[i, 2]
+    rh = rho[i]
+    rperp = math.sqrt(rx * rx + ry * ry)
+    n = 0
+    if rperp <= 0.0 or rh <= 0.0:
+        return 0
+    # |dt/dphi| <= rperp, so a step of 2 rho / (steps * rperp) resolves the rocking width W.
+    h_width = 2.0 * rh / (steps_per_width * rperp)
+    n_img = phi_edges.shape[0] - 1
+    pa = sign * phi_edges[0]
+    ta = _dist(rx, ry, rz, math.cos(pa), math.sin(pa), s0)
+    for k in range(n_img):
+        a = phi_edges[k]
+        b = phi_edges[k + 1]
+        pb = sign * b
+        tb = _dist(rx, ry, rz, math.cos(pb), math.sin(pb), s0)
+        span = b - a
+        # Lipschitz test: t cannot reach the ball on this image.
+        if ta * tb > 0.0 and 0.5 * (abs(ta) + abs(tb) - rperp * span) > rh:
+            ta = tb
+            continue
+        nsub = max(min_steps_per_image, int(math.ceil(span / h_width)))
+        h = span / nsub
+        t1 = ta
+        for j in range(nsub):
+            p2 = sign * (a + (j + 1) * h)
+            if j == nsub - 1:
+                t2 = tb
+            else:
+                t2 = _dist(rx, ry, rz, math.cos(p2), math.sin(p2), s0)
+            if (t1 >= rh and t2 >= rh) or (t1 <= -rh and t2 <= -rh):
+                t1 = t2
+                continue
+            dt = t2 - t1
+            if abs(dt) > 1e-9 * rh:
+                dens = abs(_cap_fraction(t2, rh) - _cap_fraction(t1, rh)) / abs(dt)
+            else:
+                u = t1 / rh
+                dens = 0.75 / rh * max(0.0, 1.0 - u * u)
+            g = s0 * dens * h
+            t1 = t2
+            if g <= 0.0:
+                continue
+            if write:
+                pm = sign * (a + (j + 0.5) * h)
+                c = math.cos(pm)
+                s = math.sin(pm)
+                sx = c * rx - s * ry + s0
+                sy = s * rx + c * ry
+                sz = rz
+                norm = math.sqrt(sx * sx + sy * sy + sz * sz)
+                sx /= norm
+                sy /= norm
+                sz /= norm
+                # polarisation (Kahn et al. 1982)
+                cos2t = sx
+                sin2t_sq = max(0.0, 1.0 - cos2t * cos2t)
+                perp = math.sqrt(sy * sy + sz * sz)
+                if perp > 0.0:
+                    cr = (sy * e_pol[1] + sz * e_pol[2]) / perp
+                    cos2rho = 2.0 * cr * cr - 1.0
+                else:
+                    cos2rho = 0.0
+                pol = 0.5 * (1.0 + cos2t * cos2t - tau * cos2rho * sin2t_sq)
+                # ray / detector-plane intersection; det = [O(3), e_slow(3), e_fast(3), n(3),
+                # D, beam_x, beam_y, pixel_slow, pixel_fast]
+                dn = sx * det[9] + sy * det[10] + sz * det[11]
+                ps = np.nan
+                pf = np.nan
+                if dn > 1e-6:
+                    mu = det[12] / dn
+                    qx = mu * sx - det[0]
+                    qy = mu * sy - det[1]
+                    qz = mu * sz - det[2]
+                    xd = det[13] + qx * det[3] + qy * det[4] + qz * det[5]
+                    yd = det[14] + qx * det[6] + qy * det[7] + qz * det[8]
+                    ps = xd / det[15]
+                    pf = yd / det[16]
+                m = offset + n
+                out_refl[m] = i
+                out_img[m] = k
+                out_pos[m, 0] = ps
+                out_pos[m, 1] = pf
+                out_g[m] = g
+                out_pol[m] = pol
+            n += 1
+        ta = tb
+    return n
+
+
+@jit(parallel=True)
+def sweep_records(
+    r0: np.ndarray,
+    rho: np.ndarray,
+    s0: float,
+    sign: float,
+    phi_edges: np.ndarray,
+    steps_per_width: int,
+    min_steps_per_image: int,
+    det: np.ndarray,
+    e_pol: np.ndarray,
+    tau: float,
+):
+    """Sub-step every reflection through the sweep and return its records.
+
+    Parameters
+    ----------
+    r0 : (N, 3) float64
+        Reciprocal-lattice vectors at phi = 0 (1/Angstrom), ``M U B h``.
+    rho : (N,) float64
+        Mosaic-ball radii (1/Angstrom).
+    s0 : float
+        ``1 / wavelength`` (1/Angstrom).
+    sign : float
+        +1 for rotation about +Z, -1 for REVERSEPHI.
+    phi_edges : (n_img + 1,) float64
+        Image phi boundaries (radians), increasing.
+    steps_per_width, min_steps_per_image : int
+        Sub-steps per rocking width (lower bound) and per image.
+    det : (17,) float64
+        Detector description, see ``_walk``.
+    e_pol : (3,) float64
+        Unit electric vector of the incident beam.
+    tau : float
+        Degree of polarisation.
+
+    Returns
+    -------
+    refl, img : int32 arrays; pos (M, 2) float64 (slow, fast pixels); g, pol : float64 arrays.
+    """
+    n_refl = r0.shape[0]
+    counts = np.zeros(n_refl, dtype=np.int64)
+    d_i = np.zeros(0, dtype=np.int32)
+    d_p = np.zeros((0, 2), dtype=np.float64)
+    d_f = np.zeros(0, dtype=np.float64)
+    for i in prange(n_refl):
+        counts[i] = _walk(i, r0, rho, s0, sign, phi_edges, steps_per_width,
+                          min_steps_per_image, det, e_pol, tau, False, 0,
+                          d_i, d_i, d_p, d_f, d_f)
+    offsets = np.zeros(n_refl + 1, dtype=np.int64)
+    for i in range(n_refl):
+        offsets[i + 1] = offsets[i] + counts[i]
+    total = offsets[n_refl]
+    out_refl = np.empty(total, dtype=np.int32)
+    out_img = np.empty(total, dtype=np.int32)
+    out_pos = np.empty((total, 2), dtype=np.float64)
+    out_g = np.empty(total, dtype=np.float64)
+    out_pol = np.empty(total, dtype=np.float64)
+    for i in prange(n_refl):
+        if counts[i] > 0:
+            _walk(i, r0, rho, s0, sign, phi_edges, steps_per_width, min_steps_per_image,
+                  det, e_pol, tau, True, offsets[i], out_refl, out_img, out_pos, out_g, out_pol)
+    return out_refl, out_img, out_pos, out_g, out_pol
+
+
+@jit
+def _erf_weights(c: float, lo: int, hi: int, inv: float, w: np.ndarray) -> None:
+    """Fill ``w[k]`` with the Gaussian mass in pixel ``lo + k`` (cell [p, p+1)), centre ``c``."""
+    prev = math.erf((lo - c) * inv)
+    for k in range(hi - lo):
+        nxt = math.erf((lo + k + 1 - c) * inv)
+        w[k] = 0.5 * (nxt - prev)
+        prev = nxt
+
+
+@jit(parallel=True)
+def render_records(
+    img_start: np.ndarray,
+    pos: np.ndarray,
+    counts: np.ndarray,
+    sigma_slow: float,
+    sigma_fast: float,
+    half_width: int,
+    out: np.ndarray,
+) -> None:
+    """Add Gaussian spots to ``out`` (n_img, nslow, nfast), records grouped by image.
+
+    Records ``img_start[k]:img_start[k+1]`` belong to image ``k``; ``pos`` is the (slow, fast)
+    continuous pixel position, ``counts`` the expected photons.  Each pixel receives the exact
+    integral of the normalised 2-D Gaussian over its area; pixels outside the array are dropped.
+    """
+    n_img = out.shape[0]
+    nslow = out.shape[1]
+    nfast = out.shape[2]
+    inv_s = 1.0 / (math.sqrt(2.0) * sigma_slow)
+    inv_f = 1.0 / (math.sqrt(2.0) * sigma_fast)
+    for k in prange(n_img):
+        ws = np.empty(2 * half_width + 2, dtype=np.float64)
+        wf = np.empty(2 * half_width + 2, dtype=np.float64)
+        for m in range(img_start[k], img_start[k + 1]):
+            ps = pos[m, 0]
+            pf = pos[m, 1]
+            if not (ps == ps and pf == pf):
+                continue
+            i0 = max(0, int(math.floor(ps)) - half_width)
+            i1 = min(nslow, int(math.floor(ps)) + half_width + 1)
+            j0 = max(0, int(math.floor(pf)) - half_width)
+            j1 = min(nfast, int(math.floor(pf)) + half_width + 1)
+            if i0 >= i1 or j0 >= j1:
+                continue
+            _erf_weights(ps, i0, i1, inv_s, ws)
+            _erf_weights(pf, j0, j1, inv_f, wf)
+            c = counts[m]
+            for a in range(i1 - i0):
+                ca = c * ws[a]
+                for b in range(j1 - j0):
+                    out[k, i0 + a, j0 + b] += ca * wf[b]

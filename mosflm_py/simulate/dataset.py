@@ -1,0 +1,198 @@
+"""Simulate a whole rotation sweep to image files plus ground truth (:func:`simulate_dataset`)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mosflm_py.errors import ImageError, KeywordError
+from mosflm_py.simulate.detector import (
+    background_map,
+    backstop_mask,
+    dead_pixel_mask,
+    detector_frame,
+    module_gap_mask,
+)
+from mosflm_py.simulate.params import SimulationParams
+from mosflm_py.simulate.render import CrystalModel, crystal_model, render, sweep
+from mosflm_py.simulate.truth import (
+    Observations,
+    assign_partials,
+    mosflm_matrix_text,
+    observations,
+    save_truth,
+    summary_text,
+)
+from mosflm_py.simulate.writers import Hdf5Writer, write_cbf, write_smv
+
+FORMATS = ("cbf", "smv", "hdf5")
+BACKSTOP_TRANSMISSION = 0.02
+"""Fraction of the photons that get through the backstop shadow."""
+
+
+@dataclass(frozen=True)
+class SimulatedDataset:
+    """What :func:`simulate_dataset` wrote.
+
+    Attributes
+    ----------
+    params : the :class:`SimulationParams` used.  out_dir : folder.  fmt : "cbf" | "smv" | "hdf5".
+    paths : image files in order (for hdf5: the master file only).  template : MOSFLM template
+    (``sim_#####.cbf``, ``sim_###.img``, or the master file name).  truth_path, truth_text_path,
+    matrix_path : truth files.  model, obs : crystal model and observations.
+    partials : sparse per-image table (obs, image, fraction, counts).  seconds : wall time.
+    """
+
+    params: SimulationParams
+    out_dir: Path
+    fmt: str
+    paths: list[Path]
+    template: str
+    truth_path: Path
+    truth_text_path: Path
+    matrix_path: Path
+    model: CrystalModel = field(repr=False)
+    obs: Observations = field(repr=False)
+    partials: dict = field(repr=False)
+    seconds: float = 0.0
+
+    @property
+    def image_numbers(self) -> list[int]:
+        """Image numbers of the sweep."""
+        p = self.params
+        return list(range(p.first_image, p.first_image + p.n_images))
+
+
+def static_masks(p: SimulationParams) -> tuple[np.ndarray, np.ndarray]:
+    """(invalid, shadow): pixels written as -1 (gaps, dead) and backstop-shadowed pixels."""
+    invalid = dead_pixel_mask(p)
+    if p.module_gaps:
+        invalid |= module_gap_mask(p.nslow, p.nfast)
+    return invalid, backstop_mask(p)
+
+
+def to_detector_counts(expected: np.ndarray, p: SimulationParams, number: int,
+                       invalid: np.ndarray, shadow: np.ndarray) -> np.ndarray:
+    """Noise, gain, offset, overload and masks: expected photons -> int32 ADU frame.
+
+    Poisson deviates come from a generator seeded with ``(seed, image number)``, so an image is
+    the same whichever batch it is made in.
+    """
+    lam = expected
+    if shadow.any():
+        lam = np.where(shadow, lam * BACKSTOP_TRANSMISSION, lam)
+    if p.poisson:
+        rng = np.random.default_rng([int(p.seed), 2, int(number)])
+        photons = rng.poisson(lam).astype(np.float64)
+    else:
+        photons = np.rint(lam)
+    adu = np.rint(p.gain * photons + p.adc_offset)
+    adu = np.minimum(adu, p.overload)
+    out = adu.astype(np.int32)
+    out[invalid] = -1
+    return out
+
+
+def _template(fmt: str, name: str, n_last: int) -> str:
+    if fmt == "cbf":
+        return f"{name}_{'#' * max(5, len(str(n_last)))}.cbf"
+    if fmt == "smv":
+        return f"{name}_{'#' * max(3, len(str(n_last)))}.img"
+    return f"{name}_master.h5"
+
+
+def simulate_dataset(
+    params: SimulationParams,
+    out_dir,
+    fmt: str = "cbf",
+    name: str = "sim",
+    batch: int = 8,
+) -> SimulatedDataset:
+    """Simulate the sweep of ``params`` into ``out_dir`` and write the truth beside it.
+
+    Parameters
+    ----------
+    params : SimulationParams
+    out_dir : path-like, created if missing.
+    fmt : "cbf" (Pilatus miniCBF ``name_#####.cbf``), "smv" (ADSC ``name_###.img``) or "hdf5"
+        (``name_master.h5`` + ``name_data_000001.h5``).
+    name : file-name stem.
+    batch : images rendered together (memory ~ ``batch * nslow * nfast * 8`` bytes).
+
+    Returns
+    -------
+    SimulatedDataset
+        Files written, and the truth (also in ``truth.npz``, ``truth.txt``, ``truth.mat``).
+    """
+    t0 = time.perf_counter()
+    if fmt not in FORMATS:
+        raise KeywordError(f"Unknown image format '{fmt}' (choose one of {', '.join(FORMATS)}).")
+    p = params
+    p.validate()
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageError(f"Cannot create output folder {out}: {exc}") from exc
+    det = detector_frame(p)
+    model = crystal_model(p)
+    obs = observations(model, p, det)
+    bg = background_map(p)
+    invalid, shadow = static_masks(p)
+    n_last = p.first_image + p.n_images - 1
+    template = _template(fmt, name, n_last)
+    paths: list[Path] = []
+    h5 = Hdf5Writer(out, name, p) if fmt == "hdf5" else None
+    part_refl, part_img, part_g, part_counts = [], [], [], []
+    batch = max(1, int(batch))
+    try:
+        for first in range(0, p.n_images, batch):
+            count = min(batch, p.n_images - first)
+            rec = sweep(model, p, first, count, det)
+            counts = model.intensity[rec.refl] * rec.pol * rec.g
+            spots = render(rec, counts, p, count)
+            # per (reflection, image) sums for the truth
+            key = rec.refl.astype(np.int64) * count + rec.img
+            uk, inv = np.unique(key, return_inverse=True)
+            part_refl.append(uk // count)
+            part_img.append(uk % count + first)
+            part_g.append(np.bincount(inv, weights=rec.g, minlength=uk.size))
+            part_counts.append(np.bincount(inv, weights=counts, minlength=uk.size))
+            for k in range(count):
+                number = p.first_image + first + k
+                frame = to_detector_counts(spots[k] + bg, p, number, invalid, shadow)
+                if fmt == "cbf":
+                    path = out / template.replace("#" * template.count("#"),
+                                                  f"{number:0{template.count('#')}d}")
+                    write_cbf(path, frame, p, number)
+                    paths.append(path)
+                elif fmt == "smv":
+                    path = out / template.replace("#" * template.count("#"),
+                                                  f"{number:0{template.count('#')}d}")
+                    write_smv(path, frame, p, number)
+                    paths.append(path)
+                else:
+                    h5.write(first + k, frame)
+    finally:
+        if h5 is not None:
+            h5.close()
+            paths = [h5.master_path]
+    partials = assign_partials(
+        obs,
+        np.concatenate(part_refl), np.concatenate(part_img),
+        np.concatenate(part_g), np.concatenate(part_counts), p,
+    )
+    truth_path = out / "truth.npz"
+    save_truth(truth_path, p, model, obs, partials)
+    text_path = out / "truth.txt"
+    text_path.write_text(summary_text(p, model, obs, partials, template))
+    mat_path = out / "truth.mat"
+    mat_path.write_text(mosflm_matrix_text(p, model))
+    return SimulatedDataset(
+        params=p, out_dir=out, fmt=fmt, paths=paths, template=template, truth_path=truth_path,
+        truth_text_path=text_path, matrix_path=mat_path, model=model, obs=obs,
+        partials=partials, seconds=time.perf_counter() - t0,
+    )
