@@ -1,0 +1,151 @@
+"""Integrate one image: summation and 2D profile fitting of all predicted reflections.
+
+Leslie (1999), Acta Cryst. D55, 1696-1702.  Intensities are in photons (ADU minus ADCOFFSET,
+divided by GAIN), not LP-corrected (see :func:`mosflm_py.integration.lp.lp_factors`); partials
+are returned per image, adding them is the caller's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mosflm_py.errors import IntegrationError
+from mosflm_py.integration.flags import Flag, Reject, pack_bgpkratios
+from mosflm_py.integration.params import IntegrationParams
+from mosflm_py.integration.predictions import Predictions
+from mosflm_py.integration.profiles import StandardProfiles, blend_weights
+from mosflm_py.integration.shoebox import extract_shoeboxes, measure_boxes
+from mosflm_py.kernels import integrate_profile as _kp
+
+
+@dataclass(frozen=True)
+class ImageIntegration:
+    """Struct of arrays, one row per prediction (photons; NaN where not measured).
+
+    I, sigI : summation; Ipr, sigIpr : profile fitted; bg : background per pixel at the centre;
+    bgratio, pkratio, gradient : BGPKRATIOS components; flags : MTZ FLAG bits; reject : Reject
+    bits (non-zero = not written); n_peak, n_bg, n_fit : pixels used.
+    """
+
+    hkl: np.ndarray
+    x_px: np.ndarray
+    y_px: np.ndarray
+    fraction: np.ndarray
+    I: np.ndarray  # noqa: E741
+    sigI: np.ndarray
+    Ipr: np.ndarray
+    sigIpr: np.ndarray
+    bg: np.ndarray
+    bgratio: np.ndarray
+    pkratio: np.ndarray
+    gradient: np.ndarray
+    flags: np.ndarray
+    reject: np.ndarray
+    n_peak: np.ndarray
+    n_bg: np.ndarray
+    n_fit: np.ndarray
+    warnings: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return int(self.I.size)
+
+    @property
+    def accepted(self) -> np.ndarray:
+        """Rows to write to the MTZ."""
+        return self.reject == 0
+
+    def bgpkratios(self) -> np.ndarray:
+        return pack_bgpkratios(self.bgratio, self.pkratio, self.gradient)
+
+
+def integrate_image(
+    frame: np.ndarray,
+    predictions: Predictions,
+    params: IntegrationParams,
+    profiles: StandardProfiles | None = None,
+) -> ImageIntegration:
+    """Summation and (with ``profiles``) profile-fitted intensities of all predictions on an image.
+
+    Parameters
+    ----------
+    frame : ndarray (n_slow, n_fast)
+        Raw image in ADU.
+    predictions : Predictions
+        Positions (slow, fast pixels), hkl, fraction recorded, extra flags.
+    params : IntegrationParams
+        Box, background, rejection, profile, separation, GAIN, ADCOFFSET, NULLPIX, OVERLOAD.
+    profiles : StandardProfiles, optional
+        From :func:`accumulate_profiles` for this image's block; None or PROFILE OFF gives
+        summation only (overloaded and edge reflections are then rejected).
+    """
+    if not isinstance(predictions, Predictions):
+        raise IntegrationError("predictions must be a Predictions instance")
+    rej = params.rejection
+    warnings: list[str] = []
+    fit = (profiles is not None and params.profile.enabled and profiles.usable)
+    if fit:
+        if (profiles.raster.nxs, profiles.raster.nys) != (params.raster.nxs, params.raster.nys):
+            raise IntegrationError("standard profiles were made with a different RASTER box size")
+        idx, w = blend_weights(profiles.grid, predictions.x_px, predictions.y_px,
+                               params.profile.variable)
+        mask_id = idx[np.arange(idx.shape[0]), np.argmax(w, axis=1)]
+        masks = profiles.masks
+    else:
+        masks = params.raster.mask()[None]
+        mask_id = None
+    boxes = extract_shoeboxes(frame, predictions.x_px, predictions.y_px, masks, params, mask_id)
+    meas = measure_boxes(boxes, params)
+    n = len(predictions)
+    c = meas.counts
+    reject = np.zeros(n, np.int32)
+    reject[c[:, 1] > 0] |= Reject.OVERLAP
+    if not params.separation.close:
+        reject[c[:, 4] > 0] |= Reject.OVERLAP
+    reject[c[:, 0] == 0] |= Reject.NO_PEAK
+    reject[meas.n_bg < rej.nbgmin] |= Reject.TOO_FEW_BG
+    flags = predictions.flags.astype(np.int32).copy()
+    over, edge = c[:, 2] > 0, c[:, 3] > 0
+    I, var = meas.i_sum.copy(), meas.var_sum.copy()  # noqa: E741
+    Ipr, varpr = np.full(n, np.nan), np.full(n, np.nan)
+    pkratio, nfit = np.full(n, np.nan), np.zeros(n, np.int64)
+    if fit:
+        missing = np.zeros(n)
+        fx = boxes.fx if params.profile.interpolate else np.zeros(n)
+        fy = boxes.fy if params.profile.interpolate else np.zeros(n)
+        _kp.fit_boxes(boxes.values, boxes.codes, meas.plane, meas.sigma_b2, boxes.nx, boxes.ny,
+                      np.ascontiguousarray(profiles.profiles), idx, w, np.ascontiguousarray(fx),
+                      np.ascontiguousarray(fy), float(params.profile.efac),
+                      float(params.profile.wdlim1), float(params.profile.wdlim2),
+                      np.nan_to_num(meas.i_sum), Ipr, varpr, pkratio, nfit, missing)
+        partial = over | edge
+        done = partial & np.isfinite(Ipr)
+        I[done] += Ipr[done] * missing[done]
+        var[done] += missing[done] ** 2 * varpr[done] + np.maximum(Ipr[done], 0) * missing[done]
+        reject[partial & ~np.isfinite(Ipr)] |= Reject.NO_PROFILE
+        bad_pk = np.isfinite(pkratio) & (pkratio > rej.pkratio)
+        flags[bad_pk] |= Flag.PKRATIO
+        if not rej.pkratio_accept:
+            reject[bad_pk] |= Reject.PKRATIO
+    else:
+        reject[over | edge] |= Reject.NO_PROFILE
+    flags[over] |= Flag.OVERLOAD
+    flags[edge] |= Flag.EDGE
+    flags[np.nan_to_num(meas.bgratio) > rej.bgratio] |= Flag.BGRATIO
+    flags[meas.gradient > rej.gradmax] |= Flag.GRADIENT
+    sig = np.sqrt(np.maximum(var, 0.0))
+    sigpr = np.sqrt(np.maximum(varpr, 0.0))
+    neg = (I < -rej.negative_sigma * sig) | (Ipr < -rej.negative_sigma * sigpr)
+    flags[neg] |= Flag.NEGATIVE
+    unmeasured = (reject & (Reject.NO_PEAK | Reject.TOO_FEW_BG | Reject.NO_PROFILE)) != 0
+    I[unmeasured], sig[unmeasured] = np.nan, np.nan
+    if np.count_nonzero(over):
+        warnings.append(f"{int(np.count_nonzero(over))} overloaded reflections "
+                        "(intensity estimated by profile fitting, FLAG 16)")
+    return ImageIntegration(
+        hkl=predictions.hkl, x_px=predictions.x_px, y_px=predictions.y_px,
+        fraction=predictions.fraction, I=I, sigI=sig, Ipr=Ipr, sigIpr=sigpr,
+        bg=meas.plane[:, 2].copy(), bgratio=meas.bgratio, pkratio=pkratio,
+        gradient=meas.gradient, flags=flags, reject=reject, n_peak=c[:, 0].copy(),
+        n_bg=meas.n_bg, n_fit=nfit, warnings=tuple(warnings))

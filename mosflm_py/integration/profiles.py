@@ -1,0 +1,315 @@
+"""Standard profiles: detector regions, accumulation over a BLOCK, optimisation, averaging.
+
+MOSFLM 2D profile fitting (Leslie 1999, Acta Cryst. D55, 1696-1702; Leslie 2006, Acta D62, 48):
+background-subtracted boxes of strong fully recorded reflections, centred by bilinear
+interpolation on the predicted position (INTERPOLATE), are summed per detector region (5 x 5 grid
+minus the corners = 21 regions when data extend beyond 2.5 A, else 3 x 3; XLINES/YLINES
+override).  Each profile pixel is the ratio sum(Delta) / sum(I) over the contributors that
+measured it.  Regions with fewer than NREF contributors or a background rms above RMSBG are
+replaced by a contributor-weighted average of their neighbours.  A reflection's profile is the
+bilinear (VARIABLE) blend of the profiles of the region centres around it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mosflm_py.errors import IntegrationError
+from mosflm_py.integration.box import BACKGROUND, PEAK, Raster, optimise_raster
+from mosflm_py.integration.params import IntegrationParams
+from mosflm_py.integration.predictions import Predictions
+from mosflm_py.integration.shoebox import extract_shoeboxes, measure_boxes
+from mosflm_py.kernels import integrate_profile as _kp
+
+
+@dataclass(frozen=True)
+class RegionGrid:
+    """Detector regions: boundaries along slow (xlines) and fast (ylines), pixels; valid cells."""
+
+    xlines: np.ndarray
+    ylines: np.ndarray
+    valid: np.ndarray  # (gx, gy) bool
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.xlines.size - 1, self.ylines.size - 1)
+
+    def centres(self) -> tuple[np.ndarray, np.ndarray]:
+        cx = 0.5 * (self.xlines[1:] + self.xlines[:-1])
+        return cx, 0.5 * (self.ylines[1:] + self.ylines[:-1])
+
+    def central_region(self) -> int:
+        gx, gy = self.shape
+        return (gx // 2) * gy + gy // 2
+
+
+def region_grid(
+    frame_shape: tuple[int, int],
+    high_resolution: bool = True,
+    circular: bool = False,
+    xlines: Sequence[float] | None = None,
+    ylines: Sequence[float] | None = None,
+) -> RegionGrid:
+    """Standard-profile regions: 5 x 5 minus corners (21) when ``high_resolution`` (data beyond
+    2.5 A) else 3 x 3 (no corners on circular detectors); XLINES / YLINES (pixels) override."""
+    n = 5 if high_resolution else 3
+    xl = (np.linspace(0.0, frame_shape[0], n + 1) if xlines is None
+          else np.asarray(sorted(xlines), np.float64))
+    yl = (np.linspace(0.0, frame_shape[1], n + 1) if ylines is None
+          else np.asarray(sorted(ylines), np.float64))
+    if xl.size < 2 or yl.size < 2:
+        raise IntegrationError("PROFILE XLINES / YLINES need at least two boundaries each")
+    valid = np.ones((xl.size - 1, yl.size - 1), bool)
+    if (xlines is None and ylines is None) and (n == 5 or circular):
+        valid[0, 0] = valid[0, -1] = valid[-1, 0] = valid[-1, -1] = False
+    return RegionGrid(xl, yl, valid)
+
+
+def blend_weights(grid: RegionGrid, x_px: np.ndarray, y_px: np.ndarray,
+                  variable: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Profile indices (N, 4) and weights (N, 4) of each reflection's blended profile.
+
+    VARIABLE: bilinear weights between the four surrounding region centres, invalid regions
+    dropped and the rest renormalised; otherwise weight 1 on the containing (or nearest valid)
+    region.
+    """
+    gx, gy = grid.shape
+    x, y = np.asarray(x_px, np.float64), np.asarray(y_px, np.float64)
+    n = x.size
+    cx, cy = grid.centres()
+    flat_valid = grid.valid.reshape(-1)
+    # nearest valid region (fallback and non-variable choice)
+    ix = np.clip(np.searchsorted(grid.xlines, x, side="right") - 1, 0, gx - 1)
+    iy = np.clip(np.searchsorted(grid.ylines, y, side="right") - 1, 0, gy - 1)
+    vcx = np.repeat(cx, gy)[flat_valid]
+    vcy = np.tile(cy, gx)[flat_valid]
+    vidx = np.flatnonzero(flat_valid)
+    nearest = vidx[np.argmin((x[:, None] - vcx) ** 2 + (y[:, None] - vcy) ** 2, axis=1)]
+    own = ix * gy + iy
+    own = np.where(flat_valid[own], own, nearest)
+    idx = np.zeros((n, 4), np.int64)
+    w = np.zeros((n, 4))
+    if not variable or (gx == 1 and gy == 1):
+        idx[:, 0], w[:, 0] = own, 1.0
+        return idx, w
+
+    def frac(c, v, g):
+        if g == 1:
+            return np.zeros(v.size, np.int64), np.zeros(v.size)
+        u = np.interp(v, c, np.arange(g, dtype=np.float64))
+        i0 = np.clip(np.floor(u).astype(np.int64), 0, g - 2)
+        return i0, np.clip(u - i0, 0.0, 1.0)
+
+    i0, tx = frac(cx, x, gx)
+    j0, ty = frac(cy, y, gy)
+    corners = [(0, 0, (1 - tx) * (1 - ty)), (1, 0, tx * (1 - ty)),
+               (0, 1, (1 - tx) * ty), (1, 1, tx * ty)]
+    for q, (da, db, wq) in enumerate(corners):
+        a = np.minimum(i0 + da, gx - 1)
+        b = np.minimum(j0 + db, gy - 1)
+        r = a * gy + b
+        idx[:, q] = r
+        w[:, q] = np.where(flat_valid[r], wq, 0.0)
+    tot = w.sum(axis=1)
+    bad = tot <= 1e-12
+    w[~bad] /= tot[~bad, None]
+    idx[bad, 0], w[bad, 0] = nearest[bad], 1.0
+    w[bad, 1:] = 0.0
+    return idx, w
+
+
+@dataclass(frozen=True)
+class StandardProfiles:
+    """Standard profiles of one BLOCK (picklable).
+
+    profiles : (R, NX, NY), each normalised to sum 1 over its region's peak (R = gx*gy cells).
+    masks : (R, NX, NY) int8 OUTSIDE / PEAK / BACKGROUND per region (optimised).
+    rasters : optimised RASTER per region.  raw : profiles before averaging (unnormalised ratio).
+    n_contrib, rmsbg, corrln, averaged, fraction_outside : per region.  usable : any profile.
+    """
+
+    raster: Raster
+    grid: RegionGrid
+    profiles: np.ndarray
+    masks: np.ndarray
+    rasters: tuple[Raster, ...]
+    raw: np.ndarray
+    n_contrib: np.ndarray
+    rmsbg: np.ndarray
+    corrln: np.ndarray
+    averaged: np.ndarray
+    fraction_outside: np.ndarray
+    usable: bool
+    warnings: tuple[str, ...]
+
+    def report(self) -> list[dict]:
+        """Per valid region: box, NX NY, RMSBG, contributors, CORRLN, averaged, character map."""
+        gx, gy = self.grid.shape
+        rows = []
+        for r in np.flatnonzero(self.grid.valid.reshape(-1)):
+            rows.append({
+                "region": int(r) + 1, "ix": int(r // gy) + 1, "iy": int(r % gy) + 1,
+                "raster": self.rasters[r].as_tuple(), "nx": self.raster.nxs,
+                "ny": self.raster.nys, "rmsbg": float(self.rmsbg[r]),
+                "n_contrib": int(self.n_contrib[r]), "corrln": float(self.corrln[r]),
+                "averaged": bool(self.averaged[r]),
+                "map": profile_map(self.profiles[r], self.masks[r]),
+            })
+        return rows
+
+
+def profile_map(profile: np.ndarray, mask: np.ndarray, masked: np.ndarray | None = None
+                ) -> list[str]:
+    """MOSFLM-style character map: one line per fast-direction row... values scaled 0-9.
+
+    Lines run along the fast direction (one line per slow row X); peak pixels show a digit
+    0-9 (value / max * 9), background pixels a digit in lower contrast ('.' when < 0.5),
+    pixels outside the box a blank and masked (overlap) pixels '*'.
+    """
+    p = np.asarray(profile, np.float64)
+    top = p[mask != 0].max(initial=0.0)
+    scale = 9.0 / top if top > 0 else 0.0
+    lines = []
+    for a in range(p.shape[0]):
+        chars = []
+        for b in range(p.shape[1]):
+            if masked is not None and masked[a, b]:
+                chars.append("*")
+            elif mask[a, b] == 0:
+                chars.append(" ")
+            else:
+                v = int(round(max(p[a, b], 0.0) * scale))
+                chars.append("." if (mask[a, b] == BACKGROUND and v == 0) else str(min(v, 9)))
+        lines.append("".join(chars).rstrip())
+    return lines
+
+
+def _rmsbg(p: np.ndarray, mask: np.ndarray) -> float:
+    top = p[mask == PEAK].max(initial=0.0)
+    bgp = p[mask == BACKGROUND]
+    if top <= 0 or bgp.size == 0:
+        return np.inf
+    return float(np.sqrt(np.mean((bgp * 255.0 / top) ** 2)))
+
+
+def accumulate_profiles(
+    block: Sequence[tuple[np.ndarray, Predictions]],
+    params: IntegrationParams,
+    high_resolution: bool = True,
+    circular: bool = False,
+) -> StandardProfiles:
+    """Standard profiles from the images of one BLOCK.
+
+    Parameters
+    ----------
+    block : sequence of (frame, Predictions)
+        Images of the block with their predicted reflections.
+    params : IntegrationParams
+        RASTER, PROFILE (ISDR, NREF, RMSBG, TOLERANCE, BOUNDARY, PARTIALS, XLINES/YLINES, ...).
+    high_resolution : bool
+        Data extend beyond 2.5 A (21 regions) or not (9 regions).
+    circular : bool
+        Circular detector (no corner regions).
+    """
+    if not block:
+        raise IntegrationError("no images given to accumulate standard profiles")
+    pp = params.profile
+    raster = params.raster
+    nx, ny = raster.nxs, raster.nys
+    shape = np.asarray(block[0][0]).shape
+    grid = region_grid(shape, high_resolution, circular, pp.xlines, pp.ylines)
+    gx, gy = grid.shape
+    nreg = gx * gy
+    base_mask = raster.mask()
+    per_image = []
+    for frame, pred in block:
+        boxes = extract_shoeboxes(frame, pred.x_px, pred.y_px, base_mask[None], params)
+        meas = measure_boxes(boxes, params)
+        clean = ((meas.counts[:, 1:4].sum(axis=1) == 0) & (meas.counts[:, 0] > 0)
+                 & (meas.n_bg >= params.rejection.nbgmin)
+                 & (meas.i_sum > pp.isdr * np.sqrt(np.maximum(meas.var_sum, 1e-12))))
+        per_image.append((boxes, meas, pred, clean))
+    n_full = sum(int(np.count_nonzero(c & (p.fraction >= 0.999))) for _, _, p, c in per_image)
+    use_partials = pp.partials if pp.partials is not None else n_full < pp.nref * grid.valid.sum()
+    sums = np.zeros((nreg, nx, ny))
+    norms = np.zeros((nreg, nx, ny))
+    count = np.zeros(nreg, np.int64)
+    for boxes, meas, pred, clean in per_image:
+        good = clean & ((pred.fraction >= 0.999) | (use_partials & (pred.fraction >= 0.3)))
+        sel = np.flatnonzero(good)
+        if sel.size == 0:
+            continue
+        idx, _ = blend_weights(grid, pred.x_px[sel], pred.y_px[sel], variable=False)
+        fx = boxes.fx[sel] if pp.interpolate else np.zeros(sel.size)
+        fy = boxes.fy[sel] if pp.interpolate else np.zeros(sel.size)
+        _kp.accumulate(boxes.values, boxes.codes, meas.plane, nx, ny, sel, idx[:, 0].copy(),
+                       meas.i_sum[sel].copy(), np.ascontiguousarray(fx),
+                       np.ascontiguousarray(fy), sums, norms, count)
+    raw = np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0)
+    return finish_profiles(raw, count, raster, grid, params)
+
+
+def finish_profiles(raw: np.ndarray, count: np.ndarray, raster: Raster, grid: RegionGrid,
+                    params: IntegrationParams) -> StandardProfiles:
+    """Optimise masks, average poor regions, normalise and compute CORRLN (see module doc)."""
+    pp = params.profile
+    gx, gy = grid.shape
+    nreg = gx * gy
+    valid = grid.valid.reshape(-1)
+    centre = grid.central_region()
+    warnings: list[str] = []
+
+    def optimise(p: np.ndarray, r: int) -> tuple[Raster, float]:
+        tol = pp.tolerance[0] if r == centre else pp.tolerance[1]
+        if not pp.optimise:
+            return raster, float("nan")
+        return optimise_raster(p, raster, tol, pp.boundary, fixbox=True)
+
+    rasters = [raster] * nreg
+    outside = np.full(nreg, np.nan)
+    rmsbg = np.full(nreg, np.inf)
+    for r in np.flatnonzero(valid & (count > 0)):
+        rasters[r], outside[r] = optimise(raw[r], r)
+        rmsbg[r] = _rmsbg(raw[r], rasters[r].mask())
+    good = valid & (count >= pp.nref) & (rmsbg <= pp.rmsbg)
+    final = raw.copy()
+    averaged = np.zeros(nreg, bool)
+    if not good.any():
+        warnings.append("too few strong reflections to form any standard profile: "
+                        "profile fitting is not possible for this block")
+    else:
+        for r in np.flatnonzero(valid & ~good):
+            a, b = divmod(int(r), gy)
+            neigh = [i * gy + j for i in range(max(a - 1, 0), min(a + 2, gx))
+                     for j in range(max(b - 1, 0), min(b + 2, gy)) if good[i * gy + j]]
+            if not neigh:
+                neigh = list(np.flatnonzero(good))
+            wts = count[neigh].astype(np.float64)
+            final[r] = np.tensordot(wts / wts.sum(), raw[neigh], axes=1)
+            averaged[r] = True
+            rasters[r], outside[r] = optimise(final[r], r)
+            rmsbg[r] = _rmsbg(final[r], rasters[r].mask())
+        if averaged.any():
+            warnings.append(
+                "AVERAGING OF STANDARD PROFILES: regions "
+                + " ".join(str(int(r) + 1) for r in np.flatnonzero(averaged))
+                + f" have fewer than NREF={pp.nref} reflections or RMSBG > {pp.rmsbg:g}"
+            )
+    masks = np.stack([rs.mask() for rs in rasters])
+    profiles = np.zeros_like(final)
+    for r in range(nreg):
+        s = final[r][masks[r] == PEAK].sum()
+        if s > 0:
+            profiles[r] = final[r] / s
+    corrln = np.full(nreg, np.nan)
+    cref = profiles[centre] if valid[centre] else profiles[np.flatnonzero(valid)[0]]
+    box = raster.box_mask()
+    for r in np.flatnonzero(valid):
+        a, b = profiles[r][box], cref[box]
+        if a.std() > 0 and b.std() > 0:
+            corrln[r] = float(np.corrcoef(a, b)[0, 1])
+    return StandardProfiles(raster, grid, profiles, masks, tuple(rasters), raw, count, rmsbg,
+                            corrln, averaged, outside, bool(good.any()), tuple(warnings))

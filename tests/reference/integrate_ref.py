@@ -1,0 +1,104 @@
+"""Plain-numpy references for the integration kernels (mosflm_py/kernels/integrate_*.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def extract_boxes(frame, ci, cj, mask_id, masks, peak_masks, noverlap, gain, adcoffset,
+                  nullpix, overload):
+    nm, nx, ny = masks.shape
+    hx, hy = nx // 2, ny // 2
+    omap = np.zeros(frame.shape, np.int64)
+    for k in range(ci.size):
+        for a in range(nx):
+            for b in range(ny):
+                i, j = ci[k] - hx + a, cj[k] - hy + b
+                if 0 <= i < frame.shape[0] and 0 <= j < frame.shape[1]:
+                    omap[i, j] += peak_masks[mask_id[k], a, b]
+    values = np.zeros((ci.size, nx, ny))
+    codes = np.zeros((ci.size, nx, ny), np.int8)
+    for k in range(ci.size):
+        m = mask_id[k]
+        for a in range(nx):
+            for b in range(ny):
+                region = masks[m, a, b]
+                i, j = ci[k] - hx + a, cj[k] - hy + b
+                if region == 0:
+                    continue
+                if not (0 <= i < frame.shape[0] and 0 <= j < frame.shape[1]):
+                    codes[k, a, b] = region | 16
+                    continue
+                raw = float(frame[i, j])
+                values[k, a, b] = (raw - adcoffset) / gain
+                if raw <= nullpix or raw < 0:
+                    status = 3
+                elif raw >= overload:
+                    status = 2
+                elif omap[i, j] - peak_masks[m, a, b] >= noverlap:
+                    status = 1
+                else:
+                    status = 0
+                codes[k, a, b] = region | (status << 2)
+    return values.reshape(-1), codes.reshape(-1)
+
+
+def _plane(dx, dy, v):
+    g = np.column_stack([dx, dy, np.ones_like(dx)])
+    gtg = g.T @ g
+    return np.linalg.solve(gtg, g.T @ v), np.linalg.inv(gtg)
+
+
+def background_and_sum(values, codes, nx, ny, bgfrac, bias_f, bgsig):
+    """Returns per box: plane (a, b, c), n_bg, i_sum, var_sum (no RECOVER)."""
+    hx, hy = nx // 2, ny // 2
+    dx = (np.arange(nx)[:, None] - hx + np.zeros((1, ny))).reshape(-1)
+    dy = (np.arange(ny)[None, :] - hy + np.zeros((nx, 1))).reshape(-1)
+    out = []
+    for k in range(values.size // (nx * ny)):
+        v = values[k * nx * ny:(k + 1) * nx * ny]
+        c = codes[k * nx * ny:(k + 1) * nx * ny]
+        ok = ((c & 3) == 2) & ((c >> 2) == 0)
+        vals = v[ok]
+        order = np.argsort(vals, kind="mergesort")
+        nlow = max(int(np.ceil(bgfrac * vals.size)), 3)
+        low = np.flatnonzero(ok)[order[:nlow]]
+        p, inv = _plane(dx[low], dy[low], v[low])
+        p[2] += bias_f * np.sqrt(abs(p[2]))
+        for _ in range(2):
+            thr = bgsig * np.sqrt(max(abs(p[2]), 1.0))
+            use = ok & (np.abs(v - (p[0] * dx + p[1] * dy + p[2])) <= thr)
+            p, inv = _plane(dx[use], dy[use], v[use])
+        peak = ((c & 3) == 1) & ((c >> 2) == 0)
+        delta = v[peak] - (p[0] * dx[peak] + p[1] * dy[peak] + p[2])
+        s = np.array([dx[peak].sum(), dy[peak].sum(), peak.sum()])
+        var = np.clip(v[peak], 0, None).sum() + max(p[2], 0.0) * s @ inv @ s
+        out.append((p, int(use.sum()), delta.sum(), var))
+    return out
+
+
+def fit_profile(rho, bg, p, efac, niter=6):
+    """Iterated weighted least squares J = sum(P D/v)/sum(P^2/v), v = max(m + (efac m)^2, 1)."""
+    j = 0.0
+    for _ in range(niter):
+        m = np.clip(bg, 0, None) + max(j, 0.0) * p
+        v = np.maximum(m + (efac * m) ** 2, 1.0)
+        den = (p * p / v).sum()
+        j = (p * (rho - bg) / v).sum() / den
+    return j, 1.0 / den
+
+
+def shift_bilinear(img, fx, fy):
+    """out[a, b] = img sampled at (a - fx, b - fy), zero outside."""
+    nx, ny = img.shape
+    out = np.zeros_like(img)
+    for a in range(nx):
+        for b in range(ny):
+            x, y = a - fx, b - fy
+            x0, y0 = int(np.floor(x)), int(np.floor(y))
+            tx, ty = x - x0, y - y0
+            for da, wa in ((0, 1 - tx), (1, tx)):
+                for db, wb in ((0, 1 - ty), (1, ty)):
+                    if 0 <= x0 + da < nx and 0 <= y0 + db < ny:
+                        out[a, b] += wa * wb * img[x0 + da, y0 + db]
+    return out
