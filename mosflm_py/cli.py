@@ -1,0 +1,186 @@
+"""Command line, CCP4 style: ``mosflm-py [LOGICAL file ...] [options] < commands``.
+
+Logical names (any case): HKLOUT, SUMMARY, SPOTOD, COORDS, GENFILE, NEWMAT, MATRIX and LOGFILE
+(mosflm-py: name of the ``.lp`` log). CCP4 flags ``-n``, ``-nohtml``, ``-nosummary``, ``-i`` and
+``-v <level>`` are accepted. mosflm-py options: ``--nproc N`` (worker processes, same as the
+NPROC keyword), ``--nolog`` (no ``.lp`` file), ``--batch`` / ``--interactive`` (force the mode).
+
+Keyword input is read from stdin: piped input runs as a batch job (each line echoed as
+`` ===> line``, exit status 1 if any line failed); a terminal gives the interactive
+``MOSFLM => `` prompt. The whole output is also written, line by line, to
+``mosflm_YYYYMMDD_HHMMSS.lp`` in the current directory (as iMosflm's date-stamped log).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from collections.abc import Sequence
+from typing import IO
+
+from mosflm_py import __version__
+
+LOGICAL_NAMES = {
+    "HKLOUT": "hklout",
+    "SUMMARY": "summary",
+    "SPOTOD": "spotod",
+    "COORDS": "coords",
+    "GENFILE": "genfile",
+    "NEWMAT": "newmat",
+    "MATRIX": "matrix",
+    "LOGFILE": "logfile",
+}
+CCP4_FLAGS = {"-N", "-NOHTML", "-NOSUMMARY", "-I", "-H"}
+
+USAGE = f"""\
+mosflm-py {__version__} - a Python re-implementation of MOSFLM
+
+usage: mosflm-py [HKLOUT file] [SUMMARY file] [SPOTOD file] [COORDS file] [GENFILE file]
+                 [NEWMAT file] [MATRIX file] [LOGFILE file]
+                 [-n] [-nohtml] [-nosummary] [-i] [-v level] [--nproc N] [--nolog]
+                 [--batch | --interactive] [--help] [--version]   < keywords
+
+Keywords are read from standard input: piped input runs as a batch job, a terminal gives
+the interactive 'MOSFLM => ' prompt. Type HELP at the prompt for the keywords.
+Also installed as 'ipmosflm'; 'python -m mosflm_py' is the same program.
+"""
+
+
+class UsageError(Exception):
+    """Bad command line."""
+
+
+def parse_argv(argv: Sequence[str]) -> dict:
+    """Parse the command line into a dict of options and file names.
+
+    Raises
+    ------
+    UsageError
+        Unknown argument, or a logical name/option without its value.
+    """
+    opts: dict = {"files": {}, "nproc": None, "log": True, "mode": None, "help": False,
+                  "version": False}
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        a = args[i]
+        up = a.upper()
+        if "=" in a and up.split("=", 1)[0] in LOGICAL_NAMES:
+            name, value = a.split("=", 1)
+            opts["files"][LOGICAL_NAMES[name.upper()]] = value
+        elif up in LOGICAL_NAMES:
+            if i + 1 >= len(args):
+                raise UsageError(f"logical name {up} needs a file name after it")
+            opts["files"][LOGICAL_NAMES[up]] = args[i + 1]
+            i += 1
+        elif a in ("--help", "-help", "-h"):
+            opts["help"] = True
+        elif a in ("--version", "-version", "-V"):
+            opts["version"] = True
+        elif up in CCP4_FLAGS:
+            pass
+        elif a == "-v":
+            i += 1  # CCP4 verbosity level: accepted, ignored
+        elif a == "--nproc" or a.startswith("--nproc="):
+            value = a.split("=", 1)[1] if "=" in a else (args[i + 1] if i + 1 < len(args) else "")
+            if "=" not in a:
+                i += 1
+            try:
+                opts["nproc"] = int(value)
+                if opts["nproc"] < 1:
+                    raise ValueError
+            except ValueError:
+                raise UsageError(f"--nproc needs a positive whole number, not '{value}'") from None
+        elif a == "--nolog":
+            opts["log"] = False
+        elif a in ("--batch", "--interactive"):
+            opts["mode"] = a[2:]
+        else:
+            raise UsageError(f"unknown argument '{a}' (logical names are "
+                             f"{', '.join(LOGICAL_NAMES)}; see --help)")
+        i += 1
+    return opts
+
+
+def default_logfile(now: _dt.datetime | None = None) -> str:
+    """Date-stamped log name in the current directory: ``mosflm_YYYYMMDD_HHMMSS.lp``."""
+    now = now or _dt.datetime.now()
+    return f"mosflm_{now:%Y%m%d_%H%M%S}.lp"
+
+
+def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
+         stdout: IO[str] | None = None) -> int:
+    """Entry point of ``mosflm-py`` / ``ipmosflm`` / ``python -m mosflm_py``.
+
+    Returns
+    -------
+    int
+        0 when every input line and action succeeded, 1 otherwise, 2 for a bad command line.
+    """
+    from mosflm_py.errors import MosflmError
+    from mosflm_py.session import Outcome, Session, replace_files
+    from mosflm_py.state import State, apply_setting
+
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        opts = parse_argv(argv)
+    except UsageError as err:
+        sys.stderr.write(f"mosflm-py: {err}\n")
+        return 2
+    if opts["help"]:
+        stdout.write(USAGE)
+        return 0
+    if opts["version"]:
+        stdout.write(f"mosflm-py {__version__}\n")
+        return 0
+    if opts["mode"] is None:
+        interactive = stdin.isatty() if hasattr(stdin, "isatty") else False
+    else:
+        interactive = opts["mode"] == "interactive"
+
+    state = replace_files(State(), **opts["files"])
+    if opts["nproc"]:
+        state = apply_setting(state, "integration.nproc", opts["nproc"])
+    log = None
+    if opts["log"]:
+        logname = opts["files"].get("logfile") or default_logfile()
+        try:
+            log = open(logname, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+        except OSError as err:
+            sys.stderr.write(f"mosflm-py: cannot write the log file {logname}: "
+                             f"{err.strerror or err}\n")
+            return 2
+        state = apply_setting(state, "files.logfile", logname)
+    try:
+        session = Session(out=stdout, interactive=interactive, log=log, state=state)
+        session.report.banner(__version__)
+        for name, value in opts["files"].items():
+            session.report.line(f" Logical name: {name.upper()}, Filename: {value}")
+        if state.files.matrix:
+            try:
+                from mosflm_py.actions.images import on_matrix
+
+                on_matrix(session, None)  # type: ignore[arg-type]
+            except MosflmError as err:
+                session.failures += 1
+                session.report.error(str(err))
+        if interactive:
+            from mosflm_py.repl import MosflmShell, run_interactive
+
+            if stdin is sys.stdin:
+                return run_interactive(session)
+            shell = MosflmShell(session, stdin=stdin, stdout=stdout)
+            shell.cmdloop()
+            return session.finish()
+        for line in stdin:
+            if session.execute(line) is Outcome.EXIT:
+                break
+        return session.finish()
+    except KeyboardInterrupt:
+        stdout.write("\n *** Interrupted.\n")
+        return 130
+    finally:
+        if log is not None:
+            log.close()

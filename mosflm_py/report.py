@@ -1,0 +1,159 @@
+"""MOSFLM-style text output: echoes, ``***`` errors, WARNING/Information banners, tables.
+
+Every user-visible line goes through a :class:`Report`, which writes to the session's terminal
+stream and to the log file (flushed per line). Algorithms never print; actions format their
+results with these helpers.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import textwrap
+from collections.abc import Iterable, Sequence
+from typing import IO, Any
+
+WIDTH = 100
+
+CITATIONS = (
+    "Leslie, A.G.W. (2006) Acta Cryst. D62, 48-57 (MOSFLM).",
+    "Battye, T.G.G., Kontogiannis, L., Johnson, O., Powell, H.R. & Leslie, A.G.W. (2011)",
+    "   Acta Cryst. D67, 271-281 (iMosflm).",
+    "Steller, I., Bolotovsky, R. & Rossmann, M.G. (1997) J. Appl. Cryst. 30, 1036-1040 (DPS).",
+    "Powell, H.R. (1999) Acta Cryst. D55, 1690-1695 (autoindexing in MOSFLM).",
+)
+
+
+class Report:
+    """Writes lines to several streams (terminal, log file); each line is flushed.
+
+    Parameters
+    ----------
+    streams : IO objects with ``write``; ``None`` entries are skipped.
+    """
+
+    def __init__(self, *streams: IO[str] | None):
+        self.streams: list[IO[str]] = [s for s in streams if s is not None]
+        self.log_only: list[IO[str]] = []
+        self.warnings: list[str] = []
+
+    def add_log(self, stream: IO[str]) -> None:
+        """Also write everything to *stream* (the log file)."""
+        self.log_only.append(stream)
+
+    def _write(self, text: str, *, terminal: bool = True, log: bool = True) -> None:
+        targets = (self.streams if terminal else []) + (self.log_only if log else [])
+        for s in targets:
+            s.write(text)
+            try:
+                s.flush()
+            except (AttributeError, ValueError):
+                pass
+
+    def line(self, text: str = "") -> None:
+        """One output line (a leading space is MOSFLM's carriage-control column)."""
+        self._write(text + "\n")
+
+    def lines(self, texts: Iterable[str]) -> None:
+        """Several lines."""
+        for t in texts:
+            self.line(t)
+
+    def log_only_line(self, text: str) -> None:
+        """A line for the log file only (e.g. the typed command in interactive mode)."""
+        self._write(text + "\n", terminal=False)
+
+    def raw(self, text: str) -> None:
+        """Text without a newline to the terminal only (the prompt)."""
+        self._write(text, log=False)
+
+    def echo(self, text: str) -> None:
+        """Echo of an input line as MOSFLM prints it: `` ===> line``."""
+        self.line(f" ===> {text}")
+
+    def error(self, message: str) -> None:
+        """A user-facing error: `` *** message`` (continuation lines indented)."""
+        first, *rest = message.splitlines() or [""]
+        self.line(f" *** {first}")
+        for r in rest:
+            self.line(f"     {r}")
+
+    def warning(self, text: str, advice: str = "") -> None:
+        """MOSFLM's warning block: blank line, `` ***** WARNING *****``, wrapped text, advice."""
+        self.warnings.append(text)
+        self.line()
+        self.line(" ***** WARNING *****")
+        self.lines(wrap(text))
+        if advice:
+            self.lines(wrap(advice))
+        self.line()
+
+    def information(self, text: str) -> None:
+        """MOSFLM's information block: `` **** Information ****`` and wrapped text."""
+        self.line()
+        self.line(" **** Information ****")
+        self.lines(wrap(text))
+        self.line()
+
+    def table(self, headers: Sequence[str], rows: Iterable[Sequence[Any]],
+              formats: Sequence[str] | None = None, indent: int = 1) -> None:
+        """A fixed-width table; each column as wide as its widest cell (numbers right-aligned)."""
+        print_rows = [[_cell(v, formats[i] if formats else "") for i, v in enumerate(r)]
+                      for r in rows]
+        widths = [len(h) for h in headers]
+        for r in print_rows:
+            widths = [max(w, len(c)) for w, c in zip(widths, r)]
+        pad = " " * indent
+        self.line(pad + "  ".join(h.rjust(w) for h, w in zip(headers, widths)))
+        for r in print_rows:
+            self.line(pad + "  ".join(c.rjust(w) for c, w in zip(r, widths)))
+
+    def banner(self, version: str, now: _dt.datetime | None = None) -> None:
+        """The program banner printed at start-up."""
+        now = now or _dt.datetime.now()
+        stars = " " + "*" * 78
+        self.line(stars)
+        self.line(" *" + "mosflm-py".center(76) + "*")
+        title = f"A Python re-implementation of MOSFLM  version {version}"
+        self.line(" *" + title.center(76) + "*")
+        self.line(" *" + f"Run on {now:%d %B %Y} at {now:%H:%M:%S}".center(76) + "*")
+        self.line(stars)
+        self.line()
+        self.line(" Please reference the programs this one re-implements:")
+        for c in CITATIONS:
+            self.line(f"   {c}")
+        self.line()
+
+
+def wrap(text: str, width: int = WIDTH - 2) -> list[str]:
+    """Wrap *text* to MOSFLM-width lines with a leading space; blank lines kept."""
+    out: list[str] = []
+    for para in text.split("\n"):
+        if not para.strip():
+            out.append("")
+            continue
+        out.extend(" " + s for s in textwrap.wrap(para, width=width, break_on_hyphens=False))
+    return out
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None:
+        return "-"
+    if fmt:
+        return format(value, fmt)
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def fmt_value(value: Any) -> str:
+    """Compact text for a setting value (SHOW): floats with %g, tuples space-separated."""
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool):
+        return "ON" if value else "OFF"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return " ".join(fmt_value(v) if not isinstance(v, tuple) else f"({fmt_value(v)})"
+                        for v in value) or "(none)"
+    return str(value)

@@ -1,0 +1,373 @@
+"""The MOSFLM command session: keyword lines in, state changes, queued jobs and output.
+
+``Session(out=sys.stdout, interactive=False).execute(line)`` takes one physical input line and
+returns :class:`Outcome` (``CONTINUE`` or ``EXIT``). Settings take effect immediately; action
+keywords queue a :class:`Job` that ``GO`` (or ``RUN``) executes.
+
+Handler protocol (for the engineers writing ``mosflm_py/actions/*.py``)
+--------------------------------------------------------------------------
+An action keyword's TOML names its handler, e.g. ``handler = "mosflm_py.actions.autoindex:run"``
+(a subkeyword may name its own: ``MOSAIC ESTIMATE`` -> ``mosflm_py.actions.mosaic:estimate``).
+At ``GO``/``RUN`` the session calls, in queue order::
+
+    handler(session: Session, job: Job) -> None
+
+``job`` (:class:`Job`) contains
+
+* ``job.keyword`` - canonical keyword name (``"AUTOINDEX"``),
+* ``job.records`` - the parsed :class:`~mosflm_py.registry.Record` of every input line that
+  built the job (several ``AUTOINDEX ... IMAGE n`` lines accumulate into one job; ``job.record``
+  is the first). A record offers ``rec.get("first")`` (positional values by name, defaults
+  applied), ``rec.has("REFINE")``, ``rec.sub("THRESHOLD").get("value")``, ``rec.all("IMAGE")``
+  (each a :class:`~mosflm_py.registry.SubValue` with ``.values`` and nested ``.subs``, e.g.
+  ``img.get("n")``, ``img.sub("PHI").get("start")``),
+* ``job.state`` - the :class:`~mosflm_py.state.State` when the job was queued (settings given
+  after the action line but before GO are in ``session.state``; use that normally).
+
+``session`` offers
+
+* ``session.state`` - current immutable settings (:mod:`mosflm_py.state`);
+  ``session.set("crystal.mosaic", 0.4)`` stores a derived value (``user=False`` by default so it
+  is not mistaken for user input), ``session.state = new_state`` also works;
+* ``session.results`` - :class:`Results`, the mutable store for everything computed: ``sectors``
+  (image series), ``matrix`` (parsed MATRIX file), ``spots`` (per image), ``indexing``,
+  ``refinement``, ``mosaic``, ``predictions``, ``integration``, ``postref`` and ``extra`` (a dict
+  for anything else, keyed by module name);
+* ``session.report`` - :class:`~mosflm_py.report.Report` (``line``, ``lines``, ``warning``,
+  ``information``, ``table``, ``error``); all output goes there (terminal + log file);
+* ``session.images()`` - the current :class:`mosflm_py.imageio.series.ImageSeries` (resolved
+  from TEMPLATE/DIRECTORY/EXTENSION on first use, with the summary printed);
+  ``session.geometry(n)`` - :class:`mosflm_py.actions.images.EffectiveGeometry` for image *n*
+  (header merged with keywords, keywords win, WARNING on disagreement);
+* ``session.files`` - shortcut for ``session.state.files`` (HKLOUT, SUMMARY, NEWMAT, ...);
+* ``session.nproc`` - number of worker processes to use (NPROC keyword / ``--nproc``).
+
+A handler reports a user-caused failure by raising a :class:`~mosflm_py.errors.MosflmError`
+subclass with a complete message; the session prints it as `` *** message``, counts a failure and
+abandons the remaining queued jobs. Any other exception is caught too and reported as an internal
+error with a request to report the bug. A handler whose module or function does not exist yet
+gives `` *** AUTOINDEX is not implemented yet in mosflm-py``.
+
+Control keywords (GO, EXIT, HELP, SHOW, HEADER ...) run immediately with
+``handler(session, record) -> Outcome | None``. Setting keywords may name ``effect`` hooks with the
+same signature, run right after the state update (e.g. reading a MATRIX file).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from mosflm_py.errors import KeywordError, MosflmError, NotImplementedYet
+from mosflm_py.lexer import LineJoiner, Token, UnterminatedQuote, include_path
+from mosflm_py.registry import Record, Registry, default_registry, resolve_hook
+from mosflm_py.report import Report
+from mosflm_py.setters import apply_record
+from mosflm_py.state import State, apply_setting, get_setting
+
+log = logging.getLogger(__name__)
+
+MAX_INCLUDE_DEPTH = 10
+PROMPT = "MOSFLM => "
+
+
+class Outcome(enum.Enum):
+    """What the caller should do after a line: read more input or stop."""
+
+    CONTINUE = "continue"
+    EXIT = "exit"
+
+
+@dataclass
+class Job:
+    """A queued action: the keyword, its handler and the records (input lines) that built it."""
+
+    keyword: str
+    handler: str
+    records: list[Record]
+    state: State
+
+    @property
+    def record(self) -> Record:
+        """The first record of the job."""
+        return self.records[0]
+
+
+@dataclass
+class Results:
+    """Mutable store of computed results, shared by the action handlers."""
+
+    sectors: list[Any] = field(default_factory=list)
+    matrix: Any = None
+    spots: dict[int, Any] = field(default_factory=dict)
+    indexing: Any = None
+    refinement: Any = None
+    mosaic: Any = None
+    predictions: Any = None
+    integration: Any = None
+    postref: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Session:
+    """One MOSFLM run: state, results, pending jobs and output.
+
+    Parameters
+    ----------
+    out : text stream for terminal output (default: none, log only).
+    interactive : True when a person types at the ``MOSFLM => `` prompt.
+    log : optional extra stream receiving all output (the ``.lp`` log file); in interactive mode
+        the typed line is written to it as ``MOSFLM => line``.
+    registry : keyword registry (default: the installed ``keywords/``).
+    state : initial state (e.g. with command-line file names).
+    """
+
+    def __init__(self, out: IO[str] | None = None, interactive: bool = False,
+                 log: IO[str] | None = None, registry: Registry | None = None,
+                 state: State | None = None):
+        self.report = Report(out)
+        if log is not None:
+            self.report.add_log(log)
+        self.interactive = interactive
+        self.registry = registry or default_registry()
+        self.state = state or State()
+        self.results = Results()
+        self.pending: list[Job] = []
+        self.failures = 0
+        self.finished = False
+        self._joiner = LineJoiner()
+        self._lineno: dict[str, int] = {}
+        self._include_depth = 0
+        self._warned: set[Any] = set()
+
+    # ---------------------------------------------------------------- conveniences for handlers
+    @property
+    def files(self):
+        """The file-name settings (``state.files``)."""
+        return self.state.files
+
+    @property
+    def nproc(self) -> int:
+        """Worker processes to use: NPROC keyword, else the number of CPUs."""
+        import os
+
+        return self.state.integration.nproc or max(1, os.cpu_count() or 1)
+
+    def set(self, path: str, value: Any, *, user: bool = False) -> None:
+        """Store *value* at dotted *path* of the state (derived values: ``user=False``)."""
+        self.state = apply_setting(self.state, path, value, user=user)
+
+    def get(self, path: str) -> Any:
+        """The current setting at dotted *path*."""
+        return get_setting(self.state, path)
+
+    def warn_once(self, key: Any, text: str, advice: str = "") -> None:
+        """Print a WARNING block unless one with the same *key* was already printed."""
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        self.report.warning(text, advice)
+
+    def images(self):
+        """The current image series (resolved on first use); see :mod:`mosflm_py.actions.images`."""
+        from mosflm_py.actions.images import current_series
+
+        return current_series(self)
+
+    def geometry(self, image_number: int):
+        """Effective geometry of image *image_number* (header merged with keywords)."""
+        from mosflm_py.actions.images import effective_geometry
+
+        return effective_geometry(self, image_number)
+
+    # ---------------------------------------------------------------- input
+    def run_lines(self, lines: Iterable[str], source: str = "stdin") -> Outcome:
+        """Execute lines until EXIT or the end; returns the last outcome."""
+        for line in lines:
+            if self.execute(line, source=source) is Outcome.EXIT:
+                return Outcome.EXIT
+        return Outcome.CONTINUE
+
+    def execute(self, line: str, source: str = "stdin") -> Outcome:
+        """Process one physical input line (echo, continuation, ``@file``, keyword).
+
+        Never raises for user errors: they are printed as `` *** ...`` and counted in
+        ``self.failures``.
+        """
+        line = line.rstrip("\r\n")
+        lineno = self._lineno[source] = self._lineno.get(source, 0) + 1
+        if self.interactive and self._include_depth == 0:
+            self.report.log_only_line(PROMPT + line)
+        else:
+            self.report.echo(line)
+        try:
+            assembled = self._joiner.feed(line)
+        except UnterminatedQuote as err:
+            self._joiner.reset()
+            return self._fail(KeywordError(str(err)), line, lineno, source)
+        if assembled is None:
+            return Outcome.CONTINUE
+        tokens, text = assembled
+        if not tokens:
+            return Outcome.CONTINUE
+        inc = include_path(tokens)
+        if inc is not None:
+            return self._include(inc, line, lineno, source)
+        return self.execute_tokens(tokens, text, lineno, source)
+
+    def _include(self, path: str, line: str, lineno: int, source: str) -> Outcome:
+        if not path:
+            err = KeywordError("@ must be followed by a file name")
+            return self._fail(err, line, lineno, source)
+        if self._include_depth >= MAX_INCLUDE_DEPTH:
+            return self._fail(KeywordError(f"@{path}: includes nested more than "
+                                           f"{MAX_INCLUDE_DEPTH} deep"), line, lineno, source)
+        try:
+            text = Path(path).expanduser().read_text(encoding="utf-8", errors="replace")
+        except OSError as err:
+            reason = err.strerror or str(err)
+            return self._fail(KeywordError(f"cannot read the command file @{path}: {reason}"),
+                              line, lineno, source)
+        self._include_depth += 1
+        try:
+            for sub in text.splitlines():
+                if self.execute(sub, source=path) is Outcome.EXIT:
+                    return Outcome.EXIT
+        finally:
+            self._include_depth -= 1
+            self._lineno.pop(path, None)
+        return Outcome.CONTINUE
+
+    def execute_tokens(self, tokens: list[Token], text: str, lineno: int | None = None,
+                       source: str = "stdin") -> Outcome:
+        """Parse and execute one logical record."""
+        try:
+            record = self.registry.parse(tokens, text, lineno, source)
+            return self._dispatch(record) or Outcome.CONTINUE
+        except MosflmError as err:
+            return self._fail(err, text, lineno, source)
+        except Exception as err:  # noqa: BLE001 - never a traceback for the user
+            log.debug("internal error", exc_info=True)
+            self._debug_traceback()
+            msg = (f"Internal error in mosflm-py ({type(err).__name__}: {err}).\n"
+                   "Please report this bug with your input to the mosflm-py developers.")
+            return self._fail(MosflmError(msg), text, lineno, source)
+
+    def _debug_traceback(self) -> None:
+        for s in self.report.log_only:
+            s.write("".join(traceback.format_exc()))
+
+    def _fail(self, err: MosflmError, text: str, lineno: int | None, source: str) -> Outcome:
+        self.failures += 1
+        if self.interactive and self._include_depth == 0:
+            self.report.error(str(err))
+        else:
+            where = f"line {lineno}" if lineno is not None else "input"
+            if source not in ("stdin", "", None):
+                where += f" of {source}"
+            self.report.error(f"Error in {where} ({text.strip()}):\n{err}")
+        return Outcome.CONTINUE
+
+    # ---------------------------------------------------------------- dispatch
+    def _dispatch(self, record: Record) -> Outcome | None:
+        spec = record.spec
+        if spec.kind == "control":
+            assert spec.handler, f"{spec.name}: control keyword without handler"
+            return self._call(spec.name, spec.handler, record)
+        self.state = apply_record(self.state, record)
+        if record.is_action:
+            self._queue(record)
+        elif spec.effect:
+            return self._call(spec.name, spec.effect, record)
+        return None
+
+    def _queue(self, record: Record) -> None:
+        handler = record.handler
+        assert handler is not None
+        keyword = record.keyword
+        if record.spec.kind == "setting":  # e.g. MOSAIC ESTIMATE, FINDSPOTS FIND
+            keyword = f"{keyword} {next(s.name for s in record.subs if _sub_handler(record, s))}"
+        last = self.pending[-1] if self.pending else None
+        if last and record.spec.accumulate and last.keyword == keyword:
+            last.records.append(record)
+        else:
+            self.pending.append(Job(keyword, handler, [record], self.state))
+
+    def _call(self, name: str, hook: str, arg: Any) -> Outcome | None:
+        func = _resolve_handler(name, hook)
+        return func(self, arg)
+
+    def run_pending(self) -> None:
+        """Execute the queued jobs in order (GO / RUN). Stops at the first failure."""
+        jobs, self.pending = self.pending, []
+        if not jobs:
+            self.report.line(" No action is pending: GO/RUN has nothing to do "
+                             "(give AUTOINDEX, PROCESS, ... first).")
+            return
+        for k, job in enumerate(jobs):
+            try:
+                func = _resolve_handler(job.keyword, job.handler)
+                func(self, job)
+            except MosflmError as err:
+                self.failures += 1
+                self.report.error(str(err))
+                if rest := jobs[k + 1:]:
+                    names = ", ".join(j.keyword for j in rest)
+                    self.report.error(f"Because {job.keyword} failed, {names} was not run.")
+                return
+            except Exception as err:  # noqa: BLE001
+                log.debug("internal error in %s", job.keyword, exc_info=True)
+                self._debug_traceback()
+                self.failures += 1
+                self.report.error(
+                    f"Internal error in mosflm-py while running {job.keyword} "
+                    f"({type(err).__name__}: {err}).\n"
+                    "Please report this bug with your input to the mosflm-py developers.")
+                return
+
+    def finish(self) -> int:
+        """End of input: warn about jobs never started; return the exit status (0 = no errors)."""
+        if not self.finished:
+            self.finished = True
+            if self.pending:
+                names = ", ".join(j.keyword for j in self.pending)
+                self.report.warning(f"{names} was given but never run: GO or RUN is needed to "
+                                    "start queued actions.")
+                self.pending = []
+            if self.failures:
+                self.report.line(f" mosflm-py: {self.failures} input error(s) or failure(s); "
+                                 "see the *** messages above.")
+        return 1 if self.failures else 0
+
+
+def _sub_handler(record: Record, sub) -> bool:
+    spec = record.spec.subkeywords.get(sub.name)
+    return bool(spec and spec.handler)
+
+
+def _resolve_handler(keyword: str, hook: str):
+    module, _, func = hook.partition(":")
+    try:
+        return resolve_hook(hook)
+    except ModuleNotFoundError as err:
+        if err.name and (module == err.name or module.startswith(err.name + ".")):
+            raise NotImplementedYet(f"{keyword} is not implemented yet in mosflm-py") from None
+        raise
+    except AttributeError:
+        raise NotImplementedYet(f"{keyword} is not implemented yet in mosflm-py") from None
+
+
+def replace_files(state: State, **files: str | None) -> State:
+    """State with file names set (command-line logical names); None values are skipped."""
+    for name, value in files.items():
+        if value is not None:
+            state = apply_setting(state, f"files.{name}", value)
+    return state
+
+
+__all__ = ["Job", "Outcome", "PROMPT", "Results", "Session", "apply_record", "replace_files"]
