@@ -13,12 +13,26 @@ Public API
 
 from __future__ import annotations
 
+from mosflm_py.refinement.cellref import CellRefinementResult, auto_segments, refine_cell_segments
+from mosflm_py.refinement.measure import (
+    ImageMeasurements,
+    MeasureParams,
+    make_measure_fn,
+    summation_measure,
+)
 from mosflm_py.refinement.observations import PartialObservations
 from mosflm_py.refinement.params import PostrefParams, RefinementParams
 from mosflm_py.refinement.positional import DetectorRefinement, refine_detector
 from mosflm_py.refinement.postref import PostRefinement, postrefine, smooth_mosaic
 
 __all__ = [
+    "CellRefinementResult",
+    "ImageMeasurements",
+    "MeasureParams",
+    "auto_segments",
+    "make_measure_fn",
+    "refine_cell_segments",
+    "summation_measure",
     "DetectorRefinement",
     "PartialObservations",
     "PostRefinement",

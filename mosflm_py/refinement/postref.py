@@ -1,11 +1,13 @@
 """Post-refinement of the crystal from partially recorded reflections (MOSFLM POSTREF).
 
 For every reflection whose parts were measured on contiguous images and whose whole rocking curve
-lies inside those images (MULTI), the total intensity is the sum of the parts and the running sum
-over the first k parts, divided by the total, is the observed cumulative fraction F_k at the end
-φ_b of image k.  The uniform-ball model of conventions.txt gives F = P(q), P(q) = 3q² − 2q³,
-q = (φ_b − φ_c)/W + ½ (Rossmann 1979), so each F_k is inverted to an observed penetration
-q_obs = ½ − sin(asin(1 − 2F)/3) and hence an observed centre φ_c,obs = φ_b − (q_obs − ½)·W.
+lies inside those images (MULTI; judged from the data: the first and last parts hold less than
+5 % of the total or are within 2σ of zero), the total intensity is the sum of the parts and the
+running sum over the first k parts, divided by the total, is the observed cumulative fraction
+F_k at the end φ_b of image k.  The uniform-ball model of conventions.txt gives F = P(q),
+P(q) = 3q² − 2q³, q = (φ_b − φ_c)/W + ½ (Rossmann 1979), so each F_k is inverted to an
+observed penetration q_obs = ½ − sin(asin(1 − 2F)/3) and hence an
+observed centre φ_c,obs = φ_b − (q_obs − ½)·W.
 The residual minimised is the φ error  ε = φ_c,obs − φ_c,calc  (degrees; MOSFLM's
 (RO − RC)/D* in angular units), weighted by 1/σ²(ε) propagated from σ(I) of the parts:
 σ(ε) = W σ(F) / P'(q).  Because W enters ε, boundaries at different penetrations determine the
@@ -31,7 +33,7 @@ import numpy as np
 
 from mosflm_py.errors import GeometryError, RefinementError
 from mosflm_py.geometry.experiment import Experiment
-from mosflm_py.geometry.prediction import fraction_on_image, nearest_phi, rocking_width
+from mosflm_py.geometry.prediction import nearest_phi, rocking_width
 from mosflm_py.refinement.cell_params import CELL_NAMES, cell_constraint
 from mosflm_py.refinement.lsq import least_squares, robust_outliers
 from mosflm_py.refinement.observations import PartialObservations, group_parts
@@ -102,6 +104,9 @@ def _build(obs: PartialObservations, params: PostrefParams) -> _Data:
     tot, totv = cs[last] - off_i, cv[last] - off_v
     strong = (g.count >= (2 if params.multi else 1)) & (tot > params.sdfac * np.sqrt(totv))
     strong &= tot > 0
+    # complete: nothing much recorded on the first and last images of the group
+    edge_tol = np.maximum(0.05 * tot, 2.0 * np.sqrt(np.maximum(var[g.start], var[last])))
+    strong &= (inten[g.start] < edge_tol) & (inten[last] < edge_tol)
     rows = np.arange(len(o))
     is_last = np.zeros(len(o), bool)
     is_last[last] = True
@@ -233,10 +238,8 @@ def postrefine(
     if phi_ref is None:
         phi_ref = float(np.mean(data.b))
     model = _Model(experiment, params, phi_ref, span)
-    # complete groups only (whole rocking curve inside the measured images, current model)
-    phic, w = _centre_width(experiment, data.hkl, data.phi_mid)
-    covered = fraction_on_image(phic, w, data.lo, data.hi) >= 0.98
-    active = covered[data.gid] & np.isfinite(phic[data.gid])
+    phic, _ = _centre_width(experiment, data.hkl, data.phi_mid)
+    active = np.isfinite(phic[data.gid])
     if active.sum() < max(params.nref, len(model.names) + 1):
         raise RefinementError(
             f"only {int(active.sum())} observed fractions of fully measured partials for "
