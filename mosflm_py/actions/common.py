@@ -1,0 +1,124 @@
+"""Glue shared by the action handlers: session settings + image headers → geometry models.
+
+The current crystal (orientation, cell, space group, mosaic, missets) is kept in one place,
+``session.results.extra["crystal"]``; :func:`current_crystal` falls back to a MATRIX file and the
+CELL/SYMMETRY/MOSAIC/MISSETS keywords.  :func:`set_crystal` stores a new one and mirrors its
+cell, symmetry, mosaic and missets into the state (as derived, not user, values).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mosflm_py.errors import GeometryError
+from mosflm_py.geometry.beam import Beam
+from mosflm_py.geometry.crystal import Crystal
+from mosflm_py.geometry.detector import Detector
+from mosflm_py.geometry.experiment import Experiment
+from mosflm_py.geometry.goniometer import Goniometer
+
+if TYPE_CHECKING:
+    from mosflm_py.actions.images import EffectiveGeometry
+    from mosflm_py.session import Session
+
+CRYSTAL_KEY = "crystal"
+
+
+def space_group_name(symmetry: str | int | None) -> str:
+    """Hermann–Mauguin symbol for a SYMMETRY value (number or name); "P 1" when unknown."""
+    if symmetry is None:
+        return "P 1"
+    import gemmi
+
+    try:
+        sg = gemmi.find_spacegroup_by_number(int(symmetry))
+    except (TypeError, ValueError):
+        sg = gemmi.find_spacegroup_by_name(str(symmetry))
+    if sg is None:
+        raise GeometryError(f"unknown space group {symmetry!r} (give a number 1-230 or a symbol)")
+    return sg.hm
+
+
+def detector_from_geometry(g: EffectiveGeometry, session: Session | None = None) -> Detector:
+    """Detector model from an image's effective geometry and the DISTORTION/CAMCON settings."""
+    dist = session.state.detector.distortion if session is not None else None
+    return Detector(
+        distance=g.distance * (dist.xtofra if dist else 1.0),
+        beam_x=g.beam_x + (dist.ccx if dist else 0.0),
+        beam_y=g.beam_y + (dist.ccy if dist else 0.0),
+        pixel_slow=g.pixel_slow,
+        pixel_fast=g.pixel_fast,
+        nslow=g.nslow,
+        nfast=g.nfast,
+        two_theta=g.two_theta,
+        omega=g.detector_omega,
+        tilt=dist.tilt if dist else 0.0,
+        twist=dist.twist if dist else 0.0,
+        ccomega=dist.ccomega if dist else 0.0,
+        yscale=dist.yscale if dist else 1.0,
+    )
+
+
+def beam_from_geometry(g: EffectiveGeometry) -> Beam:
+    """Beam model (wavelength, polarisation, divergence, dispersion) of an image."""
+    return Beam(g.wavelength, g.polarisation, g.divergence, g.dispersion)
+
+
+def current_crystal(session: Session, wavelength: float | None = None) -> Crystal | None:
+    """The current crystal model, or None before indexing / MATRIX."""
+    st = session.state.crystal
+    cr = session.results.extra.get(CRYSTAL_KEY)
+    if cr is None and session.results.matrix is not None:
+        mat = session.results.matrix
+        if wavelength is None:
+            from mosflm_py.geometry.matrix_file import wavelength_from_matrix
+
+            wavelength = wavelength_from_matrix(mat.A, mat.cell)
+        cr = Crystal.from_a_matrix(np.asarray(mat.A), wavelength,
+                                   missets=tuple(mat.missets))
+        if st.cell is not None and st.cell_keep:
+            cr = cr.replace(cell=st.cell)
+    if cr is None:
+        return None
+    changes: dict[str, Any] = {}
+    if st.symmetry is not None:
+        changes["space_group"] = space_group_name(st.symmetry)
+    if st.mosaic is not None:
+        changes["mosaic"] = float(st.mosaic)
+    if st.missets is not None:
+        changes["missets"] = tuple(st.missets)
+    return cr.replace(**changes) if changes else cr
+
+
+def set_crystal(session: Session, crystal: Crystal) -> None:
+    """Make ``crystal`` the current crystal and mirror it into the state (derived values)."""
+    session.results.extra[CRYSTAL_KEY] = crystal
+    session.set("crystal.cell", tuple(float(c) for c in crystal.cell))
+    session.set("crystal.symmetry", crystal.space_group)
+    session.set("crystal.missets", tuple(float(m) for m in crystal.missets))
+    if crystal.mosaic > 0:
+        session.set("crystal.mosaic", float(crystal.mosaic))
+
+
+def experiment_for_image(session: Session, image_number: int,
+                         crystal: Crystal | None = None) -> Experiment:
+    """Experiment (beam, detector, goniometer, current crystal) for image ``image_number``."""
+    g = session.geometry(image_number)
+    if crystal is None:
+        crystal = current_crystal(session, g.wavelength)
+    return Experiment(
+        beam=beam_from_geometry(g),
+        detector=detector_from_geometry(g, session),
+        goniometer=Goniometer(reverse_phi=g.reverse_phi),
+        crystal=crystal,
+    )
+
+
+def resolution_limits(session: Session, experiment: Experiment) -> tuple[float, float | None]:
+    """(d_min, d_max) in Å: RESOLUTION keyword or the detector's corner resolution."""
+    res = session.state.resolution
+    dmin = res.dmin if res.dmin is not None else experiment.detector.max_resolution(
+        experiment.beam.wavelength)
+    return float(dmin), (float(res.dmax) if res.dmax is not None else None)
