@@ -1,0 +1,145 @@
+"""Integration on synthetic spots: unbiased, calibrated sigmas, profile fitting, rejection cases."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from integration_synth import peak_truth, spot_grid
+
+from mosflm_py.integration import (
+    Flag,
+    IntegrationParams,
+    Predictions,
+    ProfileParams,
+    Raster,
+    Reject,
+    SeparationParams,
+    accumulate_profiles,
+    integrate_image,
+)
+
+RASTER = Raster(15, 17, 13, 4, 4)
+
+
+def _params(**profile):
+    prof = ProfileParams(xlines=(0.0, 1e4), ylines=(0.0, 1e4), nref=10, **profile)
+    return IntegrationParams(raster=RASTER, profile=prof)
+
+
+@pytest.fixture(scope="module")
+def strong_profiles():
+    rng = np.random.default_rng(11)
+    frame, pred, _ = spot_grid(rng, 8, intensity=20000.0)
+    params = _params(efac=0.0, optimise=False)
+    return accumulate_profiles([(frame, pred)], params, high_resolution=False)
+
+
+def test_standard_profile_shape_and_report(strong_profiles):
+    sp = strong_profiles
+    assert sp.usable and sp.n_contrib[0] == 64 and not sp.averaged.any()
+    p = sp.profiles[0]
+    assert p[sp.masks[0] == 1].sum() == pytest.approx(1.0)
+    nx, ny = p.shape
+    # centred: first moments within 0.1 px of the box centre
+    a, b = np.indices(p.shape)
+    w = np.clip(p, 0, None)
+    assert abs((w * (a - nx // 2)).sum() / w.sum()) < 0.1
+    assert abs((w * (b - ny // 2)).sum() / w.sum()) < 0.1
+    rep = sp.report()
+    assert len(rep) == 1 and rep[0]["corrln"] == pytest.approx(1.0)
+    assert len(rep[0]["map"]) == nx and "9" in "".join(rep[0]["map"])
+
+
+@pytest.mark.parametrize("efac", [0.0])
+def test_unbiased_and_sigma_consistent(strong_profiles, efac):
+    rng = np.random.default_rng(5)
+    frame, pred, spots = spot_grid(rng, 24, intensity=400.0)
+    params = _params(efac=efac, optimise=False)
+    res = integrate_image(frame, pred, params, strong_profiles)
+    truth = peak_truth(spots, pred, RASTER.mask())
+    ok = res.reject == 0
+    assert ok.sum() == len(pred)
+    # allowance: 0.5 % (summation), 3 % (profile: bilinear centring broadens the profile)
+    for i, s, allow in ((res.I, res.sigI, 0.005), (res.Ipr, res.sigIpr, 0.03)):
+        d = (i - truth)[ok]
+        # mean bias within 3 standard errors plus the allowance
+        assert abs(d.mean()) < 3 * d.std() / np.sqrt(d.size) + allow * truth.mean()
+        z = d / s[ok]
+        assert np.sqrt(np.mean(z**2)) == pytest.approx(1.0, abs=0.1)
+
+
+def test_profile_fitting_beats_summation_on_weak_spots(strong_profiles):
+    rng = np.random.default_rng(6)
+    frame, pred, spots = spot_grid(rng, 20, intensity=60.0, bg=20.0)
+    res = integrate_image(frame, pred, _params(efac=0.0, optimise=False), strong_profiles)
+    truth = peak_truth(spots, pred, RASTER.mask())
+    rms_sum = np.sqrt(np.mean((res.I - truth) ** 2))
+    rms_prf = np.sqrt(np.mean((res.Ipr - truth) ** 2))
+    assert rms_prf < 0.85 * rms_sum
+    assert np.median(res.sigIpr) < np.median(res.sigI)
+
+
+def test_overloads_estimated_from_profile(strong_profiles):
+    rng = np.random.default_rng(7)
+    frame, pred, spots = spot_grid(rng, 6, intensity=20000.0)
+    truth = peak_truth(spots, pred, RASTER.mask())
+    params = dataclasses.replace(_params(efac=0.0, optimise=False),
+                                 overload=0.7 * float(spots.max()))
+    res = integrate_image(frame, pred, params, strong_profiles)
+    over = (res.flags & Flag.OVERLOAD) != 0
+    assert over.sum() >= len(pred) // 2
+    assert np.all(np.abs(res.Ipr[over] / truth[over] - 1) < 0.10)
+    assert np.all(np.abs(res.I[over] / truth[over] - 1) < 0.10)
+    # without profiles they cannot be measured
+    res0 = integrate_image(frame, pred, params, None)
+    assert np.all(res0.reject[over] & Reject.NO_PROFILE)
+
+
+def test_zinger_in_background_rejected():
+    rng = np.random.default_rng(8)
+    frame, pred, spots = spot_grid(rng, 4, intensity=500.0)
+    params = _params(enabled=False)
+    clean = integrate_image(frame, pred, params)
+    hit = frame.copy()
+    i0, j0 = int(pred.x_px[5]), int(pred.y_px[5])
+    hit[i0 + 6, j0 + 2] += 5000  # in the background rim
+    res = integrate_image(hit, pred, params)
+    assert res.I[5] == pytest.approx(clean.I[5], abs=0.1 * clean.sigI[5])
+    assert res.n_bg[5] == clean.n_bg[5] - 1
+    assert res.bgratio[5] < 1.5
+
+
+def test_overlap_masking_and_notclose():
+    rng = np.random.default_rng(9)
+    frame, pred, spots = spot_grid(rng, 3, spacing=30, intensity=3000.0)
+    # a neighbour 8 px away along slow: inside the 15x17 box but peaks do not overlap
+    extra_x, extra_y = pred.x_px[4] + 8.0, pred.y_px[4] + 0.3
+    from integration_synth import gaussian_pixels
+    spots2 = gaussian_pixels(frame.shape, [extra_x], [extra_y], [30000.0], (1.5, 1.8))
+    frame = frame + rng.poisson(spots2).astype(np.int32)
+    both = Predictions.from_arrays(np.r_[pred.x_px, extra_x], np.r_[pred.y_px, extra_y])
+    truth = peak_truth(spots, pred, RASTER.mask())[4]
+    params = _params(enabled=False)
+    res = integrate_image(frame, both, params)
+    assert res.reject[4] == 0 and res.I[4] == pytest.approx(truth, abs=3 * res.sigI[4])
+    assert res.n_bg[4] < res.n_bg[0] - 15  # the neighbour's peak pixels are masked
+    unmasked = integrate_image(frame, both, dataclasses.replace(
+        params, separation=SeparationParams(noverlap=99)))
+    assert unmasked.n_bg[4] < res.n_bg[0]  # left to the outlier rejection instead
+    notclose = integrate_image(frame, both, dataclasses.replace(
+        params, separation=SeparationParams(close=False)))
+    assert notclose.reject[4] & Reject.OVERLAP
+
+
+def test_edge_reflection_profile_fitted(strong_profiles):
+    rng = np.random.default_rng(10)
+    frame, pred, spots = spot_grid(rng, 3, intensity=5000.0)
+    truth = peak_truth(spots, pred, RASTER.mask())
+    frame = frame.copy()
+    i0 = int(pred.x_px[4])
+    frame[i0 + 2:, :] = -1  # inactive rows cut through the peak of reflection 4
+    res = integrate_image(frame, pred, _params(efac=0.0, optimise=False), strong_profiles)
+    assert res.flags[4] & Flag.EDGE
+    assert res.Ipr[4] == pytest.approx(truth[4], rel=0.1)
