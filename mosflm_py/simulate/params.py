@@ -27,7 +27,7 @@ class SimulationParams:
     Rocking curve
         ``mosaic`` (full width, deg), ``divergence_h``/``divergence_v`` (deg), ``dispersion``
         (d lambda / lambda).  Ball radius ``rho = 0.5 d* (eta + (divh + divv)/2) +
-        d* tan(theta) dispersion`` (conventions.txt).
+        0.5 d* tan(theta) dispersion`` (conventions.txt).
     Sweep
         ``phi_start`` (deg, start of the first image), ``osc_width`` (deg), ``n_images``,
         ``first_image`` (number of the first file).

@@ -41,7 +41,7 @@ def pilatus_header(p: SimulationParams, number: int) -> str:
         f"# Count_cutoff {int(p.overload)} counts",
         f"# Wavelength {p.wavelength:.5f} A",
         f"# Detector_distance {p.distance * 1e-3:.6f} m",
-        f"# Beam_xy ({bx:.2f}, {by:.2f}) pixels",
+        f"# Beam_xy ({bx:.4f}, {by:.4f}) pixels",
         f"# Start_angle {image_phi(p, number):.4f} deg.",
         f"# Angle_increment {p.osc_width:.4f} deg.",
         f"# Detector_2theta {p.two_theta:.4f} deg.",

@@ -1,0 +1,106 @@
+"""Plain-numpy references of the simulator kernels (mosflm_py/kernels/simulate.py).
+
+Slow and obvious: explicit rotation matrices, one reflection / image / sub-step at a time.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import erf
+
+
+def _rz(angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _inside_fraction(t: float, rho: float) -> float:
+    """Volume fraction of a ball (radius rho) on the inner side of a plane at distance t."""
+    q = min(1.0, max(0.0, (rho - t) / (2.0 * rho)))
+    return q * q * (3.0 - 2.0 * q)
+
+
+def sweep_records_ref(r0, rho, s0, sign, phi_edges, steps_per_width, min_steps_per_image, det,
+                      e_pol, tau):
+    """Same records as ``sweep_records``, in the same order (reflection, image, sub-step)."""
+    s0v = np.array([s0, 0.0, 0.0])
+    origin, e_slow, e_fast, normal = det[0:3], det[3:6], det[6:9], det[9:12]
+    dist, bx, by, pxs, pxf = det[12:17]
+
+    def t_of(r, phi):
+        return np.linalg.norm(s0v + _rz(sign * phi) @ r) - s0
+
+    out = []
+    for i in range(len(r0)):
+        r = r0[i]
+        rperp = math.hypot(r[0], r[1])
+        if rperp <= 0 or rho[i] <= 0:
+            continue
+        h_width = 2.0 * rho[i] / (steps_per_width * rperp)
+        for k in range(len(phi_edges) - 1):
+            a, b = phi_edges[k], phi_edges[k + 1]
+            ta, tb = t_of(r, a), t_of(r, b)
+            if ta * tb > 0 and 0.5 * (abs(ta) + abs(tb) - rperp * (b - a)) > rho[i]:
+                continue
+            nsub = max(min_steps_per_image, math.ceil((b - a) / h_width))
+            h = (b - a) / nsub
+            for j in range(nsub):
+                t1 = t_of(r, a + j * h) if j > 0 else ta
+                t2 = t_of(r, a + (j + 1) * h) if j < nsub - 1 else tb
+                if min(t1, t2) >= rho[i] or max(t1, t2) <= -rho[i]:
+                    continue
+                if abs(t2 - t1) > 1e-9 * rho[i]:
+                    dens = abs(_inside_fraction(t2, rho[i]) - _inside_fraction(t1, rho[i])) / abs(
+                        t2 - t1)
+                else:
+                    dens = 0.75 / rho[i] * max(0.0, 1.0 - (t1 / rho[i]) ** 2)
+                g = s0 * dens * h
+                if g <= 0:
+                    continue
+                s1 = s0v + _rz(sign * (a + (j + 0.5) * h)) @ r
+                s1 = s1 / np.linalg.norm(s1)
+                two_theta = math.acos(min(1.0, max(-1.0, s1[0])))
+                perp = np.array([0.0, s1[1], s1[2]])
+                if np.linalg.norm(perp) > 0:
+                    cos_rho = perp @ e_pol / np.linalg.norm(perp)
+                    cos2rho = 2 * cos_rho**2 - 1
+                else:
+                    cos2rho = 0.0
+                pol = 0.5 * (1 + math.cos(two_theta) ** 2
+                             - tau * cos2rho * math.sin(two_theta) ** 2)
+                if s1 @ normal > 1e-6:
+                    hit = s1 * dist / (s1 @ normal)
+                    ps = (bx + (hit - origin) @ e_slow) / pxs
+                    pf = (by + (hit - origin) @ e_fast) / pxf
+                else:
+                    ps = pf = np.nan
+                out.append((i, k, ps, pf, g, pol))
+    if not out:
+        z = np.zeros(0)
+        return np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros((0, 2)), z, z
+    arr = np.array(out, dtype=float)
+    return (arr[:, 0].astype(np.int32), arr[:, 1].astype(np.int32), arr[:, 2:4], arr[:, 4],
+            arr[:, 5])
+
+
+def render_records_ref(img_start, pos, counts, sigma_slow, sigma_fast, half_width, shape):
+    """Same as ``render_records`` into a new zero array of ``shape`` (n_img, nslow, nfast)."""
+    out = np.zeros(shape)
+    n_img, nslow, nfast = shape
+    for k in range(n_img):
+        for m in range(img_start[k], img_start[k + 1]):
+            ps, pf = pos[m]
+            if not (np.isfinite(ps) and np.isfinite(pf)):
+                continue
+            for i in range(max(0, math.floor(ps) - half_width),
+                           min(nslow, math.floor(ps) + half_width + 1)):
+                wi = 0.5 * (erf((i + 1 - ps) / (math.sqrt(2) * sigma_slow))
+                            - erf((i - ps) / (math.sqrt(2) * sigma_slow)))
+                for j in range(max(0, math.floor(pf) - half_width),
+                               min(nfast, math.floor(pf) + half_width + 1)):
+                    wj = 0.5 * (erf((j + 1 - pf) / (math.sqrt(2) * sigma_fast))
+                                - erf((j - pf) / (math.sqrt(2) * sigma_fast)))
+                    out[k, i, j] += counts[m] * wi * wj
+    return out
