@@ -1,1 +1,5 @@
-"""output."""
+"""Output files: unmerged MTZ (:mod:`.mtz`, :mod:`.mtz_columns`), SUMMARY loggraph tables
+(:mod:`.summary`, :mod:`.loggraph`) and the prediction picture (:mod:`.picture`).
+
+All writers are atomic (:mod:`mosflm_py.atomic`): a failure never leaves a half-written file.
+"""
