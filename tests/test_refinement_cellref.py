@@ -1,0 +1,95 @@
+"""End-to-end cell refinement (POSTREF SEGMENT) on images from the simulator (known truth).
+
+Start: cell 0.5 % off, distance 1.5 mm, beam 0.3 mm, missets 0.3° off.  Required: cell within
+0.03 %, distance within 0.2 mm, beam within 0.02 mm, missets within 0.02°, mosaic within 10 %,
+cell esds within a factor 3 of the actual errors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mosflm_py.geometry.beam import Beam
+from mosflm_py.geometry.crystal import Crystal
+from mosflm_py.geometry.detector import Detector
+from mosflm_py.geometry.experiment import Experiment
+from mosflm_py.refinement import auto_segments, make_measure_fn, refine_cell_segments
+from mosflm_py.refinement.tables import POSTREF_COLUMNS, as_table
+
+sim = pytest.importorskip("mosflm_py.simulate")
+
+
+def simulated_segments(seed, n_images=500, **changes):
+    """Images of the automatic segments rendered in memory, the truth and a phi function."""
+    from mosflm_py.simulate.dataset import static_masks, to_detector_counts
+    from mosflm_py.simulate.detector import background_map, detector_frame
+    from mosflm_py.simulate.render import crystal_model, render, sweep
+
+    kw = dict(nslow=512, nfast=512, distance=100.0, beam_x=45.1, beam_y=43.9, osc_width=0.2,
+              resolution=2.0, n_images=n_images, mosaic=0.3, seed=seed)
+    kw.update(changes)
+    p = sim.default_params(**kw)
+    model = crystal_model(p)
+    det = detector_frame(p)
+    bg = background_map(p)
+    inv, sh = static_masks(p)
+
+    def phi(n):
+        return (p.phi_start + (n - 1) * p.osc_width, p.phi_start + n * p.osc_width)
+
+    cr = Crystal(p.cell, U=model.U, missets=p.missets, space_group=p.space_group, mosaic=p.mosaic)
+    truth = Experiment(Beam(p.wavelength), Detector(p.distance, p.beam_x, p.beam_y, p.pixel_size,
+                                                    p.pixel_fast, p.nslow, p.nfast), crystal=cr)
+    segs = auto_segments(range(1, n_images + 1), phi, p.mosaic, p.space_group)
+    cache = {}
+    for s in segs:
+        rec = sweep(model, p, s[0] - 1, len(s), det)
+        spots = render(rec, model.intensity[rec.refl] * rec.pol * rec.g, p, len(s))
+        for k, n in enumerate(s):
+            cache[n] = to_detector_counts(spots[k] + bg, p, n, inv, sh)
+    return truth, segs, cache, phi
+
+
+def test_auto_segments():
+    def phi(n):
+        return ((n - 1) * 0.5, n * 0.5)
+
+    segs = auto_segments(range(1, 361), phi, 0.5, "P 21 21 21")
+    assert segs == [[1, 2, 3, 4], [181, 182, 183, 184]]
+    segs = auto_segments(range(1, 361), phi, 0.5, "P 1")
+    assert len(segs) == 4 and segs[1][0] == 91
+    # short sweep: the second segment goes as far away as possible
+    assert auto_segments(range(1, 11), phi, 0.5, "P 21 21 21") == [[1, 2, 3, 4], [7, 8, 9, 10]]
+
+
+@pytest.mark.parametrize("seed", [1, 4])
+def test_cell_refinement_end_to_end(seed):
+    truth, segs, cache, phi = simulated_segments(seed)
+    assert segs == [[1, 2, 3, 4, 5], [451, 452, 453, 454, 455]]
+    c = truth.crystal.cell
+    start = truth.replace(
+        crystal=truth.crystal.replace(cell=(c[0] * 1.005, c[1] * 0.995, c[2] * 1.005, 90, 90, 90),
+                                      missets=tuple(m + d for m, d in
+                                                    zip(truth.crystal.missets, (0.3, -0.3, 0.3))),
+                                      mosaic=0.25),
+        detector=truth.detector.replace(distance=101.5, beam_x=45.4, beam_y=43.6),
+    )
+    res = refine_cell_segments(segs, start, make_measure_fn(cache.__getitem__, phi))
+    cr, d = res.experiment.crystal, res.experiment.detector
+    err = np.array(cr.cell) - np.array(c)
+    assert np.max(np.abs(err[:3]) / np.array(c[:3])) < 3e-4
+    assert np.allclose(cr.cell[3:], 90.0)
+    assert abs(d.distance - truth.detector.distance) < 0.2
+    assert abs(d.beam_x - truth.detector.beam_x) < 0.02
+    assert abs(d.beam_y - truth.detector.beam_y) < 0.02
+    rot = cr.M @ truth.crystal.M.T
+    assert np.degrees(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1))) < 0.02
+    assert abs(cr.mosaic - 0.3) < 0.03
+    esd = np.array(res.cell_esds[:3])
+    assert np.all(esd > 0)
+    assert np.all(np.abs(err[:3]) < 3.0 * esd), (err, esd)
+    assert res.converged and 2 <= res.cycles <= 5
+    assert res.initial_cell == start.crystal.cell
+    assert len(res.detector_rows) >= 10
+    assert len(as_table(res.postref_rows, POSTREF_COLUMNS)) >= 10
