@@ -19,9 +19,27 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 from scipy.spatial import cKDTree
 
 from mosflm_py.errors import IndexingError
+from mosflm_py.kernels.fft_index import project_histograms
+
+
+def projection_histograms(rlp: np.ndarray, dirs: np.ndarray, span: float, nbins: int) -> np.ndarray:
+    """Cloud-in-cell histograms (M, nbins) of the projections of rlp (N, 3) on dirs (M, 3).
+
+    Bins cover [-span/2, span/2) (1/Angstrom); see :func:`mosflm_py.kernels.fft_index`.
+    """
+    rlp = np.ascontiguousarray(rlp, dtype=np.float64)
+    dirs = np.ascontiguousarray(dirs, dtype=np.float64)
+    if rlp.ndim != 2 or rlp.shape[1] != 3 or dirs.ndim != 2 or dirs.shape[1] != 3:
+        raise ValueError("rlp and dirs must be (N, 3) and (M, 3)")
+    if nbins < 2 or not span > 0:
+        raise ValueError("need nbins >= 2 and span > 0")
+    out = np.zeros((len(dirs), int(nbins)))
+    project_histograms(rlp, dirs, float(span), out)
+    return out
 
 
 @dataclass(frozen=True)
@@ -78,16 +96,10 @@ def _fft_scores(
     freq = np.empty(len(dirs))
     chunk = max(1, int(4_000_000 // max(nbins, 1)))
     for s in range(0, len(dirs), chunk):
-        d = dirs[s : s + chunk]
+        d = np.ascontiguousarray(dirs[s : s + chunk])
         m = len(d)
-        u = (rlp @ d.T).T / span * nbins + nbins / 2  # (m, n) continuous bin coordinate
-        i0 = np.floor(u).astype(np.int64)
-        f = u - i0
-        i0 = np.clip(i0, 0, nbins - 2)
-        base = (np.arange(m) * nbins)[:, None]
-        hist = np.bincount((base + i0).ravel(), weights=(1 - f).ravel(), minlength=m * nbins)
-        hist += np.bincount((base + i0 + 1).ravel(), weights=f.ravel(), minlength=m * nbins)
-        spec = np.abs(np.fft.rfft(hist.reshape(m, nbins), axis=1))[:, : kmax + 2] / n
+        hist = projection_histograms(rlp, d, span, nbins)
+        spec = np.abs(scipy.fft.rfft(hist, axis=1, workers=-1)[:, : kmax + 2]) / n
         sub = spec[:, kmin : kmax + 1]
         k = np.argmax(sub, axis=1) + kmin
         rows = np.arange(m)
@@ -156,13 +168,13 @@ def _refine_direction(
 
     The peak is looked for within +-25 % of the first-pass frequency ``freq0``.
     """
-    nb = _nbins(span, max_cell, oversample=8)
+    nb = _nbins(span, max_cell, oversample=4)
     kmin = max(2, int(np.floor(freq0 * 0.75)))
     kmax = min(nb // 2 - 2, int(np.ceil(freq0 * 1.25)) + 1)
     best_t, best_f = t, freq0
     half = spacing
     for _ in range(2):
-        dirs = _cone(best_t, half, 4)
+        dirs = _cone(best_t, half, 3)
         amp, freq = _fft_scores(rlp, dirs, span, nb, kmin, kmax)
         j = int(np.argmax(amp))
         best_t, best_f = dirs[j], freq[j]
@@ -170,7 +182,7 @@ def _refine_direction(
     return best_t * best_f / span
 
 
-def _nbins(span: float, max_cell: float, oversample: int = 4) -> int:
+def _nbins(span: float, max_cell: float, oversample: float = 4) -> int:
     need = int(np.ceil(oversample * span * max_cell))
     return int(2 ** np.ceil(np.log2(max(need, 64))))
 
@@ -183,7 +195,7 @@ def find_basis(
     hkldev: float = 0.3,
     nvect: int = 30,
     spacing: float = 0.029,
-    n_candidates: int = 60,
+    n_candidates: int = 40,
 ) -> BasisSearchResult:
     """DPS search for a real-space basis indexing the reciprocal-lattice vectors.
 
@@ -223,7 +235,7 @@ def find_basis(
         )
     pmax = float(np.max(np.linalg.norm(rlp, axis=1)))
     span = 2.0 * pmax * 1.02
-    nb = _nbins(span, max_cell, oversample=4)
+    nb = _nbins(span, max_cell, oversample=2.5)
     kmin = max(2, int(np.floor(min_cell * span)))
     kmax = min(nb // 2 - 2, int(np.ceil(max_cell * span * 1.05)))
     dirs = hemisphere_directions(spacing)

@@ -98,3 +98,16 @@ def synthetic_rlp(
         ry = s * r[:, 0] + c * r[:, 1]
         rlp = np.concatenate([rlp, np.stack([rx, ry, r[:, 2]], 1)])
     return rlp[rng.permutation(len(rlp))], ub
+
+
+def project_histograms_ref(rlp: np.ndarray, dirs: np.ndarray, span: float, nbins: int) -> np.ndarray:
+    """Plain-numpy cloud-in-cell projection histograms (reference for the numba kernel)."""
+    out = np.zeros((len(dirs), nbins))
+    u = (dirs @ rlp.T) * (nbins / span) + nbins / 2.0
+    i0 = np.floor(u).astype(np.int64)
+    f = u - i0
+    i0 = np.clip(i0, 0, nbins - 2)
+    rows = np.repeat(np.arange(len(dirs)), rlp.shape[0])
+    np.add.at(out, (rows, i0.ravel()), (1 - f).ravel())
+    np.add.at(out, (rows, i0.ravel() + 1), f.ravel())
+    return out
