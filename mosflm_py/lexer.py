@@ -212,7 +212,7 @@ class LineJoiner:
         tokens = tokenize(line)
         if is_continued(tokens):
             self._tokens.extend(tokens[:-1])
-            self._text.append(strip_comment(line).rstrip()[:-1].rstrip())
+            self._text.append(strip_comment(line).strip()[:-1].rstrip())
             return None
         all_tokens = self._tokens + tokens
         text = " ".join([*self._text, strip_comment(line).strip()]).strip()

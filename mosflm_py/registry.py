@@ -639,8 +639,32 @@ def parse_tokens(spec: KeywordSpec, tokens: list[Token]) -> Record:
     KeywordError
         Wrong number or type of values, out-of-range value, unknown subkeyword.
     """
-    values, i, form = _parse_forms(spec.forms, tokens, 0, spec.name, spec.subkeywords)
-    subs, i = _parse_subs(spec.subkeywords, tokens, i, spec.name, nested=False)
-    if i < len(tokens):  # pragma: no cover - _parse_subs consumes or raises
-        raise KeywordError(f"{spec.name}: unexpected '{tokens[i].text}'")
-    return Record(spec, values, tuple(subs), form=form)
+    first_error: KeywordError | None = None
+    for form, args in enumerate(spec.forms):
+        try:
+            values, i = _parse_args(args, tokens, 0, spec.name, spec.subkeywords)
+            if i < len(tokens) and not tokens[i].empty:
+                _check_leftover(spec, args, values, tokens[i])
+            subs, i = _parse_subs(spec.subkeywords, tokens, i, spec.name, nested=False)
+        except KeywordError as err:
+            first_error = first_error or err
+            continue
+        return Record(spec, values, tuple(subs), form=form)
+    assert first_error is not None
+    raise first_error
+
+
+def _check_leftover(spec: KeywordSpec, args: tuple[ArgSpec, ...], values: Mapping[str, Any],
+                    tok: Token) -> None:
+    """A token left after the positional values that is no subkeyword: say what was expected."""
+    try:
+        match_name(tok.text, _sub_entries(spec.subkeywords), "subkeyword")
+        return
+    except LookupError:
+        pass
+    for arg in args:
+        if arg.literal or arg.name in values:
+            continue
+        raise KeywordError(f"{spec.name}: expected {arg.describe()}, found '{tok.text}'")
+    if not spec.subkeywords:
+        raise KeywordError(f"{spec.name}: unexpected '{tok.text}' (syntax: {spec.syntax})")

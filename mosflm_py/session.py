@@ -279,11 +279,16 @@ class Session:
         if spec.kind == "control":
             assert spec.handler, f"{spec.name}: control keyword without handler"
             return self._call(spec.name, spec.handler, record)
+        before = self.state
         self.state = apply_record(self.state, record)
         if record.is_action:
             self._queue(record)
         elif spec.effect:
-            return self._call(spec.name, spec.effect, record)
+            try:
+                return self._call(spec.name, spec.effect, record)
+            except BaseException:
+                self.state = before  # a failed line leaves the settings as they were
+                raise
         return None
 
     def _queue(self, record: Record) -> None:

@@ -39,6 +39,8 @@ def apply_targets(state: State, record: Record, skip: frozenset[str] = frozenset
     for a in args:
         if a.target and a.name in record.values:
             state = apply_setting(state, a.target, record.values[a.name])
+        elif a.target and a.type == "onoff" and a.default is not None:  # bare HARVEST, XGUI
+            state = apply_setting(state, a.target, a.default)
     for sv in record.subs:
         if sv.name not in skip:
             state = _apply_sub(state, spec.subkeywords[sv.name], sv)

@@ -106,7 +106,8 @@ def current_series(session: Session):
                          "with a file name, first.")
     series = _series_class().from_template(im.template, list(im.directories) or ["."],
                                            im.extension)
-    _add_sector(session, series, key, replace=cache.get("key") == key)
+    # same template (e.g. only the DIRECTORY changed): replace the sector, else a new sector
+    _add_sector(session, series, key, replace=cache.get("key", (None,))[0] == key[0])
     return series
 
 
@@ -133,8 +134,9 @@ def describe_series(session: Session, series: Any) -> None:
         rep.line(f" Number of images {len(nums)}, image numbers {rng}")
         header = series.header(nums[0])
         rep.lines(header.describe())
-        for w in getattr(header, "warnings", ()) or ():
-            session.report.warnings.append(w)
+        for w in [*(getattr(series, "warnings", ()) or ()),
+                  *(getattr(header, "warnings", ()) or ())]:
+            session.report.warning(w)
         check_header_against_keywords(session, header)
     rep.line()
 
@@ -153,9 +155,16 @@ def on_template(session: Session, record: Record) -> None:
 
 def _from_filename(session: Session, path: str, image: int | None = None) -> Any:
     series = _series_class().from_filename(path)
+    sectors = session.results.sectors
+    same = bool(sectors) and (sectors[-1].template, os.path.abspath(str(sectors[-1].directory))) \
+        == (series.template, os.path.abspath(str(series.directory)))
     session.set("images.template", series.template, user=True)
     session.set("images.directories", (str(series.directory),), user=True)
-    _add_sector(session, series, _key(session), replace=False)
+    if same:
+        series = sectors[-1]
+        session.results.extra.setdefault("images", {})["key"] = _key(session)
+    else:
+        _add_sector(session, series, _key(session), replace=False)
     if image is None:
         image = _number_of(series, path)
     if image is not None:
