@@ -1,0 +1,164 @@
+"""AUTOINDEX action (run by GO): spots on the chosen images -> DPS indexing -> MOSFLM-style log.
+
+Images: ``AUTOINDEX IMAGE n [PHI a TO b]`` (repeatable, accumulating over lines); by default the
+first image of the series and the one nearest 90 degrees away from it (iMosflm's choice).  The
+chosen solution becomes the current crystal (cell, symmetry, U) and the refined beam position
+(and distance with UNFIXDIST) are stored as derived settings; NEWMAT is written when set.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mosflm_py.actions.common import experiment_for_image, set_crystal
+from mosflm_py.actions.findspots import spots_for_images
+from mosflm_py.errors import ImageError, IndexingError
+from mosflm_py.indexing.autoindex import IndexingResult, autoindex
+from mosflm_py.indexing.detector_refine import DetectorSpots
+from mosflm_py.indexing.solutions import IndexingParams
+
+if TYPE_CHECKING:
+    from mosflm_py.session import Job, Session
+
+
+def default_images(session: Session) -> list[int]:
+    """First image and the one nearest 90 degrees away (just the first if only one)."""
+    series = session.images()
+    numbers = list(series.numbers)
+    first = numbers[0]
+    if len(numbers) == 1:
+        return [first]
+    try:
+        p0 = np.mean(series.phi_range(first))
+        phis = np.array([np.mean(series.phi_range(n)) for n in numbers])
+    except ImageError:
+        return [first]
+    target = np.abs(np.abs(phis - p0) - 90.0)
+    other = numbers[int(np.argmin(target))]
+    return [first] if other == first else [first, other]
+
+
+def _images_from_job(job: Job) -> tuple[list[int], dict[int, tuple[float, float]]]:
+    numbers: list[int] = []
+    phis: dict[int, tuple[float, float]] = {}
+    for rec in job.records:
+        for img in rec.all("IMAGE"):
+            n = int(img.get("n"))
+            if n not in numbers:
+                numbers.append(n)
+            phi = img.sub("PHI") if hasattr(img, "sub") else None
+            if phi is not None and phi.get("start") is not None:
+                start = float(phi.get("start"))
+                end = phi.get("end")
+                phis[n] = (start, float(end) if end is not None else start)
+    return numbers, phis
+
+
+def params_from_state(session: Session) -> IndexingParams:
+    """IndexingParams from ``state.index`` and SYMMETRY."""
+    ix = session.state.index
+    sym = session.state.crystal.symmetry
+    user_sym = sym if sym and "crystal.symmetry" in session.state.user_set else None
+    return IndexingParams(
+        threshold=float(ix.threshold),
+        hkldev=float(ix.hkldev),
+        nvect=int(ix.nvect),
+        max_cell=ix.maxcell,
+        sdcutoff=float(ix.sdcutoff),
+        solution=ix.solution,
+        symmetry=user_sym,
+        unfixdist=bool(ix.unfixdist),
+    )
+
+
+def spots_to_detector_spots(spot_lists: dict, widths: dict[int, float]) -> DetectorSpots:
+    """Concatenate per-image SpotLists into :class:`DetectorSpots`."""
+    parts = [s for s in spot_lists.values() if len(s.x_mm)]
+    if not parts:
+        raise IndexingError("no spots were found on the images selected for autoindexing")
+    cat = {f: np.concatenate([getattr(s, f) for s in parts])
+           for f in ("x_mm", "y_mm", "phi", "intensity", "sigma", "image")}
+    width = np.array([widths.get(int(i), 0.0) for i in cat["image"]])
+    return DetectorSpots(cat["x_mm"], cat["y_mm"], cat["phi"], width, cat["intensity"],
+                         cat["sigma"], cat["image"].astype(int))
+
+
+def run(session: Session, job: Job) -> None:
+    """GO handler of AUTOINDEX (see module docstring)."""
+    numbers, phis = _images_from_job(job)
+    if not numbers:
+        numbers = default_images(session)
+    spot_lists = spots_for_images(session, numbers, report=True, phis=phis)
+    widths = {}
+    for n in numbers:
+        g = session.geometry(n)
+        a, b = phis.get(n, (g.phi_start, g.phi_end))
+        widths[n] = abs(b - a)
+    spots = spots_to_detector_spots(spot_lists, widths)
+    # spot phi: the middle of the image when the finder gives none
+    experiment = experiment_for_image(session, numbers[0], crystal=None)
+    params = params_from_state(session)
+    result = autoindex(spots, experiment, params)
+    session.results.indexing = result
+    report(session, result, spot_lists)
+    set_crystal(session, result.crystal)
+    session.set("detector.beam", tuple(float(v) for v in result.beam_refined))
+    if params.unfixdist:
+        session.set("detector.distance", float(result.distance))
+    newmat = session.files.newmat
+    if newmat:
+        from mosflm_py.geometry.matrix_file import write_matrix_file
+
+        wl = result.experiment.beam.wavelength
+        cr = result.crystal
+        write_matrix_file(newmat, cr.a_matrix(wl), cr.missets, cr.U, cr.cell)
+        session.report.line(f" New matrix written to file {newmat}")
+
+
+def _fmt_cell(cell) -> str:
+    return " ".join(f"{v:7.2f}" for v in cell[:3]) + " " + " ".join(f"{v:6.1f}" for v in cell[3:])
+
+
+def report(session: Session, res: IndexingResult, spot_lists: dict) -> None:
+    """Print the MOSFLM-style autoindexing log."""
+    out = session.report
+    for n, s in spot_lists.items():
+        out.line(f" Image {n:5d}: {len(s.x_mm):6d} spots found")
+    out.line("")
+    out.line(f" Maximum expected cell edge {res.max_cell:8.2f}")
+    out.line(
+        f" DPS Indexing using {res.n_used} reflections with I >= {res.threshold:g} I/sigma(I)"
+    )
+    out.line(f" CELL(start) {_fmt_cell(res.triclinic_cell)}")
+    out.line("")
+    out.line(" No PENALTY SDCELL FRACN LATT     a       b       c   alpha  beta gamma"
+             "  sd(x,y)  sd(phi) Nref  Possible spacegroups")
+    for row in res.table:
+        mark = "*" if row is res.solution else " "
+        if row.refined:
+            sd = f"{row.sdcell:6.2f} {row.fracn:5.3f}"
+            extra = f"{row.sigma_xy:8.3f} {row.sigma_phi:8.3f} {row.n_indexed:4d}"
+        else:
+            sd = "unrefined   "
+            extra = " " * 22
+        groups = ",".join(row.space_groups[:6])
+        out.line(f"{mark}{row.number:2d} {row.penalty:6.0f} {sd} {row.lattice:>4} "
+                 f"{_fmt_cell(row.cell)} {extra}  {groups}")
+    sol = res.solution
+    out.line("")
+    out.line(f" Suggested Solution: {sol.number} {sol.lattice} with penalty {sol.penalty:.0f}")
+    out.line(f" Regularized cell  {_fmt_cell(sol.regularized_cell)}")
+    out.line(f" Refined cell      {_fmt_cell(res.crystal.cell)}   Space group "
+             f"{res.crystal.space_group}")
+    bx0, by0 = res.beam_start
+    bx, by = res.beam_refined
+    out.line(f" Beam coordinates of {bx0:8.2f}{by0:8.2f} have been refined to "
+             f"{bx:8.2f}{by:8.2f}")
+    phi = "" if not np.isfinite(res.sigma_phi) else f" and in phi {res.sigma_phi:.2f} degrees"
+    out.line(f" Final sd in spot positions is {res.sigma_xy:.3f} mm{phi}")
+    out.line(f" Using {res.n_indexed} indexed reflections "
+             "{delta(XY) <= " + f"{session.state.index.sdcutoff:g} sigma}}")
+    for w in res.warnings:
+        out.warning(w)

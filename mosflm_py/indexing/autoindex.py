@@ -1,0 +1,294 @@
+"""MOSFLM-style autoindexing of spots from one or more images (DPS, 44 characters, refinement).
+
+Steps: select spots with I/sigma >= THRESHOLD (lowered automatically when too few), convert to
+reciprocal-lattice vectors, DPS basis search (Steller, Bolotovsky & Rossmann 1997), Niggli
+reduction, refinement of the triclinic solution against the spot positions (orientation, cell,
+beam, optionally distance), the 44 lattice characters with penalties from the refined triclinic
+cell, detector-space refinement of the best row of each Bravais lattice with penalty below 200,
+and the automatic choice of :func:`mosflm_py.indexing.solutions.choose_solution`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from mosflm_py.errors import IndexingError
+from mosflm_py.geometry.crystal import Crystal
+from mosflm_py.geometry.experiment import Experiment
+from mosflm_py.geometry.reciprocal import spots_to_rlp
+from mosflm_py.indexing.characters import space_groups_for_lattice
+from mosflm_py.indexing.detector_refine import DetectorSpots, refine_detector
+from mosflm_py.indexing.dps import find_basis, fit_basis
+from mosflm_py.indexing.niggli import cell_from_basis, niggli_reduce
+from mosflm_py.indexing.rlp_index import character_rows, conventional_ub
+from mosflm_py.indexing.solutions import IndexingParams, SolutionRow, choose_solution
+
+ADVICE = (
+    "Check the direct beam position (it should be correct to better than half the minimum spot "
+    "separation), the distance and wavelength; try a different THRESHOLD, other images or single "
+    "images, REVERSEPHI if the rotation sense may be reversed, or set MAXCELL."
+)
+
+
+@dataclass(frozen=True, eq=False)
+class IndexingResult:
+    """Outcome of :func:`autoindex`.
+
+    Attributes
+    ----------
+    crystal : Crystal
+        Chosen solution: refined cell, U (MOSFLM convention), space group (first of the lattice
+        or the SYMMETRY one).
+    experiment : Experiment
+        Input experiment with refined beam position (and distance) and the crystal.
+    table : list of SolutionRow
+        The 44 rows sorted by penalty.
+    chosen : int
+        Index into ``table`` of the chosen row.
+    beam_start, beam_refined : tuple
+        Beam position (mm) before and after refinement.
+    distance : float
+        Refined (or fixed) distance (mm).
+    sigma_xy, sigma_phi : float
+        Rms residuals of the chosen solution (mm, deg; phi NaN for stills).
+    n_spots, n_used, n_indexed : int
+        Spots given, spots passing the I/sigma threshold, spots used in the final refinement.
+    threshold : float
+        I/sigma threshold actually used.
+    max_cell : float
+        Maximum cell edge used (Angstrom).
+    triclinic_cell : tuple
+        Refined reduced triclinic cell (Angstrom, degrees).
+    warnings : list of str
+    """
+
+    crystal: Crystal
+    experiment: Experiment
+    table: list[SolutionRow]
+    chosen: int
+    beam_start: tuple[float, float]
+    beam_refined: tuple[float, float]
+    distance: float
+    sigma_xy: float
+    sigma_phi: float
+    n_spots: int
+    n_used: int
+    n_indexed: int
+    threshold: float
+    max_cell: float
+    triclinic_cell: tuple[float, ...]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def solution(self) -> SolutionRow:
+        """The chosen row."""
+        return self.table[self.chosen]
+
+
+def select_spots(spots: DetectorSpots, threshold: float, min_spots: int) -> tuple[np.ndarray, float]:
+    """Mask of spots with I/sigma >= threshold; threshold halved (down to 3) until enough pass."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        isig = np.where(spots.sigma > 0, spots.intensity / spots.sigma, np.inf)
+    t = float(threshold)
+    mask = isig >= t
+    while mask.sum() < min_spots and t > 3.0:
+        t = max(3.0, t / 2)
+        mask = isig >= t
+    return mask, t
+
+
+def estimate_max_cell(rlp: np.ndarray, image: np.ndarray | None = None) -> float:
+    """Maximum cell edge (Angstrom) from the closest separations of reciprocal-lattice points.
+
+    Neighbouring spots are ~1/a apart in reciprocal space; the 5th percentile of nearest-
+    neighbour separations (within each image when several points share an image) gives the
+    longest plausible edge, times 1.5 for safety (MOSFLM estimates it from the minimum spot
+    separation).  Clipped to 10..1000 Angstrom.
+    """
+    rlp = np.asarray(rlp, dtype=float)
+    seps = []
+    groups = [np.ones(len(rlp), bool)]
+    if image is not None and len(np.unique(image)) > 1:
+        groups = [image == i for i in np.unique(image) if np.sum(image == i) >= 8] or groups
+    for g in groups:
+        pts = rlp[g]
+        if len(pts) < 2:
+            continue
+        d, _ = cKDTree(pts).query(pts, k=2)
+        seps.append(d[:, 1])
+    if not seps:
+        return 100.0
+    s = np.concatenate(seps)
+    s = s[s > 1e-6]
+    if len(s) == 0:
+        return 100.0
+    return float(np.clip(1.5 / np.percentile(s, 5), 10.0, 1000.0))
+
+
+def _with_beam(experiment: Experiment, dx: float, dy: float) -> Experiment:
+    det = experiment.detector
+    return experiment.replace(detector=det.replace(beam_x=det.beam_x + dx, beam_y=det.beam_y + dy))
+
+
+def autoindex(
+    spots: DetectorSpots, experiment: Experiment, params: IndexingParams | None = None
+) -> IndexingResult:
+    """Autoindex spots from one or more images (rotation images or stills).
+
+    Parameters
+    ----------
+    spots : DetectorSpots
+        Spot positions (mm), phi (deg), image widths (deg, 0 for stills), I and sigma.
+    experiment : Experiment
+        Beam, detector, goniometer (header values plus keyword overrides).
+    params : IndexingParams
+
+    Returns
+    -------
+    IndexingResult
+
+    Raises
+    ------
+    IndexingError
+        With MOSFLM's advice when no solution is found.
+    """
+    params = params or IndexingParams()
+    warnings: list[str] = []
+    n_spots = len(spots)
+    mask, threshold = select_spots(spots, params.threshold, params.min_spots)
+    if threshold < params.threshold:
+        warnings.append(
+            f"Only {int(mask.sum())} spots with I/sigma(I) >= {params.threshold:g}: threshold "
+            f"lowered to {threshold:g}"
+        )
+    if mask.sum() < 10:
+        raise IndexingError(
+            f"Autoindexing failed: only {int(mask.sum())} spots with I/sigma(I) >= {threshold:g} "
+            f"(at least 10 needed). {ADVICE}"
+        )
+    use = spots.select(mask)
+    rlp = spots_to_rlp(use.x_mm, use.y_mm, use.phi, experiment)
+    max_cell = params.max_cell or estimate_max_cell(rlp, use.image)
+
+    # DPS (optionally on a grid of beam positions)
+    offsets = [(0.0, 0.0)]
+    if params.beam_search:
+        g = np.arange(-params.beam_range, params.beam_range + 1e-9, params.beam_step)
+        offsets = [(float(a), float(b)) for a in g for b in g]
+    best = None
+    for dx, dy in offsets:
+        exp_try = _with_beam(experiment, dx, dy)
+        r = rlp if (dx, dy) == (0.0, 0.0) else spots_to_rlp(use.x_mm, use.y_mm, use.phi, exp_try)
+        try:
+            search = find_basis(r, max_cell, min_cell=params.min_cell, hkldev=params.hkldev,
+                                nvect=params.nvect, spacing=params.spacing)
+        except IndexingError:
+            continue
+        basis = fit_basis(r, search.basis, params.hkldev)
+        h = r @ basis.T
+        ok = np.all(np.abs(h - np.round(h)) < params.hkldev, axis=1)
+        resid = np.abs(h - np.round(h))[ok].mean() if ok.any() else 1.0
+        key = (round(ok.mean(), 2), -resid)
+        if best is None or key > best[0]:
+            best = (key, exp_try, basis)
+    if best is None:
+        raise IndexingError(f"Autoindexing failed: no lattice found by the DPS search. {ADVICE}")
+    _, exp_start, basis = best
+    if params.beam_search and exp_start is not experiment:
+        det = exp_start.detector
+        warnings.append(f"Beam search: best beam position {det.beam_x:.2f} {det.beam_y:.2f} mm")
+
+    red = niggli_reduce(basis).basis
+    if np.linalg.det(red) < 0:
+        red = -red
+    # triclinic refinement in detector space
+    ap = refine_detector(use, exp_start, np.linalg.inv(red), cell_from_basis(red), "aP",
+                         hkldev=params.hkldev, sdcutoff=params.sdcutoff,
+                         refine_distance=params.unfixdist)
+    if ap.fraction < 0.25 or ap.n_used < 6:
+        raise IndexingError(
+            f"Autoindexing failed: the best solution indexes only {100 * ap.fraction:.0f}% of "
+            f"the spots. {ADVICE}"
+        )
+    exp_ref = ap.experiment.replace(crystal=None)
+    red = niggli_reduce(np.linalg.inv(ap.ub)).basis
+    rows = character_rows(red)
+    done: set[str] = set()
+    table: list[SolutionRow] = []
+    for row in rows:
+        if row.penalty >= params.refine_penalty or row.lattice in done:
+            table.append(row)
+            continue
+        done.add(row.lattice)
+        ref = refine_detector(use, exp_ref, conventional_ub(red, row.transform),
+                              row.regularized_cell, row.lattice, hkldev=params.hkldev,
+                              sdcutoff=params.sdcutoff, refine_distance=params.unfixdist)
+        det = ref.experiment.detector
+        edges = np.asarray(ref.cell_esd)[: min(3, len(ref.cell_esd))]
+        table.append(
+            replace(
+                row,
+                cell=ref.cell,
+                refined=True,
+                sdcell=float(np.nanmean(edges)) if np.isfinite(edges).any() else float("nan"),
+                fracn=ref.fraction,
+                sigma_xy=ref.sigma_xy,
+                sigma_phi=ref.sigma_phi,
+                n_indexed=ref.n_used,
+                ub=ref.ub,
+                beam=(det.beam_x, det.beam_y),
+                distance=det.distance,
+            )
+        )
+    chosen = choose_solution(table, params)
+    sol = table[chosen]
+    if not sol.refined:
+        ref = refine_detector(use, exp_ref, conventional_ub(red, sol.transform),
+                              sol.regularized_cell, sol.lattice, hkldev=params.hkldev,
+                              sdcutoff=params.sdcutoff, refine_distance=params.unfixdist)
+        det = ref.experiment.detector
+        sol = replace(sol, cell=ref.cell, refined=True, fracn=ref.fraction,
+                      sigma_xy=ref.sigma_xy, sigma_phi=ref.sigma_phi, n_indexed=ref.n_used,
+                      ub=ref.ub, beam=(det.beam_x, det.beam_y), distance=det.distance)
+        table[chosen] = sol
+    sg = params.symmetry or space_groups_for_lattice(sol.lattice)[0]
+    crystal = Crystal.from_ub(sol.ub, space_group=_space_group_name(sg))
+    det = experiment.detector.replace(beam_x=sol.beam[0], beam_y=sol.beam[1], distance=sol.distance)
+    exp_out = experiment.replace(detector=det, crystal=crystal)
+    if sol.sigma_xy > 0.5:
+        warnings.append(
+            f"The rms positional residual ({sol.sigma_xy:.2f} mm) is large: the solution may be "
+            "wrong"
+        )
+    return IndexingResult(
+        crystal=crystal,
+        experiment=exp_out,
+        table=table,
+        chosen=chosen,
+        beam_start=(experiment.detector.beam_x, experiment.detector.beam_y),
+        beam_refined=(det.beam_x, det.beam_y),
+        distance=det.distance,
+        sigma_xy=sol.sigma_xy,
+        sigma_phi=sol.sigma_phi,
+        n_spots=n_spots,
+        n_used=int(mask.sum()),
+        n_indexed=sol.n_indexed,
+        threshold=threshold,
+        max_cell=max_cell,
+        triclinic_cell=niggli_reduce(np.linalg.inv(ap.ub)).cell,
+        warnings=warnings,
+    )
+
+
+def _space_group_name(symbol: str) -> str:
+    """Full Hermann-Mauguin name (gemmi) of a space group given by short name or number."""
+    import gemmi
+
+    s = str(symbol).strip()
+    sg = gemmi.find_spacegroup_by_number(int(s)) if s.isdigit() else gemmi.find_spacegroup_by_name(s)
+    if sg is None:
+        raise IndexingError(f"unknown space group {symbol!r}")
+    return sg.xhm()

@@ -1,0 +1,216 @@
+"""Refinement of an indexing solution against spot positions on the detector (x, y and phi).
+
+Parameters: three small orientation angles, the symmetry-constrained cell, the beam position
+(and the distance with UNFIXDIST).  Each indexed spot is predicted with the geometry functions
+(:func:`mosflm_py.geometry.prediction.nearest_phi` for rotation images,
+:func:`~mosflm_py.geometry.prediction.predict_positions` for stills) and the weighted residuals
+are minimised with ``scipy.optimize.least_squares``; spots beyond SDCUTOFF sigma are rejected
+iteratively (MOSFLM: "Using N indexed reflections ... {delta(XY) <= 2.5 sigma}").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from mosflm_py.geometry.crystal import Crystal
+from mosflm_py.geometry.experiment import Experiment
+from mosflm_py.geometry.prediction import nearest_phi, predict_positions
+from mosflm_py.geometry.reciprocal import spots_to_rlp
+from mosflm_py.indexing.cellparams import (
+    Cell,
+    cell_to_params,
+    params_to_cell,
+    small_rotation,
+    u_from_ub,
+)
+from mosflm_py.indexing.lattice_refine import index_fraction
+
+SIGMA_XY = 0.1  # mm, nominal weight of positions
+SIGMA_PHI_MIN = 0.05  # deg
+
+
+@dataclass(frozen=True)
+class DetectorSpots:
+    """Spots for indexing (struct of arrays).
+
+    Attributes
+    ----------
+    x_mm, y_mm : ndarray
+        MOSFLM detector coordinates (mm).
+    phi : ndarray
+        Rotation angle of the spot (deg): centroid, or the middle of its image.
+    phi_width : ndarray
+        Oscillation width of the spot's image (deg); 0 for stills.
+    intensity, sigma : ndarray
+        Intensity and its standard deviation.
+    image : ndarray of int
+        Image number of each spot.
+    """
+
+    x_mm: np.ndarray
+    y_mm: np.ndarray
+    phi: np.ndarray
+    phi_width: np.ndarray
+    intensity: np.ndarray
+    sigma: np.ndarray
+    image: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x_mm)
+
+    def select(self, mask: np.ndarray) -> DetectorSpots:
+        """Subset of the spots."""
+        return DetectorSpots(*(np.asarray(getattr(self, f))[mask] for f in self.__dataclass_fields__))
+
+
+@dataclass(frozen=True, eq=False)
+class DetectorRefinement:
+    """Refined solution in detector space."""
+
+    experiment: Experiment  # with the refined crystal, beam and distance
+    ub: np.ndarray
+    cell: Cell
+    sigma_xy: float  # rms positional residual (mm)
+    sigma_phi: float  # rms phi residual (deg), NaN for stills
+    n_used: int
+    fraction: float
+    cell_esd: np.ndarray  # esds of the free cell parameters
+
+
+def refine_detector(
+    spots: DetectorSpots,
+    experiment: Experiment,
+    ub0: np.ndarray,
+    cell0: Cell,
+    bravais: str,
+    *,
+    hkldev: float = 0.3,
+    sdcutoff: float = 2.5,
+    refine_beam: bool = True,
+    refine_distance: bool = False,
+    cycles: int = 4,
+) -> DetectorRefinement:
+    """Refine orientation, constrained cell, beam (and distance) against spot positions.
+
+    Parameters
+    ----------
+    spots : DetectorSpots
+    experiment : Experiment
+        Beam, detector and goniometer (the crystal is ignored).
+    ub0 : array (3, 3)
+        Starting U.B (1/Angstrom) in the conventional setting of ``bravais``.
+    cell0 : tuple
+        Starting conventional cell (Angstrom, degrees).
+    bravais : str
+        Bravais lattice symbol; sets the free cell parameters.
+    hkldev, sdcutoff : float
+        Index tolerance; rejection limit in multiples of the rms weighted residual.
+    """
+    det0 = experiment.detector
+    u0 = u_from_ub(ub0, cell0)
+    p0 = cell_to_params(cell0, bravais)
+    rot_mask = spots.phi_width > 0
+    sig_phi = np.maximum(0.5 * spots.phi_width, SIGMA_PHI_MIN)
+    n_geo = 2 + (1 if refine_distance else 0)
+    x = np.concatenate([np.zeros(3), p0, np.zeros(n_geo)])
+    scale = np.concatenate([np.ones(3), np.maximum(np.abs(p0) * 1e-3, 1e-3), np.full(n_geo, 0.1)])
+    if not refine_beam:
+        n_geo = 0
+
+    def build(xx: np.ndarray) -> Experiment:
+        cell = params_to_cell(xx[3 : 3 + len(p0)], bravais)
+        g = xx[3 + len(p0) :]
+        det = det0
+        if len(g):
+            changes = {"beam_x": det0.beam_x + g[0], "beam_y": det0.beam_y + g[1]}
+            if refine_distance:
+                changes["distance"] = det0.distance + g[2]
+            det = det0.replace(**changes)
+        crystal = Crystal(cell=cell, U=small_rotation(xx[:3]) @ u0)
+        return experiment.replace(detector=det, crystal=crystal)
+
+    def predict(exp: Experiment, hkl: np.ndarray, sel: np.ndarray):
+        xc = np.full(sel.sum(), np.nan)
+        yc = np.full(sel.sum(), np.nan)
+        pc = np.full(sel.sum(), np.nan)
+        rot = rot_mask[sel]
+        if rot.any():
+            p, xr, yr = nearest_phi(exp, hkl[rot], spots.phi[sel][rot])
+            xc[rot], yc[rot], pc[rot] = xr, yr, p
+        if (~rot).any():
+            xs, ys, ok = predict_positions(exp, hkl[~rot], spots.phi[sel][~rot])
+            xs[~ok], ys[~ok] = np.nan, np.nan
+            xc[~rot], yc[~rot] = xs, ys
+        return xc, yc, pc
+
+    def residuals(exp: Experiment, hkl: np.ndarray, sel: np.ndarray) -> np.ndarray:
+        xc, yc, pc = predict(exp, hkl, sel)
+        rx = (spots.x_mm[sel] - xc) / SIGMA_XY
+        ry = (spots.y_mm[sel] - yc) / SIGMA_XY
+        rp = np.where(rot_mask[sel], (spots.phi[sel] - pc) / sig_phi[sel], 0.0)
+        out = np.stack([rx, ry, rp], 1)
+        return np.nan_to_num(out, nan=50.0, posinf=50.0, neginf=50.0)
+
+    def index_all(exp: Experiment) -> tuple[np.ndarray, np.ndarray]:
+        rlp = spots_to_rlp(spots.x_mm, spots.y_mm, spots.phi, exp)
+        return index_fraction(rlp, exp.crystal.UB, hkldev)
+
+    exp = build(x)
+    # index with the observed matrix (not the regularized one) first
+    rlp0 = spots_to_rlp(spots.x_mm, spots.y_mm, spots.phi, experiment)
+    hkl, ok = index_fraction(rlp0, ub0, hkldev)
+    use = ok.copy()
+    n_par = len(x) if refine_beam else 3 + len(p0)
+    sol = None
+    for _ in range(cycles):
+        if use.sum() < max(n_par + 2, 6):
+            break
+        h_use = hkl[use]
+
+        def fun(xx: np.ndarray, h_use=h_use, use=use) -> np.ndarray:
+            e = build(np.concatenate([xx, x[n_par:]]) if n_par < len(x) else xx)
+            return residuals(e, h_use, use).ravel()
+
+        sol = least_squares(fun, x[:n_par], x_scale=scale[:n_par], method="trf", loss="linear")
+        x[:n_par] = sol.x
+        exp = build(x)
+        hkl, ok = index_all(exp)
+        res = residuals(exp, hkl, np.ones(len(spots), bool))
+        dist = np.sqrt(np.sum(res**2, axis=1))
+        rms = np.sqrt(np.mean(dist[ok & use] ** 2)) if (ok & use).any() else np.inf
+        new_use = ok & (dist <= sdcutoff * rms)
+        if np.array_equal(new_use, use):
+            break
+        use = new_use
+    exp = build(x)
+    hkl, ok = index_all(exp)
+    used = ok & use
+    xc, yc, pc = predict(exp, hkl, np.ones(len(spots), bool))
+    dxy = np.hypot(spots.x_mm - xc, spots.y_mm - yc)
+    good = used & np.isfinite(dxy)
+    sigma_xy = float(np.sqrt(np.mean(dxy[good] ** 2))) if good.any() else float("nan")
+    rp = good & rot_mask
+    sigma_phi = float(np.sqrt(np.mean((spots.phi[rp] - pc[rp]) ** 2))) if rp.any() else float("nan")
+    esd = np.full(len(p0), np.nan)
+    if sol is not None and sol.jac is not None and len(sol.fun) > len(sol.x):
+        jac = np.asarray(sol.jac)
+        dof = max(len(sol.fun) - len(sol.x), 1)
+        s2 = 2 * sol.cost / dof
+        try:
+            cov = np.linalg.inv(jac.T @ jac) * s2
+            esd = np.sqrt(np.abs(np.diag(cov)))[3 : 3 + len(p0)]
+        except np.linalg.LinAlgError:
+            pass
+    return DetectorRefinement(
+        experiment=exp,
+        ub=exp.crystal.UB,
+        cell=exp.crystal.cell,
+        sigma_xy=sigma_xy,
+        sigma_phi=sigma_phi,
+        n_used=int(good.sum()),
+        fraction=float(ok.mean()),
+        cell_esd=esd,
+    )
