@@ -123,6 +123,11 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
 
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
+    if hasattr(stdin, "reconfigure"):
+        try:  # a stray non-UTF-8 byte must not stop the run
+            stdin.reconfigure(errors="replace")
+        except (ValueError, OSError):  # pragma: no cover
+            pass
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         opts = parse_argv(argv)
@@ -181,6 +186,9 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
     except KeyboardInterrupt:
         stdout.write("\n *** Interrupted.\n")
         return 130
+    except BrokenPipeError:  # output piped into e.g. head
+        sys.stderr.close()
+        return 1
     finally:
         if log is not None:
             log.close()

@@ -72,10 +72,11 @@ class Report:
 
     def error(self, message: str) -> None:
         """A user-facing error: `` *** message`` (continuation lines indented)."""
-        first, *rest = message.splitlines() or [""]
-        self.line(f" *** {first}")
-        for r in rest:
-            self.line(f"     {r}")
+        first = True
+        for para in message.splitlines() or [""]:
+            for piece in textwrap.wrap(para, width=WIDTH - 6, break_on_hyphens=False) or [""]:
+                self.line((" *** " if first else "     ") + piece)
+                first = False
 
     def warning(self, text: str, advice: str = "") -> None:
         """MOSFLM's warning block: blank line, `` ***** WARNING *****``, wrapped text, advice."""
