@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from reference.simulate_ref import render_records_ref, sweep_records_ref
+from reference.simulate_ref import detector_counts_ref, render_records_ref, sweep_records_ref
 
-from mosflm_py.kernels.simulate import render_records, sweep_records
+from mosflm_py.kernels.simulate import detector_counts, render_records, sweep_records
 from mosflm_py.simulate import default_params
+from mosflm_py.simulate.dataset import noise_key
 from mosflm_py.simulate.detector import detector_frame
 from mosflm_py.simulate.render import (
     MIN_STEPS_PER_IMAGE,
@@ -64,3 +65,30 @@ def test_render_conserves_counts_and_centroid():
     ii, jj = np.mgrid[0:30, 0:30] + 0.5
     assert (out[0] * ii).sum() / 1000.0 == pytest.approx(12.37, abs=1e-4)
     assert (out[0] * jj).sum() / 1000.0 == pytest.approx(15.81, abs=1e-4)
+
+
+@pytest.mark.parametrize("poisson", [True, False])
+def test_detector_counts_match_reference(poisson):
+    rng = np.random.default_rng(11)
+    expected = rng.choice([0.0, 0.3, 2.5, 7.9, 12.0, 55.5, 3000.0], size=(23, 17))
+    shadow = np.zeros(expected.shape, dtype=bool)
+    shadow[3:6, 4:8] = True
+    invalid = rng.random(expected.shape) < 0.05
+    key = noise_key(7, 3)
+    out = np.empty(expected.shape, dtype=np.int32)
+    detector_counts(expected, shadow, 0.02, invalid, key, poisson, 1.5, 4.0, 2500.0, out)
+    ref = detector_counts_ref(expected, shadow, 0.02, invalid, int(key), poisson, 1.5, 4.0, 2500.0)
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_poisson_statistics():
+    for lam in (0.7, 6.0, 25.0, 400.0):
+        expected = np.full((200, 100), lam)
+        none = np.zeros(expected.shape, dtype=bool)
+        out = np.empty(expected.shape, dtype=np.int32)
+        detector_counts(expected, none, 1.0, none, noise_key(1, 1), True, 1.0, 0.0, 1e9, out)
+        n = out.size
+        assert out.mean() == pytest.approx(lam, abs=5 * np.sqrt(lam / n))
+        assert out.var() == pytest.approx(lam, rel=5 * np.sqrt(2.0 / n) + 0.01)
+        if lam < 1:  # P(0) = exp(-lam)
+            assert np.mean(out == 0) == pytest.approx(np.exp(-lam), abs=0.01)

@@ -281,3 +281,96 @@ def render_records(
                 ca = c * ws[a]
                 for b in range(j1 - j0):
                     out[k, i0 + a, j0 + b] += ca * wf[b]
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_DRAW = np.uint64(0xD1B54A32D192ED03)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+@jit
+def _uniform(key: np.uint64, n: np.uint64, j: np.uint64) -> float:
+    """Counter-based uniform deviate in (0, 1): splitmix64 finaliser of (key, pixel n, draw j)."""
+    z = key + n * _GOLDEN + j * _DRAW
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    z = z ^ (z >> np.uint64(31))
+    return (float(z >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@jit
+def _poisson(lam: float, key: np.uint64, n: np.uint64) -> float:
+    """Poisson deviate with mean ``lam``: inversion by sequential search below 10, else PTRS
+    (Hoermann 1993, as in numpy), using the counter-based stream of pixel ``n``."""
+    if lam <= 0.0:
+        return 0.0
+    j = np.uint64(0)
+    if lam < 10.0:
+        u = _uniform(key, n, j)
+        x = 0.0
+        prob = math.exp(-lam)
+        cdf = prob
+        while u > cdf and x < 200.0:
+            x += 1.0
+            prob *= lam / x
+            cdf += prob
+        return x
+    slam = math.sqrt(lam)
+    loglam = math.log(lam)
+    b = 0.931 + 2.53 * slam
+    a = -0.059 + 0.02483 * b
+    invalpha = 1.1239 + 1.1328 / (b - 3.4)
+    vr = 0.9277 - 3.6224 / (b - 2.0)
+    while True:
+        u = _uniform(key, n, j) - 0.5
+        v = _uniform(key, n, j + np.uint64(1))
+        j += np.uint64(2)
+        us = 0.5 - abs(u)
+        k = math.floor((2.0 * a / us + b) * u + lam + 0.43)
+        if us >= 0.07 and v <= vr:
+            return k
+        if k < 0.0 or (us < 0.013 and v > us):
+            continue
+        if (math.log(v) + math.log(invalpha) - math.log(a / (us * us) + b)) <= (
+                -lam + k * loglam - math.lgamma(k + 1.0)):
+            return k
+
+
+@jit(parallel=True)
+def detector_counts(
+    expected: np.ndarray,
+    shadow: np.ndarray,
+    transmission: float,
+    invalid: np.ndarray,
+    key: np.uint64,
+    poisson: bool,
+    gain: float,
+    offset: float,
+    overload: float,
+    out: np.ndarray,
+) -> None:
+    """Expected photons (nslow, nfast) -> int32 ADU frame ``out``.
+
+    Photons are Poisson deviates (or the rounded mean) of ``expected`` (times ``transmission`` in
+    the ``shadow`` mask), from a counter-based generator keyed by ``key`` so the result does not
+    depend on threads or batching; ADU = rint(gain * photons + offset) clipped to ``overload``;
+    ``invalid`` pixels are -1.
+    """
+    nslow, nfast = expected.shape
+    for i in prange(nslow):
+        for jf in range(nfast):
+            if invalid[i, jf]:
+                out[i, jf] = -1
+                continue
+            lam = expected[i, jf]
+            if shadow[i, jf]:
+                lam *= transmission
+            if poisson:
+                ph = _poisson(lam, key, np.uint64(i * nfast + jf))
+            else:
+                ph = math.floor(lam + 0.5)
+            adu = math.floor(gain * ph + offset + 0.5)
+            if adu > overload:
+                adu = overload
+            out[i, jf] = np.int32(adu)

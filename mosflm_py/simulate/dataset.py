@@ -78,22 +78,29 @@ def to_detector_counts(expected: np.ndarray, p: SimulationParams, number: int,
                        invalid: np.ndarray, shadow: np.ndarray) -> np.ndarray:
     """Noise, gain, offset, overload and masks: expected photons -> int32 ADU frame.
 
-    Poisson deviates come from a generator seeded with ``(seed, image number)``, so an image is
-    the same whichever batch it is made in.
+    Poisson deviates come from a counter-based generator keyed by ``(seed, image number)``
+    (:func:`noise_key`), so an image is the same whichever batch or thread makes it.
     """
-    lam = expected
-    if shadow.any():
-        lam = np.where(shadow, lam * BACKSTOP_TRANSMISSION, lam)
-    if p.poisson:
-        rng = np.random.default_rng([int(p.seed), 2, int(number)])
-        photons = rng.poisson(lam).astype(np.float64)
-    else:
-        photons = np.rint(lam)
-    adu = np.rint(p.gain * photons + p.adc_offset)
-    adu = np.minimum(adu, p.overload)
-    out = adu.astype(np.int32)
-    out[invalid] = -1
+    from mosflm_py.kernels.simulate import detector_counts
+
+    lam = np.ascontiguousarray(expected, dtype=np.float64)
+    if lam.shape != (p.nslow, p.nfast):
+        raise KeywordError(f"Frame shape {lam.shape} does not match the detector.")
+    out = np.empty(lam.shape, dtype=np.int32)
+    detector_counts(lam, np.ascontiguousarray(shadow, dtype=np.bool_), BACKSTOP_TRANSMISSION,
+                    np.ascontiguousarray(invalid, dtype=np.bool_), noise_key(p.seed, number),
+                    bool(p.poisson), float(p.gain), float(p.adc_offset), float(p.overload), out)
     return out
+
+
+def noise_key(seed: int, number: int) -> np.uint64:
+    """64-bit key of the noise stream of image ``number`` (splitmix64 of seed and number)."""
+    mask = (1 << 64) - 1
+    z = (int(seed) * 0x9E3779B97F4A7C15 + int(number) * 0xC2B2AE3D27D4EB4F + 0x632BE59BD9B4E019)
+    z &= mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return np.uint64(z ^ (z >> 31))
 
 
 def _template(fmt: str, name: str, n_last: int) -> str:
