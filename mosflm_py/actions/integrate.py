@@ -1,0 +1,290 @@
+"""Integration of a sweep (PROCESS without SEGMENT): settings → blocks → MTZ, SUMMARY, log."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mosflm_py.actions.common import resolution_limits
+from mosflm_py.actions.process import (
+    _source,
+    exclude_shells,
+    image_plan,
+    progress,
+    starting_experiment,
+)
+from mosflm_py.errors import IntegrationError
+from mosflm_py.integration import (
+    BackgroundParams,
+    IntegrationParams,
+    Polarisation,
+    ProfileParams,
+    Raster,
+    RejectionParams,
+    SeparationParams,
+    auto_raster,
+)
+from mosflm_py.processing.block import BlockJob
+from mosflm_py.processing.params import ProcessParams
+from mosflm_py.processing.plan import make_blocks, phi_grid
+from mosflm_py.processing.records import ImageRecords
+from mosflm_py.processing.runner import run_blocks
+from mosflm_py.refinement import PostrefParams, RefinementParams
+
+if TYPE_CHECKING:
+    from mosflm_py.geometry.experiment import Experiment
+    from mosflm_py.session import Session
+
+CELL_PARAMS = ("A", "B", "C", "ALPHA", "BETA", "GAMMA")
+
+
+def choose_raster(session: Session, exp: Experiment, first: int) -> Raster:
+    """RASTER keyword, else from the median spot size on the first image (MOSFLM)."""
+    r = session.state.integration.raster
+    if r is not None:
+        return Raster(*r)
+    from mosflm_py.spotfinding import DetectorFrame, SpotFindParams, find_spots
+
+    g = session.geometry(first)
+    det = DetectorFrame(beam_x=g.beam_x, beam_y=g.beam_y, distance=g.distance,
+                        wavelength=g.wavelength, pixel_slow=g.pixel_slow,
+                        pixel_fast=g.pixel_fast, gain=g.gain)
+    spots, rep = find_spots(session.images().frame(first), det, SpotFindParams(), image=first,
+                            phi=(g.phi_start, g.phi_end))
+    if len(spots) >= 10 and np.isfinite(rep.median_size_x) and np.isfinite(rep.median_size_y):
+        raster = auto_raster((rep.median_size_x, rep.median_size_y))
+        session.report.line(
+            f" Based on a median spot size of {rep.median_size_x:.0f} by {rep.median_size_y:.0f} "
+            f"pixels the measurement box parameters (RASTER) have been set to {raster.nxs} "
+            f"{raster.nys} {raster.nc} {raster.nrx} {raster.nry}")
+        return raster
+    session.report.warning(
+        f"Only {len(spots)} spots found on image {first}: the measurement box cannot be set "
+        "from the spot size; RASTER 17 19 13 6 6 will be used.",
+        "Give RASTER explicitly if the spots are much larger or smaller.")
+    return Raster(17, 19, 13, 6, 6)
+
+
+def integration_params(session: Session, raster: Raster, first: int) -> IntegrationParams:
+    """IntegrationParams from the PROFILE, BACKGROUND, REJECTION, SEPARATION, ... settings."""
+    st = session.state
+    g = session.geometry(first)
+    pr, bg, rj, it = st.profile, st.background, st.rejection, st.integration
+    return IntegrationParams(
+        raster=raster,
+        background=BackgroundParams(bgfrac=bg.bgfrac, bgsig=bg.bgsig, recover=bg.recover),
+        rejection=RejectionParams(gradmax=rj.gradmax, nbgmin=rj.minbg, bgratio=rj.bgratio,
+                                  pkratio=rj.pkratio, pkratio_accept=rj.pkratio_accept),
+        profile=ProfileParams(enabled=pr.enabled, tolerance=tuple(pr.tolerance),
+                              boundary=pr.boundary, fixbox=pr.fixbox, optimise=pr.optimise,
+                              isdr=pr.isdr, nref=pr.nref, rmsbg=pr.rmsbg,
+                              partials=True if pr.partials else None, variable=pr.variable,
+                              interpolate=pr.interpolate, wdlim1=pr.wdlim1, wdlim2=pr.wdlim2,
+                              xlines=tuple(pr.xlines) or None, ylines=tuple(pr.ylines) or None),
+        separation=SeparationParams(close=True if it.separation_close else True, trim=it.trim,
+                                    noverlap=it.noverlap),
+        gain=g.gain, adcoffset=g.adcoffset, nullpix=g.nullpix, overload=g.overload,
+    )
+
+
+def refinement_params(session: Session) -> tuple[RefinementParams, PostrefParams]:
+    """REFINEMENT and POSTREF settings (cell fixed during integration unless UNFIXed)."""
+    st = session.state
+    rf, pr = st.refinement, st.postref
+    fix = {f.upper() for f in rf.fixed if f.upper() in
+           ("XCEN", "YCEN", "DISTANCE", "YSCALE", "TILT", "TWIST", "CCOMEGA")}
+    rp = RefinementParams(fix=frozenset(fix | {"CCOMEGA"}), nref=rf.nref, limit=rf.limit,
+                          cycles=rf.cycles, residual=rf.residual,
+                          include_partials=rf.partial_fraction if rf.include_partials else None,
+                          fullfrac=rf.fullfrac, weight=rf.weight, raise_on_residual=False)
+    pfix = set(pr.fixed) | {"DIVERGENCE"}
+    if not getattr(pr, "unfixed", ()):  # integration: cell fixed unless asked
+        pfix |= set(CELL_PARAMS)
+    if pr.fix_all:
+        pfix |= set(CELL_PARAMS) | {"MOSAIC", "PHIX", "PHIY", "PHIZ"}
+    extra = {}
+    if pr.frmin is not None:
+        extra["frmin"] = pr.frmin
+    if pr.frmax is not None:
+        extra["frmax"] = pr.frmax
+    pp = PostrefParams(fix=frozenset(pfix), nref=pr.nref, sdfac=pr.sdfac,
+                       maxshift=pr.maxshift, shiftfac=pr.shiftfac, mossmooth=pr.mossmooth,
+                       mosadd=pr.mosadd, multi=True if pr.multi is None else pr.multi, **extra)
+    return rp, pp
+
+
+def integrate_sweep(session: Session, first: int, last: int, start: float | None,
+                    angle: float | None, block: int, add: int) -> None:
+    """Integrate images first..last and write the MTZ and SUMMARY files."""
+    rep = session.report
+    plan = image_plan(session, first, last, start, angle, add)
+    exp = starting_experiment(session, first)
+    d_min, d_max = resolution_limits(session, exp)
+    raster = choose_raster(session, exp, first)
+    ip = integration_params(session, raster, first)
+    rp, pp = refinement_params(session)
+    g = session.geometry(first)
+    pol = Polarisation(kind="synchrotron", degree=g.polarisation) if g.polarisation > 0 else \
+        Polarisation(kind="pinhole", degree=0.0)
+    st = session.state
+    params = ProcessParams(
+        d_min=d_min, d_max=d_max, maxwidth=st.integration.maxwidth, integration=ip,
+        refinement=rp, postrefinement=pp, refine_detector=st.refinement.enabled,
+        postref=st.postref.enabled and not st.postref.fix_all, mossmooth=st.postref.mossmooth,
+        mosadd=st.postref.mosadd, polarisation=pol, high_resolution=d_min < 2.5,
+        exclude_shells=exclude_shells(session),
+    )
+    blocks = make_blocks(plan, block)
+    starts, ends = phi_grid(plan)
+    jobs = []
+    pos = 0
+    for k, b in enumerate(blocks):
+        jobs.append(BlockJob(k, tuple(b), starts, ends, pos, exp, params))
+        pos += len(b)
+    cr = exp.crystal
+    rep.line("")
+    rep.line(f" Processing images {first} to {last} ({len(plan)} images, {len(blocks)} blocks "
+             f"of up to {block}; profiles accumulated over {block} images (BLOCK))")
+    rep.line(f" Cell {' '.join(f'{c:.3f}' for c in cr.cell)}  space group {cr.space_group}  "
+             f"mosaic {cr.mosaic:.2f} deg")
+    rep.line(f" Resolution {d_min:.2f} A{'' if d_max is None else f' to {d_max:.2f} A'};"
+             f" RASTER {raster.nxs} {raster.nys} {raster.nc} {raster.nrx} {raster.nry};"
+             f" {session.nproc} worker process(es)")
+    series = session.images()
+    t0 = time.perf_counter()
+    records: list[ImageRecords] = []
+    image_rows = []
+    done = 0
+    try:
+        for res in run_blocks(jobs, _source(series), session.nproc):
+            for w in res.warnings:
+                rep.warning(w)
+            for st_img, ref, rec in zip(res.stats, res.refinement, res.records):
+                records.append(rec)
+                image_rows.append((st_img, ref))
+                _log_image(session, st_img, ref)
+                done += 1
+                progress(session, done, len(plan), t0)
+    except KeyboardInterrupt:
+        raise IntegrationError("PROCESS interrupted: no MTZ file was written (any earlier file "
+                               "is untouched).") from None
+    elapsed = time.perf_counter() - t0
+    all_rec = ImageRecords.concatenate(records)
+    rep.line("")
+    rep.line(f" {len(all_rec)} reflections integrated on {len(plan)} images in {elapsed:.1f} s "
+             f"({len(plan) / max(elapsed, 1e-9):.2f} images/s)")
+    mtz_path = _write_mtz(session, plan, image_rows, all_rec, exp)
+    rep.line(f" MTZ file written: {mtz_path}")
+    summary = _write_summary(session, image_rows)
+    if summary:
+        rep.line(f" SUMMARY file written: {summary}")
+    session.results.integration = {"records": all_rec, "images": image_rows, "mtz": mtz_path,
+                                   "seconds": elapsed}
+
+
+def _log_image(session: Session, s, ref) -> None:
+    rep = session.report
+    det = ref.experiment.detector
+    cr = ref.experiment.crystal
+    rep.line(f" Image {s.image:5d}: beam {det.beam_x:8.3f} {det.beam_y:8.3f}  dist "
+             f"{det.distance:8.2f}  yscale {det.yscale:.4f}  tilt {det.tilt:6.1f}  twist "
+             f"{det.twist:6.1f}  rms {ref.rms:6.3f} mm  wrms {ref.wrms:5.2f}  missets "
+             f"{cr.missets[0]:6.3f} {cr.missets[1]:6.3f} {cr.missets[2]:6.3f}  mosaic "
+             f"{cr.mosaic:5.3f}")
+    rep.line(f"              full {s.n_full:6d}  partial {s.n_partial:6d}  overlap "
+             f"{s.n_overlap:5d}  overload {s.n_overload:4d}  bad {s.n_bad:4d}  "
+             f"<I/sig> prf {s.isig_prf:6.1f} (outer {s.isig_prf_outer:5.1f})  sum "
+             f"{s.isig_sum:6.1f} (outer {s.isig_sum_outer:5.1f})")
+    for w in ref.warnings:
+        rep.line(f"   Warning: {w}")
+
+
+def _write_mtz(session: Session, plan, image_rows, rec: ImageRecords, exp) -> str:
+    from mosflm_py.output.mtz import (
+        BatchHeader,
+        MtzMeta,
+        MtzRecords,
+        default_mtz_name,
+        write_unmerged_mtz,
+    )
+
+    st = session.state
+    series = session.images()
+    path = st.files.hklout or default_mtz_name(series.template, plan[0].number)
+    if st.files.mtzdirectory:
+        path = str(Path(st.files.mtzdirectory) / Path(path).name)
+    batches = []
+    for im, (_s, ref) in zip(plan, image_rows):
+        e = ref.experiment
+        cr = e.crystal
+        batches.append(BatchHeader(
+            number=im.batch, phi_start=im.phi_start, phi_end=im.phi_end, cell=cr.cell, U=cr.U,
+            missets_start=cr.missets, missets_end=cr.missets, mosaic=cr.mosaic,
+            wavelength=e.beam.wavelength, distance=e.detector.distance,
+            detector_limits=(0.0, float(e.detector.nslow), 0.0, float(e.detector.nfast)),
+            two_theta=e.detector.two_theta, divergence=e.beam.divergence,
+            dispersion=e.beam.dispersion, reverse_phi=e.goniometer.reverse_phi,
+            title=st.names.title or "",
+        ))
+    names = st.names
+    ident = names.xname or names.ident or Path(series.template).name.split("#")[0].rstrip("_")
+    cr = exp.crystal
+    meta = MtzMeta(cell=cr.cell, wavelength=exp.beam.wavelength, space_group=cr.space_group,
+                   title=names.title or "", pname=names.pname or "Unspecified",
+                   xname=ident or "Unspecified", dname=names.dname or "Unspecified",
+                   history=("From mosflm-py PROCESS",))
+    mrec = MtzRecords(hkl=rec.hkl, batch=rec.batch, I=rec.I, sigI=rec.sigI, Ipr=rec.Ipr,
+                      sigIpr=rec.sigIpr, fraction=rec.fraction, xdet=rec.xdet, ydet=rec.ydet,
+                      rot=rec.rot, width=rec.width, lp=rec.lp, partial=rec.partial,
+                      mpart=rec.mpart, flag=rec.flag, bgratio=rec.bgratio, pkratio=rec.pkratio,
+                      gradient=rec.gradient)
+    write_unmerged_mtz(path, mrec, batches, meta)
+    return str(path)
+
+
+def _write_summary(session: Session, image_rows) -> str | None:
+    from mosflm_py.output.summary import (
+        DetectorImageResult,
+        ImageCounts,
+        PostrefImageResult,
+        SummaryWriter,
+        detector_parameters_table,
+        image_statistics_table,
+        postrefinement_table,
+    )
+
+    path = session.state.files.summary
+    if not path:
+        return None
+    det_rows, post_rows, count_rows = [], [], []
+    for s, ref in image_rows:
+        e = ref.experiment
+        d = e.detector
+        cr = e.crystal
+        det_rows.append(DetectorImageResult(
+            image=s.image, ccx=ref.ccx, ccy=ref.ccy, ccom=ref.ccom, dist=d.distance,
+            yscale=d.yscale, tilt=d.tilt, twist=d.twist, roff=0.0, toff=0.0,
+            resid=_f(ref.rms), wresid=_f(ref.wrms), full=s.n_full, part=s.n_partial,
+            ovrl=s.n_overload, neg=s.n_negative, bad=s.n_bad, i_sigi=_f(s.isig_prf),
+            i_sigi_outer=_f(s.isig_prf_outer)))
+        post_rows.append(PostrefImageResult(
+            image=s.image, phix=cr.missets[0], phiy=cr.missets[1], phiz=cr.missets[2],
+            cell=cr.cell, mosaic=cr.mosaic, divh=e.beam.divergence[0],
+            divv=e.beam.divergence[1], resid=_f(ref.postref_resid), nref=ref.postref_n))
+        count_rows.append(ImageCounts(
+            image=s.image, full=s.n_full, part=s.n_partial, overlap=s.n_overlap,
+            overload=s.n_overload, bad=s.n_bad, i_sigi_prf=_f(s.isig_prf),
+            i_sigi_prf_outer=_f(s.isig_prf_outer), i_sigi_sum=_f(s.isig_sum),
+            i_sigi_sum_outer=_f(s.isig_sum_outer)))
+    w = SummaryWriter(path, header="mosflm-py integration summary")
+    w.add_table(detector_parameters_table(det_rows))
+    w.add_table(postrefinement_table(post_rows))
+    w.add_table(image_statistics_table(count_rows))
+    return str(path)
+
+
+def _f(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)

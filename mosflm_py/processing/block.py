@@ -1,0 +1,202 @@
+"""One block of images: per-image refinement, standard profiles, integration, records.
+
+For each image of the block in turn (MOSFLM's order): measure the predicted reflections by
+summation, refine the detector against the strong spots (positional refinement), post-refine the
+missets and mosaic spread from the partials of the images seen so far in the block; then form the
+standard profiles from the whole block and integrate every image with them (Leslie 1999, Acta
+Cryst. D55, 1696–1702; Leslie 2006, Acta Cryst. D62, 48–57).
+
+Every block starts from the same initial model, so results do not depend on how blocks are
+distributed over worker processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mosflm_py.errors import MosflmError
+from mosflm_py.geometry.experiment import Experiment
+from mosflm_py.geometry.prediction import predict
+from mosflm_py.integration import Predictions as IntPredictions
+from mosflm_py.integration import accumulate_profiles, integrate_image, lp_factors
+from mosflm_py.processing.params import ProcessParams
+from mosflm_py.processing.parts import spread_over_images
+from mosflm_py.processing.plan import ImagePlan
+from mosflm_py.processing.records import ImageRecords, ImageStats, image_records
+from mosflm_py.refinement import (
+    MeasureParams,
+    PartialObservations,
+    postrefine,
+    refine_detector,
+    summation_measure,
+)
+
+FrameSource = Callable[[int], np.ndarray]
+
+TOO_WIDE_FLAG = 0  # too-wide reflections are not integrated (not written), as MOSFLM
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """A block to process: its images, the φ grid of the whole run, the starting model."""
+
+    index: int
+    images: tuple[ImagePlan, ...]
+    starts: np.ndarray
+    ends: np.ndarray
+    first_index: int  # position of images[0] in starts/ends
+    experiment: Experiment
+    params: ProcessParams
+
+
+@dataclass
+class ImageRefinement:
+    """Refined model and diagnostics of one image (for the log and the SUMMARY)."""
+
+    number: int
+    experiment: Experiment
+    rms: float = float("nan")
+    wrms: float = float("nan")
+    n_refine: int = 0
+    ccx: float = 0.0
+    ccy: float = 0.0
+    ccom: float = 0.0
+    postref_resid: float = float("nan")
+    postref_n: int = 0
+    postref_esds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BlockResult:
+    """What a block returns to the runner (small: records and statistics, no pixels)."""
+
+    index: int
+    records: list[ImageRecords]
+    stats: list[ImageStats]
+    refinement: list[ImageRefinement]
+    profiles_report: list[str]
+    warnings: list[str]
+
+
+def _refine_images(job: BlockJob, frames: dict[int, np.ndarray]) -> list[ImageRefinement]:
+    p = job.params
+    exp = job.experiment
+    out: list[ImageRefinement] = []
+    obs: list[PartialObservations] = []
+    mosaics: list[float] = []
+    base_mosaic = exp.crystal.mosaic if exp.crystal is not None else 0.0
+    mparams = MeasureParams(d_min=p.d_min, d_max=p.d_max)
+    for im in job.images:
+        ref = ImageRefinement(im.number, exp)
+        frame = frames[im.number]
+        if p.refine_detector or p.postref:
+            try:
+                meas = summation_measure(frame, im.number, im.phi_start, im.phi_end, exp, mparams)
+            except MosflmError as err:
+                ref.warnings.append(f"image {im.number}: measurement for refinement failed: {err}")
+                meas = None
+            if meas is not None and p.refine_detector:
+                good = meas.valid & (meas.intensity > p.min_isig_refine * meas.sigma)
+                if good.sum() >= max(6, p.refinement.nref // 2):
+                    try:
+                        dr = refine_detector(
+                            exp, meas.hkl[good], meas.x_obs[good], meas.y_obs[good],
+                            meas.phi_obs[good],
+                            np.column_stack([meas.sigma_x[good], meas.sigma_y[good]]),
+                            p.refinement, isig=meas.intensity[good] / meas.sigma[good],
+                            fraction=meas.fraction[good],
+                        )
+                        exp = dr.experiment
+                        ref.rms, ref.wrms, ref.n_refine = dr.rms, dr.wrms, dr.n_used
+                        ref.ccx, ref.ccy, ref.ccom = dr.ccx, dr.ccy, dr.ccom
+                        ref.warnings.extend(dr.warnings)
+                    except MosflmError as err:
+                        ref.warnings.append(
+                            f"image {im.number}: positional refinement failed ({err}); the "
+                            "previous detector parameters are kept"
+                        )
+                else:
+                    ref.warnings.append(
+                        f"image {im.number}: only {int(good.sum())} strong reflections, too few "
+                        "for positional refinement; detector parameters kept"
+                    )
+            if meas is not None and p.postref:
+                obs.append(meas.partials())
+                if len(obs) >= 2:
+                    try:
+                        pr = postrefine(exp, PartialObservations.concatenate(obs[-5:]),
+                                        p.postrefinement)
+                        exp = pr.experiment
+                        ref.postref_resid, ref.postref_n = pr.rms_resid, pr.n_used
+                        ref.postref_esds = dict(pr.esds)
+                        ref.warnings.extend(pr.warnings)
+                    except MosflmError as err:
+                        ref.warnings.append(f"image {im.number}: post-refinement skipped: {err}")
+        if exp.crystal is not None:
+            mosaics.append(exp.crystal.mosaic)
+            window = mosaics[-max(1, p.mossmooth):]
+            smooth = float(np.mean(window)) if window else base_mosaic
+            exp = exp.replace(crystal=exp.crystal.replace(mosaic=smooth))
+        ref.experiment = exp
+        out.append(ref)
+    return out
+
+
+def _predict_image(job: BlockJob, k: int, exp: Experiment) -> tuple[IntPredictions, dict]:
+    """Predictions on image k of the block with fraction, parts and geometry for records."""
+    p = job.params
+    im = job.images[k]
+    cr = exp.crystal
+    exp_pred = exp.replace(crystal=cr.replace(mosaic=cr.mosaic * (1.0 + p.mosadd)))
+    pred = predict(exp_pred, im.phi_start, im.phi_end, d_min=p.d_min, d_max=p.d_max)
+    frac, npart, ipart = spread_over_images(pred.phi, pred.width, job.starts, job.ends,
+                                            job.first_index + k)
+    keep = frac >= 1e-3
+    for lo, hi in p.exclude_shells:
+        keep &= ~((pred.d >= min(lo, hi)) & (pred.d <= max(lo, hi)))
+    too_wide = npart > p.maxwidth
+    keep &= ~too_wide
+    sel = np.nonzero(keep)[0]
+    ip = IntPredictions.from_arrays(pred.x_px[sel], pred.y_px[sel], pred.hkl[sel], frac[sel])
+    extra = {
+        "phi": pred.phi[sel], "width": pred.width[sel], "s1": pred.s1[sel], "d": pred.d[sel],
+        "npart": npart[sel], "ipart": ipart[sel], "n_too_wide": int(too_wide.sum()),
+    }
+    return ip, extra
+
+
+def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
+    """Refine, form profiles and integrate the images of one block (see module docstring)."""
+    p = job.params
+    frames = {im.number: np.asarray(frame_source(im.number)) for im in job.images}
+    refinements = _refine_images(job, frames)
+    preds = [_predict_image(job, k, r.experiment) for k, r in enumerate(refinements)]
+    warnings: list[str] = []
+    profiles = None
+    report: list[str] = []
+    if p.integration.profile.enabled:
+        try:
+            profiles = accumulate_profiles(
+                [(frames[im.number], ip) for im, (ip, _) in zip(job.images, preds)],
+                p.integration, high_resolution=p.high_resolution,
+            )
+            report = list(getattr(profiles, "report_lines", lambda: [])()) if hasattr(
+                profiles, "report_lines") else []
+            warnings.extend(getattr(profiles, "warnings", ()))
+        except MosflmError as err:
+            warnings.append(f"standard profiles for images {job.images[0].number}-"
+                            f"{job.images[-1].number} could not be formed ({err}); "
+                            "summation integration only")
+    records, stats = [], []
+    for im, ref, (ip, extra) in zip(job.images, refinements, preds):
+        res = integrate_image(frames[im.number], ip, p.integration, profiles)
+        exp = ref.experiment
+        _, _, lpm = lp_factors(extra["s1"], exp.beam.s0, exp.goniometer.axis, p.polarisation)
+        rec, st = image_records(im, exp, res, extra, lpm, p)
+        records.append(rec)
+        stats.append(st)
+    return BlockResult(job.index, records, stats, refinements, report, warnings)

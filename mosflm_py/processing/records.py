@@ -1,0 +1,144 @@
+"""Per-image MTZ records and statistics from an integrated image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mosflm_py.geometry.experiment import Experiment
+from mosflm_py.integration import ImageIntegration, Reject
+from mosflm_py.output.mtz_columns import Flag, encode_mpart
+from mosflm_py.processing.params import ProcessParams
+from mosflm_py.processing.plan import ImagePlan
+
+RECORD_FIELDS = ("hkl", "batch", "I", "sigI", "Ipr", "sigIpr", "fraction", "xdet", "ydet",
+                 "rot", "width", "lp", "mpart", "flag", "bgratio", "pkratio", "gradient",
+                 "partial")
+
+
+@dataclass
+class ImageRecords:
+    """MTZ records of one image (struct of arrays, accepted reflections only).
+
+    Intensities are Lorentz–polarisation corrected (I = I_raw × LP); xdet, ydet in pixels
+    (slow, fast); rot, width in degrees.
+    """
+
+    hkl: np.ndarray
+    batch: np.ndarray
+    I: np.ndarray  # noqa: E741
+    sigI: np.ndarray
+    Ipr: np.ndarray
+    sigIpr: np.ndarray
+    fraction: np.ndarray
+    xdet: np.ndarray
+    ydet: np.ndarray
+    rot: np.ndarray
+    width: np.ndarray
+    lp: np.ndarray
+    mpart: np.ndarray
+    flag: np.ndarray
+    bgratio: np.ndarray
+    pkratio: np.ndarray
+    gradient: np.ndarray
+    partial: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.hkl)
+
+    @staticmethod
+    def concatenate(parts: list[ImageRecords]) -> ImageRecords:
+        """Join records of several images (in the given order)."""
+        if not parts:
+            z = np.zeros(0)
+            return ImageRecords(np.zeros((0, 3), np.int32), np.zeros(0, np.int32), z, z, z, z, z,
+                                z, z, z, z, z, np.zeros(0, np.int32), np.zeros(0, np.int32), z, z,
+                                z, np.zeros(0, bool))
+        return ImageRecords(*(np.concatenate([getattr(p, f) for p in parts])
+                              for f in RECORD_FIELDS))
+
+
+@dataclass
+class ImageStats:
+    """Counts and ⟨I/σ(I)⟩ of one image (log and SUMMARY)."""
+
+    image: int
+    n_predicted: int
+    n_full: int
+    n_partial: int
+    n_overlap: int
+    n_overload: int
+    n_edge: int
+    n_bad: int
+    n_negative: int
+    n_too_wide: int
+    n_written: int
+    isig_sum: float
+    isig_sum_outer: float
+    isig_prf: float
+    isig_prf_outer: float
+    d_outer: float
+
+
+def _mean_isig(i: np.ndarray, s: np.ndarray, mask: np.ndarray) -> float:
+    ok = mask & np.isfinite(i) & np.isfinite(s) & (s > 0)
+    return float(np.mean(i[ok] / s[ok])) if ok.any() else float("nan")
+
+
+def image_records(
+    image: ImagePlan,
+    experiment: Experiment,
+    res: ImageIntegration,
+    extra: dict,
+    lp_multiplier: np.ndarray,
+    params: ProcessParams,
+) -> tuple[ImageRecords, ImageStats]:
+    """Records (accepted reflections, LP corrected) and statistics of one integrated image."""
+    acc = res.accepted
+    lpm = np.asarray(lp_multiplier, float)
+    partial = (res.fraction < 0.999) | (extra["npart"] > 1)
+    npart = np.where(partial, np.maximum(extra["npart"], 2), 1)
+    rec = ImageRecords(
+        hkl=res.hkl[acc].astype(np.int32),
+        batch=np.full(int(acc.sum()), image.batch, np.int32),
+        I=(res.I * lpm)[acc],
+        sigI=(res.sigI * lpm)[acc],
+        Ipr=(res.Ipr * lpm)[acc],
+        sigIpr=(res.sigIpr * lpm)[acc],
+        fraction=res.fraction[acc],
+        xdet=res.x_px[acc],
+        ydet=res.y_px[acc],
+        rot=extra["phi"][acc],
+        width=extra["width"][acc],
+        lp=lpm[acc],
+        mpart=encode_mpart(npart[acc], extra["ipart"][acc]),
+        flag=res.flags[acc].astype(np.int32),
+        bgratio=res.bgratio[acc],
+        pkratio=res.pkratio[acc],
+        gradient=res.gradient[acc],
+        partial=partial[acc],
+    )
+    d = extra["d"]
+    dstar2 = 1.0 / d**2
+    outer = dstar2 >= 0.8 / params.d_min**2
+    fl = res.flags
+    stats = ImageStats(
+        image=image.number,
+        n_predicted=len(res),
+        n_full=int((acc & ~partial).sum()),
+        n_partial=int((acc & partial).sum()),
+        n_overlap=int(((res.reject & Reject.OVERLAP) != 0).sum()),
+        n_overload=int(((fl & Flag.OVERLOAD) != 0).sum()),
+        n_edge=int(((fl & Flag.EDGE) != 0).sum()),
+        n_bad=int((((fl & (Flag.BGRATIO | Flag.PKRATIO | Flag.GRADIENT)) != 0) & acc).sum()),
+        n_negative=int((((fl & Flag.NEGATIVE) != 0) & acc).sum()),
+        n_too_wide=int(extra.get("n_too_wide", 0)),
+        n_written=int(acc.sum()),
+        isig_sum=_mean_isig(res.I, res.sigI, acc),
+        isig_sum_outer=_mean_isig(res.I, res.sigI, acc & outer),
+        isig_prf=_mean_isig(res.Ipr, res.sigIpr, acc),
+        isig_prf_outer=_mean_isig(res.Ipr, res.sigIpr, acc & outer),
+        d_outer=float(np.sqrt(1.0 / (0.8 / params.d_min**2))),
+    )
+    return rec, stats
