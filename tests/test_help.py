@@ -75,3 +75,8 @@ def test_help_through_session():
     assert "BEAM SWUNGOUT" in text
     assert " *** Error in line 2 (HELP XYZZY):" in text
     assert s.failures == 1
+
+
+def test_help_input_topic():
+    text = "\n".join(help_lines(REG, "INPUT"))
+    assert "Continuation" in text and "MOSFLM => " in text
