@@ -1,0 +1,156 @@
+"""Cell refinement by post-refinement (POSTREF SEGMENT n, one PROCESS + GO/RUN per segment).
+
+Each segment's images are collected; when the n-th segment arrives the segments are integrated
+by summation, the detector refined per image and the crystal (missets, cell under the lattice
+symmetry, mosaic) post-refined over all of them, repeating while a cell parameter shifts by more
+than SHIFTFAC σ (:func:`mosflm_py.refinement.refine_cell_segments`).  The refined cell and
+orientation become current and are written to NEWMAT.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mosflm_py.actions.common import experiment_for_image, resolution_limits, set_crystal
+from mosflm_py.actions.process import image_plan, starting_experiment
+from mosflm_py.errors import RefinementError
+
+if TYPE_CHECKING:
+    from mosflm_py.session import Session
+
+SEGMENTS_KEY = "cellref_segments"
+CELL_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
+
+
+def add_segment(session: Session, first: int, last: int) -> None:
+    """Record one segment; run the cell refinement when all segments are in."""
+    plan = image_plan(session, first, last, None, None, 0)
+    segs: list[list[int]] = session.results.extra.setdefault(SEGMENTS_KEY, [])
+    segs.append([im.number for im in plan])
+    n = int(session.state.postref.segments)
+    session.report.line(f" Cell refinement segment {len(segs)} of {n}: images {first} to {last}")
+    if len(segs) >= n:
+        session.results.extra[SEGMENTS_KEY] = []
+        refine_cell(session, segs)
+
+
+def refine_cell(session: Session, segments: list[list[int]]) -> None:
+    """Run the segment cell refinement and report it as MOSFLM does."""
+    from mosflm_py.refinement import (
+        MeasureParams,
+        PostrefParams,
+        RefinementParams,
+        make_measure_fn,
+        refine_cell_segments,
+    )
+
+    rep = session.report
+    first = segments[0][0]
+    exp = starting_experiment(session, first)
+    d_min, d_max = resolution_limits(session, exp)
+    series = session.images()
+
+    def phi_of(n: int) -> tuple[float, float]:
+        g = session.geometry(n)
+        return g.phi_start, g.phi_end
+
+    st = session.state
+    pr = st.postref
+    fix = set(pr.fixed) | {"DIVERGENCE"}
+    if pr.fix_all:
+        fix |= {"A", "B", "C", "ALPHA", "BETA", "GAMMA", "MOSAIC", "PHIX", "PHIY", "PHIZ"}
+    extra = {}
+    if pr.frmin is not None:
+        extra["frmin"] = pr.frmin
+    if pr.frmax is not None:
+        extra["frmax"] = pr.frmax
+    pp = PostrefParams(fix=frozenset(fix), nref=pr.nref, sdfac=pr.sdfac, maxshift=pr.maxshift,
+                       shiftfac=pr.shiftfac, mossmooth=pr.mossmooth, mosadd=pr.mosadd,
+                       multi=True if pr.multi is None else pr.multi, **extra)
+    rp = RefinementParams(nref=st.refinement.nref, limit=st.refinement.limit,
+                          cycles=st.refinement.cycles, residual=st.refinement.residual,
+                          raise_on_residual=False)
+    measure = make_measure_fn(series.frame, phi_of, MeasureParams(d_min=d_min, d_max=d_max))
+    if d_min > 3.5:
+        rep.warning(f"The data extend only to {d_min:.2f} A: the cell from post-refinement may be "
+                    "poorly determined.", "Cell refinement works best with data beyond 3.5 A.")
+    rep.line("")
+    rep.line(" Cell refinement by post-refinement of "
+             + ", ".join(f"images {s[0]}-{s[-1]}" for s in segments))
+    cr0 = exp.crystal
+    rep.line(f" Starting cell {_cell(cr0.cell)}   mosaic {cr0.mosaic:.3f}   space group "
+             f"{cr0.space_group}")
+    t0 = time.perf_counter()
+    try:
+        res = refine_cell_segments(segments, exp, measure, rp, pp,
+                                   max_cycles=5 * max(1, pr.repeat))
+    except RefinementError:
+        raise
+    elapsed = time.perf_counter() - t0
+    for row in res.cycle_rows:
+        rep.line(f" Cycle {row['cycle']}: rms positional residual {row['rms_mm']:.3f} mm, "
+                 f"post-refinement rms {row['postref_rms_deg']:.3f} deg, distance spread "
+                 f"{row['dist_spread']:.2f} mm, YSCALE spread {row['yscale_spread']:.4f}, "
+                 f"largest cell shift {row['max_shift_sds']:.1f} sds")
+    rep.table(["", *CELL_NAMES], [
+        ["Initial cell", *[f"{v:.4f}" for v in res.initial_cell]],
+        ["Refined cell", *[f"{v:.4f}" for v in res.final_cell]],
+        ["esd", *[f"{v:.4f}" for v in res.cell_esds]],
+    ])
+    rep.line(f" Refined mosaic spread (without safety factor) {res.mosaic:.3f} +- "
+             f"{res.mosaic_esd:.3f} deg")
+    d = res.experiment.detector
+    rep.line(f" Refined detector: beam {d.beam_x:.3f} {d.beam_y:.3f} mm, distance "
+             f"{d.distance:.2f} mm, YSCALE {d.yscale:.4f}, TILT {d.tilt:.1f}, TWIST {d.twist:.1f}")
+    for w in res.warnings:
+        rep.warning(w)
+    rep.line(f" Cell refinement is complete ({res.cycles} cycle(s), "
+             f"{'converged' if res.converged else 'NOT converged'}; {elapsed:.1f} s, "
+             f"{elapsed / max(res.cycles, 1):.1f} s per cycle)")
+    set_crystal(session, res.experiment.crystal)
+    session.results.refinement = res
+    _write_newmat(session, res, first)
+    _write_summary(session, res)
+
+
+def _cell(cell) -> str:
+    return " ".join(f"{v:.3f}" for v in cell)
+
+
+def _write_newmat(session: Session, res, first: int) -> None:
+    path = session.state.files.newmat
+    if not path:
+        return
+    from mosflm_py.geometry.matrix_file import write_matrix_file
+
+    exp = experiment_for_image(session, first, res.experiment.crystal)
+    cr = res.experiment.crystal
+    write_matrix_file(path, cr.a_matrix(exp.beam.wavelength), np.asarray(cr.missets), cr.U,
+                      cr.cell)
+    session.report.line(f" Refined matrix written to {path} (missets are those of the first "
+                        "image)")
+
+
+def _write_summary(session: Session, res) -> None:
+    path = session.state.files.summary
+    if not path:
+        return
+    from mosflm_py.output.summary import (
+        CellCycle,
+        CellImageCycle,
+        SummaryWriter,
+        cell_refinement_images_table,
+        cell_refinement_table,
+    )
+
+    cycles = [CellCycle(cycle=r["cycle"], cell=tuple(res.final_cell), rms_resid=r["rms_mm"],
+                        rms_phi_resid=r["postref_rms_deg"], nref=res.postref.n_used)
+              for r in res.cycle_rows]
+    images = [CellImageCycle(cycle=r["cycle"], image=r["IMAGE"], rms_resid=r["RESID"],
+                             yscale=r["YSCALE"], distance=r["DIST"]) for r in res.detector_rows]
+    w = SummaryWriter(path, header="mosflm-py cell refinement summary")
+    w.add_table(cell_refinement_table(cycles))
+    w.add_table(cell_refinement_images_table(images))
