@@ -88,7 +88,9 @@ class IndexingResult:
         return self.table[self.chosen]
 
 
-def select_spots(spots: DetectorSpots, threshold: float, min_spots: int) -> tuple[np.ndarray, float]:
+def select_spots(
+    spots: DetectorSpots, threshold: float, min_spots: int
+) -> tuple[np.ndarray, float]:
     """Mask of spots with I/sigma >= threshold; threshold halved (down to 3) until enough pass."""
     with np.errstate(divide="ignore", invalid="ignore"):
         isig = np.where(spots.sigma > 0, spots.intensity / spots.sigma, np.inf)
@@ -188,6 +190,8 @@ def autoindex(
         except IndexingError:
             continue
         basis = fit_basis(r, search.basis, params.hkldev)
+        if abs(np.linalg.det(basis)) < 1.0:  # degenerate fit (volume < 1 A^3)
+            continue
         h = r @ basis.T
         ok = np.all(np.abs(h - np.round(h)) < params.hkldev, axis=1)
         resid = np.abs(h - np.round(h))[ok].mean() if ok.any() else 1.0
@@ -288,7 +292,8 @@ def _space_group_name(symbol: str) -> str:
     import gemmi
 
     s = str(symbol).strip()
-    sg = gemmi.find_spacegroup_by_number(int(s)) if s.isdigit() else gemmi.find_spacegroup_by_name(s)
+    find = gemmi.find_spacegroup_by_number if s.isdigit() else gemmi.find_spacegroup_by_name
+    sg = find(int(s) if s.isdigit() else s)
     if sg is None:
         raise IndexingError(f"unknown space group {symbol!r}")
     return sg.xhm()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import least_squares
 
+from mosflm_py.errors import GeometryError
 from mosflm_py.geometry.crystal import Crystal
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.prediction import nearest_phi, predict_positions
@@ -63,7 +64,23 @@ class DetectorSpots:
 
     def select(self, mask: np.ndarray) -> DetectorSpots:
         """Subset of the spots."""
-        return DetectorSpots(*(np.asarray(getattr(self, f))[mask] for f in self.__dataclass_fields__))
+        fields = self.__dataclass_fields__
+        return DetectorSpots(*(np.asarray(getattr(self, f))[mask] for f in fields))
+
+
+def _bounds(x: np.ndarray, n_cell: int, bravais: str, n_par: int):
+    """Loose bounds keeping the cell physical: edges 0.7..1.4 x start, angles +-20 deg."""
+    lo = np.full(len(x), -np.inf)
+    hi = np.full(len(x), np.inf)
+    fam = bravais[0]
+    n_edges = {"a": 3, "m": 3, "o": 3, "t": 2, "h": 2, "c": 1}[fam]
+    for i in range(n_cell):
+        v = x[3 + i]
+        if i < n_edges:
+            lo[3 + i], hi[3 + i] = 0.7 * v, 1.4 * v
+        else:
+            lo[3 + i], hi[3 + i] = max(v - 20.0, 20.0), min(v + 20.0, 160.0)
+    return lo[:n_par], hi[:n_par]
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,10 +188,15 @@ def refine_detector(
         h_use = hkl[use]
 
         def fun(xx: np.ndarray, h_use=h_use, use=use) -> np.ndarray:
-            e = build(np.concatenate([xx, x[n_par:]]) if n_par < len(x) else xx)
+            try:
+                e = build(np.concatenate([xx, x[n_par:]]) if n_par < len(x) else xx)
+            except GeometryError:
+                return np.full(3 * len(h_use), 50.0)
             return residuals(e, h_use, use).ravel()
 
-        sol = least_squares(fun, x[:n_par], x_scale=scale[:n_par], method="trf", loss="linear")
+        lo, hi = _bounds(x, len(p0), bravais, n_par)
+        x0 = np.clip(x[:n_par], lo + 1e-9, hi - 1e-9)
+        sol = least_squares(fun, x0, x_scale=scale[:n_par], bounds=(lo, hi), method="trf")
         x[:n_par] = sol.x
         exp = build(x)
         hkl, ok = index_all(exp)

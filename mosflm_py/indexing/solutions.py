@@ -63,7 +63,7 @@ class IndexingParams:
     """
 
     threshold: float = 20.0
-    min_spots: int = 40
+    min_spots: int = 150
     hkldev: float = 0.3
     nvect: int = 30
     max_cell: float | None = None
@@ -142,7 +142,8 @@ def lattice_of_space_group(symbol: str) -> str:
     import gemmi
 
     sym = str(symbol).strip()
-    sg = gemmi.find_spacegroup_by_number(int(sym)) if sym.isdigit() else gemmi.find_spacegroup_by_name(sym)
+    find = gemmi.find_spacegroup_by_number if sym.isdigit() else gemmi.find_spacegroup_by_name
+    sg = find(int(sym) if sym.isdigit() else sym)
     if sg is None:
         raise IndexingError(f"unknown space group {symbol!r} given with SYMMETRY")
     system = sg.crystal_system_str()

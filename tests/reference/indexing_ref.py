@@ -74,7 +74,8 @@ def synthetic_rlp(
     hkl = np.stack([g.ravel() for g in grids], 1)
     hkl = hkl[centring_allowed(hkl, bravais[1]) & np.any(hkl != 0, axis=1)]
     r0 = hkl @ ub.T
-    hkl, r0 = hkl[np.linalg.norm(r0, axis=1) <= 1 / dmin], r0[np.linalg.norm(r0, axis=1) <= 1 / dmin]
+    inside = np.linalg.norm(r0, axis=1) <= 1 / dmin
+    hkl, r0 = hkl[inside], r0[inside]
     p1, p2 = _diffraction_phis(r0, s0)
     sel = np.zeros(len(r0), bool)
     for p in (p1, p2):
@@ -100,7 +101,9 @@ def synthetic_rlp(
     return rlp[rng.permutation(len(rlp))], ub
 
 
-def project_histograms_ref(rlp: np.ndarray, dirs: np.ndarray, span: float, nbins: int) -> np.ndarray:
+def project_histograms_ref(
+    rlp: np.ndarray, dirs: np.ndarray, span: float, nbins: int
+) -> np.ndarray:
     """Plain-numpy cloud-in-cell projection histograms (reference for the numba kernel)."""
     out = np.zeros((len(dirs), nbins))
     u = (dirs @ rlp.T) * (nbins / span) + nbins / 2.0
