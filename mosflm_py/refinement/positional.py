@@ -201,6 +201,7 @@ def refine_detector(
         fit = _fit(base, names, hkl[idx], x_obs[idx], y_obs[idx], phi[idx], sx[idx], sy[idx],
                    phi_ref, 4 * params.cycles)
         m = len(idx)
+        fit_idx = idx
         bad = robust_outliers(fit.residuals[:m], params.reject_sigma, 0.5) | robust_outliers(
             fit.residuals[m:], params.reject_sigma, 0.5)
         exp = _apply(base, names, fit.x, phi_ref)
@@ -208,7 +209,9 @@ def refine_detector(
         if not bad.any():
             break
         used[idx[bad]] = False
-    idx = np.nonzero(used)[0]
+    idx = fit_idx  # reflections of the last fit (a final rejection is not refitted)
+    used = np.zeros(n, bool)
+    used[idx] = True
     m = len(idx)
     dxm, dym = fit.residuals[:m] * sx[idx], fit.residuals[m:] * sy[idx]
     rms = float(np.sqrt(np.mean(dxm**2 + dym**2)))
