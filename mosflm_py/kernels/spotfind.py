@@ -28,44 +28,55 @@ def box_mean(data, use, hs, hf, min_count, out_mean):
         r0 = blk * ns // nblocks
         r1 = (blk + 1) * ns // nblocks
         colsum = np.zeros(nf, np.float64)
-        colcnt = np.zeros(nf, np.int64)
+        colcnt = np.zeros(nf, np.int32)
+        rowsum = np.zeros(nf, np.float64)
+        rowcnt = np.zeros(nf, np.int32)
         for i in range(max(r0 - hs, 0), min(r0 + hs + 1, ns)):
-            for j in range(nf):
-                if use[i, j]:
-                    colsum[j] += data[i, j]
-                    colcnt[j] += 1
+            _add_row(colsum, colcnt, data, use, i, 1)
         for i in range(r0, r1):
             if i > r0:
-                ia = i + hs
-                if ia < ns:
-                    for j in range(nf):
-                        if use[ia, j]:
-                            colsum[j] += data[ia, j]
-                            colcnt[j] += 1
-                ir = i - hs - 1
-                if ir >= 0:
-                    for j in range(nf):
-                        if use[ir, j]:
-                            colsum[j] -= data[ir, j]
-                            colcnt[j] -= 1
-            s = 0.0
-            c = 0
-            for j in range(min(hf, nf)):
-                s += colsum[j]
-                c += colcnt[j]
+                if i + hs < ns:
+                    _add_row(colsum, colcnt, data, use, i + hs, 1)
+                if i - hs - 1 >= 0:
+                    _add_row(colsum, colcnt, data, use, i - hs - 1, -1)
+            _running_row(colsum, colcnt, hf, rowsum, rowcnt)
             for j in range(nf):
-                ja = j + hf
-                if ja < nf:
-                    s += colsum[ja]
-                    c += colcnt[ja]
-                jr = j - hf - 1
-                if jr >= 0:
-                    s -= colsum[jr]
-                    c -= colcnt[jr]
+                c = rowcnt[j]
                 if c >= min_count and c > 0:
-                    out_mean[i, j] = s / c
+                    out_mean[i, j] = rowsum[j] / c
                 else:
                     out_mean[i, j] = np.nan
+
+
+@jit
+def _add_row(colsum, colcnt, data, use, i, sign):
+    nf = colsum.shape[0]
+    for j in range(nf):
+        u = np.int32(use[i, j] != 0)
+        colsum[j] += sign * u * np.float64(data[i, j])
+        colcnt[j] += sign * u
+
+
+@jit
+def _running_row(colsum, colcnt, hf, rowsum, rowcnt):
+    """rowsum[j] = sum of colsum[j-hf .. j+hf] (clipped at the ends); same for counts."""
+    nf = colsum.shape[0]
+    s = 0.0
+    c = 0
+    for j in range(min(hf, nf)):
+        s += colsum[j]
+        c += colcnt[j]
+    for j in range(nf):
+        ja = j + hf
+        if ja < nf:
+            s += colsum[ja]
+            c += colcnt[ja]
+        jr = j - hf - 1
+        if jr >= 0:
+            s -= colsum[jr]
+            c -= colcnt[jr]
+        rowsum[j] = s
+        rowcnt[j] = c
 
 
 @jit(parallel=True)

@@ -98,8 +98,9 @@ def find_spots(
                                   det.beam_y / det.pixel_fast)
     else:
         bg = local_background(data, bg_use, params.box, det.gain, det.read_noise)
-    n_active = int(np.count_nonzero(active))
-    bg_mean = float(np.nanmean(bg[active])) if n_active else 0.0
+    sub = bg[::4, ::4][active[::4, ::4]]  # report value only: a 1-in-16 sample is plenty
+    sub = sub[np.isfinite(sub)]
+    bg_mean = float(sub.mean()) if sub.size else 0.0
 
     auto = isinstance(params.threshold, str)
     t = 5.0 if auto else float(params.threshold)
