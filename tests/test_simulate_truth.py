@@ -198,3 +198,42 @@ def test_truth_identity_without_missets():
     np.testing.assert_allclose(m.A, p.wavelength * m.U @ m.B, rtol=1e-12)
     np.testing.assert_allclose(m.r0, (m.M @ m.U @ m.B @ m.hkl.T).T, rtol=1e-12)
     np.testing.assert_allclose(m.U @ m.U.T, np.eye(3), atol=1e-12)
+
+
+def test_other_geometry_reverse_phi_two_theta_omega():
+    p = default_params(**{**SMALL, "n_images": 8}, reverse_phi=True, two_theta=8.0,
+                       detector_omega=90.0, pixel_size_fast=0.15, missets=(0.5, -1.0, 2.0),
+                       poisson=False, background=0.0, background_radial=0.0)
+    model, obs, images, part = _noise_free(p)
+    sums = np.bincount(part["obs"], weights=part["fraction"], minlength=len(obs))
+    full = obs.fully_recorded & ~obs.small_zeta
+    assert full.sum() > 200
+    assert np.max(np.abs(sums[full] - 1.0)) < 0.01
+    good, lo, hi = _isolated(p, obs, part)
+    assert good.size > 30
+    ii, jj = np.mgrid[0:15, 0:15] + 0.5
+    for i in good:
+        i0, j0 = int(obs.slow_px[i]) - 7, int(obs.fast_px[i]) - 7
+        w = images[lo[i]:hi[i] + 1, i0:i0 + 15, j0:j0 + 15].sum(axis=0)
+        tot = w.sum()
+        assert abs((w * (ii + i0)).sum() / tot - obs.slow_px[i]) < 0.1
+        assert abs((w * (jj + j0)).sum() / tot - obs.fast_px[i]) < 0.1
+        assert tot == pytest.approx(obs.intensity[i] * obs.polarisation[i] * obs.lorentz[i],
+                                    rel=0.005)
+    # the swung detector: the direct beam would hit at Xd = Xb + D tan(2theta) (slow = -Y lab,
+    # fast = +Z, rotated by omega 90 about +X: slow -> -Z, fast -> -Y)
+    from mosflm_py.simulate.detector import detector_frame
+
+    det = detector_frame(p)
+    x, y = det.project(np.array([[1.0, 0.0, 0.0]]))
+    assert x[0] == pytest.approx(p.beam_x, abs=1e-9)
+    assert y[0] == pytest.approx(p.beam_y + p.distance * np.tan(np.radians(8.0)), abs=1e-9)
+
+
+def test_user_intensities():
+    hkl_i = {(1, 2, 3): 5000.0, (2, 0, 4): 100.0, (3, -1, 2): 0.0}
+    p = default_params(**SMALL, intensities=hkl_i)
+    m = crystal_model(p)
+    assert sorted(map(tuple, m.hkl.tolist())) == sorted(hkl_i)
+    for h, v in zip(m.hkl.tolist(), m.intensity):
+        assert hkl_i[tuple(h)] == v

@@ -83,7 +83,9 @@ def to_detector_counts(expected: np.ndarray, p: SimulationParams, number: int,
     """
     from mosflm_py.kernels.simulate import detector_counts
 
-    lam = np.ascontiguousarray(expected, dtype=np.float64)
+    lam = np.ascontiguousarray(expected)
+    if lam.dtype not in (np.float32, np.float64):
+        lam = lam.astype(np.float64)
     if lam.shape != (p.nslow, p.nfast):
         raise KeywordError(f"Frame shape {lam.shape} does not match the detector.")
     out = np.empty(lam.shape, dtype=np.int32)
@@ -127,7 +129,7 @@ def simulate_dataset(
     fmt : "cbf" (Pilatus miniCBF ``name_#####.cbf``), "smv" (ADSC ``name_###.img``) or "hdf5"
         (``name_master.h5`` + ``name_data_000001.h5``).
     name : file-name stem.
-    batch : images rendered together (memory ~ ``batch * nslow * nfast * 8`` bytes).
+    batch : images rendered together (memory ~ ``batch * nslow * nfast * 4`` bytes).
 
     Returns
     -------
@@ -160,7 +162,7 @@ def simulate_dataset(
             count = min(batch, p.n_images - first)
             rec = sweep(model, p, first, count, det)
             counts = model.intensity[rec.refl] * rec.pol * rec.g
-            spots = render(rec, counts, p, count)
+            expected = render(rec, counts, p, count, base=bg)
             # per (reflection, image) sums for the truth
             key = rec.refl.astype(np.int64) * count + rec.img
             uk, inv = np.unique(key, return_inverse=True)
@@ -170,7 +172,7 @@ def simulate_dataset(
             part_counts.append(np.bincount(inv, weights=counts, minlength=uk.size))
             for k in range(count):
                 number = p.first_image + first + k
-                frame = to_detector_counts(spots[k] + bg, p, number, invalid, shadow)
+                frame = to_detector_counts(expected[k], p, number, invalid, shadow)
                 if fmt == "cbf":
                     path = out / template.replace("#" * template.count("#"),
                                                   f"{number:0{template.count('#')}d}")

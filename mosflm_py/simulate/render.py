@@ -151,8 +151,12 @@ def sweep(
     return Records(refl=refl, img=img, pos=pos, g=g, pol=pol)
 
 
-def render(records: Records, counts: np.ndarray, p: SimulationParams, count: int) -> np.ndarray:
-    """Expected spot photons (float64 (count, nslow, nfast)) from records and per-record counts."""
+def render(records: Records, counts: np.ndarray, p: SimulationParams, count: int,
+           base: np.ndarray | None = None) -> np.ndarray:
+    """Expected photons (float32 (count, nslow, nfast)) from records and per-record counts.
+
+    ``base`` (nslow, nfast), e.g. the background, is added to every image (default zero).
+    """
     from mosflm_py.kernels.simulate import render_records
 
     order = np.argsort(records.img, kind="stable")
@@ -161,7 +165,13 @@ def render(records: Records, counts: np.ndarray, p: SimulationParams, count: int
     sig_s = float(p.psf_sigma)
     sig_f = float(p.psf_sigma if p.psf_sigma_fast is None else p.psf_sigma_fast)
     half = int(np.ceil(5.0 * max(sig_s, sig_f))) + 1
-    out = np.zeros((count, p.nslow, p.nfast), dtype=np.float64)
+    if base is None:
+        out = np.zeros((count, p.nslow, p.nfast), dtype=np.float32)
+    else:
+        if base.shape != (p.nslow, p.nfast):
+            raise KeywordError(f"Base image shape {base.shape} does not match the detector.")
+        out = np.empty((count, p.nslow, p.nfast), dtype=np.float32)
+        out[:] = base
     render_records(starts, np.ascontiguousarray(records.pos[order]),
                    np.ascontiguousarray(counts[order], dtype=np.float64), sig_s, sig_f, half, out)
     return out

@@ -110,20 +110,10 @@ def observations(model: CrystalModel, p: SimulationParams,
     start = p.phi_start
     end = p.phi_start + p.n_images * p.osc_width
     ang = reflecting_angles(model.r0, p.wavelength, p.reverse_phi)  # (N, 2)
-    # approximate width to choose the window (exact per observation below)
-    refl_list, phi_list = [], []
-    n_turns = int(np.ceil((end - start) / 360.0)) + 2
-    for col in range(2):
-        a = ang[:, col]
-        ok = np.isfinite(a)
-        base = start + np.mod(a[ok] - start, 360.0)  # first copy >= start
-        idx = np.nonzero(ok)[0]
-        for k in range(-1, n_turns):
-            refl_list.append(idx)
-            phi_list.append(base + 360.0 * k)
-    refl = np.concatenate(refl_list)
-    phi = np.concatenate(phi_list)
-    # properties at the reflecting position
+    ok = np.isfinite(ang)
+    refl = np.nonzero(ok)[0]  # row-major: reflection, then solution
+    phi = ang[ok]
+    # properties at the reflecting position (the same for every copy phi + 360 k)
     pr = np.radians(sign * phi)
     c, s = np.cos(pr), np.sin(pr)
     r0 = model.r0[refl]
@@ -133,8 +123,19 @@ def observations(model: CrystalModel, p: SimulationParams,
     zeta = -sign * s1[:, 1]
     with np.errstate(divide="ignore"):
         width = np.degrees(2.0 * model.rho[refl] / (s0 * np.abs(zeta)))
-    keep = (phi + 0.5 * width + p.osc_width > start) & (phi - 0.5 * width - p.osc_width < end)
-    refl, phi, s1, zeta, width, r = (x[keep] for x in (refl, phi, s1, zeta, width, r))
+    # copies within a rocking width (+1 image) of the sweep
+    margin = np.minimum(0.5 * width + p.osc_width, 720.0)
+    base = start + np.mod(phi - start, 360.0)  # first copy >= start
+    rows, phis = [], []
+    for k in range(-int(np.ceil(np.nanmax(margin, initial=0.0) / 360.0)) - 1,
+                   int(np.ceil((end - start) / 360.0)) + 1):
+        ph = base + 360.0 * k
+        sel = np.nonzero((ph + margin > start) & (ph - margin < end))[0]
+        rows.append(sel)
+        phis.append(ph[sel])
+    rows = np.concatenate(rows)
+    phi = np.concatenate(phis)
+    refl, s1, zeta, width, r = (x[rows] for x in (refl, s1, zeta, width, r))
     order = np.lexsort((phi, refl))
     refl, phi, s1, zeta, width, r = (x[order] for x in (refl, phi, s1, zeta, width, r))
     # entering: d|s0 + r|/dphi > 0 ; dr/dphi = m x r with m = sign * z
