@@ -328,3 +328,21 @@ def test_errors_are_user_errors():
         find_spots_many([frame, frame], DET, phis=[0.0])
     spots, rep = find_spots(frame, DET)  # a blank image is not an error
     assert len(spots) == 0 and rep.warnings
+
+
+def test_two_theta_needs_d_map_and_uses_it():
+    from mosflm_py.errors import GeometryError
+
+    rng = np.random.default_rng(11)
+    truth = grid_spots(rng, n_side=3, margin=40)
+    frame = rng.poisson(render(SHAPE, truth, 5.0))
+    det = DetectorFrame(**{**DET.__dict__, "two_theta": 20.0})
+    with pytest.raises(GeometryError):
+        find_spots(frame, det, OPEN)
+    d_map = np.full(SHAPE, 2.5)
+    d_map[:, 140:] = 4.0  # a fake map: fast >= 140 at 4 A
+    spots, rep = find_spots(frame, det, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
+                                                       autoresln=False, d_max=3.0),
+                            d_map=d_map)
+    assert len(spots) == 6 and (spots.y_px < 140).all() and np.all(spots.d_spacing == 2.5)
+    assert rep.rejected["resolution"] == 3

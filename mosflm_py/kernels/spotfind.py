@@ -305,3 +305,19 @@ def component_pixels(labels, n):
                 pf[p] = j
                 pos[lab - 1] = p + 1
     return offsets, ps, pf
+
+
+def concurrent_calls_safe() -> bool:
+    """True if parallel kernels may be called from several Python threads at once.
+
+    numba's ``workqueue`` threading layer is not thread-safe; ``omp`` and ``tbb`` are.
+    """
+    import numba
+
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet: run a tiny one to initialise the layer
+        out = np.empty((1, 1), np.float32)
+        box_mean(np.zeros((1, 1), np.float32), np.ones((1, 1), np.uint8), 0, 0, 1, out)
+        layer = numba.threading_layer()
+    return layer in ("omp", "tbb")

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from mosflm_py.errors import KeywordError
+from mosflm_py.kernels.spotfind import concurrent_calls_safe
 from mosflm_py.spotfinding.background import local_background, radial_background
 from mosflm_py.spotfinding.candidates import Candidates, find_candidates
 from mosflm_py.spotfinding.filters import (
@@ -225,7 +226,8 @@ def find_spots_many(
     """Find spots on several images and join them into one list (image numbers kept).
 
     ``phis`` gives each image's φ (or φ range); ``images`` their numbers (default 1..N).
-    ``n_threads`` > 1 processes images concurrently (the kernels release the GIL).
+    ``n_threads`` > 1 processes images concurrently (the kernels release the GIL) when numba's
+    threading layer allows concurrent calls (omp, tbb); otherwise images run one after another.
     """
     n = len(frames)
     phis = [0.0] * n if phis is None else list(phis)
@@ -236,7 +238,7 @@ def find_spots_many(
     def one(k: int) -> tuple[SpotList, FindSpotsReport]:
         return find_spots(frames[k], det, params, images[k], phis[k], d_map, mask)
 
-    if n_threads > 1 and n > 1:
+    if n_threads > 1 and n > 1 and concurrent_calls_safe():
         with ThreadPoolExecutor(max_workers=n_threads) as pool:
             results = list(pool.map(one, range(n)))
     else:
