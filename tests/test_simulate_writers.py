@@ -92,6 +92,7 @@ def test_truth_files(tmp_path):
     p = default_params(**TINY, missets=(0.1, -0.2, 0.3))
     ds = simulate_dataset(p, tmp_path, fmt="cbf")
     t = load_truth(ds.truth_path)
+    assert set(t) == set(ds.truth)
     np.testing.assert_allclose(t["A"], p.wavelength * t["U"] @ t["B"], rtol=1e-12)
     assert t["obs_hkl"].shape[1] == 3 and t["obs_hkl"].shape[0] == t["obs_phi"].shape[0] > 0
     assert set(np.unique(t["part_image"])) <= {1, 2}

@@ -60,6 +60,13 @@ class SimulatedDataset:
     seconds: float = 0.0
 
     @property
+    def truth(self) -> dict[str, np.ndarray]:
+        """Contents of ``truth.npz`` (``obs_*``, ``part_*``, ``all_*``, ``p_*``, U, B, A, M)."""
+        from mosflm_py.simulate.truth import load_truth
+
+        return load_truth(self.truth_path)
+
+    @property
     def image_numbers(self) -> list[int]:
         """Image numbers of the sweep."""
         p = self.params
