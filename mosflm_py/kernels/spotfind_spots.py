@@ -53,6 +53,8 @@ def split_components(data, labels, offsets, ps, pf, gain, read_noise2, dip_nsigm
             fmax = max(fmax, pf[p])
         hs = smax - smin + 1
         hf = fmax - fmin + 1
+        if hs * hf > 50 * _MAX_SPLIT_PIXELS:  # sparse streak: too large a lookup grid
+            continue
         loc = np.full((hs, hf), -1, np.int64)
         for p in range(o0, o1):
             loc[ps[p] - smin, pf[p] - fmin] = p - o0

@@ -120,7 +120,9 @@ def split_ref(data, pixels, gain, rn2, dip, sep_s, sep_f, do_split):
     """Reference for one component: returns (npeak, nsub, sub index per pixel)."""
     pix = [tuple(map(int, p)) for p in pixels]
     n = len(pix)
-    if n < 3:
+    arr = np.asarray(pix).reshape(-1, 2)
+    area = (np.ptp(arr[:, 0]) + 1) * (np.ptp(arr[:, 1]) + 1) if n else 0
+    if n < 3 or n > 40000 or area > 50 * 40000:
         return 1, 1, [0] * n
     index = {p: q for q, p in enumerate(pix)}
 
