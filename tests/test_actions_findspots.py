@@ -155,3 +155,12 @@ def test_findspots_bad_image_is_a_user_error(sweep):
     s, buf = _session(sweep, "FINDSPOTS FIND 7", "GO")
     assert s.failures == 1
     assert "Internal error" not in buf.getvalue()
+
+
+def test_too_few_spots_do_not_set_the_box(sweep):
+    s, buf = _session(sweep, "FINDSPOTS THRESHOLD 3000", "FINDSPOTS FIND 1", "GO")
+    assert s.failures == 0, buf.getvalue()
+    assert len(s.results.spots[1]) < 10
+    assert s.state.integration.raster is None and s.state.integration.separation is None
+    assert "too few to set the measurement box" in buf.getvalue()
+    assert "WARNING" in buf.getvalue()

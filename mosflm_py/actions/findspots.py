@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 CACHE_KEY = "findspots"
 """Key in ``session.results.extra``: {image: (cache key, SpotList, FindSpotsReport | None)}."""
 
+MIN_SPOTS_FOR_BOX = 10
+"""RASTER and SEPARATION are only derived from the median size of at least this many spots."""
+
 REASON_TEXT = {
     "too_many_peaks": "too many unresolved peaks (MAXPEAK)",
     "too_few_pixels": "too few pixels (MINPIX)",
@@ -261,7 +264,12 @@ def median_spot_size(spot_lists) -> tuple[float, float]:
 def _set_box_and_separation(session: Session, numbers: list[int], report: bool) -> None:
     lists = [session.results.spots[n] for n in numbers if n in session.results.spots]
     mx, my = median_spot_size([s for s in lists if len(s)])
-    if mx <= 0 or my <= 0:
+    n_spots = sum(len(s) for s in lists)
+    if n_spots < MIN_SPOTS_FOR_BOX or mx <= 0 or my <= 0:
+        if report:
+            session.report.line(f" Only {n_spots} spots: too few to set the measurement box "
+                                f"(RASTER) and SEPARATION from the spot size (at least "
+                                f"{MIN_SPOTS_FOR_BOX} needed)")
         return
     g = session.geometry(numbers[0])
     raster = raster_from_spot_size(mx, my)
