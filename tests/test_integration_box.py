@@ -89,8 +89,12 @@ def test_lp_factors():
     assert np.isinf(lor[1])
     np.testing.assert_allclose(pol, 0.5 * (1 + np.cos(tt) ** 2))
     assert lp[0] == pytest.approx(1 / (lor[0] * pol[0]))
-    # tau = 0.95, electric vector along Y: scattering in X-Y plane is reduced, X-Z plane is not
+    # tau = 0.95, electric vector along Z (default): scattering in the X-Z plane is reduced
     _, pol, _ = lp_factors(s1, s0, axis, Polarisation("synchrotron", 0.95))
+    kahn = 0.5 * (1 + np.cos(tt) ** 2 - 0.95 * np.array([-1, 1]) * np.sin(tt) ** 2)
+    np.testing.assert_allclose(pol, kahn, rtol=1e-12)
+    # electric vector along Y: scattering in the X-Y plane is reduced
+    _, pol, _ = lp_factors(s1, s0, axis, Polarisation("synchrotron", 0.95, e_vector=(0, 1, 0)))
     kahn = 0.5 * (1 + np.cos(tt) ** 2 - 0.95 * np.array([1, -1]) * np.sin(tt) ** 2)
     np.testing.assert_allclose(pol, kahn, rtol=1e-12)
     _, pol, _ = lp_factors(s1, s0, axis, Polarisation("monochromator", mono_2theta_deg=26.6))

@@ -2,8 +2,8 @@
 
 Polarisation convention (agreed with the simulator): a synchrotron beam is partially polarised
 with degree tau (POLARISATION SYNCHROTRON tau, default 0.95; tau = 2p - 1 with p the XDS/DIALS
-fraction), its electric vector along lab +Y by default (the plane of polarisation is the lab
-X-Y plane, normal along lab Z).  With e the electric-vector direction and e' = s0^ x e::
+fraction), its electric vector along lab +Z by default: horizontal, i.e. along the usual horizontal
+spindle (the plane of polarisation is the lab X-Z plane, normal along lab Y).  With e the electric-vector direction and e' = s0^ x e::
 
     P = (1 + tau)/2 * (1 - (e . s1^)^2) + (1 - tau)/2 * (1 - (e' . s1^)^2)
 
@@ -33,7 +33,7 @@ class Polarisation:
     kind: str = "synchrotron"
     degree: float = 0.95
     mono_2theta_deg: float = 0.0
-    e_vector: tuple[float, float, float] = (0.0, 1.0, 0.0)
+    e_vector: tuple[float, float, float] = (0.0, 0.0, 1.0)
 
     def __post_init__(self) -> None:
         if self.kind not in ("synchrotron", "pinhole", "monochromator"):
@@ -59,7 +59,7 @@ def lp_factors(
     axis : ndarray (3,)
         Rotation axis (sense irrelevant).
     polarisation : Polarisation, optional
-        Default: synchrotron, tau = 0.95, electric vector along lab Y.
+        Default: synchrotron, tau = 0.95, electric vector along lab Z (horizontal).
 
     Returns
     -------

@@ -45,7 +45,7 @@ class SimulationParams:
         ``overload`` (ADU; saturated pixels are clipped to it), ``module_gaps`` (Pilatus 487x195
         modules with 7/17 px gaps set to -1), ``backstop_radius`` (mm; shadowed pixels get 2 % of
         the background plus an arm towards +slow), ``n_dead_pixels`` (set to -1),
-        ``polarisation`` (degree tau) with electric vector ``e_vector`` (lab, default +Y),
+        ``polarisation`` (degree tau) with electric vector ``e_vector`` (lab, default +Z: horizontal, along a horizontal spindle),
         ``exposure_time`` (s, header only), ``seed``.
     """
 
@@ -89,7 +89,7 @@ class SimulationParams:
     backstop_radius: float = 0.0
     n_dead_pixels: int = 0
     polarisation: float = 0.95
-    e_vector: tuple[float, float, float] = (0.0, 1.0, 0.0)
+    e_vector: tuple[float, float, float] = (0.0, 0.0, 1.0)
     exposure_time: float = 0.1
     seed: int = 1
 
