@@ -24,11 +24,28 @@ from mosflm_py.geometry.experiment import Experiment
 def generate_hkl(crystal: Crystal, d_min: float, d_max: float | None = None) -> np.ndarray:
     """All Miller indices (N, 3) int32 with d_min ≤ d (≤ d_max), excluding 0 0 0.
 
-    Systematic absences are removed when the space group is known to gemmi.
+    Systematic absences are removed when the space group is known to gemmi.  Results are cached
+    (keyed by cell rounded to 1e-4, space group and limits): the array returned is read-only.
     """
     if not d_min > 0:
         raise GeometryError(f"resolution limit must be positive, got {d_min}")
-    a, b, c = crystal.cell[:3]
+    key = (tuple(round(c, 4) for c in crystal.cell), crystal.space_group, round(d_min, 4),
+           None if d_max is None else round(d_max, 4))
+    hit = _HKL_CACHE.get(key)
+    if hit is None:
+        hit = _generate_hkl(crystal, d_min, d_max)
+        hit.setflags(write=False)
+        if len(_HKL_CACHE) >= 8:
+            _HKL_CACHE.pop(next(iter(_HKL_CACHE)))
+        _HKL_CACHE[key] = hit
+    return hit
+
+
+_HKL_CACHE: dict[tuple, np.ndarray] = {}
+
+
+def _generate_hkl(crystal: Crystal, d_min: float, d_max: float | None) -> np.ndarray:
+    """Uncached :func:`generate_hkl`."""
     # |h| <= a_perp/d_min bounds: use the real-cell lengths divided by d_min (safe upper bound).
     from mosflm_py.geometry.crystal import b_matrix
 
@@ -138,12 +155,29 @@ class Predictions:
         return Predictions(**{k: getattr(self, k)[mask] for k in self.__dataclass_fields__})
 
 
+def _m_cross(m: np.ndarray, r0: np.ndarray) -> np.ndarray:
+    """m × r0 for a unit axis m and vectors r0 (N, 3)."""
+    out = np.empty_like(r0)
+    out[:, 0] = m[1] * r0[:, 2] - m[2] * r0[:, 1]
+    out[:, 1] = m[2] * r0[:, 0] - m[0] * r0[:, 2]
+    out[:, 2] = m[0] * r0[:, 1] - m[1] * r0[:, 0]
+    return out
+
+
+def rotate_about_axis(r0: np.ndarray, m: np.ndarray, phi_deg: np.ndarray) -> np.ndarray:
+    """Rotate vectors r0 (N, 3) right-handedly about the unit axis m by φ (degrees, (N,))."""
+    t = np.radians(np.asarray(phi_deg, dtype=float))
+    c, s = np.cos(t)[:, None], np.sin(t)[:, None]
+    par = (r0 @ m)[:, None] * m[None, :]
+    return par + (r0 - par) * c + _m_cross(m, r0) * s
+
+
 def _solve_phi(r0: np.ndarray, s0: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both diffraction angles (radians, about axis m) for r0 (N,3); NaN when never in contact."""
     rpar_len = r0 @ m
     rpar = rpar_len[:, None] * m[None, :]
     rperp = r0 - rpar
-    mxr = np.cross(m[None, :], r0)
+    mxr = _m_cross(m, r0)
     a = rperp @ s0
     b = mxr @ s0
     c = -0.5 * np.einsum("ij,ij->i", r0, r0) - rpar @ s0
@@ -199,31 +233,33 @@ def predict(
     r0 = hkl.astype(float) @ cr.UB.T
     p1, p2 = _solve_phi(r0, s0, m)
     dstar = np.linalg.norm(r0, axis=1)
-    # rocking widths need zeta, which depends on the solution; compute per solution
-    out = []
+    # Candidates first (centre within a generous margin of the range), then the geometry.
+    pre = 5.0 if margin is None else margin
+    lo0 = phi_start - pre
+    s0n = s0 / np.linalg.norm(s0)
+    cands = []
     for p in (p1, p2):
-        good = np.isfinite(p)
-        idx = np.nonzero(good)[0]
-        phi_deg = np.degrees(p[idx])  # angle about m, i.e. the goniometer angle
-        rots = experiment.goniometer.rotations(phi_deg)
-        r = np.einsum("nij,nj->ni", rots, r0[idx])
+        phi_all = lo0 + np.mod(np.degrees(p) - lo0, 360.0)  # NaN stays NaN
+        idx = np.nonzero(phi_all <= phi_end + pre)[0]
+        if len(idx) == 0:
+            continue
+        phi_deg = phi_all[idx]
+        r = rotate_about_axis(r0[idx], m, phi_deg)
         s1 = r + s0[None, :]
         s1n = s1 / np.linalg.norm(s1, axis=1)[:, None]
-        zeta = np.cross(s1n, np.broadcast_to(s0 / np.linalg.norm(s0), s1n.shape)) @ m
+        zeta = _m_cross(s0n, s1n) @ m * -1.0  # m . (s1^ x s0^) = -m . (s0^ x s1^)
         width = rocking_width(
             dstar[idx], zeta, wl, cr.mosaic, experiment.beam.mean_divergence,
             experiment.beam.dispersion,
         )
-        out.append((idx, phi_deg, s1, zeta, width))
+        cands.append((idx, phi_deg, s1, zeta, width))
     if margin is None:
-        wmax = max((np.nanmax(w[np.isfinite(w)]) if np.isfinite(w).any() else 0.0)
-                   for *_, w in out)
-        margin = min(0.5 * wmax, 5.0)
-    lo, hi = phi_start - margin, phi_end + margin
+        finite = [w[np.isfinite(w)] for *_, w in cands]
+        wmax = max((float(f.max()) for f in finite if len(f)), default=0.0)
+        margin = min(0.5 * wmax, pre)
+    hi = phi_end + margin
     rows = []
-    for idx, phi_deg, s1, zeta, width in out:
-        # bring into [lo, lo + 360)
-        phi_w = lo + np.mod(phi_deg - lo, 360.0)
+    for idx, phi_w, s1, zeta, width in cands:
         half = np.minimum(0.5 * np.nan_to_num(width, posinf=360.0), 180.0)
         keep = (phi_w - half <= phi_end) & (phi_w + half >= phi_start) & (phi_w <= hi)
         if not keep.any():
@@ -272,8 +308,8 @@ def predict_positions(
     if cr is None:
         raise GeometryError("no crystal orientation")
     r0 = np.asarray(hkl, dtype=float) @ cr.UB.T
-    rots = experiment.goniometer.rotations(np.asarray(phi_deg, dtype=float))
-    r = np.einsum("nij,nj->ni", rots, r0)
+    phi = np.broadcast_to(np.asarray(phi_deg, dtype=float), (len(r0),))
+    r = rotate_about_axis(r0, experiment.goniometer.axis, phi)
     s1 = r + experiment.beam.s0[None, :]
     return experiment.detector.lab_to_mm(s1)
 
