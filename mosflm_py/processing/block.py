@@ -83,12 +83,18 @@ class BlockResult:
 
 
 def _refine_images(job: BlockJob, frames: dict[int, np.ndarray]) -> list[ImageRefinement]:
+    """Per-image positional refinement, then post-refinement over the whole block.
+
+    Each image is measured by summation with the current model and its detector refined against
+    the strong spots (starting from the previous image's detector).  The partials of all images
+    of the block are then post-refined together (missets and mosaic spread; the cell only if
+    asked), so that every image of the block is predicted with the same crystal — the fractions
+    of a reflection's parts then add up to one.
+    """
     p = job.params
     exp = job.experiment
     out: list[ImageRefinement] = []
     obs: list[PartialObservations] = []
-    mosaics: list[float] = []
-    base_mosaic = exp.crystal.mosaic if exp.crystal is not None else 0.0
     mparams = MeasureParams(d_min=p.d_min, d_max=p.d_max)
     for im in job.images:
         ref = ImageRefinement(im.number, exp)
@@ -100,50 +106,53 @@ def _refine_images(job: BlockJob, frames: dict[int, np.ndarray]) -> list[ImageRe
                 ref.warnings.append(f"image {im.number}: measurement for refinement failed: {err}")
                 meas = None
             if meas is not None and p.refine_detector:
-                good = meas.valid & (meas.intensity > p.min_isig_refine * meas.sigma)
-                if good.sum() >= max(6, p.refinement.nref // 2):
-                    try:
-                        dr = refine_detector(
-                            exp, meas.hkl[good], meas.x_obs[good], meas.y_obs[good],
-                            meas.phi_obs[good],
-                            np.column_stack([meas.sigma_x[good], meas.sigma_y[good]]),
-                            p.refinement, isig=meas.intensity[good] / meas.sigma[good],
-                            fraction=meas.fraction[good],
-                        )
-                        exp = dr.experiment
-                        ref.rms, ref.wrms, ref.n_refine = dr.rms, dr.wrms, dr.n_used
-                        ref.ccx, ref.ccy, ref.ccom = dr.ccx, dr.ccy, dr.ccom
-                        ref.warnings.extend(dr.warnings)
-                    except MosflmError as err:
-                        ref.warnings.append(
-                            f"image {im.number}: positional refinement failed ({err}); the "
-                            "previous detector parameters are kept"
-                        )
-                else:
-                    ref.warnings.append(
-                        f"image {im.number}: only {int(good.sum())} strong reflections, too few "
-                        "for positional refinement; detector parameters kept"
-                    )
+                exp = _positional(exp, meas, p, ref)
             if meas is not None and p.postref:
                 obs.append(meas.partials())
-                if len(obs) >= 2:
-                    try:
-                        pr = postrefine(exp, PartialObservations.concatenate(obs[-5:]),
-                                        p.postrefinement)
-                        exp = pr.experiment
-                        ref.postref_resid, ref.postref_n = pr.rms_resid, pr.n_used
-                        ref.postref_esds = dict(pr.esds)
-                        ref.warnings.extend(pr.warnings)
-                    except MosflmError as err:
-                        ref.warnings.append(f"image {im.number}: post-refinement skipped: {err}")
-        if exp.crystal is not None:
-            mosaics.append(exp.crystal.mosaic)
-            window = mosaics[-max(1, p.mossmooth):]
-            smooth = float(np.mean(window)) if window else base_mosaic
-            exp = exp.replace(crystal=exp.crystal.replace(mosaic=smooth))
         ref.experiment = exp
         out.append(ref)
+    if p.postref and len(obs) >= 2:
+        mid = 0.5 * (job.images[0].phi_start + job.images[-1].phi_end)
+        try:
+            pr = postrefine(exp, PartialObservations.concatenate(obs), p.postrefinement,
+                            phi_ref=mid)
+        except MosflmError as err:
+            out[-1].warnings.append(
+                f"images {job.images[0].number}-{job.images[-1].number}: post-refinement "
+                f"skipped ({err}); the missets and mosaic spread are kept")
+        else:
+            crystal = pr.experiment.crystal
+            for ref in out:
+                ref.experiment = ref.experiment.replace(crystal=crystal)
+                rms, nr = pr.per_image.get(ref.number, (pr.rms_resid, 0))
+                ref.postref_resid, ref.postref_n = rms, nr
+                ref.postref_esds = dict(pr.esds)
+            out[-1].warnings.extend(pr.warnings)
     return out
+
+
+def _positional(exp: Experiment, meas, p: ProcessParams, ref: ImageRefinement) -> Experiment:
+    """Positional refinement of one image against its strong measured spots."""
+    good = meas.valid & (meas.intensity > p.min_isig_refine * meas.sigma)
+    if good.sum() < max(6, p.refinement.nref // 2):
+        ref.warnings.append(
+            f"image {meas.image}: only {int(good.sum())} strong reflections, too few for "
+            "positional refinement; detector parameters kept")
+        return exp
+    try:
+        dr = refine_detector(
+            exp, meas.hkl[good], meas.x_obs[good], meas.y_obs[good], meas.phi_obs[good],
+            np.column_stack([meas.sigma_x[good], meas.sigma_y[good]]), p.refinement,
+            isig=meas.intensity[good] / meas.sigma[good], fraction=meas.fraction[good],
+        )
+    except MosflmError as err:
+        ref.warnings.append(f"image {meas.image}: positional refinement failed ({err}); the "
+                            "previous detector parameters are kept")
+        return exp
+    ref.rms, ref.wrms, ref.n_refine = dr.rms, dr.wrms, dr.n_used
+    ref.ccx, ref.ccy, ref.ccom = dr.ccx, dr.ccy, dr.ccom
+    ref.warnings.extend(w for w in dr.warnings if "included in positional refinement" not in w)
+    return dr.experiment
 
 
 def _predict_image(job: BlockJob, k: int, exp: Experiment) -> tuple[IntPredictions, dict]:
