@@ -1,4 +1,4 @@
-"""MOSFLM's unmerged ("multi-record") MTZ file (HKLOUT), written with gemmi.
+"""MOSFLM's unmerged ("multi-record") MTZ file (HKLOUT): records, batch headers, header via gemmi.
 
 One record per reflection per image (partials are not summed), 18 columns::
 
@@ -28,7 +28,6 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from mosflm_py.atomic import atomic_path
 from mosflm_py.errors import MosflmError
 from mosflm_py.geometry.crystal import b_matrix
 from mosflm_py.output.mtz_columns import (
@@ -47,6 +46,11 @@ __all__ = [
     "MtzRecords",
     "UnmergedMtz",
     "batch_to_gemmi",
+    "build_unmerged_mtz",
+    "check_columns",
+    "header_mtz",
+    "mtz_space_group",
+    "records_to_rows",
     "default_mtz_name",
     "read_unmerged_mtz",
     "write_unmerged_mtz",
@@ -364,46 +368,130 @@ def _check_batches(records: MtzRecords, batches: list[BatchHeader]) -> None:
         )
 
 
-def _build_mtz(records: MtzRecords, batches: list[BatchHeader], meta: MtzMeta) -> gemmi.Mtz:
-    sg = gemmi.find_spacegroup_by_number(meta.space_group) if isinstance(
-        meta.space_group, int
-    ) else gemmi.find_spacegroup_by_name(str(meta.space_group))
+def mtz_space_group(space_group: str | int) -> gemmi.SpaceGroup:
+    """gemmi space group of ``MtzMeta.space_group`` (number or Hermann-Mauguin symbol).
+
+    Raises
+    ------
+    MtzError
+        Unknown space group.
+    """
+    sg = (
+        gemmi.find_spacegroup_by_number(space_group)
+        if isinstance(space_group, int)
+        else gemmi.find_spacegroup_by_name(str(space_group))
+    )
     if sg is None:
-        raise MtzError(f"unknown space group {meta.space_group!r} for the MTZ file")
-    _check_batches(records, batches)
+        raise MtzError(f"unknown space group {space_group!r} for the MTZ file")
+    return sg
+
+
+def check_columns(columns: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """Validate a column selection: (label, type) pairs of :data:`COLUMNS`, H K L first.
+
+    Raises
+    ------
+    MtzError
+        Unknown label, wrong type, duplicate label, or H K L not the first three columns.
+    """
+    columns = tuple((str(lab), str(typ)) for lab, typ in columns)
+    known = dict(COLUMNS)
+    labels = [lab for lab, _ in columns]
+    if labels[:3] != ["H", "K", "L"]:
+        raise MtzError("the first three MTZ columns must be H K L")
+    if len(set(labels)) != len(labels):
+        raise MtzError(f"duplicate MTZ column labels in {labels}")
+    for lab, typ in columns:
+        if known.get(lab) != typ:
+            raise MtzError(
+                f"unknown MTZ column {lab!r} of type {typ!r} (known: "
+                + " ".join(f"{a}:{b}" for a, b in COLUMNS) + ")"
+            )
+    return columns
+
+
+def _column_values(records: MtzRecords, sl: slice, label: str, isym: np.ndarray) -> np.ndarray:
+    """Values of one non-index column for the records in *sl* (any dtype, cast by caller)."""
+    if label == "M/ISYM":
+        return encode_misym(isym, records.partial[sl])
+    if label == "BGPKRATIOS":
+        return encode_bgpkratios(records.bgratio[sl], records.pkratio[sl], records.gradient[sl])
+    return getattr(records, _FIELD_OF[label])[sl]
+
+
+_FIELD_OF = {
+    "BATCH": "batch", "I": "I", "SIGI": "sigI", "IPR": "Ipr", "SIGIPR": "sigIpr",
+    "FRACTIONCALC": "fraction", "XDET": "xdet", "YDET": "ydet", "ROT": "rot",
+    "WIDTH": "width", "LP": "lp", "MPART": "mpart", "FLAG": "flag",
+}  # fmt: skip
+
+
+def records_to_rows(
+    records: MtzRecords,
+    space_group: gemmi.SpaceGroup,
+    columns: tuple[tuple[str, str], ...] = COLUMNS,
+    start: int = 0,
+    stop: int | None = None,
+) -> np.ndarray:
+    """MTZ data rows (float32, row-major, columns in file order) of ``records[start:stop]``.
+
+    H K L are reduced to the CCP4 asymmetric unit and M/ISYM is computed
+    (:func:`~mosflm_py.output.mtz_columns.hkl_to_asu`); this is exactly the layout of the
+    reflection block of an MTZ file.
+    """
+    sl = slice(start, len(records) if stop is None else stop)
+    hkl_asu, isym = hkl_to_asu(records.hkl[sl], space_group)
+    data = np.empty((hkl_asu.shape[0], len(columns)), dtype=np.float32)
+    data[:, 0:3] = hkl_asu
+    for k, (label, _typ) in enumerate(columns[3:], start=3):
+        data[:, k] = _column_values(records, sl, label, isym)
+    return data
+
+
+def header_mtz(
+    meta: MtzMeta,
+    batches: list[BatchHeader],
+    space_group: gemmi.SpaceGroup,
+    columns: tuple[tuple[str, str], ...] = COLUMNS,
+) -> gemmi.Mtz:
+    """A gemmi Mtz with the file header of MOSFLM's unmerged MTZ and no reflections.
+
+    Title, history, space group, the two datasets (HKL_base and PNAME/XNAME/DNAME with cell and
+    wavelength), the columns and one orientation block per batch (sorted by number).
+    """
     mtz = gemmi.Mtz(with_base=True)
     mtz.title = meta.title[:70]
-    mtz.spacegroup = sg
+    mtz.spacegroup = space_group
     mtz.history = [h[:80] for h in meta.history] or ["From mosflm_py"]
     ds = mtz.add_dataset(meta.dname)
     ds.project_name = meta.pname
     ds.crystal_name = meta.xname
     ds.wavelength = float(meta.wavelength)
     mtz.set_cell_for_all(gemmi.UnitCell(*meta.cell))
-    for label, mtz_type in COLUMNS[3:]:
+    for label, mtz_type in columns[3:]:
         mtz.add_column(label, mtz_type)
     for header in sorted(batches, key=lambda b: b.number):
         mtz.batches.append(batch_to_gemmi(header))
+    return mtz
 
-    hkl_asu, isym = hkl_to_asu(records.hkl, sg)
-    data = np.empty((len(records), len(COLUMNS)), dtype=np.float32)
-    data[:, 0:3] = hkl_asu
-    data[:, 3] = encode_misym(isym, records.partial)
-    data[:, 4] = records.batch
-    data[:, 5] = records.I
-    data[:, 6] = records.sigI
-    data[:, 7] = records.Ipr
-    data[:, 8] = records.sigIpr
-    data[:, 9] = records.fraction
-    data[:, 10] = records.xdet
-    data[:, 11] = records.ydet
-    data[:, 12] = records.rot
-    data[:, 13] = records.width
-    data[:, 14] = records.lp
-    data[:, 15] = records.mpart
-    data[:, 16] = records.flag
-    data[:, 17] = encode_bgpkratios(records.bgratio, records.pkratio, records.gradient)
-    mtz.set_data(data)
+
+def build_unmerged_mtz(
+    records: MtzRecords,
+    batches: list[BatchHeader],
+    meta: MtzMeta,
+    columns: tuple[tuple[str, str], ...] = COLUMNS,
+) -> gemmi.Mtz:
+    """The whole unmerged MTZ as an in-memory gemmi Mtz (all rows at once).
+
+    For small data and as the reference the streaming
+    :class:`~mosflm_py.output.mtz_stream.UnmergedMtzWriter` is tested against; files are
+    written with :func:`write_unmerged_mtz`, which streams.
+    """
+    sg = mtz_space_group(meta.space_group)
+    columns = check_columns(columns)
+    _check_batches(records, batches)
+    mtz = header_mtz(meta, batches, sg, columns)
+    mtz.set_data(records_to_rows(records, sg, columns))
     mtz.update_reso()
     return mtz
 
@@ -413,11 +501,14 @@ def write_unmerged_mtz(
     records: MtzRecords,
     batches: list[BatchHeader],
     meta: MtzMeta,
+    columns: tuple[tuple[str, str], ...] = COLUMNS,
 ) -> None:
     """Write MOSFLM's unmerged multi-record MTZ, atomically.
 
-    gemmi writes to a temporary file in the target folder, which is renamed over *path* only
-    when complete (:func:`mosflm_py.atomic.atomic_path`).
+    A thin wrapper around :class:`~mosflm_py.output.mtz_stream.UnmergedMtzWriter` (one
+    :meth:`~mosflm_py.output.mtz_stream.UnmergedMtzWriter.add`): rows go to a temporary file in
+    the target folder, in bounded slices, which is renamed over *path* only when complete. For
+    long sweeps use the writer directly, adding one block of images at a time.
 
     Parameters
     ----------
@@ -430,6 +521,8 @@ def write_unmerged_mtz(
         reflections, are allowed).
     meta
         Title, names, dataset cell and wavelength, space group, history.
+    columns
+        Columns to write, (label, type) pairs of :data:`COLUMNS` with H K L first.
 
     Raises
     ------
@@ -438,9 +531,10 @@ def write_unmerged_mtz(
     OutputFileError
         The folder of *path* does not exist or is not writable.
     """
-    mtz = _build_mtz(records, batches, meta)
-    with atomic_path(path, suffix=".mtz") as tmp:
-        mtz.write_to_file(str(tmp))
+    from mosflm_py.output.mtz_stream import UnmergedMtzWriter
+
+    with UnmergedMtzWriter(path, meta, columns) as writer:
+        writer.add(records, batches)
 
 
 @dataclass(frozen=True, eq=False)
