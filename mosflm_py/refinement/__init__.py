@@ -6,6 +6,9 @@ Public API
 - :func:`refine_detector` → :class:`DetectorRefinement` (positional refinement of one image);
 - :func:`postrefine` → :class:`PostRefinement` (missets, cell, mosaic from partials);
 - :func:`refine_cell_segments` → :class:`CellRefinementResult` (POSTREF SEGMENT procedure);
+- :func:`refine_global` → :class:`GlobalRefinement` (cell, orientation, distance and beam
+  against the X, Y, φ centroids of all spots; used by the cell refinement when there are too few
+  partials) with :func:`spots_from_measurements` and :func:`mosaic_from_spots`;
 - :func:`auto_segments` (images for cell refinement);
 - :func:`summation_measure` / :func:`make_measure_fn` (simple summation measurement);
 - :class:`RefinementParams`, :class:`PostrefParams`, :class:`PartialObservations`.
@@ -14,6 +17,11 @@ Public API
 from __future__ import annotations
 
 from mosflm_py.refinement.cellref import CellRefinementResult, auto_segments, refine_cell_segments
+from mosflm_py.refinement.global_positional import (
+    GlobalRefinement,
+    GlobalRefinementParams,
+    refine_global,
+)
 from mosflm_py.refinement.measure import (
     ImageMeasurements,
     MeasureParams,
@@ -24,9 +32,20 @@ from mosflm_py.refinement.observations import PartialObservations
 from mosflm_py.refinement.params import PostrefParams, RefinementParams
 from mosflm_py.refinement.positional import DetectorRefinement, refine_detector
 from mosflm_py.refinement.postref import PostRefinement, postrefine, smooth_mosaic
+from mosflm_py.refinement.spots3d import (
+    SpotObservations,
+    mosaic_from_spots,
+    spots_from_measurements,
+)
 
 __all__ = [
     "CellRefinementResult",
+    "GlobalRefinement",
+    "GlobalRefinementParams",
+    "SpotObservations",
+    "mosaic_from_spots",
+    "refine_global",
+    "spots_from_measurements",
     "ImageMeasurements",
     "MeasureParams",
     "auto_segments",

@@ -6,6 +6,14 @@ the per-image PSIX into the crystal orientation, then post-refine missets, cell 
 all images together.  Repeat while any cell parameter shifts by more than SHIFTFAC σ (at most
 ``max_cycles``, 5).  Automatic segments: two blocks ~90° apart (three for monoclinic, four for
 triclinic), each of 2·(mosaic/oscillation + 1) images (Powell, iMosflm tutorial §8.1).
+
+When the segments hold too few complete partials for post-refinement (small cells, fine
+slicing, short wedges: e.g. a small molecule on 15 × 0.1° images has ~13 reflections per image),
+each cycle instead refines the cell, orientation, distance and beam together by global positional
+refinement against the X, Y and φ centroids of all spots on the segment images
+(:mod:`mosflm_py.refinement.global_positional`); the mosaic spread then comes from the φ widths
+of the spots (:func:`mosflm_py.refinement.spots3d.mosaic_from_spots`).  The φ centroids depend on
+|d*|·λ but not on the distance, which separates the cell scale from the distance.
 """
 
 from __future__ import annotations
@@ -19,13 +27,20 @@ from mosflm_py.errors import MosflmError, RefinementError
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.goniometer import Goniometer
 from mosflm_py.refinement.cell_params import CELL_NAMES, crystal_system
+from mosflm_py.refinement.global_positional import (
+    GlobalRefinement,
+    GlobalRefinementParams,
+    refine_global,
+    spot_predictions,
+)
 from mosflm_py.refinement.measure import ImageMeasurements
 from mosflm_py.refinement.observations import PartialObservations
 from mosflm_py.refinement.orientation import rotate_crystal
 from mosflm_py.refinement.params import PostrefParams, RefinementParams
 from mosflm_py.refinement.positional import DetectorRefinement, refine_detector
-from mosflm_py.refinement.postref import PostRefinement, postrefine
-from mosflm_py.refinement.tables import detector_row, postref_row
+from mosflm_py.refinement.postref import PostRefinement, count_fractions, postrefine
+from mosflm_py.refinement.spots3d import mosaic_from_spots, spots_from_measurements
+from mosflm_py.refinement.tables import detector_row, global_detector_row, postref_row
 
 MeasureFn = Callable[[Experiment, Sequence[int]], list[ImageMeasurements]]
 
@@ -40,7 +55,11 @@ class CellRefinementResult:
     cycles : number of cycles run; converged : last cell shifts < SHIFTFAC σ.
     detector_rows, postref_rows : per image and cycle (dicts, see :mod:`tables`).
     cycle_rows : per cycle summary (cycle, rms, distance spread, yscale spread, max shift/σ).
-    postref : the last :class:`PostRefinement`.  warnings : messages with advice.
+    postref : the last :class:`PostRefinement` (with global positional refinement: its crystal
+    part, cell/missets esds from the global fit, mosaic from the spot widths, in the same form).
+    warnings : messages with advice.  method : ``"post-refinement"`` or
+    ``"global positional refinement"``.  global_refinement : the last :class:`GlobalRefinement`
+    (None when it was not used).
     """
 
     experiment: Experiment
@@ -56,6 +75,8 @@ class CellRefinementResult:
     cycle_rows: list[dict]
     postref: PostRefinement
     warnings: list[str] = field(default_factory=list)
+    method: str = "post-refinement"
+    global_refinement: GlobalRefinement | None = None
 
 
 def auto_segments(
@@ -136,6 +157,10 @@ def refine_cell_segments(
     refine_params: RefinementParams | None = None,
     postref_params: PostrefParams | None = None,
     max_cycles: int = 5,
+    method: str = "auto",
+    global_params: GlobalRefinementParams | None = None,
+    min_fractions: int = 50,
+    global_detector: bool = False,
 ) -> CellRefinementResult:
     """Cell refinement from segments of images (POSTREF SEGMENT procedure).
 
@@ -149,6 +174,16 @@ def refine_cell_segments(
         CCOMEGA fixed by default).
     postref_params : POSTREF parameters (cell free under the symmetry by default here).
     max_cycles : cycles of integration and refinement (5).
+    method : ``"postref"`` (per-image positional refinement + post-refinement of the partials),
+        ``"global"`` (global positional refinement of cell, orientation, distance and beam against
+        the X, Y, φ centroids of all spots, :func:`refine_global`; mosaic from the spot widths) or
+        ``"auto"`` (post-refinement unless the first cycle gives fewer than ``min_fractions``
+        usable observed fractions, then global; the warnings say so).
+    global_params : :class:`GlobalRefinementParams` (cell FIX from ``postref_params`` is added).
+    min_fractions : the "auto" switch point (observed fractions of complete partials).
+    global_detector : with post-refinement, also refine one detector (distance, beam) and the
+        orientation globally against all spot centroids each cycle, the cell held at the
+        post-refined values (instead of averaging the per-image detectors).
 
     Returns
     -------
@@ -157,10 +192,16 @@ def refine_cell_segments(
     Raises
     ------
     RefinementError
-        When no image could be refined or post-refinement fails in the first cycle.
+        When no image could be refined or the refinement fails in the first cycle.
     """
+    if method not in ("auto", "postref", "global"):
+        raise RefinementError(f"unknown cell refinement method {method!r} "
+                              "(auto, postref or global)")
     rp = refine_params or RefinementParams(raise_on_residual=False)
     pp = postref_params or PostrefParams()
+    gp = global_params or GlobalRefinementParams()
+    cell_fix = frozenset(n for n in pp.fix if n in CELL_NAMES)
+    gp = gp.replace(fix=gp.fix | cell_fix)
     if experiment.crystal is None:
         raise RefinementError("cell refinement needs a crystal orientation (index first)")
     segs = [list(s) for s in segments if len(s)]
@@ -168,78 +209,203 @@ def refine_cell_segments(
         raise RefinementError("no images given for cell refinement")
     images = [i for s in segs for i in s]
     seg_of = {i: k for k, s in enumerate(segs) for i in s}
-    warnings: list[str] = []
-    exp = experiment
-    dets = {i: experiment.detector for i in images}
-    initial_cell = experiment.crystal.cell
-    det_rows: list[dict] = []
-    pr_rows: list[dict] = []
-    cyc_rows: list[dict] = []
-    pr: PostRefinement | None = None
-    converged = False
-    cycle = 0
-    d_best = np.inf
+    st = _State(experiment, {i: experiment.detector for i in images})
+    mode = method
     for cycle in range(1, max_cycles + 1):
-        parts = []
-        psix: dict[int, tuple[float, float]] = {}
-        new_dets = {}
-        rms_all = []
-        for i in images:
-            e_i = exp.replace(detector=dets[i])
-            m = measure_fn(e_i, [i])[0]
+        st.cycle = cycle
+        meas = {i: measure_fn(st.exp.replace(detector=st.dets[i]), [i])[0] for i in images}
+        for m in meas.values():
             good = m.valid & (m.intensity > pp.sdfac * m.sigma)
             if good.any():
-                d_best = min(d_best, float(np.min(m.d[good])))
-            phi_ref = 0.5 * (m.phi_start + m.phi_end)
-            try:
-                dr = _positional(e_i, m, rp, phi_ref)
-            except MosflmError as exc:
-                warnings.append(f"Cycle {cycle} image {i}: positional refinement failed: {exc}")
-                new_dets[i] = dets[i]
-            else:
-                warnings.extend(f"Cycle {cycle} image {i}: {w}" for w in dr.warnings)
-                new_dets[i] = dr.experiment.detector
-                if "PSIX" in dr.values:
-                    psix[i] = (phi_ref, dr.values["PSIX"])
-                rms_all.append(dr.rms)
-                det_rows.append(detector_row(cycle, i, dr, experiment.detector))
-            parts.append(m.partials())
-        dets = new_dets
-        exp = _fold_psix(exp, psix)
-        obs = PartialObservations.concatenate(parts)
-        try:
-            pr = postrefine(exp, obs, pp)
-        except RefinementError as exc:
-            if pr is None:
-                raise RefinementError(f"cell refinement failed in cycle {cycle}: {exc}") from exc
-            warnings.append(f"Cycle {cycle}: post-refinement failed ({exc}); keeping cycle "
-                            f"{cycle - 1} result")
+                st.d_best = min(st.d_best, float(np.min(m.d[good])))
+        obs = PartialObservations.concatenate([meas[i].partials() for i in images])
+        if mode == "auto":
+            nfrac = count_fractions(obs, pp)
+            mode = "global" if nfrac < min_fractions else "postref"
+            if mode == "global":
+                st.warnings.append(
+                    f"Only {nfrac} observed fractions of fully measured partials (fewer than "
+                    f"{min_fractions}): post-refinement is not possible, so the cell, orientation, "
+                    "distance and beam are refined by global positional refinement against the "
+                    "X, Y and phi centroids of all spots on the images instead"
+                )
+        if mode == "global":
+            ok = _global_cycle(st, meas, images, gp, pp, cycle)
+        else:
+            ok = _postref_cycle(st, meas, images, obs, rp, pp, gp, cycle, global_detector)
+        if not ok:
             break
-        warnings.extend(pr.warnings)
-        exp = pr.experiment
-        for i in images:
-            pr_rows.append(postref_row(cycle, i, pr))
-        shifts = [abs(pr.shifts[n]) / pr.esds[n] for n in CELL_NAMES if pr.esds[n] > 0]
-        max_sig = max(shifts) if shifts else 0.0
-        dist = np.array([dets[i].distance for i in images])
-        ysc = np.array([dets[i].yscale for i in images])
-        cyc_rows.append({"cycle": cycle, "rms_mm": float(np.mean(rms_all)) if rms_all else np.nan,
-                         "dist_spread": float(np.ptp(dist)), "yscale_spread": float(np.ptp(ysc)),
-                         "postref_rms_deg": pr.rms_resid, "max_shift_sds": max_sig})
-        if max_sig <= pp.shiftfac:
-            converged = True
+        if st.max_sig <= pp.shiftfac:
+            st.converged = True
             break
-    exp = exp.replace(detector=_mean_detector([dets[i] for i in images]))
-    warnings.extend(_advice(segs, seg_of, dets, d_best, pr, exp, converged, cycle))
+    exp = st.exp
+    if mode != "global" and not global_detector:
+        exp = exp.replace(detector=_mean_detector([st.dets[i] for i in images]))
+    else:
+        exp = exp.replace(detector=st.dets[images[0]])
+    pr = st.pr
+    st.warnings.extend(_advice(segs, seg_of, st.dets, st.d_best, pr, exp, st.converged,
+                               st.cycle, mode, st.glob))
     return CellRefinementResult(
-        experiment=exp, initial_cell=initial_cell, final_cell=exp.crystal.cell,
+        experiment=exp, initial_cell=experiment.crystal.cell, final_cell=exp.crystal.cell,
         cell_esds=tuple(pr.esds[n] for n in CELL_NAMES), mosaic=exp.crystal.mosaic,
-        mosaic_esd=pr.esds["MOSAIC"], cycles=cycle, converged=converged, detector_rows=det_rows,
-        postref_rows=pr_rows, cycle_rows=cyc_rows, postref=pr, warnings=warnings,
+        mosaic_esd=pr.esds["MOSAIC"], cycles=st.cycle, converged=st.converged,
+        detector_rows=st.det_rows, postref_rows=st.pr_rows, cycle_rows=st.cyc_rows, postref=pr,
+        warnings=st.warnings,
+        method="global positional refinement" if mode == "global" else "post-refinement",
+        global_refinement=st.glob,
     )
 
 
-def _advice(segs, seg_of, dets, d_best, pr, exp, converged, cycle) -> list[str]:
+class _State:
+    """Mutable bookkeeping of the cycles of :func:`refine_cell_segments`."""
+
+    def __init__(self, exp: Experiment, dets: dict):
+        self.exp = exp
+        self.det0 = exp.detector
+        self.dets = dets
+        self.warnings: list[str] = []
+        self.det_rows: list[dict] = []
+        self.pr_rows: list[dict] = []
+        self.cyc_rows: list[dict] = []
+        self.pr: PostRefinement | None = None
+        self.glob: GlobalRefinement | None = None
+        self.converged = False
+        self.cycle = 0
+        self.d_best = np.inf
+        self.max_sig = np.inf
+
+
+def _postref_cycle(st: _State, meas: dict, images: list[int], obs: PartialObservations,
+                   rp: RefinementParams, pp: PostrefParams, gp: GlobalRefinementParams,
+                   cycle: int, global_detector: bool) -> bool:
+    """Per-image positional refinement and post-refinement; False to stop (keep last result)."""
+    psix: dict[int, tuple[float, float]] = {}
+    new_dets = {}
+    rms_all = []
+    for i in images:
+        e_i = st.exp.replace(detector=st.dets[i])
+        m = meas[i]
+        phi_ref = 0.5 * (m.phi_start + m.phi_end)
+        try:
+            dr = _positional(e_i, m, rp, phi_ref)
+        except MosflmError as exc:
+            st.warnings.append(f"Cycle {cycle} image {i}: positional refinement failed: {exc}")
+            new_dets[i] = st.dets[i]
+        else:
+            st.warnings.extend(f"Cycle {cycle} image {i}: {w}" for w in dr.warnings)
+            new_dets[i] = dr.experiment.detector
+            if "PSIX" in dr.values:
+                psix[i] = (phi_ref, dr.values["PSIX"])
+            rms_all.append(dr.rms)
+            st.det_rows.append(detector_row(cycle, i, dr, st.det0))
+    st.dets = new_dets
+    exp = _fold_psix(st.exp, psix)
+    try:
+        pr = postrefine(exp, obs, pp)
+    except RefinementError as exc:
+        if st.pr is None:
+            raise RefinementError(f"cell refinement failed in cycle {cycle}: {exc}") from exc
+        st.warnings.append(f"Cycle {cycle}: post-refinement failed ({exc}); keeping cycle "
+                           f"{cycle - 1} result")
+        return False
+    st.warnings.extend(pr.warnings)
+    st.exp, st.pr = pr.experiment, pr
+    for i in images:
+        st.pr_rows.append(postref_row(cycle, i, pr))
+    shifts = [abs(pr.shifts[n]) / pr.esds[n] for n in CELL_NAMES if pr.esds[n] > 0]
+    st.max_sig = max(shifts) if shifts else 0.0
+    if global_detector:
+        spots = spots_from_measurements([meas[i] for i in images], gp.min_isig)
+        e0 = st.exp.replace(detector=_mean_detector([st.dets[i] for i in images]))
+        try:
+            g = refine_global(e0, spots, gp.replace(fix=gp.fix | frozenset(CELL_NAMES)))
+        except RefinementError as exc:
+            st.warnings.append(f"Cycle {cycle}: global refinement of the detector failed "
+                               f"({exc}); per-image detectors kept")
+        else:
+            st.warnings.extend(g.warnings)
+            st.glob = g
+            st.exp = g.experiment
+            st.dets = {i: g.experiment.detector for i in images}
+    dist = np.array([st.dets[i].distance for i in images])
+    ysc = np.array([st.dets[i].yscale for i in images])
+    st.cyc_rows.append({"cycle": cycle,
+                        "rms_mm": float(np.mean(rms_all)) if rms_all else np.nan,
+                        "dist_spread": float(np.ptp(dist)), "yscale_spread": float(np.ptp(ysc)),
+                        "postref_rms_deg": pr.rms_resid, "max_shift_sds": st.max_sig})
+    return True
+
+
+def _global_cycle(st: _State, meas: dict, images: list[int], gp: GlobalRefinementParams,
+                  pp: PostrefParams, cycle: int) -> bool:
+    """Global positional refinement of cell, orientation and detector; False to stop."""
+    spots = spots_from_measurements([meas[i] for i in images], gp.min_isig)
+    e0 = st.exp.replace(detector=st.dets[images[0]])
+    try:
+        g = refine_global(e0, spots, gp)
+    except RefinementError as exc:
+        if st.glob is None:
+            raise RefinementError(f"cell refinement failed in cycle {cycle}: {exc}") from exc
+        st.warnings.append(f"Cycle {cycle}: global positional refinement failed ({exc}); "
+                           f"keeping cycle {cycle - 1} result")
+        return False
+    st.warnings.extend(g.warnings)
+    exp = g.experiment
+    fix_mosaic = "MOSAIC" in pp.fix
+    mosaic, mosaic_esd = exp.crystal.mosaic, 0.0
+    if not fix_mosaic:
+        try:
+            mosaic, mosaic_esd, _ = mosaic_from_spots(exp, spots)
+        except RefinementError as exc:
+            st.warnings.append(f"Cycle {cycle}: mosaic spread kept at {mosaic:.3f} deg ({exc})")
+        else:
+            exp = exp.replace(crystal=exp.crystal.replace(mosaic=mosaic))
+    prev = st.glob
+    st.exp, st.glob = exp, g
+    st.dets = {i: exp.detector for i in images}
+    st.pr = _as_postref(g, exp, mosaic_esd, spots, images, meas)
+    if prev is None:
+        shifts = [abs(g.shifts[n]) / g.esds[n] for n in CELL_NAMES if g.esds[n] > 0]
+    else:
+        shifts = [abs(g.values[n] - prev.values[n]) / g.esds[n] for n in CELL_NAMES
+                  if g.esds[n] > 0]
+    st.max_sig = max(shifts) if shifts else 0.0
+    for i in images:
+        st.pr_rows.append(postref_row(cycle, i, st.pr))
+        st.det_rows.append(global_detector_row(cycle, i, g, spots, meas[i].phi_start,
+                                               meas[i].phi_end, st.det0))
+    st.cyc_rows.append({"cycle": cycle, "rms_mm": g.rms_xy, "dist_spread": 0.0,
+                        "yscale_spread": 0.0, "postref_rms_deg": g.rms_phi,
+                        "max_shift_sds": st.max_sig})
+    return True
+
+
+def _as_postref(g: GlobalRefinement, exp: Experiment, mosaic_esd: float, spots, images,
+                meas) -> PostRefinement:
+    """The crystal part of a global refinement in the form of a :class:`PostRefinement`."""
+    values = {k: g.values[k] for k in ("PHIX", "PHIY", "PHIZ", *CELL_NAMES)}
+    esds = {k: g.esds[k] for k in values}
+    shifts = {k: g.shifts[k] for k in values}
+    values["MOSAIC"], esds["MOSAIC"] = exp.crystal.mosaic, mosaic_esd
+    values["DIVERGENCE"], esds["DIVERGENCE"] = exp.beam.mean_divergence, 0.0
+    shifts["MOSAIC"] = shifts["DIVERGENCE"] = 0.0
+    per_image = {}
+    _, _, phic = spot_predictions(exp, spots)
+    for i in images:
+        m = meas[i]
+        on = g.used & spots.complete & (spots.phi >= m.phi_start) & (spots.phi < m.phi_end)
+        if on.any():
+            per_image[i] = (float(np.sqrt(np.mean((spots.phi - phic)[on] ** 2))), int(on.sum()))
+    return PostRefinement(
+        experiment=exp, values=values, esds=esds, shifts=shifts,
+        free=tuple(n for n in g.free if n in values), rms_resid=g.rms_phi, wrms=g.wrms,
+        n_used=g.n_used, n_reflections=g.n_used, per_image=per_image, reprocess=False,
+        phi_ref=g.phi_ref, warnings=[],
+    )
+
+
+def _advice(segs, seg_of, dets, d_best, pr, exp, converged, cycle, mode, glob) -> list[str]:
     out = []
     if d_best > 3.5:
         out.append(
@@ -247,7 +413,20 @@ def _advice(segs, seg_of, dets, d_best, pr, exp, converged, cycle) -> list[str]:
             "can be unstable if the data do not extend to at least 3.5 A; if the cell looks "
             "wrong, use the cell from autoindexing several images well spaced in phi instead"
         )
-    if pr is not None and pr.n_used < 50:
+    if mode == "global" and glob is not None:
+        if glob.n_used < 30:
+            out.append(
+                f"The cell was refined from only {glob.n_used} spots ({glob.n_phi} with complete "
+                "rocking curves): check the esds; more images give a more reliable cell"
+            )
+        big = [n for n, c in glob.correlation.items() if abs(c) > 0.95]
+        if big:
+            out.append(
+                "The cell is strongly correlated with the detector distance (correlation "
+                + ", ".join(f"{n} {glob.correlation[n]:.2f}" for n in big)
+                + "): fix the distance (REFINEMENT FIX DISTANCE) if it is known accurately"
+            )
+    elif pr is not None and pr.n_used < 50:
         out.append(
             f"Only {pr.n_used} partially recorded reflections were used in post-refinement: the "
             "data are weak; use more images per segment or more segments"

@@ -129,6 +129,12 @@ def _build(obs: PartialObservations, params: PostrefParams) -> _Data:
                  b=obs.phi_end[o[brow]], f=f, sf=sf, image=obs.image[o[brow]])
 
 
+def count_fractions(observations: PartialObservations, params: PostrefParams | None = None) -> int:
+    """Number of observed cumulative fractions post-refinement could use (before the model
+    check): boundaries of complete multi-image partials with I > SDFAC·σ in FRMIN..FRMAX."""
+    return int(len(_build(observations, params or PostrefParams()).b))
+
+
 def _centre_width(exp: Experiment, hkl: np.ndarray, phi_mid: np.ndarray):
     """φ_c (°) nearest ``phi_mid`` and the full rocking width W (°) for each reflection."""
     cr, beam, gon = exp.crystal, exp.beam, exp.goniometer

@@ -1,0 +1,284 @@
+"""Global positional refinement: cell, orientation and detector against 3D spot centroids.
+
+All reflections observed on the images of the cell-refinement segments are fitted together.
+For each observed reflection (X, Y mm and φ centroid, :class:`SpotObservations`) the model gives
+the diffraction angle φ_c nearest the observed φ (closed-form Ewald condition,
+``geometry.prediction.nearest_phi``) and the detector position (X_c, Y_c) of the diffracted ray
+at φ_c.  The residuals (X − X_c)/σ_X, (Y − Y_c)/σ_Y and, for reflections whose rocking curve lies
+wholly within the images, (φ − φ_c)/σ_φ are minimised by weighted Gauss–Newton
+(:func:`mosflm_py.refinement.lsq.least_squares`), with robust outlier rejection.
+
+Refined (subject to ``fix``): the cell parameters free under the lattice symmetry, the crystal
+orientation as small rotations about lab X, Y, Z at a reference φ, and the detector DISTANCE and
+beam (XCEN, YCEN); optionally YSCALE, TILT, TWIST and CCOMEGA.  This is the refinement DIALS and
+XDS use (Kabsch 2010; Waterman et al. 2016) and what MOSFLM's cell refinement falls back to in
+effect when there are too few partials: it needs no partially recorded reflections, only spots.
+
+Cell scale and distance are correlated in the spot positions alone (both scale X, Y ∝ D·tan 2θ);
+they are separated by the non-linearity of tan 2θ against sin θ at high angles and, more strongly,
+by the φ centroids, which depend on |d*|·λ but not on the distance.  The esds from the inverse
+normal matrix (scaled by the weighted residual) include that correlation; ``correlation`` reports
+the cell–distance correlation coefficient.
+
+References
+----------
+Kabsch, W. (2010). Acta Cryst. D66, 125–132.
+Waterman, D. G. et al. (2016). Acta Cryst. D72, 558–575.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mosflm_py.errors import GeometryError, KeywordError, RefinementError
+from mosflm_py.geometry.experiment import Experiment
+from mosflm_py.geometry.prediction import nearest_phi
+from mosflm_py.refinement.cell_params import CELL_NAMES, cell_constraint
+from mosflm_py.refinement.lsq import least_squares, robust_outliers
+from mosflm_py.refinement.orientation import rotate_crystal
+from mosflm_py.refinement.params import canonical_names
+from mosflm_py.refinement.spots3d import SpotObservations
+
+#: Parameters known to the global refinement (cell names resolved under the symmetry).
+GLOBAL_PARAMETERS = ("PHIX", "PHIY", "PHIZ", "A", "B", "C", "ALPHA", "BETA", "GAMMA",
+                     "DISTANCE", "XCEN", "YCEN", "YSCALE", "TILT", "TWIST", "CCOMEGA")
+_DET_FIELD = {"XCEN": "beam_x", "YCEN": "beam_y", "DISTANCE": "distance", "YSCALE": "yscale",
+              "TILT": "tilt", "TWIST": "twist", "CCOMEGA": "ccomega"}
+_DET_STEPS = {"XCEN": 1e-3, "YCEN": 1e-3, "DISTANCE": 1e-2, "YSCALE": 1e-5, "TILT": 0.1,
+              "TWIST": 0.1, "CCOMEGA": 1e-3}
+
+
+@dataclass(frozen=True)
+class GlobalRefinementParams:
+    """Control of :func:`refine_global`.
+
+    fix : fixed parameters (names of :data:`GLOBAL_PARAMETERS`; ``CELL`` and aliases such as
+        XTOFRA/DIST accepted).  Default: YSCALE, TILT, TWIST and CCOMEGA fixed (weakly determined
+        by the few spots of a short segment).
+    sigma_xy_floor : added in quadrature to the centroid σ (mm): the systematic error of a box
+        centroid (default 0.03 mm, ≈ 0.2 Pilatus pixel).
+    sigma_phi_floor : added in quadrature to the φ-centroid σ (°).
+    min_isig : reflections with summed I/σ(I) below this are not used.
+    reject_sigma : outliers beyond this many robust σ (1.4826·MAD) of any residual are rejected.
+    max_iter : Gauss–Newton iterations per rejection round.
+    """
+
+    fix: frozenset[str] = frozenset({"YSCALE", "TILT", "TWIST", "CCOMEGA"})
+    sigma_xy_floor: float = 0.03
+    sigma_phi_floor: float = 0.005
+    min_isig: float = 5.0
+    reject_sigma: float = 5.0
+    max_iter: int = 30
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fix", canonical_names(self.fix, GLOBAL_PARAMETERS))
+        if self.sigma_xy_floor < 0 or self.sigma_phi_floor < 0:
+            raise KeywordError("sigma floors of the global refinement must not be negative")
+        if self.reject_sigma <= 0:
+            raise KeywordError(f"rejection limit must be positive (got {self.reject_sigma})")
+
+    def replace(self, **changes: object) -> GlobalRefinementParams:
+        """Copy with fields replaced."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, eq=False)
+class GlobalRefinement:
+    """Result of :func:`refine_global`.
+
+    experiment : refined model (crystal cell and missets, detector).
+    values, esds, shifts : per parameter (cell Å/°, DISTANCE/XCEN/YCEN mm, YSCALE, TILT/TWIST
+        0.01°, CCOMEGA °, PHIX/PHIY/PHIZ = missetting angles with the esds of the rotations about
+        lab X, Y, Z at ``phi_ref``).  Cell parameters tied by symmetry carry their master's esd.
+    free : names refined.  rms_xy : rms positional residual (mm).  rms_phi : rms φ residual (°)
+        of the complete reflections.  wrms : weighted residual.
+    n_used : reflections used; n_phi : of which with a φ residual.  used : mask over the input.
+    correlation : correlation coefficients of DISTANCE with each free cell length (empty if the
+        distance is fixed).  phi_ref : reference φ of the rotations.  warnings : for the log.
+    """
+
+    experiment: Experiment
+    values: dict[str, float]
+    esds: dict[str, float]
+    shifts: dict[str, float]
+    free: tuple[str, ...]
+    rms_xy: float
+    rms_phi: float
+    wrms: float
+    n_used: int
+    n_phi: int
+    used: np.ndarray
+    correlation: dict[str, float]
+    phi_ref: float
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Model:
+    """Parameter vector ↔ experiment."""
+
+    def __init__(self, exp: Experiment, fix: frozenset[str], phi_ref: float):
+        self.exp, self.phi_ref = exp, phi_ref
+        cr = exp.crystal
+        self.rot = tuple(n for n in ("PHIX", "PHIY", "PHIZ") if n not in fix)
+        self.cons = cell_constraint(cr.space_group, cr.cell, fix)
+        self.det = tuple(n for n in ("DISTANCE", "XCEN", "YCEN", "YSCALE", "TILT", "TWIST",
+                                     "CCOMEGA") if n not in fix)
+        self.names = self.rot + self.cons.free + self.det
+        cell0 = self.cons.values(cr.cell)
+        d = exp.detector
+        self.x0 = np.concatenate([np.zeros(len(self.rot)), cell0,
+                                  [float(getattr(d, _DET_FIELD[n])) for n in self.det]])
+        self.steps = np.array([1e-3] * len(self.rot)
+                              + [1e-5 * v if n in CELL_NAMES[:3] else 1e-3
+                                 for n, v in zip(self.cons.free, cell0)]
+                              + [_DET_STEPS[n] for n in self.det])
+
+    def experiment(self, x: np.ndarray) -> Experiment:
+        nr, nc = len(self.rot), len(self.cons.free)
+        cr = self.exp.crystal
+        cr = cr.replace(cell=self.cons.cell(x[nr:nr + nc], cr.cell))
+        ang = dict(zip(self.rot, x[:nr]))
+        cr = rotate_crystal(cr, ang.get("PHIX", 0.0), ang.get("PHIY", 0.0), ang.get("PHIZ", 0.0),
+                            self.phi_ref, self.exp.goniometer)
+        det = self.exp.detector
+        if self.det:
+            det = det.replace(**{_DET_FIELD[n]: float(v)
+                                 for n, v in zip(self.det, x[nr + nc:])})
+        return self.exp.replace(crystal=cr, detector=det)
+
+
+def spot_predictions(exp: Experiment,
+                     s: SpotObservations) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Calculated (X mm, Y mm, φ °) of observed spots: the diffraction angle nearest the observed
+    φ and the detector position there (NaN where the reflection is not seen)."""
+    phic, xc, yc = nearest_phi(exp, s.hkl, s.phi)
+    return xc, yc, phic
+
+
+def refine_global(
+    experiment: Experiment,
+    spots: SpotObservations,
+    params: GlobalRefinementParams | None = None,
+    phi_ref: float | None = None,
+) -> GlobalRefinement:
+    """Refine cell, orientation and detector against the 3D centroids of all spots.
+
+    Parameters
+    ----------
+    experiment : starting model with a crystal.
+    spots : observed centroids (:func:`mosflm_py.refinement.spots3d.spots_from_measurements`).
+    params : :class:`GlobalRefinementParams`.
+    phi_ref : φ (°) about which the orientation increments are defined (default: mean φ).
+
+    Returns
+    -------
+    GlobalRefinement
+
+    Raises
+    ------
+    RefinementError
+        Too few reflections for the parameters, or the model does not fit (lost reflections).
+    """
+    params = params or GlobalRefinementParams()
+    cr0 = experiment.crystal
+    if cr0 is None:
+        raise RefinementError("global positional refinement needs a crystal orientation "
+                              "(index first)")
+    use = spots.intensity >= params.min_isig * np.maximum(spots.sigma, 1e-12)
+    use &= np.isfinite(spots.x) & np.isfinite(spots.y) & np.isfinite(spots.phi)
+    if phi_ref is None:
+        phi_ref = float(np.mean(spots.phi[use])) if use.any() else 0.0
+    model = _Model(experiment, params.fix, phi_ref)
+    p = len(model.names)
+    warnings: list[str] = []
+    sx = np.hypot(spots.sigma_x, params.sigma_xy_floor)
+    sy = np.hypot(spots.sigma_y, params.sigma_xy_floor)
+    sp = np.hypot(spots.sigma_phi, params.sigma_phi_floor)
+    use &= np.isfinite(spot_predictions(experiment, spots)[2])
+    fit = None
+    x_start = model.x0
+    for _ in range(5):
+        idx = np.nonzero(use)[0]
+        sub = spots.select(idx)
+        ph = sub.complete
+        nobs = 2 * len(idx) + int(ph.sum())
+        if len(idx) < 3 or nobs < p + 3:
+            raise RefinementError(
+                f"only {len(idx)} reflections ({nobs} observations) for global positional "
+                f"refinement of {p} parameters: too few spots on the images"
+            )
+
+        def fun(x: np.ndarray, sub=sub, ph=ph, idx=idx) -> np.ndarray:
+            try:
+                xc, yc, phic = spot_predictions(model.experiment(x), sub)
+            except GeometryError:
+                return np.full(2 * len(sub) + int(ph.sum()), np.inf)
+            r = np.concatenate([(sub.x - xc) / sx[idx], (sub.y - yc) / sy[idx],
+                                ((sub.phi - phic) / sp[idx])[ph]])
+            return np.where(np.isfinite(r), r, 1e6)
+
+        fit = least_squares(fun, x_start, model.steps, max_iter=params.max_iter)
+        x_start = fit.x
+        m = len(idx)
+        res = fit.residuals
+        bad = (robust_outliers(res[:m], params.reject_sigma, 1.0)
+               | robust_outliers(res[m:2 * m], params.reject_sigma, 1.0))
+        badphi = np.zeros(m, bool)
+        badphi[np.nonzero(ph)[0]] = robust_outliers(res[2 * m:], params.reject_sigma, 1.0)
+        bad |= badphi
+        if not bad.any():
+            break
+        use[idx[bad]] = False
+    exp = model.experiment(fit.x)
+    idx = np.nonzero(use)[0]
+    sub = spots.select(idx)
+    xc, yc, phic = spot_predictions(exp, sub)
+    rms_xy = float(np.sqrt(np.mean((sub.x - xc) ** 2 + (sub.y - yc) ** 2)))
+    ph = sub.complete
+    rms_phi = float(np.sqrt(np.mean((sub.phi - phic)[ph] ** 2))) if ph.any() else float("nan")
+    values, esds, shifts = _tables(experiment, exp, model, fit)
+    corr: dict[str, float] = {}
+    if "DISTANCE" in model.names:
+        k = model.names.index("DISTANCE")
+        sd = np.sqrt(np.maximum(np.diag(fit.cov), 1e-300))
+        for n in model.cons.free:
+            if n in CELL_NAMES[:3]:
+                j = model.names.index(n)
+                corr[n] = float(fit.cov[k, j] / (sd[k] * sd[j]))
+    if not ph.any():
+        warnings.append("No reflection was recorded completely within the images: the φ "
+                        "centroids could not be used and the cell is correlated with the distance")
+    used = np.zeros(len(spots), bool)
+    used[idx] = True
+    return GlobalRefinement(
+        experiment=exp, values=values, esds=esds, shifts=shifts, free=model.names, rms_xy=rms_xy,
+        rms_phi=rms_phi, wrms=fit.weighted_rms, n_used=len(idx), n_phi=int(ph.sum()), used=used,
+        correlation=corr, phi_ref=phi_ref, warnings=warnings,
+    )
+
+
+def _tables(exp0: Experiment, exp: Experiment, model: _Model, fit) -> tuple[dict, dict, dict]:
+    esd_of = dict(zip(model.names, fit.esd))
+    cr, cr0 = exp.crystal, exp0.crystal
+    d, d0 = exp.detector, exp0.detector
+    values: dict[str, float] = {}
+    old: dict[str, float] = {}
+    for i, n in enumerate(("PHIX", "PHIY", "PHIZ")):
+        values[n], old[n] = cr.missets[i], cr0.missets[i]
+    for i, n in enumerate(CELL_NAMES):
+        values[n], old[n] = cr.cell[i], cr0.cell[i]
+    for n, f in _DET_FIELD.items():
+        values[n], old[n] = float(getattr(d, f)), float(getattr(d0, f))
+    esds = {n: float(esd_of.get(n, 0.0)) for n in values}
+    system = model.cons.system
+    if system in ("tetragonal", "trigonal", "hexagonal", "cubic", "rhombohedral"):
+        esds["B"] = esds["A"]
+    if system in ("cubic", "rhombohedral"):
+        esds["C"] = esds["A"]
+    if system == "rhombohedral":
+        esds["BETA"] = esds["GAMMA"] = esds["ALPHA"]
+    shifts = {n: values[n] - old[n] for n in values}
+    return values, esds, shifts
