@@ -63,8 +63,10 @@ def test_auto_segments():
     assert auto_segments(range(1, 11), phi, 0.5, "P 21 21 21") == [[1, 2, 3, 4], [7, 8, 9, 10]]
 
 
-@pytest.mark.parametrize("seed", [1, 4])
-def test_cell_refinement_end_to_end(seed):
+@pytest.mark.parametrize("seed,global_detector", [(1, False), (4, True)])
+def test_cell_refinement_end_to_end(seed, global_detector):
+    """Post-refinement of the cell; with ``global_detector`` one detector and the orientation are
+    refined against all spot centroids each cycle (same tolerances)."""
     truth, segs, cache, phi = simulated_segments(seed)
     assert segs == [[1, 2, 3, 4, 5], [451, 452, 453, 454, 455]]
     c = truth.crystal.cell
@@ -75,7 +77,10 @@ def test_cell_refinement_end_to_end(seed):
                                       mosaic=0.25),
         detector=truth.detector.replace(distance=101.5, beam_x=45.4, beam_y=43.6),
     )
-    res = refine_cell_segments(segs, start, make_measure_fn(cache.__getitem__, phi))
+    res = refine_cell_segments(segs, start, make_measure_fn(cache.__getitem__, phi),
+                               global_detector=global_detector)
+    assert res.method == "post-refinement"
+    assert (res.global_refinement is not None) == global_detector
     cr, d = res.experiment.crystal, res.experiment.detector
     err = np.array(cr.cell) - np.array(c)
     assert np.max(np.abs(err[:3]) / np.array(c[:3])) < 3e-4
