@@ -1,0 +1,52 @@
+"""Real data end to end: the L-cysteine sweep (Pilatus 2M, 15 x 0.1°, P 21 21 21).
+
+Known answer: a = 5.428, b = 8.141, c = 12.038 Å (../shared/data/real/l_cysteine_sweep04).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import gemmi
+import pytest
+
+from mosflm_py.cli import main as mosflm_main
+
+KNOWN = (5.428, 8.141, 12.038)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_l_cysteine_autoindex_and_process(real_data, tmp_path):
+    folder = real_data / "l_cysteine_sweep04"
+    images = " ".join(f"IMAGE {n}" for n in range(1, 16))
+    script = f"""TEMPLATE "l-cyst_04_#####.cbf"
+DIRECTORY "{folder}"
+NEWMAT lc.mat
+HKLOUT lc.mtz
+SUMMARY lc.sum
+AUTOINDEX DPS REFINE {images}
+GO
+SYMMETRY P212121
+PROCESS 1 TO 15
+GO
+EXIT
+"""
+    out = io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        rc = mosflm_main(["--nolog"], stdin=io.StringIO(script), stdout=out)
+    finally:
+        os.chdir(cwd)
+    log = out.getvalue()
+    assert rc == 0, log[-3000:]
+    mtz = gemmi.read_mtz_file(str(tmp_path / "lc.mtz"))
+    assert mtz.spacegroup.hm == "P 21 21 21"
+    cell = (mtz.cell.a, mtz.cell.b, mtz.cell.c)
+    for got, want in zip(cell, KNOWN):
+        assert abs(got - want) / want < 0.01, (cell, KNOWN)  # within 1 % (indexing tolerance)
+    assert len(mtz.batches) == 15
+    assert mtz.nreflections >= 15
+    assert (tmp_path / "lc.mat").exists()
