@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_DATA = REPO.parent / "shared" / "data" / "real"
+REAL_DATA = Path(os.environ.get("MOSFLM_PY_DATA", REPO.parent / "shared" / "data" / "real"))
 
 
 @pytest.fixture(scope="session")
