@@ -159,7 +159,10 @@ class UnmergedMtzWriter:
 
     def __del__(self) -> None:  # a writer dropped without close() leaves no temporary file
         if getattr(self, "_open", False):
-            self.abort()
+            try:
+                self.abort()
+            except Exception:  # never raise from a finaliser
+                pass
 
     @property
     def nreflections(self) -> int:
