@@ -48,6 +48,18 @@ def test_projection_histogram_kernel_matches_reference():
     np.testing.assert_allclose(got.sum(axis=1), len(rlp), rtol=1e-12)
 
 
+def test_serial_projection_histogram_kernel_matches_reference():
+    from mosflm_py.kernels.fft_index import project_histograms_serial
+
+    rng = np.random.default_rng(6)
+    rlp = rng.normal(0, 0.3, (50, 3))
+    dirs = hemisphere_directions(0.5)
+    span = 2.2 * np.abs(rlp).max() * np.sqrt(3)
+    got = np.zeros((len(dirs), 128))
+    project_histograms_serial(rlp, dirs, span, got)
+    np.testing.assert_allclose(got, project_histograms_ref(rlp, dirs, span, 128), atol=1e-10)
+
+
 @pytest.mark.parametrize(("lattice", "cell", "d_min", "wedge"), CASES, ids=[c[0] for c in CASES])
 def test_index_rlp_all_bravais_lattices(lattice, cell, d_min, wedge):
     """Right lattice chosen and refined cell within 0.2 % (edges) / 0.2 deg (angles)."""

@@ -105,34 +105,56 @@ def select_spots(
 def estimate_max_cell(rlp: np.ndarray, image: np.ndarray | None = None) -> float:
     """Maximum cell edge (Angstrom) from the closest separations of reciprocal-lattice points.
 
-    Neighbouring spots are ~1/a apart in reciprocal space; the 5th percentile of nearest-
-    neighbour separations (within each image when several points share an image) gives the
-    longest plausible edge, times 1.5 for safety (MOSFLM estimates it from the minimum spot
-    separation).  Clipped to 10..1000 Angstrom.
+    Neighbouring spots on one image are ~1/a apart in reciprocal space, but only for the cell
+    edges whose reciprocal axes lie across the thin shell recorded on that image (an edge along
+    the beam is invisible on a narrow image).  So each image (with at least 8 spots) gives its
+    own estimate, 1.5 / (5th percentile of the nearest-neighbour separations), and the largest
+    of them is used (MOSFLM estimates it from the minimum spot separation).  Clipped to
+    10..1000 Angstrom; 100 when nothing can be measured.
     """
     rlp = np.asarray(rlp, dtype=float)
-    seps = []
     groups = [np.ones(len(rlp), bool)]
     if image is not None and len(np.unique(image)) > 1:
         groups = [image == i for i in np.unique(image) if np.sum(image == i) >= 8] or groups
+    estimates = []
     for g in groups:
         pts = rlp[g]
         if len(pts) < 2:
             continue
         d, _ = cKDTree(pts).query(pts, k=2)
-        seps.append(d[:, 1])
-    if not seps:
+        s = d[:, 1][d[:, 1] > 1e-6]
+        if len(s):
+            estimates.append(1.5 / np.percentile(s, 5))
+    if not estimates:
         return 100.0
-    s = np.concatenate(seps)
-    s = s[s > 1e-6]
-    if len(s) == 0:
-        return 100.0
-    return float(np.clip(1.5 / np.percentile(s, 5), 10.0, 1000.0))
+    return float(np.clip(max(estimates), 10.0, 1000.0))
 
 
 def _with_beam(experiment: Experiment, dx: float, dy: float) -> Experiment:
     det = experiment.detector
     return experiment.replace(detector=det.replace(beam_x=det.beam_x + dx, beam_y=det.beam_y + dy))
+
+
+def _dps_with_retry(rlp: np.ndarray, max_cell: float, params: IndexingParams, fixed: bool):
+    """DPS basis search; when it indexes < 85 % of the spots, again with MAXCELL doubled.
+
+    A cell edge along the beam is invisible in the spot separations of a narrow image, so the
+    estimated maximum cell can be too short for the longest edge (not when MAXCELL was given).
+    Returns the better BasisSearchResult, or None if both searches failed.
+    """
+    best = None
+    tries = [max_cell] if fixed else [max_cell, min(2.0 * max_cell, 1000.0)]
+    for mc in dict.fromkeys(tries):
+        try:
+            search = find_basis(rlp, mc, min_cell=params.min_cell, hkldev=params.hkldev,
+                                nvect=params.nvect, spacing=params.spacing)
+        except IndexingError:
+            continue
+        if best is None or search.fraction > best.fraction + 0.02:
+            best = search
+        if best.fraction >= 0.85:
+            break
+    return best
 
 
 def autoindex(
@@ -184,10 +206,8 @@ def autoindex(
     for dx, dy in offsets:
         exp_try = _with_beam(experiment, dx, dy)
         r = rlp if (dx, dy) == (0.0, 0.0) else spots_to_rlp(use.x_mm, use.y_mm, use.phi, exp_try)
-        try:
-            search = find_basis(r, max_cell, min_cell=params.min_cell, hkldev=params.hkldev,
-                                nvect=params.nvect, spacing=params.spacing)
-        except IndexingError:
+        search = _dps_with_retry(r, max_cell, params, fixed=params.max_cell is not None)
+        if search is None:
             continue
         basis = fit_basis(r, search.basis, params.hkldev)
         if abs(np.linalg.det(basis)) < 1.0:  # degenerate fit (volume < 1 A^3)

@@ -196,7 +196,11 @@ def refine_detector(
 
         lo, hi = _bounds(x, len(p0), bravais, n_par)
         x0 = np.clip(x[:n_par], lo + 1e-9, hi - 1e-9)
-        sol = least_squares(fun, x0, x_scale=scale[:n_par], bounds=(lo, hi), method="trf")
+        # Levenberg-Marquardt (MINPACK, no threaded BLAS: fast for these small problems);
+        # the bounded trust-region solver only when LM leaves the physical region
+        sol = least_squares(fun, x0, x_scale=scale[:n_par], method="lm")
+        if not (np.all(sol.x > lo) and np.all(sol.x < hi)):
+            sol = least_squares(fun, x0, x_scale=scale[:n_par], bounds=(lo, hi), method="trf")
         x[:n_par] = sol.x
         exp = build(x)
         hkl, ok = index_all(exp)

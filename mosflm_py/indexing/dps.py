@@ -23,7 +23,7 @@ import scipy.fft
 from scipy.spatial import cKDTree
 
 from mosflm_py.errors import IndexingError
-from mosflm_py.kernels.fft_index import project_histograms
+from mosflm_py.kernels.fft_index import project_histograms, project_histograms_serial
 
 
 def projection_histograms(rlp: np.ndarray, dirs: np.ndarray, span: float, nbins: int) -> np.ndarray:
@@ -38,7 +38,8 @@ def projection_histograms(rlp: np.ndarray, dirs: np.ndarray, span: float, nbins:
     if nbins < 2 or not span > 0:
         raise ValueError("need nbins >= 2 and span > 0")
     out = np.zeros((len(dirs), int(nbins)))
-    project_histograms(rlp, dirs, float(span), out)
+    kernel = project_histograms if len(dirs) * len(rlp) > 200_000 else project_histograms_serial
+    kernel(rlp, dirs, float(span), out)
     return out
 
 
@@ -83,15 +84,39 @@ def hemisphere_directions(spacing: float = 0.029) -> np.ndarray:
     return np.stack([rxy * np.cos(phi), rxy * np.sin(phi), z], axis=1)
 
 
+MIN_PLANES = 3.0
+"""A candidate vector must cut the spots into at least this many lattice planes (see
+:func:`plane_count_kmin`)."""
+
+
+def plane_count_kmin(rlp: np.ndarray, dirs: np.ndarray, span: float) -> np.ndarray:
+    """Lowest useful Fourier frequency bin per direction (float, may be below 2).
+
+    When all the reciprocal-lattice points lie in a thin slab (one still, or a narrow wedge of
+    rotation), their projections on directions across the slab occupy a narrow range and every
+    short vector along those directions "indexes" all spots with index 0: the transform of a
+    narrow distribution is flat.  Frequency k corresponds to the vector length k / span; the
+    central ~90 % of the projections (3.3 standard deviations) must contain at least
+    ``MIN_PLANES`` planes, i.e. ``k >= MIN_PLANES * span / (3.3 sigma_t)``, where
+    ``sigma_t^2 = t' C t`` from the covariance C of the rlp.
+    """
+    cov = np.atleast_2d(np.cov(np.asarray(rlp, float).T))
+    var = np.einsum("mi,ij,mj->m", dirs, cov, dirs)
+    sd = np.sqrt(np.maximum(var, 1e-30))
+    return MIN_PLANES * span / (3.3 * sd)
+
+
 def _fft_scores(
     rlp: np.ndarray, dirs: np.ndarray, span: float, nbins: int, kmin: int, kmax: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best Fourier peak (amplitude, fractional frequency) per direction.
 
     Projections are binned on [-span/2, span/2) with linear (cloud-in-cell) weights; the peak is
-    searched for in frequency bins kmin..kmax and located to a fraction of a bin by a parabola.
+    searched for in frequency bins max(kmin, plane_count_kmin)..kmax and located to a fraction
+    of a bin by a parabola.  Directions with no allowed bin get amplitude 0.
     """
     n = len(rlp)
+    kmin_dir = np.maximum(np.ceil(plane_count_kmin(rlp, dirs, span)), kmin)
     amp = np.empty(len(dirs))
     freq = np.empty(len(dirs))
     chunk = max(1, int(4_000_000 // max(nbins, 1)))
@@ -100,13 +125,15 @@ def _fft_scores(
         m = len(d)
         hist = projection_histograms(rlp, d, span, nbins)
         spec = np.abs(scipy.fft.rfft(hist, axis=1, workers=-1)[:, : kmax + 2]) / n
-        sub = spec[:, kmin : kmax + 1]
+        sub = spec[:, kmin : kmax + 1].copy()
+        ks = np.arange(kmin, kmax + 1)
+        sub[ks[None, :] < kmin_dir[s : s + m, None]] = 0.0
         k = np.argmax(sub, axis=1) + kmin
         rows = np.arange(m)
         y0, y1, y2 = spec[rows, k - 1], spec[rows, k], spec[rows, k + 1]
         den = y0 - 2 * y1 + y2
         delta = np.where(den < 0, 0.5 * (y0 - y2) / np.where(den < 0, den, -1.0), 0.0)
-        amp[s : s + m] = y1
+        amp[s : s + m] = np.where(sub[rows, k - kmin] > 0, y1, 0.0)
         freq[s : s + m] = k + np.clip(delta, -0.5, 0.5)
     return amp, freq
 
@@ -242,19 +269,25 @@ def find_basis(
     amp, freq = _fft_scores(rlp, dirs, span, nb, kmin, kmax)
     peaks = _local_maxima(dirs, amp, 2.5 * spacing)[:n_candidates]
 
+    cov = np.atleast_2d(np.cov(rlp.T))
     vecs, scores = [], []
     for j in peaks:
+        if amp[j] <= 0:
+            continue
         v = _refine_direction(rlp, dirs[j], freq[j], spacing, span, max_cell)
         v = refine_vector(rlp, v, hkldev)
         length = np.linalg.norm(v)
         if not (min_cell * 0.8 <= length <= max_cell * 1.5):
             continue
+        if 3.3 * np.sqrt(max(v @ cov @ v, 0.0)) < MIN_PLANES:
+            continue  # cuts the spots into too few planes: degenerate (thin slab)
         vecs.append(v)
         scores.append(fourier_score(rlp, v))
     if len(vecs) < 3:
         raise IndexingError("fewer than three candidate real-space vectors were found")
     vecs_arr, scores_arr = _distinct(np.array(vecs), np.array(scores), nvect)
-    basis, frac = choose_basis(rlp, vecs_arr, hkldev)
+    pool = strong_pool(vecs_arr, scores_arr)
+    basis, frac = choose_basis(rlp, vecs_arr[pool], hkldev)
     return BasisSearchResult(basis=basis, fraction=frac, vectors=vecs_arr, scores=scores_arr)
 
 
@@ -282,6 +315,36 @@ def _distinct(vecs: np.ndarray, scores: np.ndarray, nvect: int) -> tuple[np.ndar
             break
     keep_arr = np.array(keep)
     return vecs[keep_arr], scores[keep_arr]
+
+
+STRONG_SCORE = 0.7
+"""Vectors scoring at least this fraction of the best one form the pool for the basis."""
+
+
+def strong_pool(vecs: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Indices of the candidate vectors the basis is chosen from.
+
+    With few spots, a wrong short vector can index nearly as many spots within HKLDEV as a
+    lattice vector (random indices fall within +-0.3 of an integer 60 % of the time), and the
+    smallest-volume rule of :func:`choose_basis` would then prefer a wrong small cell.  Lattice
+    vectors have Fourier scores near 1 on good data, wrong ones ~0.5, so the pool is the
+    vectors scoring at least ``STRONG_SCORE`` times the best, extended in score order until it
+    holds three non-coplanar vectors.
+    """
+    order = np.argsort(-scores)
+    strong = [int(i) for i in order if scores[i] >= STRONG_SCORE * scores[order[0]]]
+    rest = [int(i) for i in order if int(i) not in strong]
+    pool = list(strong)
+    while rest and not _spans_3d(vecs[pool]):
+        pool.append(rest.pop(0))
+    return np.array(pool)
+
+
+def _spans_3d(v: np.ndarray) -> bool:
+    if len(v) < 3:
+        return False
+    u = v / np.linalg.norm(v, axis=1)[:, None]
+    return bool(np.linalg.svd(u, compute_uv=False)[2] > 0.2)
 
 
 def choose_basis(rlp: np.ndarray, vecs: np.ndarray, hkldev: float) -> tuple[np.ndarray, float]:
