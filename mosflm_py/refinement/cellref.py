@@ -211,6 +211,7 @@ def refine_cell_segments(
     seg_of = {i: k for k, s in enumerate(segs) for i in s}
     st = _State(experiment, {i: experiment.detector for i in images})
     mode = method
+    last = "postref"
     for cycle in range(1, max_cycles + 1):
         st.cycle = cycle
         meas = {i: measure_fn(st.exp.replace(detector=st.dets[i]), [i])[0] for i in images}
@@ -231,28 +232,38 @@ def refine_cell_segments(
                 )
         if mode == "global":
             ok = _global_cycle(st, meas, images, gp, pp, cycle)
+            last = "global"
         else:
-            ok = _postref_cycle(st, meas, images, obs, rp, pp, gp, cycle, global_detector)
+            try:
+                ok = _postref_cycle(st, meas, images, obs, rp, pp, gp, cycle, global_detector)
+                last = "postref"
+            except RefinementError as exc:
+                if method != "auto":
+                    raise
+                st.warnings.append(f"Cycle {cycle}: {exc}; the cell is refined by global "
+                                   "positional refinement of the spot positions in this cycle")
+                ok = _global_cycle(st, meas, images, gp, pp, cycle)
+                last = "global"
         if not ok:
             break
-        if st.max_sig <= pp.shiftfac:
+        if st.max_sig <= pp.shiftfac and last == mode:
             st.converged = True
             break
     exp = st.exp
-    if mode != "global" and not global_detector:
+    if last == "postref" and not global_detector:
         exp = exp.replace(detector=_mean_detector([st.dets[i] for i in images]))
     else:
         exp = exp.replace(detector=st.dets[images[0]])
     pr = st.pr
     st.warnings.extend(_advice(segs, seg_of, st.dets, st.d_best, pr, exp, st.converged,
-                               st.cycle, mode, st.glob))
+                               st.cycle, last, st.glob))
     return CellRefinementResult(
         experiment=exp, initial_cell=experiment.crystal.cell, final_cell=exp.crystal.cell,
         cell_esds=tuple(pr.esds[n] for n in CELL_NAMES), mosaic=exp.crystal.mosaic,
         mosaic_esd=pr.esds["MOSAIC"], cycles=st.cycle, converged=st.converged,
         detector_rows=st.det_rows, postref_rows=st.pr_rows, cycle_rows=st.cyc_rows, postref=pr,
         warnings=st.warnings,
-        method="global positional refinement" if mode == "global" else "post-refinement",
+        method="global positional refinement" if last == "global" else "post-refinement",
         global_refinement=st.glob,
     )
 
@@ -341,7 +352,7 @@ def _global_cycle(st: _State, meas: dict, images: list[int], gp: GlobalRefinemen
                   pp: PostrefParams, cycle: int) -> bool:
     """Global positional refinement of cell, orientation and detector; False to stop."""
     spots = spots_from_measurements([meas[i] for i in images], gp.min_isig)
-    e0 = st.exp.replace(detector=st.dets[images[0]])
+    e0 = st.exp.replace(detector=_mean_detector([st.dets[i] for i in images]))
     try:
         g = refine_global(e0, spots, gp)
     except RefinementError as exc:

@@ -12,6 +12,8 @@ For each reflection predicted on the image (rocking curve widened by MOSADD):
    positive background-subtracted pixels and its σ (second moment / √I).
 
 Pixels < 0 (masked, gaps) invalidate a box.  Boxes touching the image edge are invalid.
+Predictions reuse the Ewald solutions of earlier calls (:mod:`predict_cache`): image after image
+only the Miller indices near the image's φ are solved.
 
 References
 ----------
@@ -27,8 +29,9 @@ import numpy as np
 
 from mosflm_py.errors import IntegrationError
 from mosflm_py.geometry.experiment import Experiment
-from mosflm_py.geometry.prediction import fraction_on_image, predict, rocking_width
+from mosflm_py.geometry.prediction import fraction_on_image, rocking_width
 from mosflm_py.refinement.observations import PartialObservations
+from mosflm_py.refinement.predict_cache import predict_cached
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ def summation_measure(
     cr = experiment.crystal
     wide = cr.mosaic * (1.0 + params.mosadd) + params.widen
     exp = experiment.replace(crystal=cr.replace(mosaic=wide))
-    pred = predict(exp, phi_start, phi_end, d_min=params.d_min, d_max=params.d_max)
+    pred = predict_cached(exp, phi_start, phi_end, d_min=params.d_min, d_max=params.d_max)
     width = rocking_width(1.0 / pred.d, pred.zeta, experiment.beam.wavelength, cr.mosaic,
                           experiment.beam.mean_divergence, experiment.beam.dispersion)
     frac = fraction_on_image(pred.phi, width, phi_start, phi_end)
