@@ -38,10 +38,23 @@ def test_raster_validation():
 
 
 def test_auto_raster_from_spot_size():
+    from mosflm_py.spotfinding.filters import raster_from_spot_size
+
     r = auto_raster((3, 5))
-    assert (r.nxs, r.nys, r.nrx, r.nry) == (13, 17, 4, 5)  # as MOSFLM's "13 17 9 4 5"
+    assert r.as_tuple() == (13, 17, 9, 4, 5)  # MOSFLM: "13 17 9 4 5" for a 3 x 5 pixel spot
+    assert auto_raster(5.0).as_tuple()[:2] == (17, 17) and auto_raster(5.0).nc == 13
     peak = r.mask() == 1
-    assert peak.any(axis=1).sum() == 5 and peak.any(axis=0).sum() == 7
+    assert peak.any(axis=1).sum() == 5  # 5 pixels along slow
+    for size in [(1, 1), (2, 2), (2.4, 3.1), (4, 2), (8, 8), (12, 3)]:
+        a = auto_raster(size)
+        # one rule: the spot finder's proposal is the same box
+        assert raster_from_spot_size(*size) == a.as_tuple()
+        px, py = (a.nxs - 1) // 2 - a.nrx, (a.nys - 1) // 2 - a.nry
+        # the peak holds at least the diamond |dx| + |dy| <= min(px, py), px >= size / 2
+        dx, dy = a.offsets()
+        assert (a.mask()[np.abs(dx) + np.abs(dy) <= min(px, py)] == 1).all()
+        assert 2 * px + 1 >= np.ceil(size[0]) and 2 * py + 1 >= np.ceil(size[1])
+        assert min(a.nrx, a.nry) >= 3
     big = auto_raster(8.0)
     assert big.nxs > r.nxs and big.n_peak() > r.n_peak()
 

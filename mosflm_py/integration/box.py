@@ -113,11 +113,15 @@ def _nc_for(px: int, py: int, nrx: int, nry: int, pc: int) -> int:
 def auto_raster(median_spot_size_px: tuple[float, float] | float) -> Raster:
     """Measurement box from the median spot size (full widths in pixels, slow then fast).
 
-    Rule (shared with the spot finder's proposal): peak half-widths ``p = ceil(s / 2)`` (at least
-    1), background rims ``nr = max(4, p + 2)``, box ``NXS = 2 (p + nr) + 1``, and NC chosen so the
-    peak octagon only loses its corner pixel (``|dx|+|dy| <= px + py - 1``).  A 3 x 5 pixel spot
-    gives a 5 x 7 peak in a 13 x 17 box (MOSFLM prints "13 17 9 4 5" for that case; NC differs
-    because MOSFLM's exact corner rule is not documented).
+    The one RASTER rule of the program (the spot finder's proposal,
+    :func:`mosflm_py.spotfinding.filters.raster_from_spot_size`, calls this).  Per axis, with
+    ``s = max(1, ceil(size))``: box ``N = 2 s + 7``, peak width ``p = s + 2`` rounded up to odd,
+    background rim ``NR = (N - p) / 2``; corner cut-off ``NC = min(NXS, NYS) - 4`` but at least
+    the value that keeps the diamond ``|dx| + |dy| <= min(px, py)`` in the peak (``px``, ``py``
+    the peak half-widths).  Derived from MOSFLM's log "median spot size of 3 by 5 pixels ... box
+    parameters have been set to 13 17 9 4 5", which it reproduces; RASTER 17 19 13 6 6 of
+    another log is the same rule for 5 x 5 pixel spots with 6-pixel rims.  The peak region is
+    only a starting point: PROFILE OPTIMISE re-draws it for every standard profile.
 
     Parameters
     ----------
@@ -131,10 +135,17 @@ def auto_raster(median_spot_size_px: tuple[float, float] | float) -> Raster:
     )
     if not (np.isfinite(sx) and np.isfinite(sy)) or sx <= 0 or sy <= 0:
         raise IntegrationError(f"median spot size {sx} x {sy} pixels is not positive")
-    px, py = max(1, math.ceil(sx / 2 - 1e-9)), max(1, math.ceil(sy / 2 - 1e-9))
-    nrx, nry = max(4, px + 2), max(4, py + 2)
-    nc = _nc_for(px, py, nrx, nry, px + py - 1)
-    return Raster(2 * (px + nrx) + 1, 2 * (py + nry) + 1, nc, nrx, nry)
+
+    def axis(size: float) -> tuple[int, int, int]:
+        s = max(1, math.ceil(size - 1e-9))
+        n = 2 * s + 7
+        p = s + 2 if (s + 2) % 2 == 1 else s + 3
+        return n, (n - p) // 2, (p - 1) // 2
+
+    nxs, nrx, px = axis(sx)
+    nys, nry, py = axis(sy)
+    nc = max(min(nxs, nys) - 4, _nc_for(px, py, nrx, nry, min(px, py)))
+    return Raster(nxs, nys, nc, nrx, nry)
 
 
 def fraction_outside_peak(profile: np.ndarray, raster: Raster) -> float:

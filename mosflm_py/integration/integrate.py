@@ -114,10 +114,12 @@ def integrate_image(
         missing = np.zeros(n)
         fx = boxes.fx if params.profile.interpolate else np.zeros(n)
         fy = boxes.fy if params.profile.interpolate else np.zeros(n)
+        prof, k = profiles.fit_profiles()
         _kp.fit_boxes(boxes.values, boxes.codes, meas.plane, meas.sigma_b2, boxes.nx, boxes.ny,
-                      np.ascontiguousarray(profiles.profiles), idx, w, np.ascontiguousarray(fx),
+                      np.ascontiguousarray(prof), int(k), idx, w, np.ascontiguousarray(fx),
                       np.ascontiguousarray(fy), float(params.profile.efac),
-                      float(params.profile.wdlim1), float(params.profile.wdlim2),
+                      float(params.profile.vmin), float(params.profile.wdlim1),
+                      float(params.profile.wdlim2),
                       np.nan_to_num(meas.i_sum), Ipr, varpr, pkratio, nfit, missing)
         partial = over | edge
         done = partial & np.isfinite(Ipr)

@@ -3,7 +3,8 @@
 Polarisation convention (agreed with the simulator): a synchrotron beam is partially polarised
 with degree tau (POLARISATION SYNCHROTRON tau, default 0.95; tau = 2p - 1 with p the XDS/DIALS
 fraction), its electric vector along lab +Z by default: horizontal, i.e. along the usual horizontal
-spindle (the plane of polarisation is the lab X-Z plane, normal along lab Y).  With e the electric-vector direction and e' = s0^ x e::
+spindle (the plane of polarisation is the lab X-Z plane, normal along lab Y).  With e the
+electric-vector direction and e' = s0^ x e::
 
     P = (1 + tau)/2 * (1 - (e . s1^)^2) + (1 - tau)/2 * (1 - (e' . s1^)^2)
 

@@ -73,7 +73,14 @@ class ProfileParams:
     variable : per-reflection profile interpolated between regions.
     interpolate : sub-pixel centring of profiles.
     wdlim1, wdlim2 : per-pixel rejection (sigma) in the fit, normal / next to overlaps.
-    efac : detector ("instrument") error factor in pixel variances.
+    efac : detector ("instrument") error factor: the expected residual of a peak pixel used for
+        PKRATIO and the WDLIM rejection is sqrt(v + (efac m)^2), m the model counts (MOSFLM's
+        "instrument error factor"); the fit weights and sigma(Ipr) use counting statistics only.
+    vmin : floor of a pixel's variance in the fit (photons^2); small, so that near-zero
+        (photon-counting) backgrounds keep their counting-statistics weights.
+    subpixel : standard profiles are sampled on a grid of ``subpixel`` bins per pixel along each
+        axis, so that a spot is re-centred once with sub-pixel resolution (no double
+        interpolation between whole pixels).
     xlines, ylines : user region boundaries (pixels, slow / fast), None = automatic grid.
     """
 
@@ -91,8 +98,16 @@ class ProfileParams:
     wdlim1: float = 20.0
     wdlim2: float = 20.0
     efac: float = 0.07
+    vmin: float = 0.1
+    subpixel: int = 4
     xlines: tuple[float, ...] | None = None
     ylines: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.subpixel) != self.subpixel or not 1 <= self.subpixel <= 8:
+            raise IntegrationError(f"profile sub-pixel sampling {self.subpixel} must be 1-8")
+        if not self.vmin > 0.0 or self.efac < 0.0:
+            raise IntegrationError("PROFILE EFAC must be >= 0 and the variance floor positive")
 
 
 @dataclass(frozen=True)

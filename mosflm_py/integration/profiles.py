@@ -1,13 +1,18 @@
 """Standard profiles: detector regions, accumulation over a BLOCK, optimisation, averaging.
 
 MOSFLM 2D profile fitting (Leslie 1999, Acta Cryst. D55, 1696-1702; Leslie 2006, Acta D62, 48):
-background-subtracted boxes of strong fully recorded reflections, centred by bilinear
-interpolation on the predicted position (INTERPOLATE), are summed per detector region (5 x 5 grid
-minus the corners = 21 regions when data extend beyond 2.5 A, else 3 x 3; XLINES/YLINES
-override).  Each profile pixel is the ratio sum(Delta) / sum(I) over the contributors that
-measured it.  Regions with fewer than NREF contributors or a background rms above RMSBG are
-replaced by a contributor-weighted average of their neighbours.  A reflection's profile is the
-bilinear (VARIABLE) blend of the profiles of the region centres around it.
+background-subtracted boxes of strong fully recorded reflections are summed per detector region
+(5 x 5 grid minus the corners = 21 regions when data extend beyond 2.5 A, else 3 x 3;
+XLINES/YLINES override) on a sub-pixel grid (PROFILE ``subpixel`` bins per pixel), each pixel
+placed at its offset from the predicted position (INTERPOLATE), so that sharp spots are
+re-centred without the broadening of interpolating twice between whole pixels (see
+:mod:`mosflm_py.kernels.integrate_profile`).  Each profile bin is the ratio sum(Delta) / sum(I)
+over the contributors that reached it; bins no contributor reached are filled from their
+neighbours.  The whole-pixel profile of a centred spot (optimisation, RMSBG, maps) is the
+sub-pixel profile sampled at pixel centres.  Regions with fewer than NREF contributors or a
+background rms above RMSBG are replaced by a contributor-weighted average of their neighbours.
+A reflection's profile is the bilinear (VARIABLE) blend of the profiles of the region centres
+around it.
 """
 
 from __future__ import annotations
@@ -125,7 +130,8 @@ def blend_weights(grid: RegionGrid, x_px: np.ndarray, y_px: np.ndarray,
 class StandardProfiles:
     """Standard profiles of one BLOCK (picklable).
 
-    profiles : (R, NX, NY), each normalised to sum 1 over its region's peak (R = gx*gy cells).
+    profiles : (R, NX, NY), each normalised to sum 1 over its region's peak (R = gx*gy cells);
+        a centred spot (the sub-pixel profile ``fine`` sampled at pixel centres).
     masks : (R, NX, NY) int8 OUTSIDE / PEAK / BACKGROUND per region (optimised).
     rasters : optimised RASTER per region.  raw : profiles before averaging (unnormalised ratio).
     n_contrib, rmsbg, corrln, averaged, fraction_outside : per region.  usable : any profile.
@@ -144,6 +150,14 @@ class StandardProfiles:
     fraction_outside: np.ndarray
     usable: bool
     warnings: tuple[str, ...]
+    fine: np.ndarray | None = None  # (R, NX*k, NY*k) sub-pixel profiles, same scale as profiles
+    subpixel: int = 1
+
+    def fit_profiles(self) -> tuple[np.ndarray, int]:
+        """Profiles used by the fit and their sub-pixel factor (fine grid, else whole pixels)."""
+        if self.fine is None:
+            return self.profiles, 1
+        return self.fine, self.subpixel
 
     def report(self) -> list[dict]:
         """Per valid region: box, NX NY, RMSBG, contributors, CORRLN, averaged, character map."""
@@ -234,8 +248,9 @@ def accumulate_profiles(
         per_image.append((boxes, meas, pred, clean))
     n_full = sum(int(np.count_nonzero(c & (p.fraction >= 0.999))) for _, _, p, c in per_image)
     use_partials = pp.partials if pp.partials is not None else n_full < pp.nref * grid.valid.sum()
-    sums = np.zeros((nreg, nx, ny))
-    norms = np.zeros((nreg, nx, ny))
+    k = int(pp.subpixel) if pp.interpolate else 1
+    sums = np.zeros((nreg, nx * k, ny * k))
+    norms = np.zeros((nreg, nx * k, ny * k))
     count = np.zeros(nreg, np.int64)
     for boxes, meas, pred, clean in per_image:
         good = clean & ((pred.fraction >= 0.999) | (use_partials & (pred.fraction >= 0.3)))
@@ -245,16 +260,63 @@ def accumulate_profiles(
         idx, _ = blend_weights(grid, pred.x_px[sel], pred.y_px[sel], variable=False)
         fx = boxes.fx[sel] if pp.interpolate else np.zeros(sel.size)
         fy = boxes.fy[sel] if pp.interpolate else np.zeros(sel.size)
-        _kp.accumulate(boxes.values, boxes.codes, meas.plane, nx, ny, sel, idx[:, 0].copy(),
-                       meas.i_sum[sel].copy(), np.ascontiguousarray(fx),
+        _kp.accumulate(boxes.values, boxes.codes, meas.plane, nx, ny, k, sel,
+                       idx[:, 0].copy(), meas.i_sum[sel].copy(), np.ascontiguousarray(fx),
                        np.ascontiguousarray(fy), sums, norms, count)
-    raw = np.divide(sums, norms, out=np.zeros_like(sums), where=norms > 0)
-    return finish_profiles(raw, count, raster, grid, params)
+    fine = fill_ratio(sums, norms)
+    return finish_profiles(fine_to_pixels(fine, k), count, raster, grid, params, fine, k)
+
+
+def fill_ratio(sums: np.ndarray, norms: np.ndarray, rel: float = 0.05) -> np.ndarray:
+    """Ratio ``sums / norms`` per sub-pixel bin; thin or empty bins from their neighbours.
+
+    Bins whose norm is below ``rel`` times the region's median positive norm take the
+    normalised-convolution estimate over their 3 x 3 neighbourhood (weights 1-2-1), repeated
+    until every bin of a region that has any contributor is filled.
+
+    Parameters
+    ----------
+    sums, norms : ndarray (R, NXf, NYf)
+        Accumulated background-subtracted counts and contributor intensities.
+    """
+    from scipy.ndimage import correlate
+
+    out = np.zeros_like(sums)
+    kern = np.outer([1.0, 2.0, 1.0], [1.0, 2.0, 1.0])
+    for r in range(sums.shape[0]):
+        n = norms[r]
+        if not (n > 0).any():
+            continue
+        thin = n < rel * np.median(n[n > 0])
+        out[r] = np.where(thin, 0.0, sums[r] / np.where(thin, 1.0, n))
+        s, w = sums[r].copy(), n.copy()
+        for _ in range(max(sums.shape[1:])):
+            if not thin.any():
+                break
+            s = correlate(s, kern, mode="constant")
+            w = correlate(w, kern, mode="constant")
+            ok = thin & (w > 1e-12 * n.max())
+            out[r][ok] = s[ok] / w[ok]
+            thin &= ~ok
+    return out
+
+
+def fine_to_pixels(fine: np.ndarray, k: int) -> np.ndarray:
+    """Sub-pixel profiles (R, NX*k, NY*k) sampled at the pixel centres: (R, NX, NY)."""
+    r, nfx, nfy = fine.shape
+    blocks = fine.reshape(r, nfx // k, k, nfy // k, k)
+    mid = slice((k - 1) // 2, k // 2 + 1)
+    return blocks[:, :, mid, :, mid].mean(axis=(2, 4))
 
 
 def finish_profiles(raw: np.ndarray, count: np.ndarray, raster: Raster, grid: RegionGrid,
-                    params: IntegrationParams) -> StandardProfiles:
-    """Optimise masks, average poor regions, normalise and compute CORRLN (see module doc)."""
+                    params: IntegrationParams, fine: np.ndarray | None = None,
+                    subpixel: int = 1) -> StandardProfiles:
+    """Optimise masks, average poor regions, normalise and compute CORRLN (see module doc).
+
+    ``fine`` (R, NX*subpixel, NY*subpixel), the sub-pixel profiles whose pixel-centre samples are
+    ``raw``, is averaged and scaled alongside.
+    """
     pp = params.profile
     gx, gy = grid.shape
     nreg = gx * gy
@@ -276,6 +338,7 @@ def finish_profiles(raw: np.ndarray, count: np.ndarray, raster: Raster, grid: Re
         rmsbg[r] = _rmsbg(raw[r], rasters[r].mask())
     good = valid & (count >= pp.nref) & (rmsbg <= pp.rmsbg)
     final = raw.copy()
+    final_fine = None if fine is None else fine.copy()
     averaged = np.zeros(nreg, bool)
     if not good.any():
         warnings.append("too few strong reflections to form any standard profile: "
@@ -289,6 +352,8 @@ def finish_profiles(raw: np.ndarray, count: np.ndarray, raster: Raster, grid: Re
                 neigh = list(np.flatnonzero(good))
             wts = count[neigh].astype(np.float64)
             final[r] = np.tensordot(wts / wts.sum(), raw[neigh], axes=1)
+            if final_fine is not None:
+                final_fine[r] = np.tensordot(wts / wts.sum(), fine[neigh], axes=1)
             averaged[r] = True
             rasters[r], outside[r] = optimise(final[r], r)
             rmsbg[r] = _rmsbg(final[r], rasters[r].mask())
@@ -300,10 +365,13 @@ def finish_profiles(raw: np.ndarray, count: np.ndarray, raster: Raster, grid: Re
             )
     masks = np.stack([rs.mask() for rs in rasters])
     profiles = np.zeros_like(final)
+    scaled_fine = None if final_fine is None else np.zeros_like(final_fine)
     for r in range(nreg):
         s = final[r][masks[r] == PEAK].sum()
         if s > 0:
             profiles[r] = final[r] / s
+            if scaled_fine is not None:
+                scaled_fine[r] = final_fine[r] / s
     corrln = np.full(nreg, np.nan)
     cref = profiles[centre] if valid[centre] else profiles[np.flatnonzero(valid)[0]]
     box = raster.box_mask()
@@ -312,4 +380,5 @@ def finish_profiles(raw: np.ndarray, count: np.ndarray, raster: Raster, grid: Re
         if a.std() > 0 and b.std() > 0:
             corrln[r] = float(np.corrcoef(a, b)[0, 1])
     return StandardProfiles(raster, grid, profiles, masks, tuple(rasters), raw, count, rmsbg,
-                            corrln, averaged, outside, bool(good.any()), tuple(warnings))
+                            corrln, averaged, outside, bool(good.any()), tuple(warnings),
+                            scaled_fine, int(subpixel))

@@ -112,17 +112,9 @@ def separation_from_spot_size(size_x: float, size_y: float, pixel_slow: float,
 def raster_from_spot_size(size_x: float, size_y: float) -> tuple[int, int, int, int, int]:
     """RASTER NXS NYS NC NRX NRY implied by the median spot size (pixels).
 
-    Rule (derived from MOSFLM's "median spot size of 3 by 5 pixels ... box parameters have been
-    set to 13 17 9 4 5"): peak width p = size + 2 rounded up to odd, box N = 2*size + 7 rounded
-    up to odd (13, 17 for 3, 5), background rim NR = (N - p) / 2 (4, 5), corner cut-off
-    NC = min(NXS, NYS) - 4 (9; also 13 for the RASTER 17 19 13 6 6 of another log).
+    The program's one box rule, :func:`mosflm_py.integration.auto_raster` (13 17 9 4 5 for
+    MOSFLM's "median spot size of 3 by 5 pixels").
     """
-    def one(s: float) -> tuple[int, int]:
-        s = max(1, int(np.ceil(s)))
-        n = 2 * s + 7
-        p = s + 2 if (s + 2) % 2 == 1 else s + 3
-        return n, (n - p) // 2
+    from mosflm_py.integration.box import auto_raster
 
-    nxs, nrx = one(size_x)
-    nys, nry = one(size_y)
-    return nxs, nys, min(nxs, nys) - 4, nrx, nry
+    return auto_raster((size_x, size_y)).as_tuple()

@@ -77,15 +77,50 @@ def background_and_sum(values, codes, nx, ny, bgfrac, bias_f, bgsig):
     return out
 
 
-def fit_profile(rho, bg, p, efac, niter=6):
-    """Iterated weighted least squares J = sum(P D/v)/sum(P^2/v), v = max(m + (efac m)^2, 1)."""
+def fit_profile(rho, bg, p, vmin=0.1, niter=50):
+    """Iterated weighted least squares J = sum(P D/v)/sum(P^2/v), v = max(bg + J P, vmin)."""
     j = 0.0
     for _ in range(niter):
-        m = np.clip(bg, 0, None) + max(j, 0.0) * p
-        v = np.maximum(m + (efac * m) ** 2, 1.0)
+        v = np.maximum(np.clip(bg, 0, None) + max(j, 0.0) * p, vmin)
         den = (p * p / v).sum()
         j = (p * (rho - bg) / v).sum() / den
     return j, 1.0 / den
+
+
+def sample_fine(fine, x, y, k):
+    """Bilinear sample of a sub-pixel profile (NX*k, NY*k) at box coordinates (x, y)."""
+    u, v = (x + 0.5) * k - 0.5, (y + 0.5) * k - 0.5
+    a0, b0 = int(np.floor(u)), int(np.floor(v))
+    tx, ty = u - a0, v - b0
+    out = 0.0
+    for da, wa in ((0, 1 - tx), (1, tx)):
+        for db, wb in ((0, 1 - ty), (1, ty)):
+            if 0 <= a0 + da < fine.shape[0] and 0 <= b0 + db < fine.shape[1]:
+                out += wa * wb * fine[a0 + da, b0 + db]
+    return out
+
+
+def accumulate_fine(values, codes, plane, nx, ny, k, sel, region, weight, fx, fy, nreg):
+    """Bilinear splat of usable box pixels at (a - fx, b - fy) onto (nreg, NX*k, NY*k) grids."""
+    hx, hy = nx // 2, ny // 2
+    sums = np.zeros((nreg, nx * k, ny * k))
+    norms = np.zeros_like(sums)
+    for t, kk in enumerate(sel):
+        v = values.reshape(-1, nx, ny)[kk]
+        c = codes.reshape(-1, nx, ny)[kk]
+        for a in range(nx):
+            for b in range(ny):
+                if (c[a, b] & 3) == 0 or (c[a, b] >> 2) != 0:
+                    continue
+                d = v[a, b] - (plane[kk, 0] * (a - hx) + plane[kk, 1] * (b - hy) + plane[kk, 2])
+                u, w = (a - fx[t] + 0.5) * k - 0.5, (b - fy[t] + 0.5) * k - 0.5
+                a0, b0 = int(np.floor(u)), int(np.floor(w))
+                for da, wa in ((0, 1 - (u - a0)), (1, u - a0)):
+                    for db, wb in ((0, 1 - (w - b0)), (1, w - b0)):
+                        if 0 <= a0 + da < nx * k and 0 <= b0 + db < ny * k:
+                            sums[region[t], a0 + da, b0 + db] += wa * wb * d
+                            norms[region[t], a0 + da, b0 + db] += wa * wb * weight[t]
+    return sums, norms
 
 
 def shift_bilinear(img, fx, fy):
