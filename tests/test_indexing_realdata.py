@@ -25,7 +25,7 @@ def test_autoindex_l_cysteine_sweep(real_data):
     res, log, _ = _index([
         f"DIRECTORY {real_data / 'l_cysteine_sweep04'}",
         "TEMPLATE l-cyst_04_#####.cbf",
-        "AUTOINDEX " + " ".join(f"IMAGE {i}" for i in range(1, 16)),
+        "AUTOINDEX DPS REFINE " + " ".join(f"IMAGE {i}" for i in range(1, 16)),
         "GO",
     ])
     assert res is not None, log
@@ -37,12 +37,12 @@ def test_autoindex_l_cysteine_sweep(real_data):
 
 @pytest.mark.realdata
 def test_autoindex_example_009_single_rotation_image(real_data):
-    """One 0.1 deg Pilatus 6M image: P3 91.34 91.34 45.91 (edges within 1 %)."""
+    """One 0.1 deg Pilatus 6M image, default settings (MINPIX 3 chosen for the pixel-array
+    detector): P3 91.34 91.34 45.91 (edges within 1 %)."""
     res, log, _ = _index([
         f"DIRECTORY {real_data / 'pilatus6m_p3_and_thaumatin'}",
         "TEMPLATE example_###.cbf.gz",
-        "FINDSPOTS MINPIX 3",
-        "AUTOINDEX IMAGE 9",
+        "AUTOINDEX DPS REFINE IMAGE 9",
         "GO",
     ])
     assert res is not None, log
@@ -53,16 +53,16 @@ def test_autoindex_example_009_single_rotation_image(real_data):
 
 
 @pytest.mark.realdata
-@pytest.mark.xfail(reason="still images (rlp on one Ewald sphere) do not index yet", strict=True)
 def test_autoindex_thaumatin_still(real_data):
-    """A still (zero oscillation): P4 57.99 57.99 149.83."""
+    """A still (zero oscillation, default settings): P4 57.99 57.99 149.83 within 1 %."""
     res, log, _ = _index([
         f"DIRECTORY {real_data / 'pilatus6m_p3_and_thaumatin'}",
         "TEMPLATE thaum_####.cbf.gz",
-        "FINDSPOTS MINPIX 3",
-        "AUTOINDEX IMAGE 500",
+        "AUTOINDEX DPS REFINE IMAGE 500",
         "GO",
     ])
     assert res is not None, log
     assert res.solution.lattice == "tP"
     np.testing.assert_allclose(res.crystal.cell[:3], [57.99, 57.99, 149.83], rtol=0.01)
+    assert not np.isfinite(res.sigma_phi)  # a still: no phi residual
+    assert res.sigma_xy < 0.3
