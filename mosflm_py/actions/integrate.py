@@ -154,35 +154,39 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
              f" RASTER {raster.nxs} {raster.nys} {raster.nc} {raster.nrx} {raster.nry};"
              f" {session.nproc} worker process(es)")
     series = session.images()
+    mtz_path = _mtz_path(session, plan)
     t0 = time.perf_counter()
-    records: list[ImageRecords] = []
     image_rows = []
+    n_records = 0
     done = 0
+    from mosflm_py.output.mtz_stream import UnmergedMtzWriter
+
     try:
-        for res in run_blocks(jobs, _source(series), session.nproc):
-            for w in res.warnings:
-                rep.warning(w)
-            for st_img, ref, rec in zip(res.stats, res.refinement, res.records):
-                records.append(rec)
-                image_rows.append((st_img, ref))
-                _log_image(session, st_img, ref)
-                done += 1
-                progress(session, done, len(plan), t0)
+        with UnmergedMtzWriter(mtz_path, _mtz_meta(session, exp)) as writer:
+            for res in run_blocks(jobs, _source(series), session.nproc):
+                for w in res.warnings:
+                    rep.warning(w)
+                for st_img, ref, rec in zip(res.stats, res.refinement, res.records):
+                    im = plan[done]
+                    writer.add(_mtz_records(rec), [_batch_header(session, im, ref)])
+                    n_records += len(rec)
+                    image_rows.append((st_img, ref))
+                    _log_image(session, st_img, ref)
+                    done += 1
+                    progress(session, done, len(plan), t0)
     except KeyboardInterrupt:
         raise IntegrationError("PROCESS interrupted: no MTZ file was written (any earlier file "
                                "is untouched).") from None
     elapsed = time.perf_counter() - t0
-    all_rec = ImageRecords.concatenate(records)
     rep.line("")
-    rep.line(f" {len(all_rec)} reflections integrated on {len(plan)} images in {elapsed:.1f} s "
+    rep.line(f" {n_records} reflections integrated on {len(plan)} images in {elapsed:.1f} s "
              f"({len(plan) / max(elapsed, 1e-9):.2f} images/s)")
-    mtz_path = _write_mtz(session, plan, image_rows, all_rec, exp)
     rep.line(f" MTZ file written: {mtz_path}")
     summary = _write_summary(session, image_rows)
     if summary:
         rep.line(f" SUMMARY file written: {summary}")
-    session.results.integration = {"records": all_rec, "images": image_rows, "mtz": mtz_path,
-                                   "seconds": elapsed}
+    session.results.integration = {"n_records": n_records, "images": image_rows,
+                                   "mtz": mtz_path, "seconds": elapsed}
 
 
 def _log_image(session: Session, s, ref) -> None:
@@ -202,47 +206,53 @@ def _log_image(session: Session, s, ref) -> None:
         rep.line(f"   Warning: {w}")
 
 
-def _write_mtz(session: Session, plan, image_rows, rec: ImageRecords, exp) -> str:
-    from mosflm_py.output.mtz import (
-        BatchHeader,
-        MtzMeta,
-        MtzRecords,
-        default_mtz_name,
-        write_unmerged_mtz,
-    )
+def _mtz_path(session: Session, plan) -> str:
+    from mosflm_py.output.mtz import default_mtz_name
 
     st = session.state
-    series = session.images()
-    path = st.files.hklout or default_mtz_name(series.template, plan[0].number)
+    path = st.files.hklout or default_mtz_name(session.images().template, plan[0].number)
     if st.files.mtzdirectory:
         path = str(Path(st.files.mtzdirectory) / Path(path).name)
-    batches = []
-    for im, (_s, ref) in zip(plan, image_rows):
-        e = ref.experiment
-        cr = e.crystal
-        batches.append(BatchHeader(
-            number=im.batch, phi_start=im.phi_start, phi_end=im.phi_end, cell=cr.cell, U=cr.U,
-            missets_start=cr.missets, missets_end=cr.missets, mosaic=cr.mosaic,
-            wavelength=e.beam.wavelength, distance=e.detector.distance,
-            detector_limits=(0.0, float(e.detector.nslow), 0.0, float(e.detector.nfast)),
-            two_theta=e.detector.two_theta, divergence=e.beam.divergence,
-            dispersion=e.beam.dispersion, reverse_phi=e.goniometer.reverse_phi,
-            title=st.names.title or "",
-        ))
-    names = st.names
+    return str(path)
+
+
+def _batch_header(session: Session, im, ref):
+    from mosflm_py.output.mtz import BatchHeader
+
+    e = ref.experiment
+    cr = e.crystal
+    return BatchHeader(
+        number=im.batch, phi_start=im.phi_start, phi_end=im.phi_end, cell=cr.cell, U=cr.U,
+        missets_start=cr.missets, missets_end=cr.missets, mosaic=cr.mosaic,
+        wavelength=e.beam.wavelength, distance=e.detector.distance,
+        detector_limits=(0.0, float(e.detector.nslow), 0.0, float(e.detector.nfast)),
+        two_theta=e.detector.two_theta, divergence=e.beam.divergence,
+        dispersion=e.beam.dispersion, reverse_phi=e.goniometer.reverse_phi,
+        title=session.state.names.title or "",
+    )
+
+
+def _mtz_meta(session: Session, exp):
+    from mosflm_py.output.mtz import MtzMeta
+
+    names = session.state.names
+    series = session.images()
     ident = names.xname or names.ident or Path(series.template).name.split("#")[0].rstrip("_")
     cr = exp.crystal
-    meta = MtzMeta(cell=cr.cell, wavelength=exp.beam.wavelength, space_group=cr.space_group,
+    return MtzMeta(cell=cr.cell, wavelength=exp.beam.wavelength, space_group=cr.space_group,
                    title=names.title or "", pname=names.pname or "Unspecified",
                    xname=ident or "Unspecified", dname=names.dname or "Unspecified",
                    history=("From mosflm-py PROCESS",))
-    mrec = MtzRecords(hkl=rec.hkl, batch=rec.batch, I=rec.I, sigI=rec.sigI, Ipr=rec.Ipr,
+
+
+def _mtz_records(rec: ImageRecords):
+    from mosflm_py.output.mtz import MtzRecords
+
+    return MtzRecords(hkl=rec.hkl, batch=rec.batch, I=rec.I, sigI=rec.sigI, Ipr=rec.Ipr,
                       sigIpr=rec.sigIpr, fraction=rec.fraction, xdet=rec.xdet, ydet=rec.ydet,
                       rot=rec.rot, width=rec.width, lp=rec.lp, partial=rec.partial,
                       mpart=rec.mpart, flag=rec.flag, bgratio=rec.bgratio, pkratio=rec.pkratio,
                       gradient=rec.gradient)
-    write_unmerged_mtz(path, mrec, batches, meta)
-    return str(path)
 
 
 def _write_summary(session: Session, image_rows) -> str | None:
