@@ -1,0 +1,162 @@
+"""Spot finding per image on real Pilatus 6M frames: mosflm-py single core vs dials.find_spots.
+
+Usage::
+
+    python scripts/bench_spotfinding_dials.py [--repeat 5] [--copies 6] [--data DIR]
+
+What is measured (all on one core):
+
+* mosflm-py: ``mosflm_py.spotfinding.find_spots`` on the decoded frame in a fresh process with
+  ``NUMBA_NUM_THREADS=1``, after one warm-up call (numba cache load / compilation excluded);
+  best and median of ``--repeat`` calls.  Reading and decompressing the file with fabio is timed
+  separately ("read"), since DIALS' numbers include it.
+* DIALS (``/usr/bin/dials.find_spots nproc=1``, default dispersion threshold, clean
+  environment): (a) the wall time of the whole command on one image (Python start-up, imports,
+  loading the experiment, reading, finding, centroids, writing strong.refl); (b) the marginal
+  cost of one more image: the same image is linked ``--copies`` times and imported as one sweep
+  (``template=``);
+  ``(T(copies) - T(1)) / (copies - 1)`` is the per-image cost without the fixed start-up.
+  That includes reading/decompressing the image, like our "read + find".
+The ratio printed is DIALS' marginal per-image time over ours (read + find), and over find alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import dials_compare as dc  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "real"
+IMAGES = {  # name: (relative path, beam (fast, slow) px, distance mm, wavelength A)
+    "thaum_0500": ("pilatus6m_p3_and_thaumatin/thaum_0500.cbf.gz", (1246.42, 1208.60), 338.10,
+                   0.97625),
+    "example_009": ("pilatus6m_p3_and_thaumatin/example_009.cbf.gz", (1266.7, 1324.6), 305.0,
+                    0.96861),
+    "run2_1_00148": ("format_singles_fabio/run2_1_00148.cbf.bz2", (1230.10, 1310.50), 300.0,
+                     1.0332),
+}
+
+_WORKER = r"""
+import json, sys, time
+import fabio, numpy as np
+from mosflm_py.spotfinding import DetectorFrame, SpotFindParams, find_spots
+path, bx, by, dist, wl, repeat = sys.argv[1], *map(float, sys.argv[2:6]), int(sys.argv[6])
+reads = []
+for _ in range(max(1, repeat // 2)):
+    t = time.perf_counter()
+    frame = fabio.open(path).data
+    reads.append(time.perf_counter() - t)
+det = DetectorFrame(beam_x=by * 0.172, beam_y=bx * 0.172, distance=dist, wavelength=wl,
+                    pixel_slow=0.172, pixel_fast=0.172)
+params = SpotFindParams(overload=1e6)
+spots, rep = find_spots(frame, det, params)
+times = []
+for _ in range(repeat):
+    t = time.perf_counter()
+    spots, rep = find_spots(frame, det, params)
+    times.append(time.perf_counter() - t)
+print(json.dumps({"best": min(times), "median": float(np.median(times)), "n": len(spots),
+                  "read": min(reads), "shape": list(frame.shape)}))
+"""
+
+
+def run_ours(path: Path, beam, dist: float, wl: float, repeat: int) -> dict:
+    """Single-core timings of our spot finder (fresh process, NUMBA_NUM_THREADS=1)."""
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", _WORKER, str(path), str(beam[0]), str(beam[1]),
+                          str(dist), str(wl), str(repeat)], env=env, capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _dials_find(tmp: Path, path: Path, count: int) -> tuple[float, int]:
+    """Link ``path`` ``count`` times as one sweep (template import), time
+    ``dials.find_spots nproc=1``; returns (seconds, spots found on all images)."""
+    env = dc.clean_env(nthreads=1)
+    run = tmp / f"n{count}"
+    run.mkdir(exist_ok=True)
+    suffix = "".join(path.suffixes[-2:]) if path.suffix in (".gz", ".bz2") else path.suffix
+    for i in range(1, count + 1):
+        link = run / f"copy_{i:05d}{suffix}"
+        if not link.exists():
+            link.symlink_to(path.resolve())
+    if not (run / "imported.expt").exists():
+        subprocess.run([dc.dials_bin("dials.import"), f"template=copy_#####{suffix}"], cwd=run,
+                       env=env, capture_output=True, check=True)
+    t = time.perf_counter()
+    out = subprocess.run([dc.dials_bin("dials.find_spots"), "imported.expt", "nproc=1"],
+                         cwd=run, env=env, capture_output=True, text=True, check=True)
+    sec = time.perf_counter() - t
+    n = -1
+    for line in out.stdout.splitlines():
+        if line.startswith("Calculated") and "spot centroids" in line:
+            n = int(line.split()[1])
+    return sec, n
+
+
+def run_dials(path: Path, copies: int) -> dict | None:
+    """DIALS single-core wall time on 1 image (best of 2), and the marginal per-image time."""
+    if dc.dials_bin("dials.find_spots") is None or dc.dials_bin("dials.import") is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="bench_sf_dials_") as tmpd:
+        tmp = Path(tmpd)
+        t1, n1 = min(_dials_find(tmp, path, 1) for _ in range(2))
+        tk, nk = _dials_find(tmp, path, copies)
+    per = (tk - t1) / (copies - 1)
+    return {"one_image": t1, "spots": n1, "copies": copies, "all_copies": tk,
+            "per_image": per, "startup": t1 - per}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--copies", type=int, default=6, help="images in DIALS' marginal-cost run")
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--json", type=Path, default=None)
+    a = ap.parse_args(argv)
+    ver = dc.dials_version()
+    print(f"mosflm-py find_spots, 1 core (NUMBA_NUM_THREADS=1, after warm-up) vs "
+          f"{ver or 'DIALS (not installed)'} dials.find_spots nproc=1; "
+          f"load average {dc.load_average():.1f}")
+    print(f"{'image':13s} {'spots':>6s} {'read':>6s} {'find':>6s} {'find':>6s} | {'spots':>6s} "
+          f"{'1 img':>6s} {'start':>6s} {'/img':>6s} | {'ratio':>6s} {'ratio':>6s}")
+    print(f"{'':13s} {'ours':>6s} {'ms':>6s} {'best':>6s} {'med':>6s} | {'DIALS':>6s} "
+          f"{'s':>6s} {'s':>6s} {'ms':>6s} | {'r+f':>6s} {'find':>6s}")
+    results = {}
+    for name, (rel, beam, dist, wl) in IMAGES.items():
+        path = a.data / rel
+        if not path.exists():
+            print(f"{name:13s} missing ({path})")
+            continue
+        ours = run_ours(path, beam, dist, wl, a.repeat)
+        d = run_dials(path, a.copies) if ver else None
+        results[name] = {"ours": ours, "dials": d}
+        row = (f"{name:13s} {ours['n']:6d} {ours['read'] * 1e3:6.0f} {ours['best'] * 1e3:6.0f} "
+               f"{ours['median'] * 1e3:6.0f} | ")
+        if d:
+            row += (f"{d['spots']:6d} {d['one_image']:6.2f} {d['startup']:6.2f} "
+                    f"{d['per_image'] * 1e3:6.0f} | "
+                    f"{d['per_image'] / (ours['read'] + ours['best']):6.1f} "
+                    f"{d['per_image'] / ours['best']:6.1f}")
+        else:
+            row += "     -      -      -      - |      -      -"
+        print(row, flush=True)
+    print(f"load average {dc.load_average():.1f} at the end (other work on the machine inflates "
+          f"both programs' times)")
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
