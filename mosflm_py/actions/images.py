@@ -285,7 +285,8 @@ def check_header_against_keywords(session: Session, hdr: Any) -> None:
                               f"the image header ({head:{fmt}}{unit}). The input {short} will be "
                               "used.")
     beam = st.detector.beam
-    if beam is not None and hdr.beam_x is not None and hdr.beam_y is not None:
+    if (beam is not None and st.is_user_set("detector.beam") and hdr.beam_x is not None
+            and hdr.beam_y is not None):
         if max(abs(beam[0] - hdr.beam_x), abs(beam[1] - hdr.beam_y)) > 0.005:
             session.warn_once(("hdr", "beam", beam, (hdr.beam_x, hdr.beam_y)),
                               f"Input beam position ({beam[0]:.2f}, {beam[1]:.2f} mm) does NOT "

@@ -132,6 +132,14 @@ def plateau_index(total: np.ndarray, var: np.ndarray, n_sigma: float = 3.0,
     t = np.asarray(total, float)
     v = np.asarray(var, float)
     rise = max(float(t.max() - t[0]), 0.0)
+    # A slow linear creep at large trial spreads (tails of neighbours, background bias) is not
+    # the plateau's end: remove a small positive trend fitted to the last half of the trials.
+    n = len(t)
+    if n >= 6 and rise > 0:
+        half = np.arange(n // 2, n)
+        slope = float(np.polyfit(half, t[half], 1)[0])
+        if 0 < slope * len(half) < 0.05 * rise:
+            t = t - slope * np.arange(n)
     for k in range(len(t)):
         later = slice(k + 1, None)
         gain = t[later] - t[k]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing as mp
-import os
 from collections.abc import Callable, Iterator, Sequence
 
 from mosflm_py.processing.block import BlockJob, BlockResult, process_block
@@ -20,7 +19,9 @@ _SOURCE = None
 
 def _init_worker(source_factory: Callable[[], Callable], threads: int) -> None:
     global _SOURCE
-    os.environ["NUMBA_NUM_THREADS"] = str(threads)
+    from mosflm_py.kernels._jit import set_threads
+
+    set_threads(threads)
     _SOURCE = source_factory()
 
 
