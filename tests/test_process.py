@@ -70,11 +70,12 @@ def test_intensities_agree_with_truth(serial_run):
     # the scale is right (LP correction, partials added): within 3 %
     assert abs(r.ratio_sum - 1.0) < 0.03, r
     assert abs(r.ratio_prf - 1.0) < 0.03, r
-    # sigma(I) consistent with the scatter: rms normalised deviation near 1 (summation 0.8-1.3)
+    # sigma(I) consistent with the scatter: rms normalised deviation within 0.8-1.3
     assert 0.8 < r.rmsz_sum < 1.3, r
-    # the parts' calculated fractions add up to 1 within 0.05 for most reflections inside the
-    # sweep (parts rejected by the PKRATIO test are not written, as in MOSFLM, so not all)
-    assert r.fraction_within_005 > 0.75, r
+    assert 0.8 < r.rmsz_prf < 1.3, r
+    # the parts' FRACTIONCALC add up to 1 within 0.05 (issue acceptance); parts rejected by
+    # the PKRATIO test are not written (as in MOSFLM), so allow a few percent
+    assert r.fraction_within_005 > 0.95, r
     assert "reflections integrated on 12 images" in log
 
 

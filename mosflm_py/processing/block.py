@@ -19,9 +19,14 @@ import numpy as np
 
 from mosflm_py.errors import MosflmError
 from mosflm_py.geometry.experiment import Experiment
-from mosflm_py.geometry.prediction import predict
+from mosflm_py.geometry.prediction import predict, predict_positions
 from mosflm_py.integration import Predictions as IntPredictions
-from mosflm_py.integration import accumulate_profiles, integrate_image, lp_factors
+from mosflm_py.integration import (
+    accumulate_profiles,
+    integrate_image,
+    lp_factors,
+    part_centroid_phi,
+)
 from mosflm_py.processing.params import ProcessParams
 from mosflm_py.processing.parts import spread_over_images
 from mosflm_py.processing.plan import ImagePlan
@@ -170,7 +175,13 @@ def _predict_image(job: BlockJob, k: int, exp: Experiment) -> tuple[IntPredictio
     too_wide = npart > p.maxwidth
     keep &= ~too_wide
     sel = np.nonzero(keep)[0]
-    ip = IntPredictions.from_arrays(pred.x_px[sel], pred.y_px[sel], pred.hkl[sel], frac[sel])
+    # each part is predicted where the reflection is at the centroid of its recorded portion
+    phi_part = part_centroid_phi(pred.phi[sel], pred.width[sel], im.phi_start, im.phi_end)
+    x_mm, y_mm, ok = predict_positions(exp, pred.hkl[sel], phi_part)
+    x_mm = np.where(ok, x_mm, pred.x_mm[sel])
+    y_mm = np.where(ok, y_mm, pred.y_mm[sel])
+    x_px, y_px = exp.detector.mm_to_px(x_mm, y_mm)
+    ip = IntPredictions.from_arrays(x_px, y_px, pred.hkl[sel], frac[sel])
     extra = {
         "phi": pred.phi[sel], "width": pred.width[sel], "s1": pred.s1[sel], "d": pred.d[sel],
         "npart": npart[sel], "ipart": ipart[sel], "n_too_wide": int(too_wide.sum()),
