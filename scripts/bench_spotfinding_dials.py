@@ -17,7 +17,10 @@ What is measured (all on one core):
   (``template=``);
   ``(T(copies) - T(1)) / (copies - 1)`` is the per-image cost without the fixed start-up.
   That includes reading/decompressing the image, like our "read + find".
-The ratio printed is DIALS' marginal per-image time over ours (read + find), and over find alone.
+The ratio printed is DIALS' marginal per-image time over ours (read + find), and over find alone,
+for wall time and for CPU time (user + system: ``time.process_time`` for ours,
+``getrusage(RUSAGE_CHILDREN)`` for DIALS), which is much less sensitive to other work on the
+machine than wall time.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,22 +53,25 @@ import json, sys, time
 import fabio, numpy as np
 from mosflm_py.spotfinding import DetectorFrame, SpotFindParams, find_spots
 path, bx, by, dist, wl, repeat = sys.argv[1], *map(float, sys.argv[2:6]), int(sys.argv[6])
-reads = []
+reads, creads = [], []
 for _ in range(max(1, repeat // 2)):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     frame = fabio.open(path).data
     reads.append(time.perf_counter() - t)
+    creads.append(time.process_time() - c)
 det = DetectorFrame(beam_x=by * 0.172, beam_y=bx * 0.172, distance=dist, wavelength=wl,
                     pixel_slow=0.172, pixel_fast=0.172)
 params = SpotFindParams(overload=1e6)
 spots, rep = find_spots(frame, det, params)
-times = []
+times, cpus = [], []
 for _ in range(repeat):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     spots, rep = find_spots(frame, det, params)
     times.append(time.perf_counter() - t)
+    cpus.append(time.process_time() - c)
 print(json.dumps({"best": min(times), "median": float(np.median(times)), "n": len(spots),
-                  "read": min(reads), "shape": list(frame.shape)}))
+                  "read": min(reads), "cpu": min(cpus), "cpu_read": min(creads),
+                  "shape": list(frame.shape)}))
 """
 
 
@@ -79,9 +84,9 @@ def run_ours(path: Path, beam, dist: float, wl: float, repeat: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _dials_find(tmp: Path, path: Path, count: int) -> tuple[float, int]:
+def _dials_find(tmp: Path, path: Path, count: int) -> tuple[float, float, int]:
     """Link ``path`` ``count`` times as one sweep (template import), time
-    ``dials.find_spots nproc=1``; returns (seconds, spots found on all images)."""
+    ``dials.find_spots nproc=1``; returns (wall s, CPU s, spots found on all images)."""
     env = dc.clean_env(nthreads=1)
     run = tmp / f"n{count}"
     run.mkdir(exist_ok=True)
@@ -93,15 +98,15 @@ def _dials_find(tmp: Path, path: Path, count: int) -> tuple[float, int]:
     if not (run / "imported.expt").exists():
         subprocess.run([dc.dials_bin("dials.import"), f"template=copy_#####{suffix}"], cwd=run,
                        env=env, capture_output=True, check=True)
-    t = time.perf_counter()
-    out = subprocess.run([dc.dials_bin("dials.find_spots"), "imported.expt", "nproc=1"],
-                         cwd=run, env=env, capture_output=True, text=True, check=True)
-    sec = time.perf_counter() - t
+    m = dc.run_measured([dc.dials_bin("dials.find_spots"), "imported.expt", "nproc=1"], run,
+                        env=env)
+    if m.returncode != 0:
+        raise RuntimeError("dials.find_spots failed: " + "\n".join(s for _, s in m.lines[-10:]))
     n = -1
-    for line in out.stdout.splitlines():
+    for _, line in m.lines:
         if line.startswith("Calculated") and "spot centroids" in line:
             n = int(line.split()[1])
-    return sec, n
+    return m.seconds, m.cpu_seconds, n
 
 
 def run_dials(path: Path, copies: int) -> dict | None:
@@ -110,11 +115,13 @@ def run_dials(path: Path, copies: int) -> dict | None:
         return None
     with tempfile.TemporaryDirectory(prefix="bench_sf_dials_") as tmpd:
         tmp = Path(tmpd)
-        t1, n1 = min(_dials_find(tmp, path, 1) for _ in range(2))
-        tk, nk = _dials_find(tmp, path, copies)
+        t1, c1, n1 = min(_dials_find(tmp, path, 1) for _ in range(2))
+        tk, ck, nk = _dials_find(tmp, path, copies)
     per = (tk - t1) / (copies - 1)
+    cper = (ck - c1) / (copies - 1)
     return {"one_image": t1, "spots": n1, "copies": copies, "all_copies": tk,
-            "per_image": per, "startup": t1 - per}
+            "per_image": per, "startup": t1 - per, "cpu_one_image": c1, "cpu_all_copies": ck,
+            "cpu_per_image": cper, "cpu_startup": c1 - cper}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"mosflm-py find_spots, 1 core (NUMBA_NUM_THREADS=1, after warm-up) vs "
           f"{ver or 'DIALS (not installed)'} dials.find_spots nproc=1; "
           f"load average {dc.load_average():.1f}")
-    print(f"{'image':13s} {'spots':>6s} {'read':>6s} {'find':>6s} {'find':>6s} | {'spots':>6s} "
-          f"{'1 img':>6s} {'start':>6s} {'/img':>6s} | {'ratio':>6s} {'ratio':>6s}")
-    print(f"{'':13s} {'ours':>6s} {'ms':>6s} {'best':>6s} {'med':>6s} | {'DIALS':>6s} "
-          f"{'s':>6s} {'s':>6s} {'ms':>6s} | {'r+f':>6s} {'find':>6s}")
+    print("wall ms / s; CPU ms / s in brackets.  ours: read = fabio read+decompress, find = "
+          "find_spots (best of repeat);\nDIALS: 1 img = whole dials.find_spots on one image, "
+          "start = its fixed cost, /img = marginal per image;\nratio = DIALS /img over ours "
+          "(read + find, and find alone)")
     results = {}
     for name, (rel, beam, dist, wl) in IMAGES.items():
         path = a.data / rel
@@ -141,16 +148,19 @@ def main(argv: list[str] | None = None) -> int:
         ours = run_ours(path, beam, dist, wl, a.repeat)
         d = run_dials(path, a.copies) if ver else None
         results[name] = {"ours": ours, "dials": d}
-        row = (f"{name:13s} {ours['n']:6d} {ours['read'] * 1e3:6.0f} {ours['best'] * 1e3:6.0f} "
-               f"{ours['median'] * 1e3:6.0f} | ")
+        print(f"{name:13s} ours:  {ours['n']:5d} spots  read {ours['read'] * 1e3:6.0f} ms "
+              f"[{ours['cpu_read'] * 1e3:6.0f}]  find {ours['best'] * 1e3:6.0f} ms "
+              f"[{ours['cpu'] * 1e3:6.0f}] (median {ours['median'] * 1e3:.0f} ms)")
         if d:
-            row += (f"{d['spots']:6d} {d['one_image']:6.2f} {d['startup']:6.2f} "
-                    f"{d['per_image'] * 1e3:6.0f} | "
-                    f"{d['per_image'] / (ours['read'] + ours['best']):6.1f} "
-                    f"{d['per_image'] / ours['best']:6.1f}")
-        else:
-            row += "     -      -      -      - |      -      -"
-        print(row, flush=True)
+            print(f"{'':13s} DIALS: {d['spots']:5d} spots  1 img {d['one_image']:6.2f} s "
+                  f"[{d['cpu_one_image']:6.2f}]  start {d['startup']:6.2f} s "
+                  f"[{d['cpu_startup']:6.2f}]  /img {d['per_image'] * 1e3:6.0f} ms "
+                  f"[{d['cpu_per_image'] * 1e3:6.0f}]")
+            rw = d["per_image"] / (ours["read"] + ours["best"])
+            print(f"{'':13s} ratio DIALS/ours  wall: {rw:5.1f} "
+                  f"(read+find) {d['per_image'] / ours['best']:5.1f} (find)   CPU: "
+                  f"{d['cpu_per_image'] / (ours['cpu_read'] + ours['cpu']):5.1f} (read+find) "
+                  f"{d['cpu_per_image'] / ours['cpu']:5.1f} (find)", flush=True)
     print(f"load average {dc.load_average():.1f} at the end (other work on the machine inflates "
           f"both programs' times)")
     if a.json:
