@@ -160,13 +160,31 @@ def _positional(exp: Experiment, meas, p: ProcessParams, ref: ImageRefinement) -
     return dr.experiment
 
 
-def _predict_image(job: BlockJob, k: int, exp: Experiment) -> tuple[IntPredictions, dict]:
+def _predict_block(job: BlockJob, refinements: list[ImageRefinement]) -> list[tuple]:
+    """Predictions on every image of the block (one closed-form solve for the whole block).
+
+    Rotation angles, widths and fractions come from the crystal of the middle image (the block's
+    post-refined crystal); detector positions from each image's own refined experiment.
+    """
+    p = job.params
+    exp0 = refinements[len(refinements) // 2].experiment
+    cr = exp0.crystal
+    exp_pred = exp0.replace(crystal=cr.replace(mosaic=cr.mosaic * (1.0 + p.mosadd)))
+    allp = predict(exp_pred, job.images[0].phi_start, job.images[-1].phi_end, d_min=p.d_min,
+                   d_max=p.d_max)
+    half = 0.5 * np.nan_to_num(allp.width, posinf=360.0)
+    out = []
+    for k, ref in enumerate(refinements):
+        im = job.images[k]
+        on = (allp.phi - half <= im.phi_end) & (allp.phi + half >= im.phi_start)
+        out.append(_predict_image(job, k, ref.experiment, allp.select(on)))
+    return out
+
+
+def _predict_image(job: BlockJob, k: int, exp: Experiment, pred) -> tuple[IntPredictions, dict]:
     """Predictions on image k of the block with fraction, parts and geometry for records."""
     p = job.params
     im = job.images[k]
-    cr = exp.crystal
-    exp_pred = exp.replace(crystal=cr.replace(mosaic=cr.mosaic * (1.0 + p.mosadd)))
-    pred = predict(exp_pred, im.phi_start, im.phi_end, d_min=p.d_min, d_max=p.d_max)
     frac, npart, ipart = spread_over_images(pred.phi, pred.width, job.starts, job.ends,
                                             job.first_index + k)
     keep = frac >= 1e-3
@@ -178,8 +196,9 @@ def _predict_image(job: BlockJob, k: int, exp: Experiment) -> tuple[IntPredictio
     # each part is predicted where the reflection is at the centroid of its recorded portion
     phi_part = part_centroid_phi(pred.phi[sel], pred.width[sel], im.phi_start, im.phi_end)
     x_mm, y_mm, ok = predict_positions(exp, pred.hkl[sel], phi_part)
-    x_mm = np.where(ok, x_mm, pred.x_mm[sel])
-    y_mm = np.where(ok, y_mm, pred.y_mm[sel])
+    sx, sy = exp.detector.size_mm
+    inside = ok & (x_mm >= 0) & (x_mm < sx) & (y_mm >= 0) & (y_mm < sy)
+    sel, x_mm, y_mm, phi_part = sel[inside], x_mm[inside], y_mm[inside], phi_part[inside]
     x_px, y_px = exp.detector.mm_to_px(x_mm, y_mm)
     ip = IntPredictions.from_arrays(x_px, y_px, pred.hkl[sel], frac[sel])
     extra = {
@@ -194,7 +213,7 @@ def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
     p = job.params
     frames = {im.number: np.asarray(frame_source(im.number)) for im in job.images}
     refinements = _refine_images(job, frames)
-    preds = [_predict_image(job, k, r.experiment) for k, r in enumerate(refinements)]
+    preds = _predict_block(job, refinements)
     warnings: list[str] = []
     profiles = None
     report: list[str] = []
