@@ -56,12 +56,31 @@ def _images_from_job(job: Job) -> tuple[list[int], dict[int, tuple[float, float]
     return numbers, phis
 
 
-def params_from_state(session: Session) -> IndexingParams:
-    """IndexingParams from ``state.index`` and SYMMETRY."""
+def beam_search_from_job(job: Job | None) -> dict:
+    """IndexingParams fields of ``BEAMSEARCH [range [step]]`` (last occurrence), or {}."""
+    found = None
+    for rec in (job.records if job is not None else ()):
+        for occ in rec.all("BEAMSEARCH"):
+            found = occ
+    if found is None:
+        return {}
+    out: dict = {"beam_search": True}
+    if found.get("range") is not None:
+        out["beam_range"] = float(found.get("range"))
+    if found.get("step") is not None:
+        out["beam_step"] = float(found.get("step"))
+    elif "beam_range" in out:
+        out["beam_step"] = min(0.5, out["beam_range"] / 2)
+    return out
+
+
+def params_from_state(session: Session, job: Job | None = None) -> IndexingParams:
+    """IndexingParams from ``state.index``, SYMMETRY and the job's BEAMSEARCH."""
     ix = session.state.index
     sym = session.state.crystal.symmetry
     user_sym = sym if sym and "crystal.symmetry" in session.state.user_set else None
     return IndexingParams(
+        **beam_search_from_job(job),
         threshold=float(ix.threshold),
         hkldev=float(ix.hkldev),
         nvect=int(ix.nvect),
@@ -120,7 +139,7 @@ def run(session: Session, job: Job) -> None:
     spots = spots_to_detector_spots(spot_lists, widths)
     # spot phi: the middle of the image when the finder gives none
     experiment = experiment_for_image(session, numbers[0], crystal=None)
-    params = params_from_state(session)
+    params = params_from_state(session, job)
     result = autoindex(spots, experiment, params)
     session.results.indexing = result
     report(session, result, spot_lists)

@@ -157,6 +157,63 @@ def _dps_with_retry(rlp: np.ndarray, max_cell: float, params: IndexingParams, fi
     return best
 
 
+def basis_misfit(rlp: np.ndarray, basis: np.ndarray) -> float:
+    """Mean over the spots of the largest deviation from integral indices (clipped at 0.5).
+
+    About 0.02-0.1 for the right basis, ~0.35 for a wrong one; unlike the fraction within
+    HKLDEV it still separates a nearly-right basis (slightly wrong beam) from the right one.
+    """
+    h = rlp @ np.asarray(basis).T
+    return float(np.mean(np.minimum(np.max(np.abs(h - np.round(h)), axis=1), 0.5)))
+
+
+def beam_search(
+    spots: DetectorSpots, experiment: Experiment, max_cell: float, params: IndexingParams
+) -> tuple[Experiment, str]:
+    """Grid search of the direct-beam position (BEAMSEARCH).
+
+    Every position on a square grid of +-``params.beam_range`` mm in ``params.beam_step`` mm
+    steps about the given beam is scored by a quick DPS search (coarser directions, fewer
+    candidates) and :func:`basis_misfit` of the basis it finds; the best position is returned
+    (the detector refinement that follows refines it continuously).  A beam error shifts the
+    reciprocal-lattice points of each image differently, which ruins the lattice fit of
+    several images (or a wide one) once it exceeds ~1/4 of the spot separation.
+
+    Returns
+    -------
+    (Experiment with the chosen beam, message for the log)
+    """
+    g = np.arange(-params.beam_range, params.beam_range + 1e-9, params.beam_step)
+    best: tuple[float, float, float] | None = None
+    for dx in g:
+        for dy in g:
+            exp_try = _with_beam(experiment, float(dx), float(dy))
+            r = spots_to_rlp(spots.x_mm, spots.y_mm, spots.phi, exp_try)
+            try:
+                search = find_basis(r, max_cell, min_cell=params.min_cell, hkldev=params.hkldev,
+                                    nvect=params.nvect, spacing=max(params.spacing, 0.05),
+                                    n_candidates=20)
+            except IndexingError:
+                continue
+            basis = fit_basis(r, search.basis, params.hkldev)
+            if abs(np.linalg.det(basis)) < 1.0:
+                continue
+            score = basis_misfit(r, basis)
+            if best is None or score < best[0]:
+                best = (score, float(dx), float(dy))
+    if best is None:
+        raise IndexingError(
+            f"Autoindexing failed: no lattice found at any beam position within "
+            f"+-{params.beam_range:g} mm of the given one. {ADVICE}"
+        )
+    exp = _with_beam(experiment, best[1], best[2])
+    det = exp.detector
+    note = (f"Beam search over +-{params.beam_range:g} mm in {params.beam_step:g} mm steps: best "
+            f"beam position {det.beam_x:.2f} {det.beam_y:.2f} mm (shift {best[1]:+.2f} "
+            f"{best[2]:+.2f} mm)")
+    return exp, note
+
+
 def autoindex(
     spots: DetectorSpots, experiment: Experiment, params: IndexingParams | None = None
 ) -> IndexingResult:
@@ -197,33 +254,16 @@ def autoindex(
     rlp = spots_to_rlp(use.x_mm, use.y_mm, use.phi, experiment)
     max_cell = params.max_cell or estimate_max_cell(rlp, use.image)
 
-    # DPS (optionally on a grid of beam positions)
-    offsets = [(0.0, 0.0)]
+    # optional grid search of the beam position, then the DPS search at the chosen beam
+    exp_start = experiment
     if params.beam_search:
-        g = np.arange(-params.beam_range, params.beam_range + 1e-9, params.beam_step)
-        offsets = [(float(a), float(b)) for a in g for b in g]
-    best = None
-    for dx, dy in offsets:
-        exp_try = _with_beam(experiment, dx, dy)
-        r = rlp if (dx, dy) == (0.0, 0.0) else spots_to_rlp(use.x_mm, use.y_mm, use.phi, exp_try)
-        search = _dps_with_retry(r, max_cell, params, fixed=params.max_cell is not None)
-        if search is None:
-            continue
-        basis = fit_basis(r, search.basis, params.hkldev)
-        if abs(np.linalg.det(basis)) < 1.0:  # degenerate fit (volume < 1 A^3)
-            continue
-        h = r @ basis.T
-        ok = np.all(np.abs(h - np.round(h)) < params.hkldev, axis=1)
-        resid = np.abs(h - np.round(h))[ok].mean() if ok.any() else 1.0
-        key = (round(ok.mean(), 2), -resid)
-        if best is None or key > best[0]:
-            best = (key, exp_try, basis)
-    if best is None:
+        exp_start, grid_note = beam_search(use, experiment, max_cell, params)
+        warnings.append(grid_note)
+        rlp = spots_to_rlp(use.x_mm, use.y_mm, use.phi, exp_start)
+    search = _dps_with_retry(rlp, max_cell, params, fixed=params.max_cell is not None)
+    basis = None if search is None else fit_basis(rlp, search.basis, params.hkldev)
+    if basis is None or abs(np.linalg.det(basis)) < 1.0:  # none, or degenerate (< 1 A^3)
         raise IndexingError(f"Autoindexing failed: no lattice found by the DPS search. {ADVICE}")
-    _, exp_start, basis = best
-    if params.beam_search and exp_start is not experiment:
-        det = exp_start.detector
-        warnings.append(f"Beam search: best beam position {det.beam_x:.2f} {det.beam_y:.2f} mm")
 
     red = niggli_reduce(basis).basis
     if np.linalg.det(red) < 0:
@@ -237,6 +277,20 @@ def autoindex(
             f"Autoindexing failed: the best solution indexes only {100 * ap.fraction:.0f}% of "
             f"the spots. {ADVICE}"
         )
+    # repeat from the refined model until the cell settles: the first pass starts from the
+    # DPS basis and the unrefined beam and may stop short (rejecting spots it should keep)
+    for _ in range(3):
+        red_ap = niggli_reduce(np.linalg.inv(ap.ub)).basis
+        again = refine_detector(use, ap.experiment, np.linalg.inv(red_ap),
+                                cell_from_basis(red_ap), "aP", hkldev=params.hkldev,
+                                sdcutoff=params.sdcutoff, refine_distance=params.unfixdist)
+        old_cell = np.asarray(cell_from_basis(red_ap))
+        new_cell = np.asarray(cell_from_basis(niggli_reduce(np.linalg.inv(again.ub)).basis))
+        better = again.n_used >= ap.n_used and again.sigma_xy <= ap.sigma_xy * 1.05
+        if better:
+            ap = again
+        if not better or np.allclose(new_cell, old_cell, rtol=1e-3, atol=0.05):
+            break
     exp_ref = ap.experiment.replace(crystal=None)
     red = niggli_reduce(np.linalg.inv(ap.ub)).basis
     rows = character_rows(red)
