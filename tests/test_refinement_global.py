@@ -74,7 +74,8 @@ def perturbed(exp: Experiment, scale=1.006, dist=0.8, beam=(0.15, -0.1),
 
 def test_refine_global_recovers_cell_distance_beam_orientation():
     """Start 0.6 % / 0.8 mm / 0.15 mm / 0.15° off; 1.5° of spots: cell within 0.05 %, distance
-    0.05 mm, beam 0.01 mm, orientation 0.01°; errors within 3.5 esd; weighted residual ≈ 1."""
+    0.05 mm, beam 0.03 mm (correlated with TILT/TWIST, refined too: within 0.1°), orientation
+    0.01°; errors within 3.5 esd; weighted residual ≈ 1."""
     truth = small_molecule()
     spots = synthetic_spots(truth, 0.0, 1.5, seed=1)
     assert len(spots) >= 20
@@ -88,7 +89,9 @@ def test_refine_global_recovers_cell_distance_beam_orientation():
     assert np.all(esd > 0) and np.all(np.abs(err) < 3.5 * esd), (err, esd)
     d = g.experiment.detector
     assert abs(d.distance - 50.0) < 0.05
-    assert abs(d.beam_x - 44.1) < 0.01 and abs(d.beam_y - 43.3) < 0.01
+    assert abs(d.beam_x - 44.1) < 0.03 and abs(d.beam_y - 43.3) < 0.03
+    assert abs(d.beam_x - 44.1) < 3.5 * g.esds["XCEN"]
+    assert abs(d.tilt) < 10 and abs(d.twist) < 10 and {"TILT", "TWIST"} <= set(g.free)
     assert _rot_angle(g.experiment.crystal.M, truth.crystal.M) < 0.01
     assert 0.6 < g.wrms < 1.5
     assert g.n_phi == g.n_used == len(spots)
@@ -142,8 +145,8 @@ def _meas(image, hkl, inten, x, y, osc=0.1):
 
 
 def test_spots_from_measurements_centroids_and_completeness():
-    """(1,2,3) on images 1-4 with I 0,100,300,0: x = 10.15, φ = 0.225, complete; (2,0,0) cut by
-    the first image: incomplete; (0,0,4) weak: dropped; gap in images = separate passages."""
+    """(1,2,3) on images 1-4 with I 0,100,300,1 (σ 10; parts below 1σ get no weight): x = 10.15,
+    φ = 0.225, complete; (2,0,0) cut by the first image: incomplete; (0,0,4) weak: dropped."""
     h1, h2, h3 = (1, 2, 3), (2, 0, 0), (0, 0, 4)
     ms = [
         _meas(1, [h1, h2, h3], [0.0, 500.0, 5.0], [9.0, 50.0, 70.0], [5.0, 1.0, 1.0]),
@@ -155,7 +158,7 @@ def test_spots_from_measurements_centroids_and_completeness():
     assert len(s) == 2
     i1 = [tuple(h) for h in s.hkl].index(h1)
     i2 = [tuple(h) for h in s.hkl].index(h2)
-    w = np.array([0.0, 100.0, 300.0, 1.0])
+    w = np.array([0.0, 100.0, 300.0, 0.0])
     assert s.x[i1] == pytest.approx(np.dot(w, [9, 10, 10.2, 12]) / w.sum(), abs=1e-9)
     assert s.y[i1] == pytest.approx(np.dot(w, [5, 5, 5.4, 5]) / w.sum(), abs=1e-9)
     assert s.phi[i1] == pytest.approx(np.dot(w, [0.05, 0.15, 0.25, 0.35]) / w.sum(), abs=1e-9)

@@ -161,6 +161,7 @@ def refine_cell_segments(
     global_params: GlobalRefinementParams | None = None,
     min_fractions: int = 50,
     global_detector: bool = False,
+    search_mosaic: float = 1.0,
 ) -> CellRefinementResult:
     """Cell refinement from segments of images (POSTREF SEGMENT procedure).
 
@@ -184,6 +185,8 @@ def refine_cell_segments(
     global_detector : with post-refinement, also refine one detector (distance, beam) and the
         orientation globally against all spot centroids each cycle, the cell held at the
         post-refined values (instead of averaging the per-image detectors).
+    search_mosaic : with global refinement, reflections are measured over the φ range of a
+        mosaic spread of at least this (°), so spots are found when the start model is off.
 
     Returns
     -------
@@ -231,6 +234,11 @@ def refine_cell_segments(
                     "X, Y and phi centroids of all spots on the images instead"
                 )
         if mode == "global":
+            # measure over a wider φ range: spots are found even where the starting model
+            # predicts them a few tenths of a degree off (the rocking width is not used here)
+            cr = st.exp.crystal
+            wide = st.exp.replace(crystal=cr.replace(mosaic=max(cr.mosaic, search_mosaic)))
+            meas = {i: measure_fn(wide.replace(detector=st.dets[i]), [i])[0] for i in images}
             ok = _global_cycle(st, meas, images, gp, pp, cycle)
             last = "global"
         else:
@@ -246,7 +254,7 @@ def refine_cell_segments(
                 last = "global"
         if not ok:
             break
-        if st.max_sig <= pp.shiftfac and last == mode:
+        if st.max_sig <= pp.shiftfac and last == mode and not st.more:
             st.converged = True
             break
     exp = st.exp
@@ -285,6 +293,7 @@ class _State:
         self.cycle = 0
         self.d_best = np.inf
         self.max_sig = np.inf
+        self.more = False
 
 
 def _postref_cycle(st: _State, meas: dict, images: list[int], obs: PartialObservations,
@@ -376,6 +385,8 @@ def _global_cycle(st: _State, meas: dict, images: list[int], gp: GlobalRefinemen
     st.exp, st.glob = exp, g
     st.dets = {i: exp.detector for i in images}
     st.pr = _as_postref(g, exp, mosaic_esd, spots, images, meas)
+    # never converged after one cycle: re-measure with the refined model first
+    st.more = prev is None
     if prev is None:
         shifts = [abs(g.shifts[n]) / g.esds[n] for n in CELL_NAMES if g.esds[n] > 0]
     else:

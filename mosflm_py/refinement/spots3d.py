@@ -3,8 +3,9 @@
 The summation measurements of a reflection on consecutive images (:class:`ImageMeasurements`) are
 joined into one observation: the intensity-weighted centroid of the per-image detector centroids
 (X, Y, mm) and the intensity-weighted mean of the image mid-φ values (φ, °), as the 3D centroids
-of DIALS or XDS.  The φ centroid of a reflection cut by the first or last image of a segment is
-biased, so it is flagged ``complete = False`` (its X, Y are still good) — judged as in
+of DIALS or XDS; parts below 1σ(I) get no weight, so empty boxes on images far from the spot do
+not pull the centroids.  The φ centroid of a reflection cut by the first or last image of a
+segment is biased, so it is flagged ``complete = False`` (its X, Y are still good) — judged as in
 post-refinement: the first and last parts of the group hold less than 5 % of the total or are
 within 2σ of zero.
 
@@ -100,7 +101,7 @@ def spots_from_measurements(
     o = g.order
     gid = np.repeat(np.arange(len(g)), g.count)
     inten, var = cat["intensity"][o], cat["sigma"][o] ** 2
-    w = np.maximum(inten, 0.0)
+    w = np.where(inten > np.sqrt(var), inten, 0.0)  # parts above 1σ: noise adds no weight
     mid = 0.5 * (cat["phi_start"][o] + cat["phi_end"][o])
     osc = (cat["phi_end"] - cat["phi_start"])[o]
 
