@@ -146,3 +146,25 @@ def test_process_missing_images_is_a_clear_error(simulated):
     rc, log = run_job(simulated, ["MATRIX truth.mat", "PROCESS 1 40", "GO"])
     assert rc != 0
     assert "not found" in log and "Traceback" not in log
+
+
+@pytest.mark.slow
+def test_masks_and_polarisation_keywords(serial_run):
+    """BACKSTOP and LIMITS EXCLUDE are honoured; POLARISATION MONOCHROMATOR changes LP."""
+    folder, _ = serial_run
+    extra = ("BACKSTOP CENTRE 45.1 42.3 RADIUS 8", "LIMITS EXCLUDE 0 20 0 88.1",
+             "POLARISATION MONOCHROMATOR 26.6")
+    lines = [x.replace(f"PROCESS 1 {N_IMAGES} BLOCK 6", "PROCESS 1 6")
+             for x in process_lines("masked.mtz", 1, extra)]
+    rc, log = run_job(folder, lines)
+    assert rc == 0, log
+    m = read_unmerged_mtz(folder / "masked.mtz")
+    x = m.columns["XDET"] * 0.172
+    y = m.columns["YDET"] * 0.172
+    assert not (np.hypot(x - 45.1, y - 42.3) < 8.0 - 0.5).any()
+    inside = x < 20.0 - 0.5
+    assert not inside.any()  # no peak pixel left: not measured at all
+    near = x < 20.0
+    assert ((m.columns["FLAG"][near].astype(int) & 32) != 0).all()  # partly masked: EDGE
+    ref = read_unmerged_mtz(folder / "serial.mtz")
+    assert not np.allclose(np.median(m.columns["LP"]), np.median(ref.columns["LP"]), rtol=1e-3)

@@ -68,6 +68,19 @@ def choose_raster(session: Session, exp: Experiment, first: int) -> Raster:
     return Raster(17, 19, 13, 6, 6)
 
 
+def _geometric_mask(session: Session, g) -> np.ndarray | None:
+    """Active-pixel mask from BACKSTOP and LIMITS EXCLUDE / QUADRILATERAL (None if none)."""
+    from mosflm_py.actions.findspots import spotfind_params
+    from mosflm_py.spotfinding import build_mask
+
+    sp = spotfind_params(session, g)
+    if sp.backstop is None and not sp.excludes and not sp.quadrilaterals:
+        return None
+    return build_mask((g.nslow, g.nfast), g.pixel_slow, g.pixel_fast, None,
+                      backstop=sp.backstop, excludes=sp.excludes,
+                      quadrilaterals=sp.quadrilaterals)
+
+
 def integration_params(session: Session, raster: Raster, first: int) -> IntegrationParams:
     """IntegrationParams from the PROFILE, BACKGROUND, REJECTION, SEPARATION, ... settings."""
     st = session.state
@@ -84,10 +97,24 @@ def integration_params(session: Session, raster: Raster, first: int) -> Integrat
                               partials=True if pr.partials else None, variable=pr.variable,
                               interpolate=pr.interpolate, wdlim1=pr.wdlim1, wdlim2=pr.wdlim2,
                               xlines=tuple(pr.xlines) or None, ylines=tuple(pr.ylines) or None),
-        separation=SeparationParams(close=True if it.separation_close else True, trim=it.trim,
-                                    noverlap=it.noverlap),
+        # per-spot overlap masks (SEPARATION CLOSE) unless the user chose otherwise
+        separation=SeparationParams(
+            close=(it.separation_close if st.is_user_set("integration.separation_close")
+                   else True), trim=it.trim, noverlap=it.noverlap),
         gain=g.gain, adcoffset=g.adcoffset, nullpix=g.nullpix, overload=g.overload,
     )
+
+
+def polarisation_model(session: Session, g) -> Polarisation:
+    """POLARISATION SYNCHROTRON p / MONOCHROMATOR 2θm / PINHOLE (or the wavelength default)."""
+    b = session.state.beam
+    mode = (b.polarisation_mode or "").upper()
+    if mode.startswith("MONO"):
+        return Polarisation(kind="monochromator", degree=0.0,
+                            mono_2theta_deg=float(b.monochromator_angle or 0.0))
+    if mode.startswith("PIN") or g.polarisation <= 0:
+        return Polarisation(kind="pinhole", degree=0.0)
+    return Polarisation(kind="synchrotron", degree=g.polarisation)
 
 
 def refinement_params(session: Session) -> tuple[RefinementParams, PostrefParams]:
@@ -127,15 +154,14 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     ip = integration_params(session, raster, first)
     rp, pp = refinement_params(session)
     g = session.geometry(first)
-    pol = Polarisation(kind="synchrotron", degree=g.polarisation) if g.polarisation > 0 else \
-        Polarisation(kind="pinhole", degree=0.0)
+    pol = polarisation_model(session, g)
     st = session.state
     params = ProcessParams(
         d_min=d_min, d_max=d_max, maxwidth=st.integration.maxwidth, integration=ip,
         refinement=rp, postrefinement=pp, refine_detector=st.refinement.enabled,
         postref=st.postref.enabled and not st.postref.fix_all, mossmooth=st.postref.mossmooth,
         mosadd=st.postref.mosadd, polarisation=pol, high_resolution=d_min < 2.5,
-        exclude_shells=exclude_shells(session),
+        exclude_shells=exclude_shells(session), mask=_geometric_mask(session, g),
     )
     blocks = make_blocks(plan, block)
     starts, ends = phi_grid(plan)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mosflm_py.errors import MosflmError
+from mosflm_py.errors import IntegrationError, MosflmError
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.prediction import predict, predict_positions
 from mosflm_py.integration import Predictions as IntPredictions
@@ -208,10 +208,22 @@ def _predict_image(job: BlockJob, k: int, exp: Experiment, pred) -> tuple[IntPre
     return ip, extra
 
 
+def _masked(frame: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Frame with pixels outside ``mask`` set to -1 (inactive), as NULLPIX pixels."""
+    if mask is None:
+        return frame
+    if mask.shape != frame.shape:
+        raise IntegrationError(f"mask shape {mask.shape} does not match the image {frame.shape}")
+    out = frame.astype(np.int32 if frame.dtype.kind in "ui" else np.float32, copy=True)
+    out[~mask] = -1
+    return out
+
+
 def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
     """Refine, form profiles and integrate the images of one block (see module docstring)."""
     p = job.params
-    frames = {im.number: np.asarray(frame_source(im.number)) for im in job.images}
+    frames = {im.number: _masked(np.asarray(frame_source(im.number)), p.mask)
+              for im in job.images}
     refinements = _refine_images(job, frames)
     preds = _predict_block(job, refinements)
     warnings: list[str] = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from mosflm_py.integration import IntegrationParams, Polarisation
 from mosflm_py.refinement import PostrefParams, RefinementParams
 
@@ -17,7 +19,9 @@ class ProcessParams:
     post-refinement on/off.  mossmooth, mosadd : smoothing window (images) and safety factor of
     the refined mosaic spread.  high_resolution : 21 standard-profile regions (data beyond 2.5 Å)
     or 9.  min_isig_refine : I/σ of reflections used for positional refinement.
-    ice_rings : resolution shells (Å, pairs) excluded (RESOLUTION EXCLUDE / EXCLUDE ICE).
+    exclude_shells : resolution shells (Å, pairs) excluded (RESOLUTION EXCLUDE / EXCLUDE ICE).
+    mask : active-pixel mask [slow, fast] (BACKSTOP, LIMITS EXCLUDE / QUADRILATERAL), True =
+    usable; masked pixels are treated like inactive (NULLPIX) pixels.
     """
 
     d_min: float
@@ -34,3 +38,4 @@ class ProcessParams:
     high_resolution: bool = True
     min_isig_refine: float = 5.0
     exclude_shells: tuple[tuple[float, float], ...] = ()
+    mask: np.ndarray | None = None
