@@ -192,6 +192,7 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
             for res in run_blocks(jobs, _source(series), session.nproc):
                 for w in res.warnings:
                     rep.warning(w)
+                _log_profiles(session, res)
                 for st_img, ref, rec in zip(res.stats, res.refinement, res.records):
                     im = plan[done]
                     writer.add(_mtz_records(rec), [_batch_header(session, im, ref)])
@@ -200,6 +201,7 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
                     _log_image(session, st_img, ref)
                     done += 1
                     progress(session, done, len(plan), t0)
+                _log_resolution(session, res, exp)
     except KeyboardInterrupt:
         raise IntegrationError("PROCESS interrupted: no MTZ file was written (any earlier file "
                                "is untouched).") from None
@@ -213,6 +215,62 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
         rep.line(f" SUMMARY file written: {summary}")
     session.results.integration = {"n_records": n_records, "images": image_rows,
                                    "mtz": mtz_path, "seconds": elapsed}
+
+
+def _log_profiles(session: Session, res) -> None:
+    """The standard-profile table of a block and the map of its central profile."""
+    rows = res.profiles_report
+    if not rows:
+        return
+    rep = session.report
+    first, last = res.stats[0].image, res.stats[-1].image
+    rep.line("")
+    rep.line(f" Standard profiles for images {first} to {last}")
+    rep.table(["BOX", "NXS NYS NC NRX NRY", "RMSBG", "NO", "CORRLN", "AVERAGED"],
+              [[r["region"], " ".join(str(v) for v in r["raster"]), f"{r['rmsbg']:.1f}",
+                r["n_contrib"], f"{r['corrln']:.2f}", "yes" if r["averaged"] else ""]
+               for r in rows])
+    centre = max(rows, key=lambda r: r["n_contrib"])
+    rep.line(f" Profile of box {centre['region']} ({centre['n_contrib']} reflections; peak "
+             "pixels 0-9, background '.')")
+    for line in centre["map"]:
+        rep.line("   " + line)
+
+
+def _log_resolution(session: Session, res, exp) -> None:
+    """<I/sigma(I)> of the block's reflections in shells of resolution (profile fitted)."""
+    recs = [r for r in res.records if len(r)]
+    if not recs:
+        return
+    hkl = np.concatenate([r.hkl for r in recs]).astype(float)
+    ipr = np.concatenate([r.Ipr for r in recs])
+    spr = np.concatenate([r.sigIpr for r in recs])
+    isum = np.concatenate([r.I for r in recs])
+    ssum = np.concatenate([r.sigI for r in recs])
+    from mosflm_py.geometry.crystal import b_matrix
+
+    dstar2 = np.sum((hkl @ b_matrix(exp.crystal.cell).T) ** 2, axis=1)
+    if len(dstar2) < 10:
+        return
+    nbin = 8
+    edges = np.linspace(dstar2.min(), dstar2.max() * (1 + 1e-9), nbin + 1)
+    idx = np.clip(np.searchsorted(edges, dstar2, "right") - 1, 0, nbin - 1)
+    rows = []
+    for b in range(nbin):
+        m = idx == b
+        okp = m & np.isfinite(ipr) & (spr > 0)
+        oks = m & np.isfinite(isum) & (ssum > 0)
+        if not m.any():
+            continue
+        rows.append([f"{1 / np.sqrt(edges[b + 1]):.2f}", int(m.sum()),
+                     f"{np.mean(ipr[okp]):.0f}" if okp.any() else "-",
+                     f"{np.mean(ipr[okp] / spr[okp]):.1f}" if okp.any() else "-",
+                     f"{np.mean(isum[oks] / ssum[oks]):.1f}" if oks.any() else "-"])
+    rep = session.report
+    rep.line("")
+    rep.line(f" Analysis as a function of resolution, images {res.stats[0].image} to "
+             f"{res.stats[-1].image} (fulls and partial parts)")
+    rep.table(["Dmin(A)", "Number", "<I> prf", "<I/sig> prf", "<I/sig> sum"], rows)
 
 
 def _log_image(session: Session, s, ref) -> None:

@@ -83,7 +83,7 @@ class BlockResult:
     records: list[ImageRecords]
     stats: list[ImageStats]
     refinement: list[ImageRefinement]
-    profiles_report: list[str]
+    profiles_report: list[dict]
     warnings: list[str]
 
 
@@ -228,15 +228,14 @@ def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
     preds = _predict_block(job, refinements)
     warnings: list[str] = []
     profiles = None
-    report: list[str] = []
+    report: list[dict] = []
     if p.integration.profile.enabled:
         try:
             profiles = accumulate_profiles(
                 [(frames[im.number], ip) for im, (ip, _) in zip(job.images, preds)],
                 p.integration, high_resolution=p.high_resolution,
             )
-            report = list(getattr(profiles, "report_lines", lambda: [])()) if hasattr(
-                profiles, "report_lines") else []
+            report = profiles.report()
             warnings.extend(getattr(profiles, "warnings", ()))
         except MosflmError as err:
             warnings.append(f"standard profiles for images {job.images[0].number}-"
