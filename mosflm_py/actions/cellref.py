@@ -37,6 +37,25 @@ def add_segment(session: Session, first: int, last: int) -> None:
         refine_cell(session, segs)
 
 
+def automatic_segments(session: Session, first: int, last: int) -> None:
+    """POSTREF AUTO: choose the segments within first..last (iMosflm's rule) and refine."""
+    from mosflm_py.refinement import auto_segments
+
+    plan = image_plan(session, first, last, None, None, 0)
+    exp = starting_experiment(session, first)
+    phis = {im.number: (im.phi_start, im.phi_end) for im in plan}
+    segs = auto_segments([im.number for im in plan], phis.__getitem__, exp.crystal.mosaic,
+                         exp.crystal.space_group)
+    session.report.line(" Automatic choice of segments for cell refinement: "
+                        + ", ".join(f"images {s[0]} to {s[-1]} (phi {phis[s[0]][0]:.1f})"
+                                    for s in segs))
+    if len(segs) < 2:
+        session.report.warning(
+            f"Images {first} to {last} allow only one segment: the cell will be poorly "
+            "determined.", "Refine the cell from segments about 90 degrees apart if possible.")
+    refine_cell(session, segs)
+
+
 def refine_cell(session: Session, segments: list[list[int]]) -> None:
     """Run the segment cell refinement and report it as MOSFLM does."""
     from mosflm_py.refinement import (

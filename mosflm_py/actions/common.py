@@ -78,8 +78,9 @@ def current_crystal(session: Session, wavelength: float | None = None) -> Crysta
             wavelength = wavelength_from_matrix(mat.A, mat.cell)
         cr = Crystal.from_a_matrix(np.asarray(mat.A), wavelength,
                                    missets=tuple(mat.missets))
-        if st.cell is not None and st.cell_keep:
-            cr = cr.replace(cell=st.cell)
+        # a CELL given by the user replaces the matrix file's cell (the orientation U is kept)
+        if st.cell is not None and (st.cell_keep or session.state.is_user_set("crystal.cell")):
+            cr = cr.replace(cell=tuple(st.cell))
     if cr is None:
         return None
     changes: dict[str, Any] = {}

@@ -69,7 +69,13 @@ def process_range(session: Session, job: Job) -> tuple[int, int, float | None, f
 def run(session: Session, job: Job) -> None:
     """GO handler of PROCESS."""
     first, last, start, angle, block, add = process_range(session, job)
-    if session.state.postref.segments:
+    segments = session.state.postref.segments
+    if segments and segments < 0:
+        from mosflm_py.actions.cellref import automatic_segments
+
+        automatic_segments(session, first, last)
+        return
+    if segments:
         from mosflm_py.actions.cellref import add_segment
 
         add_segment(session, first, last)
