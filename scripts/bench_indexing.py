@@ -1,64 +1,119 @@
-"""Seconds per stage of AUTOINDEX on the real test images (and dials.index if on PATH).
+"""Seconds of spot finding and AUTOINDEX on the real test images and a simulated two-image case,
+and (when DIALS is installed) dials.import + dials.find_spots + dials.index on the same images.
 
-Usage: python scripts/bench_indexing.py [path/to/shared/data/real]
+Usage: python scripts/bench_indexing.py [path/to/shared/data/real] [--no-dials]
+
+Prints one line per case: our spot finding and AUTOINDEX seconds, the cell found, and the DIALS
+seconds (import, find_spots, index, total) with the ratio DIALS / ours.
 """
 
 from __future__ import annotations
 
 import io
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from mosflm_py.actions.autoindex import spots_to_detector_spots
-from mosflm_py.actions.common import experiment_for_image
 from mosflm_py.actions.findspots import spots_for_images
-from mosflm_py.geometry.reciprocal import spots_to_rlp
-from mosflm_py.indexing.autoindex import autoindex, estimate_max_cell, select_spots
-from mosflm_py.indexing.dps import find_basis
-from mosflm_py.indexing.solutions import IndexingParams
 from mosflm_py.session import Session
 
 _DEFAULT = Path(__file__).resolve().parents[2] / "shared/data/real"
-DATA = Path(sys.argv[1]) if len(sys.argv) > 1 else _DEFAULT
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+DATA = Path(ARGS[0]) if ARGS else _DEFAULT
+USE_DIALS = "--no-dials" not in sys.argv and shutil.which("dials.index") is not None
+
+# name: (folder, template, images, file names for DIALS, extra dials.index options)
 CASES = {
-    "l-cysteine (15 images)": (
-        "l_cysteine_sweep04", "l-cyst_04_#####.cbf", list(range(1, 16)), []),
-    "example_009 (1 image)": (
-        "pilatus6m_p3_and_thaumatin", "example_###.cbf.gz", [9], ["FINDSPOTS MINPIX 3"]),
+    "L-cysteine (15 x 0.1 deg)": (
+        DATA / "l_cysteine_sweep04", "l-cyst_04_#####.cbf", list(range(1, 16)),
+        [f"l-cyst_04_{i:05d}.cbf" for i in range(1, 16)], []),
+    "example_009 (1 x 0.1 deg)": (
+        DATA / "pilatus6m_p3_and_thaumatin", "example_###.cbf.gz", [9],
+        ["example_009.cbf.gz"], []),
+    "thaum_0500 (still)": (
+        DATA / "pilatus6m_p3_and_thaumatin", "thaum_####.cbf.gz", [500],
+        ["thaum_0500.cbf.gz"],
+        # as in the data's readme_thaum_0500.txt (DIALS needs the still options and MAXCELL)
+        ["stills.indexer=sequences", "max_cell=200", "space_group=P4"]),
 }
 
 
+def simulated_case(tmp: Path) -> tuple:
+    """Two 1-degree images 90 deg apart, P 21 21 21, 1024^2 Pilatus-like detector."""
+    from mosflm_py.simulate.dataset import simulate_dataset
+    from mosflm_py.simulate.params import default_params
+
+    p = default_params(n_images=1, osc_width=1.0, seed=5)
+    simulate_dataset(p, tmp, fmt="cbf")
+    simulate_dataset(p.replace(first_image=91, phi_start=90.0), tmp, fmt="cbf")
+    return (tmp, "sim_#####.cbf", [1, 91], [], [])  # DIALS cannot read this detector size
+
+
+def ours(folder: Path, template: str, images: list[int]) -> tuple[float, float, str]:
+    """(spot finding s, AUTOINDEX s excluding spot finding, result text)."""
+    s = Session(out=io.StringIO())
+    s.run_lines([f"DIRECTORY {folder}", f"TEMPLATE {template}"])
+    from mosflm_py.actions.autoindex import pixel_array_defaults
+
+    pixel_array_defaults(s, images[0])
+    t0 = time.perf_counter()
+    spots_for_images(s, images, report=False)  # cached: AUTOINDEX reuses these spots
+    t1 = time.perf_counter()
+    s.run_lines(["AUTOINDEX DPS REFINE " + " ".join(f"IMAGE {i}" for i in images), "GO"])
+    t2 = time.perf_counter()
+    r = s.results.indexing
+    text = "FAILED" if r is None else (
+        f"{r.solution.lattice} {' '.join(f'{v:.2f}' for v in r.crystal.cell)} "
+        f"sd(x,y) {r.sigma_xy:.3f} mm")
+    return t1 - t0, t2 - t1, text
+
+
+def dials(folder: Path, files: list[str], extra: list[str]) -> tuple[float, float, float] | None:
+    """Seconds of dials.import, dials.find_spots, dials.index (None if a step failed)."""
+    with tempfile.TemporaryDirectory() as work:
+        steps = [
+            ["dials.import", *[str(folder / f) for f in files]],
+            ["dials.find_spots", "imported.expt", "nproc=2"],
+            ["dials.index", "imported.expt", "strong.refl", *extra],
+        ]
+        times = []
+        for cmd in steps:
+            t0 = time.perf_counter()
+            done = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+            times.append(time.perf_counter() - t0)
+            if done.returncode != 0:
+                return None
+        return times[0], times[1], times[2]
+
+
 def main() -> None:
-    for name, (folder, template, images, extra) in CASES.items():
-        s = Session(out=io.StringIO())
-        s.run_lines([f"DIRECTORY {DATA / folder}", f"TEMPLATE {template}", *extra])
-        t0 = time.perf_counter()
-        lists = spots_for_images(s, images, report=False)
-        t1 = time.perf_counter()
-        widths = {n: abs(np.subtract(*s.images().phi_range(n))) for n in images}
-        spots = spots_to_detector_spots(lists, widths)
-        exp = experiment_for_image(s, images[0], crystal=None)
-        params = IndexingParams()
-        mask, _ = select_spots(spots, params.threshold, params.min_spots)
-        use = spots.select(mask)
-        rlp = spots_to_rlp(use.x_mm, use.y_mm, use.phi, exp)
-        maxc = estimate_max_cell(rlp, use.image)
-        t2 = time.perf_counter()
-        find_basis(rlp, maxc)
-        t3 = time.perf_counter()
-        res = autoindex(spots, exp, params)
-        t4 = time.perf_counter()
-        print(f"{name}: spot finding {t1 - t0:.2f} s, DPS basis search {t3 - t2:.2f} s, "
-              f"full autoindex (DPS + 44 characters + refinement) {t4 - t3:.2f} s -> "
-              f"{res.solution.lattice} {np.round(res.crystal.cell, 2)}")
-    if shutil.which("dials.index"):
-        print("dials.index found on PATH: run it on the same spots for comparison")
-    else:
-        print("dials.index not on PATH: no DIALS timing")
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = dict(CASES)
+        cases["simulated P212121 (2 x 1 deg, 90 deg apart)"] = simulated_case(Path(tmp))
+        for name, (folder, template, images, files, extra) in cases.items():
+            if not folder.is_dir():
+                print(f"{name}: data not found at {folder}")
+                continue
+            t_find, t_index, text = ours(folder, template, images)
+            line = (f"{name}: mosflm-py spot finding {t_find:.2f} s, AUTOINDEX {t_index:.2f} s, "
+                    f"total {t_find + t_index:.2f} s -> {text}")
+            if USE_DIALS and files:
+                d = dials(folder, files, extra)
+                if d is None:
+                    line += "; DIALS failed"
+                else:
+                    tot = float(np.sum(d))
+                    line += (f"; DIALS import {d[0]:.1f} s, find_spots {d[1]:.1f} s, index "
+                             f"{d[2]:.1f} s, total {tot:.1f} s (DIALS / mosflm-py = "
+                             f"{tot / (t_find + t_index):.1f})")
+            print(line, flush=True)
+    if not USE_DIALS:
+        print("dials.index not on PATH (or --no-dials): no DIALS timing")
 
 
 if __name__ == "__main__":

@@ -109,7 +109,8 @@ def estimate_max_cell(rlp: np.ndarray, image: np.ndarray | None = None) -> float
     edges whose reciprocal axes lie across the thin shell recorded on that image (an edge along
     the beam is invisible on a narrow image).  So each image (with at least 8 spots) gives its
     own estimate, 1.5 / (5th percentile of the nearest-neighbour separations), and the largest
-    of them is used (MOSFLM estimates it from the minimum spot separation).  Clipped to
+    of them is used (MOSFLM estimates it from the minimum spot separation).  Images with fewer
+    than 8 spots are pooled, still counting only neighbours on the same image.  Clipped to
     10..1000 Angstrom; 100 when nothing can be measured.
     """
     rlp = np.asarray(rlp, dtype=float)
@@ -121,8 +122,17 @@ def estimate_max_cell(rlp: np.ndarray, image: np.ndarray | None = None) -> float
         pts = rlp[g]
         if len(pts) < 2:
             continue
-        d, _ = cKDTree(pts).query(pts, k=2)
-        s = d[:, 1][d[:, 1] > 1e-6]
+        k = min(len(pts), 12)
+        d, j = cKDTree(pts).query(pts, k=k)
+        d, j = d.reshape(len(pts), k)[:, 1:], j.reshape(len(pts), k)[:, 1:]
+        if image is not None:
+            # pooled images (too few spots per image): a neighbour on another image may be the
+            # same reflection recorded again on a fine-sliced sweep (L-cysteine: over up to 10
+            # images of 0.1 deg), not a lattice neighbour: use neighbours on the same image
+            img = np.asarray(image)[g]
+            d = np.where(img[j] != img[:, None], np.inf, d)
+        s = d.min(axis=1)
+        s = s[np.isfinite(s) & (s > 1e-6)]
         if len(s):
             estimates.append(1.5 / np.percentile(s, 5))
     if not estimates:
