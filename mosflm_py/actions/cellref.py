@@ -97,7 +97,7 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
         rep.warning(f"The data extend only to {d_min:.2f} A: the cell from post-refinement may be "
                     "poorly determined.", "Cell refinement works best with data beyond 3.5 A.")
     rep.line("")
-    rep.line(" Cell refinement by post-refinement of "
+    rep.line(" Cell refinement from "
              + ", ".join(f"images {s[0]}-{s[-1]}" for s in segments))
     cr0 = exp.crystal
     rep.line(f" Starting cell {_cell(cr0.cell)}   mosaic {cr0.mosaic:.3f}   space group "
@@ -109,18 +109,28 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
     except RefinementError:
         raise
     elapsed = time.perf_counter() - t0
+    rep.line(f" Method: {res.method}")
+    phi_name = "post-refinement" if res.method == "post-refinement" else "phi"
     for row in res.cycle_rows:
         rep.line(f" Cycle {row['cycle']}: rms positional residual {row['rms_mm']:.3f} mm, "
-                 f"post-refinement rms {row['postref_rms_deg']:.3f} deg, distance spread "
+                 f"{phi_name} rms {row['postref_rms_deg']:.3f} deg, distance spread "
                  f"{row['dist_spread']:.2f} mm, YSCALE spread {row['yscale_spread']:.4f}, "
                  f"largest cell shift {row['max_shift_sds']:.1f} sds")
+    g = res.global_refinement
+    if g is not None:
+        e = g.esds
+        rep.line(f" Global positional refinement: {g.n_used} spots ({g.n_phi} with a phi "
+                 f"centroid), rms {g.rms_xy:.3f} mm and {g.rms_phi:.3f} deg; distance "
+                 f"{g.experiment.detector.distance:.2f} +- {e.get('DISTANCE', 0.0):.2f} mm, "
+                 f"TILT {g.experiment.detector.tilt:.1f} TWIST {g.experiment.detector.twist:.1f}")
     rep.table(["", *CELL_NAMES], [
         ["Initial cell", *[f"{v:.4f}" for v in res.initial_cell]],
         ["Refined cell", *[f"{v:.4f}" for v in res.final_cell]],
         ["esd", *[f"{v:.4f}" for v in res.cell_esds]],
     ])
-    rep.line(f" Refined mosaic spread (without safety factor) {res.mosaic:.3f} +- "
-             f"{res.mosaic_esd:.3f} deg")
+    if res.mosaic > 0:
+        rep.line(f" Refined mosaic spread (without safety factor) {res.mosaic:.3f} +- "
+                 f"{res.mosaic_esd:.3f} deg")
     d = res.experiment.detector
     rep.line(f" Refined detector: beam {d.beam_x:.3f} {d.beam_y:.3f} mm, distance "
              f"{d.distance:.2f} mm, YSCALE {d.yscale:.4f}, TILT {d.tilt:.1f}, TWIST {d.twist:.1f}")
