@@ -82,6 +82,8 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
     if pr.fix_all:
         fix |= {"A", "B", "C", "ALPHA", "BETA", "GAMMA", "MOSAIC", "PHIX", "PHIY", "PHIZ"}
     extra = {}
+    if st.is_user_set("postref.maxresidual"):
+        extra["maxresidual"] = pr.maxresidual
     if pr.frmin is not None:
         extra["frmin"] = pr.frmin
     if pr.frmax is not None:

@@ -133,6 +133,8 @@ def refinement_params(session: Session) -> tuple[RefinementParams, PostrefParams
     if pr.fix_all:
         pfix |= set(CELL_PARAMS) | {"MOSAIC", "PHIX", "PHIY", "PHIZ"}
     extra = {}
+    if st.is_user_set("postref.maxresidual"):
+        extra["maxresidual"] = pr.maxresidual
     if pr.frmin is not None:
         extra["frmin"] = pr.frmin
     if pr.frmax is not None:
