@@ -198,9 +198,12 @@ def refine_detector(
         x0 = np.clip(x[:n_par], lo + 1e-9, hi - 1e-9)
         # Levenberg-Marquardt (MINPACK, no threaded BLAS: fast for these small problems);
         # the bounded trust-region solver only when LM leaves the physical region
-        sol = least_squares(fun, x0, x_scale=scale[:n_par], method="lm")
+        # tolerances: a relative change of 1e-6 in the cost or parameters is far below what
+        # matters for choosing a lattice (and the outer cycles re-fit after rejection)
+        opts = dict(x_scale=scale[:n_par], ftol=1e-6, xtol=1e-6, max_nfev=30 * (n_par + 1))
+        sol = least_squares(fun, x0, method="lm", **opts)
         if not (np.all(sol.x > lo) and np.all(sol.x < hi)):
-            sol = least_squares(fun, x0, x_scale=scale[:n_par], bounds=(lo, hi), method="trf")
+            sol = least_squares(fun, x0, bounds=(lo, hi), method="trf", **opts)
         x[:n_par] = sol.x
         exp = build(x)
         hkl, ok = index_all(exp)
