@@ -7,7 +7,8 @@ Usage::
 What is measured (all on one core):
 
 * mosflm-py: ``mosflm_py.spotfinding.find_spots`` on the decoded frame in a fresh process with
-  ``NUMBA_NUM_THREADS=1``, after one warm-up call (numba cache load / compilation excluded);
+  ``NUMBA_NUM_THREADS=1``, after one warm-up call (numba cache load / compilation excluded),
+  MINPIX 3 (what AUTOINDEX uses on pixel-array detectors; DIALS sets min_spot_size=3 too);
   best and median of ``--repeat`` calls.  Reading and decompressing the file with fabio is timed
   separately ("read"), since DIALS' numbers include it.
 * DIALS (``/usr/bin/dials.find_spots nproc=1``, default dispersion threshold, clean
@@ -61,7 +62,7 @@ for _ in range(max(1, repeat // 2)):
     creads.append(time.process_time() - c)
 det = DetectorFrame(beam_x=by * 0.172, beam_y=bx * 0.172, distance=dist, wavelength=wl,
                     pixel_slow=0.172, pixel_fast=0.172)
-params = SpotFindParams(overload=1e6)
+params = SpotFindParams(overload=1e6, minpix=3)
 spots, rep = find_spots(frame, det, params)
 times, cpus = [], []
 for _ in range(repeat):
