@@ -58,9 +58,9 @@ def automatic_segments(session: Session, first: int, last: int) -> None:
 
 def refine_cell(session: Session, segments: list[list[int]]) -> None:
     """Run the segment cell refinement and report it as MOSFLM does."""
+    from mosflm_py.actions.integrate import postref_params
     from mosflm_py.refinement import (
         MeasureParams,
-        PostrefParams,
         RefinementParams,
         make_measure_fn,
         refine_cell_segments,
@@ -78,19 +78,7 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
 
     st = session.state
     pr = st.postref
-    fix = set(pr.fixed) | {"DIVERGENCE"}
-    if pr.fix_all:
-        fix |= {"A", "B", "C", "ALPHA", "BETA", "GAMMA", "MOSAIC", "PHIX", "PHIY", "PHIZ"}
-    extra = {}
-    if st.is_user_set("postref.maxresidual"):
-        extra["maxresidual"] = pr.maxresidual
-    if pr.frmin is not None:
-        extra["frmin"] = pr.frmin
-    if pr.frmax is not None:
-        extra["frmax"] = pr.frmax
-    pp = PostrefParams(fix=frozenset(fix), nref=pr.nref, sdfac=pr.sdfac, maxshift=pr.maxshift,
-                       shiftfac=pr.shiftfac, mossmooth=pr.mossmooth, mosadd=pr.mosadd,
-                       multi=True if pr.multi is None else pr.multi, **extra)
+    pp = postref_params(session)
     rp = RefinementParams(nref=st.refinement.nref, limit=st.refinement.limit,
                           cycles=st.refinement.cycles, residual=st.refinement.residual,
                           raise_on_residual=False)

@@ -117,31 +117,38 @@ def polarisation_model(session: Session, g) -> Polarisation:
     return Polarisation(kind="synchrotron", degree=g.polarisation)
 
 
+def postref_params(session: Session, extra_fix: set[str] = frozenset()) -> PostrefParams:
+    """PostrefParams from the POSTREF settings (divergence fixed, plus ``extra_fix``)."""
+    pr = session.state.postref
+    fix = set(pr.fixed) | {"DIVERGENCE"} | set(extra_fix)
+    if pr.fix_all:
+        fix |= set(CELL_PARAMS) | {"MOSAIC", "PHIX", "PHIY", "PHIZ"}
+    extra = {}
+    if session.state.is_user_set("postref.maxresidual"):
+        extra["maxresidual"] = pr.maxresidual
+    if pr.frmin is not None:
+        extra["frmin"] = pr.frmin
+    if pr.frmax is not None:
+        extra["frmax"] = pr.frmax
+    return PostrefParams(fix=frozenset(fix), nref=pr.nref, sdfac=pr.sdfac,
+                         maxshift=pr.maxshift, shiftfac=pr.shiftfac, mossmooth=pr.mossmooth,
+                         mosadd=pr.mosadd, multi=True if pr.multi is None else pr.multi,
+                         **extra)
+
+
 def refinement_params(session: Session) -> tuple[RefinementParams, PostrefParams]:
     """REFINEMENT and POSTREF settings (cell fixed during integration unless UNFIXed)."""
     st = session.state
-    rf, pr = st.refinement, st.postref
+    rf = st.refinement
     fix = {f.upper() for f in rf.fixed if f.upper() in
            ("XCEN", "YCEN", "DISTANCE", "YSCALE", "TILT", "TWIST", "CCOMEGA")}
     rp = RefinementParams(fix=frozenset(fix | {"CCOMEGA"}), nref=rf.nref, limit=rf.limit,
                           cycles=rf.cycles, residual=rf.residual,
                           include_partials=rf.partial_fraction if rf.include_partials else None,
                           fullfrac=rf.fullfrac, weight=rf.weight, raise_on_residual=False)
-    pfix = set(pr.fixed) | {"DIVERGENCE"}
-    if not getattr(pr, "unfixed", ()):  # integration: cell fixed unless asked
-        pfix |= set(CELL_PARAMS)
-    if pr.fix_all:
-        pfix |= set(CELL_PARAMS) | {"MOSAIC", "PHIX", "PHIY", "PHIZ"}
-    extra = {}
-    if st.is_user_set("postref.maxresidual"):
-        extra["maxresidual"] = pr.maxresidual
-    if pr.frmin is not None:
-        extra["frmin"] = pr.frmin
-    if pr.frmax is not None:
-        extra["frmax"] = pr.frmax
-    pp = PostrefParams(fix=frozenset(pfix), nref=pr.nref, sdfac=pr.sdfac,
-                       maxshift=pr.maxshift, shiftfac=pr.shiftfac, mossmooth=pr.mossmooth,
-                       mosadd=pr.mosadd, multi=True if pr.multi is None else pr.multi, **extra)
+    # during integration the cell is fixed unless POSTREF FIX/UNFIX said otherwise
+    pfix = set() if st.is_user_set("postref.fixed") else set(CELL_PARAMS)
+    pp = postref_params(session, extra_fix=pfix)
     return rp, pp
 
 

@@ -172,15 +172,19 @@ def rotate_about_axis(r0: np.ndarray, m: np.ndarray, phi_deg: np.ndarray) -> np.
     return par + (r0 - par) * c + _m_cross(m, r0) * s
 
 
+def ewald_terms(r0: np.ndarray, s0: np.ndarray, m: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, b, c) of the diffraction condition a cos φ + b sin φ = c (see module docstring)."""
+    rpar = (r0 @ m)[:, None] * m[None, :]
+    a = (r0 - rpar) @ s0
+    b = _m_cross(m, r0) @ s0
+    c = -0.5 * np.einsum("ij,ij->i", r0, r0) - rpar @ s0
+    return a, b, c
+
+
 def _solve_phi(r0: np.ndarray, s0: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both diffraction angles (radians, about axis m) for r0 (N,3); NaN when never in contact."""
-    rpar_len = r0 @ m
-    rpar = rpar_len[:, None] * m[None, :]
-    rperp = r0 - rpar
-    mxr = _m_cross(m, r0)
-    a = rperp @ s0
-    b = mxr @ s0
-    c = -0.5 * np.einsum("ij,ij->i", r0, r0) - rpar @ s0
+    a, b, c = ewald_terms(r0, s0, m)
     rho = np.hypot(a, b)
     with np.errstate(invalid="ignore", divide="ignore"):
         cosv = c / rho

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mosflm_py.geometry.experiment import Experiment
-from mosflm_py.geometry.prediction import Predictions, generate_hkl, predict
+from mosflm_py.geometry.prediction import Predictions, ewald_terms, generate_hkl, predict
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,9 +68,7 @@ class PredictionCache:
         r0 = hkl.astype(float) @ ub.T
         s0, m = exp.beam.s0, exp.goniometer.axis
         rpar = (r0 @ m)[:, None] * m[None, :]
-        a = (r0 - rpar) @ s0
-        b = np.cross(m[None, :], r0) @ s0
-        c = -0.5 * np.einsum("ij,ij->i", r0, r0) - rpar @ s0
+        a, b, c = ewald_terms(r0, s0, m)
         rho = np.hypot(a, b)
         with np.errstate(invalid="ignore", divide="ignore"):
             cosv = c / rho

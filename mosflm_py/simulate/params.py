@@ -45,7 +45,8 @@ class SimulationParams:
         ``overload`` (ADU; saturated pixels are clipped to it), ``module_gaps`` (Pilatus 487x195
         modules with 7/17 px gaps set to -1), ``backstop_radius`` (mm; shadowed pixels get 2 % of
         the background plus an arm towards +slow), ``n_dead_pixels`` (set to -1),
-        ``polarisation`` (degree tau) with electric vector ``e_vector`` (lab, default +Z: horizontal, along a horizontal spindle),
+        ``polarisation`` (degree tau) with electric vector ``e_vector`` (lab, default +Z:
+        horizontal, along a horizontal spindle),
         ``exposure_time`` (s, header only), ``seed``.
     """
 
