@@ -100,6 +100,20 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of one process so far (0 if it has gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return 0.0
+    fields = s[s.rfind(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def _mem_kib(pid: int) -> tuple[int, int]:
     """(PSS, RSS) of one process in KiB (0, 0 if it has gone)."""
     pss = rss = 0
@@ -121,7 +135,10 @@ class MemoryPoller:
     ``peak_pss_mib``: peak of the summed proportional set size of the tree (shared pages split
     between the processes that map them, so worker processes are not double counted);
     ``peak_rss_mib``: peak of the summed resident set size (counts shared pages once per process,
-    an upper bound); ``peak_single_rss_mib``: largest single process (what ``time -v`` reports).
+    an upper bound); ``peak_single_rss_mib``: largest single process (what ``time -v`` reports);
+    ``cpu_seconds``: user + system CPU summed over every process seen in the tree (last value
+    polled for each; catches worker processes that are never waited for, which
+    ``getrusage(RUSAGE_CHILDREN)`` misses).
     """
 
     def __init__(self, pid: int, interval: float = 0.25) -> None:
@@ -130,6 +147,7 @@ class MemoryPoller:
         self.peak_pss_mib = 0.0
         self.peak_rss_mib = 0.0
         self.peak_single_rss_mib = 0.0
+        self._cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -145,6 +163,9 @@ class MemoryPoller:
         while not self._stop.is_set():
             pss = rss = single = 0
             for p in _tree(self.pid):
+                c = _cpu_s(p)
+                if c > 0:
+                    self._cpu[p] = max(self._cpu.get(p, 0.0), c)
                 a, b = _mem_kib(p)
                 pss += a
                 rss += b
@@ -153,6 +174,11 @@ class MemoryPoller:
             self.peak_rss_mib = max(self.peak_rss_mib, rss / 1024)
             self.peak_single_rss_mib = max(self.peak_single_rss_mib, single / 1024)
             self._stop.wait(self.interval)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds of all processes seen in the tree."""
+        return float(sum(self._cpu.values()))
 
 
 def load_average() -> float:
@@ -166,7 +192,8 @@ def load_average() -> float:
 @dataclass
 class Measured:
     """Result of :func:`run_measured`: exit code, wall seconds, CPU seconds (user + system of
-    the whole process tree, from ``getrusage(RUSAGE_CHILDREN)``), peak memory (MiB), output
+    the whole process tree: the larger of ``getrusage(RUSAGE_CHILDREN)`` and the sum polled
+    from /proc by :class:`MemoryPoller`), peak memory (MiB), output
     lines with the wall time (s since start) at which each arrived, and the log file written."""
 
     returncode: int
@@ -206,6 +233,7 @@ def run_measured(cmd: list[str], cwd: Path, env: dict[str, str] | None = None,
     seconds = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    cpu = max(cpu, mem.cpu_seconds)
     if log_path is not None:
         log_path.write_text("".join(f"[{t:8.2f}] {s}\n" for t, s in lines))
     return Measured(rc, seconds, cpu, mem.peak_pss_mib, mem.peak_rss_mib, mem.peak_single_rss_mib,
