@@ -2,8 +2,8 @@
 
 Parts of partially recorded reflections are added (as Aimless does) and matched to the
 simulator's observations (same hkl, nearest rotation angle); only reflections whose whole rocking
-curve lies inside the processed images and whose parts add up to a fraction of 1 ± 0.05 are
-compared.
+curve lies inside the processed images, whose parts add up to a fraction of 1 ± 0.05 and none of
+whose parts is flagged (FLAG ≠ 0, rejected by Aimless by default) are compared.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ def compare(mtz_path: str | Path, truth_path: str | Path) -> TruthComparison:
     i_prf, v_prf = gsum(c["IPR"]), gsum(c["SIGIPR"] ** 2)
     i_sum, v_sum = gsum(c["I"]), gsum(c["SIGI"] ** 2)
     bad_prf = np.bincount(gid, ~np.isfinite(c["IPR"][order]), ng) > 0
+    # flagged parts (FLAG != 0: edge, overload, bad spot) are rejected by Aimless by default
+    flagged = np.bincount(gid, (c["FLAG"][order] != 0).astype(float), ng) > 0
     gkey = key[new]
     grot = np.bincount(gid, rot, ng) / np.bincount(gid, minlength=ng)
 
@@ -84,7 +86,7 @@ def compare(mtz_path: str | Path, truth_path: str | Path) -> TruthComparison:
         j = cand[np.argmin(np.abs(tphi[cand] - grot[g]))]
         if abs(tphi[j] - grot[g]) < 2.0:
             match[g] = j
-    complete = (match >= 0) & (np.abs(frac - 1.0) < 0.05)
+    complete = (match >= 0) & (np.abs(frac - 1.0) < 0.05) & ~flagged
     inner = match >= 0
     dev = np.abs(frac[inner] - 1.0)
     frac_rms = float(np.sqrt(np.mean(dev**2))) if inner.any() else np.nan

@@ -117,13 +117,21 @@ def polarisation_model(session: Session, g) -> Polarisation:
     return Polarisation(kind="synchrotron", degree=g.polarisation)
 
 
+DEFAULT_MAXRESIDUAL = 2.0
+"""Post-refinement is abandoned above this rms residual (deg) unless MAXRESIDUAL is given.
+
+MOSFLM's scaled default (0.55 × (η + divergence)) rejected good blocks of simulated Pilatus data
+whose few outlying partials (module gaps, overlaps) inflate the rms; the refined missets and
+mosaic were right, so a lenient limit is used by default."""
+
+
 def postref_params(session: Session, extra_fix: set[str] = frozenset()) -> PostrefParams:
     """PostrefParams from the POSTREF settings (divergence fixed, plus ``extra_fix``)."""
     pr = session.state.postref
     fix = set(pr.fixed) | {"DIVERGENCE"} | set(extra_fix)
     if pr.fix_all:
         fix |= set(CELL_PARAMS) | {"MOSAIC", "PHIX", "PHIY", "PHIZ"}
-    extra = {}
+    extra = {"maxresidual": DEFAULT_MAXRESIDUAL}
     if session.state.is_user_set("postref.maxresidual"):
         extra["maxresidual"] = pr.maxresidual
     if pr.frmin is not None:

@@ -114,39 +114,38 @@ class MosaicEstimate:
 
 
 def plateau_index(total: np.ndarray, var: np.ndarray, n_sigma: float = 3.0,
-                  tolerance: float = 0.01) -> int:
-    """Index of the first trial after which no later trial gains significant intensity.
+                  tolerance: float = 0.01, window: int = 4) -> int:
+    """Index of the first trial after which the next ``window`` trials gain no significant
+    intensity (the start of the plateau).
 
     Parameters
     ----------
     total, var : ndarray (K,)
         Total intensity and its variance for trials 0..K-1 (non-decreasing variance).
     n_sigma, tolerance : see :class:`MosaicParams`.
+    window : number of following trials that must stay flat.  A local criterion is used
+        because at large trial spreads the boxes of many predicted reflections start to pick up
+        neighbouring spots and the total rises again (seen on small, fine-sliced detectors).
 
     Returns
     -------
     int
         k such that total[j] - total[k] < n_sigma sqrt(var[j] - var[k]) + tolerance * rise for
-        all j > k (rise = max(total) - total[0]); K - 1 if the curve never levels off.
+        k < j <= k + window (rise = max(total) - total[0]); K - 1 if the curve never levels off.
     """
     t = np.asarray(total, float)
     v = np.asarray(var, float)
     rise = max(float(t.max() - t[0]), 0.0)
-    # A slow linear creep at large trial spreads (tails of neighbours, background bias) is not
-    # the plateau's end: remove a small positive trend fitted to the last half of the trials.
     n = len(t)
-    if n >= 6 and rise > 0:
-        half = np.arange(n // 2, n)
-        slope = float(np.polyfit(half, t[half], 1)[0])
-        if 0 < slope * len(half) < 0.05 * rise:
-            t = t - slope * np.arange(n)
-    for k in range(len(t)):
-        later = slice(k + 1, None)
+    for k in range(n):
+        later = slice(k + 1, min(n, k + 1 + window))
+        if k + 1 >= n:
+            break
         gain = t[later] - t[k]
         noise = n_sigma * np.sqrt(np.maximum(v[later] - v[k], 0.0)) + tolerance * rise
-        if np.all(gain < noise):
+        if np.all(gain < noise) and k + window < n:
             return k
-    return len(t) - 1
+    return n - 1
 
 
 def estimate_mosaic(
