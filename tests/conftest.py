@@ -17,3 +17,19 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip(f"real data not found at {REAL_DATA}")
     return REAL_DATA
+
+
+def run_script(script: str, cwd: Path, argv: list[str] | None = None) -> tuple[int, str]:
+    """Pipe a keyword script into mosflm-py in folder ``cwd``; (exit status, terminal output)."""
+    import io
+
+    from mosflm_py.cli import main as mosflm_main
+
+    out = io.StringIO()
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        rc = mosflm_main(["--nolog", *(argv or [])], stdin=io.StringIO(script), stdout=out)
+    finally:
+        os.chdir(old)
+    return rc, out.getvalue()

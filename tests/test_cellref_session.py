@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import os
 import re
 
 import numpy as np
 import pytest
+from conftest import run_script
 
-from mosflm_py.cli import main as mosflm_main
 from mosflm_py.geometry.matrix_file import read_matrix_file
 
 TRUE_CELL = (52.1, 52.1, 71.3, 90.0, 90.0, 90.0)
@@ -35,14 +33,7 @@ PROCESS 1 100
 GO
 EXIT
 """
-    out = io.StringIO()
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        rc = mosflm_main(["--nolog"], stdin=io.StringIO(script), stdout=out)
-    finally:
-        os.chdir(cwd)
-    log = out.getvalue()
+    rc, log = run_script(script, tmp_path)
     assert rc == 0, log[-3000:]
     segs = re.search(r"Automatic choice of segments.*", log).group(0)
     starts = [int(m) for m in re.findall(r"images (\d+) to", segs)]

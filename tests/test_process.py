@@ -7,13 +7,12 @@ PROCESS 1 12, GO.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_script
 
-from mosflm_py.cli import main as mosflm_main
 from mosflm_py.output.loggraph import parse_loggraph
 from mosflm_py.output.mtz import read_unmerged_mtz
 from mosflm_py.truthcheck import compare
@@ -35,16 +34,7 @@ def simulated(tmp_path_factory) -> Path:
 
 def run_job(folder: Path, lines: list[str], argv: list[str] | None = None) -> tuple[int, str]:
     script = "\n".join(['TEMPLATE "sim_#####.cbf"', f'DIRECTORY "{folder}"', *lines, "EXIT"])
-    out = io.StringIO()
-    import os
-
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        rc = mosflm_main(["--nolog", *(argv or [])], stdin=io.StringIO(script + "\n"), stdout=out)
-    finally:
-        os.chdir(cwd)
-    return rc, out.getvalue()
+    return run_script(script + "\n", folder, argv)
 
 
 def process_lines(mtz: str, nproc: int, extra: tuple[str, ...] = ()) -> list[str]:

@@ -5,13 +5,9 @@ Known answer: a = 5.428, b = 8.141, c = 12.038 Å (../shared/data/real/l_cystein
 
 from __future__ import annotations
 
-import io
-import os
-
 import gemmi
 import pytest
-
-from mosflm_py.cli import main as mosflm_main
+from conftest import run_script
 
 KNOWN = (5.428, 8.141, 12.038)
 
@@ -37,14 +33,7 @@ PROCESS 1 TO 15
 GO
 EXIT
 """
-    out = io.StringIO()
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        rc = mosflm_main(["--nolog"], stdin=io.StringIO(script), stdout=out)
-    finally:
-        os.chdir(cwd)
-    log = out.getvalue()
+    rc, log = run_script(script, tmp_path)
     assert rc == 0, log[-3000:]
     mtz = gemmi.read_mtz_file(str(tmp_path / "lc.mtz"))
     assert mtz.spacegroup.hm == "P 21 21 21"
