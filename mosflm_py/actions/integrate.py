@@ -25,7 +25,6 @@ from mosflm_py.integration import (
     Raster,
     RejectionParams,
     SeparationParams,
-    auto_raster,
 )
 from mosflm_py.processing.block import BlockJob
 from mosflm_py.processing.params import ProcessParams
@@ -42,28 +41,22 @@ CELL_PARAMS = ("A", "B", "C", "ALPHA", "BETA", "GAMMA")
 
 
 def choose_raster(session: Session, exp: Experiment, first: int) -> Raster:
-    """RASTER keyword, else from the median spot size on the first image (MOSFLM)."""
+    """RASTER keyword, else from the median spot size on the first image (MOSFLM).
+
+    The spots come from FINDSPOTS' own search (cached when AUTOINDEX already looked at the
+    image), which also sets RASTER and SEPARATION from the median spot size and says so.
+    """
     r = session.state.integration.raster
+    if r is None:
+        from mosflm_py.actions.findspots import spots_for_images
+
+        spots_for_images(session, [first])
+        r = session.state.integration.raster
     if r is not None:
         return Raster(*r)
-    from mosflm_py.spotfinding import DetectorFrame, SpotFindParams, find_spots
-
-    g = session.geometry(first)
-    det = DetectorFrame(beam_x=g.beam_x, beam_y=g.beam_y, distance=g.distance,
-                        wavelength=g.wavelength, pixel_slow=g.pixel_slow,
-                        pixel_fast=g.pixel_fast, gain=g.gain)
-    spots, rep = find_spots(session.images().frame(first), det, SpotFindParams(), image=first,
-                            phi=(g.phi_start, g.phi_end))
-    if len(spots) >= 10 and np.isfinite(rep.median_size_x) and np.isfinite(rep.median_size_y):
-        raster = auto_raster((rep.median_size_x, rep.median_size_y))
-        session.report.line(
-            f" Based on a median spot size of {rep.median_size_x:.0f} by {rep.median_size_y:.0f} "
-            f"pixels the measurement box parameters (RASTER) have been set to {raster.nxs} "
-            f"{raster.nys} {raster.nc} {raster.nrx} {raster.nry}")
-        return raster
     session.report.warning(
-        f"Only {len(spots)} spots found on image {first}: the measurement box cannot be set "
-        "from the spot size; RASTER 17 19 13 6 6 will be used.",
+        f"Too few spots found on image {first}: the measurement box cannot be set from the "
+        "spot size; RASTER 17 19 13 6 6 will be used.",
         "Give RASTER explicitly if the spots are much larger or smaller.")
     return Raster(17, 19, 13, 6, 6)
 
