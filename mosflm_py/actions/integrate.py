@@ -29,7 +29,6 @@ from mosflm_py.integration import (
 from mosflm_py.processing.block import BlockJob
 from mosflm_py.processing.params import ProcessParams
 from mosflm_py.processing.plan import make_blocks, phi_grid
-from mosflm_py.processing.records import ImageRecords
 from mosflm_py.processing.runner import run_blocks
 from mosflm_py.refinement import PostrefParams, RefinementParams
 
@@ -205,7 +204,7 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
                 _log_profiles(session, res)
                 for st_img, ref, rec in zip(res.stats, res.refinement, res.records):
                     im = plan[done]
-                    writer.add(_mtz_records(rec), [_batch_header(session, im, ref)])
+                    writer.add(rec, [_batch_header(session, im, ref)])
                     n_records += len(rec)
                     image_rows.append((st_img, ref))
                     _log_image(session, st_img, ref)
@@ -337,16 +336,6 @@ def _mtz_meta(session: Session, exp):
                    title=names.title or "", pname=names.pname or "Unspecified",
                    xname=ident or "Unspecified", dname=names.dname or "Unspecified",
                    history=("From mosflm-py PROCESS",))
-
-
-def _mtz_records(rec: ImageRecords):
-    from mosflm_py.output.mtz import MtzRecords
-
-    return MtzRecords(hkl=rec.hkl, batch=rec.batch, I=rec.I, sigI=rec.sigI, Ipr=rec.Ipr,
-                      sigIpr=rec.sigIpr, fraction=rec.fraction, xdet=rec.xdet, ydet=rec.ydet,
-                      rot=rec.rot, width=rec.width, lp=rec.lp, partial=rec.partial,
-                      mpart=rec.mpart, flag=rec.flag, bgratio=rec.bgratio, pkratio=rec.pkratio,
-                      gradient=rec.gradient)
 
 
 def _write_summary(session: Session, image_rows) -> str | None:

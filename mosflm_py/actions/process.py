@@ -13,11 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from mosflm_py.actions.common import experiment_for_image, resolution_limits
+from mosflm_py.actions.common import experiment_for_image
 from mosflm_py.errors import IntegrationError
-from mosflm_py.processing.plan import ImagePlan, make_blocks, phi_grid, plan_images
+from mosflm_py.processing.plan import ImagePlan, plan_images
 
 if TYPE_CHECKING:
     from mosflm_py.session import Job, Session
@@ -142,10 +140,5 @@ def progress(session: Session, done: int, total: int, t0: float) -> None:
     sys.stderr.flush()
 
 
-def grid(plan: list[ImagePlan]) -> tuple[np.ndarray, np.ndarray]:
-    """φ starts and ends of a plan."""
-    return phi_grid(plan)
-
-
-__all__ = ["SeriesSource", "exclude_shells", "image_plan", "make_blocks", "resolution_limits",
-           "run", "starting_experiment"]
+__all__ = ["SeriesSource", "exclude_shells", "image_plan", "progress", "run",
+           "starting_experiment"]

@@ -27,10 +27,11 @@ from mosflm_py.integration import (
     lp_factors,
     part_centroid_phi,
 )
+from mosflm_py.output.mtz import MtzRecords
 from mosflm_py.processing.params import ProcessParams
 from mosflm_py.processing.parts import spread_over_images
 from mosflm_py.processing.plan import ImagePlan
-from mosflm_py.processing.records import ImageRecords, ImageStats, image_records
+from mosflm_py.processing.records import ImageStats, image_records
 from mosflm_py.refinement import (
     MeasureParams,
     PartialObservations,
@@ -40,8 +41,6 @@ from mosflm_py.refinement import (
 )
 
 FrameSource = Callable[[int], np.ndarray]
-
-TOO_WIDE_FLAG = 0  # too-wide reflections are not integrated (not written), as MOSFLM
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ class BlockResult:
     """What a block returns to the runner (small: records and statistics, no pixels)."""
 
     index: int
-    records: list[ImageRecords]
+    records: list[MtzRecords]
     stats: list[ImageStats]
     refinement: list[ImageRefinement]
     profiles_report: list[dict]

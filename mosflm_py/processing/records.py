@@ -1,4 +1,4 @@
-"""Per-image MTZ records and statistics from an integrated image."""
+"""Per-image MTZ records (:class:`~mosflm_py.output.mtz.MtzRecords`) and statistics."""
 
 from __future__ import annotations
 
@@ -8,55 +8,10 @@ import numpy as np
 
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.integration import ImageIntegration, Reject
+from mosflm_py.output.mtz import MtzRecords
 from mosflm_py.output.mtz_columns import Flag, encode_mpart
 from mosflm_py.processing.params import ProcessParams
 from mosflm_py.processing.plan import ImagePlan
-
-RECORD_FIELDS = ("hkl", "batch", "I", "sigI", "Ipr", "sigIpr", "fraction", "xdet", "ydet",
-                 "rot", "width", "lp", "mpart", "flag", "bgratio", "pkratio", "gradient",
-                 "partial")
-
-
-@dataclass
-class ImageRecords:
-    """MTZ records of one image (struct of arrays, accepted reflections only).
-
-    Intensities are Lorentz–polarisation corrected (I = I_raw × LP); xdet, ydet in pixels
-    (slow, fast); rot, width in degrees.
-    """
-
-    hkl: np.ndarray
-    batch: np.ndarray
-    I: np.ndarray  # noqa: E741
-    sigI: np.ndarray
-    Ipr: np.ndarray
-    sigIpr: np.ndarray
-    fraction: np.ndarray
-    xdet: np.ndarray
-    ydet: np.ndarray
-    rot: np.ndarray
-    width: np.ndarray
-    lp: np.ndarray
-    mpart: np.ndarray
-    flag: np.ndarray
-    bgratio: np.ndarray
-    pkratio: np.ndarray
-    gradient: np.ndarray
-    partial: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.hkl)
-
-    @staticmethod
-    def concatenate(parts: list[ImageRecords]) -> ImageRecords:
-        """Join records of several images (in the given order)."""
-        if not parts:
-            z = np.zeros(0)
-            return ImageRecords(np.zeros((0, 3), np.int32), np.zeros(0, np.int32), z, z, z, z, z,
-                                z, z, z, z, z, np.zeros(0, np.int32), np.zeros(0, np.int32), z, z,
-                                z, np.zeros(0, bool))
-        return ImageRecords(*(np.concatenate([getattr(p, f) for p in parts])
-                              for f in RECORD_FIELDS))
 
 
 @dataclass
@@ -93,13 +48,14 @@ def image_records(
     extra: dict,
     lp_multiplier: np.ndarray,
     params: ProcessParams,
-) -> tuple[ImageRecords, ImageStats]:
-    """Records (accepted reflections, LP corrected) and statistics of one integrated image."""
+) -> tuple[MtzRecords, ImageStats]:
+    """MTZ records (accepted reflections, LP corrected: I = I_raw × LP; xdet, ydet in pixels
+    (slow, fast); rot, width in degrees) and statistics of one integrated image."""
     acc = res.accepted
     lpm = np.asarray(lp_multiplier, float)
     partial = (res.fraction < 0.999) | (extra["npart"] > 1)
     npart = np.where(partial, np.maximum(extra["npart"], 2), 1)
-    rec = ImageRecords(
+    rec = MtzRecords(
         hkl=res.hkl[acc].astype(np.int32),
         batch=np.full(int(acc.sum()), image.batch, np.int32),
         I=(res.I * lpm)[acc],
