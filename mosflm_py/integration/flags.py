@@ -1,4 +1,5 @@
-"""MTZ FLAG bits, rejection reasons and BGPKRATIOS packing (mosflm_outputs.md 1.2, 1.3)."""
+"""Rejection reasons; the MTZ FLAG bits and BGPKRATIOS packing (mosflm_outputs.md 1.2, 1.3)
+are those of :mod:`mosflm_py.output.mtz_columns`."""
 
 from __future__ import annotations
 
@@ -6,16 +7,9 @@ import enum
 
 import numpy as np
 
+from mosflm_py.output.mtz_columns import Flag, decode_bgpkratios, encode_bgpkratios
 
-class Flag(enum.IntFlag):
-    """FLAG column bits (Scala/Pointless ObservationFlag)."""
-
-    BGRATIO = 1
-    PKRATIO = 2
-    NEGATIVE = 4
-    GRADIENT = 8
-    OVERLOAD = 16
-    EDGE = 32
+__all__ = ["Flag", "Reject", "pack_bgpkratios", "unpack_bgpkratios"]
 
 
 class Reject(enum.IntFlag):
@@ -31,20 +25,11 @@ class Reject(enum.IntFlag):
 def pack_bgpkratios(bgratio: np.ndarray, pkratio: np.ndarray, gradient: np.ndarray) -> np.ndarray:
     """BGPKRATIOS = nint(PKRATIO*100)*100 + min(BGRATIO*10, 99) (integer) + min(GRADIENT, 0.99).
 
-    NaN components are packed as 0.
+    :func:`~mosflm_py.output.mtz_columns.encode_bgpkratios` with NaN components packed as 0.
     """
-    bg = np.nan_to_num(np.asarray(bgratio, np.float64), nan=0.0)
-    pk = np.nan_to_num(np.asarray(pkratio, np.float64), nan=0.0)
-    gr = np.nan_to_num(np.asarray(gradient, np.float64), nan=0.0)
-    integer = np.trunc(np.rint(np.clip(pk, 0, None) * 100.0) * 100.0
-                       + np.minimum(np.clip(bg, 0, None) * 10.0, 99.0))
-    return integer + np.clip(gr, 0.0, 0.99)
+    return np.nan_to_num(encode_bgpkratios(bgratio, pkratio, gradient), nan=0.0)
 
 
 def unpack_bgpkratios(bgpk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inverse of :func:`pack_bgpkratios`: (bgratio, pkratio, gradient), to 0.1 / 0.01 / 1e-6."""
-    bgpk = np.asarray(bgpk, np.float64)
-    n = np.floor(bgpk + 1e-9)
-    grad = bgpk - n
-    n = n.astype(np.int64)
-    return (n % 100) / 10.0, (n // 100) / 100.0, grad
+    return decode_bgpkratios(bgpk)

@@ -36,6 +36,7 @@ from mosflm_py.output.mtz_batch import (
     BATCH_FLOATS,
     BATCH_INTS,
     BatchHeader,
+    _ro,
     batch_to_gemmi,
     decode_batch,
 )
@@ -75,11 +76,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 
 class MtzError(MosflmError):
     """The unmerged MTZ cannot be written (inconsistent records or batches)."""
-
-
-def _ro(a: np.ndarray) -> np.ndarray:
-    a.setflags(write=False)
-    return a
 
 
 @dataclass(frozen=True, eq=False)
