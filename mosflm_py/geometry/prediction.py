@@ -184,7 +184,11 @@ def ewald_terms(r0: np.ndarray, s0: np.ndarray, m: np.ndarray
 
 def _solve_phi(r0: np.ndarray, s0: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both diffraction angles (radians, about axis m) for r0 (N,3); NaN when never in contact."""
-    a, b, c = ewald_terms(r0, s0, m)
+    return phi_solutions(*ewald_terms(r0, s0, m))
+
+
+def phi_solutions(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """φ = atan2(b, a) ± arccos(c / √(a² + b²)) (radians); NaN where |c| > √(a² + b²)."""
     rho = np.hypot(a, b)
     with np.errstate(invalid="ignore", divide="ignore"):
         cosv = c / rho

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from mosflm_py.geometry.experiment import Experiment
-from mosflm_py.geometry.prediction import Predictions, ewald_terms, generate_hkl, predict
+from mosflm_py.geometry.prediction import (
+    Predictions,
+    ewald_terms,
+    generate_hkl,
+    phi_solutions,
+    predict,
+    rotate_about_axis,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,22 +74,16 @@ class PredictionCache:
         ub = cr.UB
         r0 = hkl.astype(float) @ ub.T
         s0, m = exp.beam.s0, exp.goniometer.axis
-        rpar = (r0 @ m)[:, None] * m[None, :]
         a, b, c = ewald_terms(r0, s0, m)
         rho = np.hypot(a, b)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            cosv = c / rho
-        ok = np.abs(cosv) <= 1.0
-        base = np.arctan2(b, a)
-        delta = np.arccos(np.clip(cosv, -1.0, 1.0))
+        solutions = phi_solutions(a, b, c)
+        ok = np.isfinite(solutions[0])
         dstar = np.linalg.norm(r0, axis=1)
         s0n = s0 / np.linalg.norm(s0)
         phis, sens = [], []
-        for p in (base + delta, base - delta):
-            phi = np.where(ok, np.degrees(p), np.nan)
-            t = np.radians(np.nan_to_num(phi))
-            cs, sn = np.cos(t)[:, None], np.sin(t)[:, None]
-            r = rpar + (r0 - rpar) * cs + np.cross(m[None, :], r0) * sn
+        for p in solutions:
+            phi = np.degrees(p)
+            r = rotate_about_axis(r0, m, np.nan_to_num(phi))
             s1 = r + s0[None, :]
             s1n = s1 / np.linalg.norm(s1, axis=1)[:, None]
             zeta = np.abs(np.cross(s1n, s0n[None, :]) @ m)
