@@ -16,7 +16,6 @@ import numpy as np
 
 from mosflm_py.actions.common import experiment_for_image, resolution_limits, set_crystal
 from mosflm_py.actions.process import image_plan, starting_experiment
-from mosflm_py.errors import RefinementError
 
 if TYPE_CHECKING:
     from mosflm_py.session import Session
@@ -58,13 +57,8 @@ def automatic_segments(session: Session, first: int, last: int) -> None:
 
 def refine_cell(session: Session, segments: list[list[int]]) -> None:
     """Run the segment cell refinement and report it as MOSFLM does."""
-    from mosflm_py.actions.integrate import postref_params
-    from mosflm_py.refinement import (
-        MeasureParams,
-        RefinementParams,
-        make_measure_fn,
-        refine_cell_segments,
-    )
+    from mosflm_py.actions.integrate import detector_refinement_params, postref_params
+    from mosflm_py.refinement import MeasureParams, make_measure_fn, refine_cell_segments
 
     rep = session.report
     first = segments[0][0]
@@ -76,12 +70,9 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
         g = session.geometry(n)
         return g.phi_start, g.phi_end
 
-    st = session.state
-    pr = st.postref
+    pr = session.state.postref
     pp = postref_params(session)
-    rp = RefinementParams(nref=st.refinement.nref, limit=st.refinement.limit,
-                          cycles=st.refinement.cycles, residual=st.refinement.residual,
-                          raise_on_residual=False)
+    rp = detector_refinement_params(session)
     measure = make_measure_fn(series.frame, phi_of, MeasureParams(d_min=d_min, d_max=d_max))
     if d_min > 3.5:
         rep.warning(f"The data extend only to {d_min:.2f} A: the cell from post-refinement may be "
@@ -93,11 +84,7 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
     rep.line(f" Starting cell {_cell(cr0.cell)}   mosaic {cr0.mosaic:.3f}   space group "
              f"{cr0.space_group}")
     t0 = time.perf_counter()
-    try:
-        res = refine_cell_segments(segments, exp, measure, rp, pp,
-                                   max_cycles=5 * max(1, pr.repeat))
-    except RefinementError:
-        raise
+    res = refine_cell_segments(segments, exp, measure, rp, pp, max_cycles=5 * max(1, pr.repeat))
     elapsed = time.perf_counter() - t0
     rep.line(f" Method: {res.method}")
     phi_name = "post-refinement" if res.method == "post-refinement" else "phi"

@@ -136,20 +136,22 @@ def postref_params(session: Session, extra_fix: set[str] = frozenset()) -> Postr
                          **extra)
 
 
-def refinement_params(session: Session) -> tuple[RefinementParams, PostrefParams]:
-    """REFINEMENT and POSTREF settings (cell fixed during integration unless UNFIXed)."""
-    st = session.state
-    rf = st.refinement
+def detector_refinement_params(session: Session) -> RefinementParams:
+    """RefinementParams (per-image positional refinement) from the REFINEMENT settings."""
+    rf = session.state.refinement
     fix = {f.upper() for f in rf.fixed if f.upper() in
            ("XCEN", "YCEN", "DISTANCE", "YSCALE", "TILT", "TWIST", "CCOMEGA")}
-    rp = RefinementParams(fix=frozenset(fix | {"CCOMEGA"}), nref=rf.nref, limit=rf.limit,
-                          cycles=rf.cycles, residual=rf.residual,
-                          include_partials=rf.partial_fraction if rf.include_partials else None,
-                          fullfrac=rf.fullfrac, weight=rf.weight, raise_on_residual=False)
+    return RefinementParams(fix=frozenset(fix | {"CCOMEGA"}), nref=rf.nref, limit=rf.limit,
+                            cycles=rf.cycles, residual=rf.residual,
+                            include_partials=rf.partial_fraction if rf.include_partials else None,
+                            fullfrac=rf.fullfrac, weight=rf.weight, raise_on_residual=False)
+
+
+def refinement_params(session: Session) -> tuple[RefinementParams, PostrefParams]:
+    """REFINEMENT and POSTREF settings (cell fixed during integration unless UNFIXed)."""
     # during integration the cell is fixed unless POSTREF FIX/UNFIX said otherwise
-    pfix = set() if st.is_user_set("postref.fixed") else set(CELL_PARAMS)
-    pp = postref_params(session, extra_fix=pfix)
-    return rp, pp
+    pfix = set() if session.state.is_user_set("postref.fixed") else set(CELL_PARAMS)
+    return detector_refinement_params(session), postref_params(session, extra_fix=pfix)
 
 
 def integrate_sweep(session: Session, first: int, last: int, start: float | None,
