@@ -14,6 +14,24 @@ from mosflm_py.kernels._jit import jit
 
 
 @jit
+def _with_status(bv, bstat, nb, status):
+    """Values and indices of the first ``nb`` background pixels whose status is ``status``."""
+    n = 0
+    for q in range(nb):
+        if bstat[q] == status:
+            n += 1
+    vals = np.empty(n)
+    idx = np.empty(n, np.int64)
+    t = 0
+    for q in range(nb):
+        if bstat[q] == status:
+            vals[t] = bv[q]
+            idx[t] = q
+            t += 1
+    return vals, idx
+
+
+@jit
 def fit_plane(dx, dy, v, use, out):
     """Least-squares plane v = a dx + b dy + c over ``use``; out = [a, b, c, inv(GtG) (9)].
 
@@ -94,18 +112,8 @@ def background_and_sum(values, codes, nx, ny, bgfrac, bias_f, bgsig, recover, re
                 bstat[nb] = c >> 2
                 nb += 1
         use = np.zeros(nb, np.bool_)
-        n_ok = 0
-        for q in range(nb):
-            if bstat[q] == 0:
-                n_ok += 1
-        okv = np.empty(n_ok)
-        oki = np.empty(n_ok, np.int64)
-        t = 0
-        for q in range(nb):
-            if bstat[q] == 0:
-                okv[t] = bv[q]
-                oki[t] = q
-                t += 1
+        okv, oki = _with_status(bv, bstat, nb, 0)
+        n_ok = okv.size
         order = np.argsort(okv, kind="mergesort")
         nlow = int(np.ceil(bgfrac * n_ok))
         if nlow < 3 and n_ok >= 3:
@@ -123,18 +131,8 @@ def background_and_sum(values, codes, nx, ny, bgfrac, bias_f, bgsig, recover, re
             n = fit_plane(bx, by, bv, use, out)
         if recover and n < recover_target:
             thr = bgsig * np.sqrt(max(abs(out[2]), 1.0))
-            cand_n = 0
-            for q in range(nb):
-                if bstat[q] == 1:
-                    cand_n += 1
-            cv = np.empty(cand_n)
-            cq = np.empty(cand_n, np.int64)
-            t = 0
-            for q in range(nb):
-                if bstat[q] == 1:
-                    cv[t] = bv[q]
-                    cq[t] = q
-                    t += 1
+            cv, cq = _with_status(bv, bstat, nb, 1)
+            cand_n = cv.size
             corder = np.argsort(cv, kind="mergesort")
             added = 0
             for t in range(cand_n):
