@@ -290,7 +290,8 @@ def _log_image(session: Session, s, ref) -> None:
     cr = ref.experiment.crystal
     rep.line(f" Image {s.image:5d}: beam {det.beam_x:8.3f} {det.beam_y:8.3f}  dist "
              f"{det.distance:8.2f}  yscale {det.yscale:.4f}  tilt {det.tilt:6.1f}  twist "
-             f"{det.twist:6.1f}  rms {ref.rms:6.3f} mm  wrms {ref.wrms:5.2f}  missets "
+             f"{det.twist:6.1f}  rms {ref.rms:6.3f} mm ({ref.n_refine} refl)  wrms "
+             f"{ref.wrms:5.2f}  missets "
              f"{cr.missets[0]:6.3f} {cr.missets[1]:6.3f} {cr.missets[2]:6.3f}  mosaic "
              f"{cr.mosaic:5.3f}")
     rep.line(f"              full {s.n_full:6d}  partial {s.n_partial:6d}  overlap "

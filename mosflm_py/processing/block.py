@@ -70,7 +70,6 @@ class ImageRefinement:
     ccom: float = 0.0
     postref_resid: float = float("nan")
     postref_n: int = 0
-    postref_esds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -130,7 +129,6 @@ def _refine_images(job: BlockJob, frames: dict[int, np.ndarray]) -> list[ImageRe
                 ref.experiment = ref.experiment.replace(crystal=crystal)
                 rms, nr = pr.per_image.get(ref.number, (pr.rms_resid, 0))
                 ref.postref_resid, ref.postref_n = rms, nr
-                ref.postref_esds = dict(pr.esds)
             out[-1].warnings.extend(pr.warnings)
     return out
 
@@ -245,7 +243,7 @@ def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
         res = integrate_image(frames[im.number], ip, p.integration, profiles)
         exp = ref.experiment
         _, _, lpm = lp_factors(extra["s1"], exp.beam.s0, exp.goniometer.axis, p.polarisation)
-        rec, st = image_records(im, exp, res, extra, lpm, p)
+        rec, st = image_records(im, res, extra, lpm, p)
         records.append(rec)
         stats.append(st)
     return BlockResult(job.index, records, stats, refinements, report, warnings)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.integration import ImageIntegration, Reject
 from mosflm_py.output.mtz import MtzRecords
 from mosflm_py.output.mtz_columns import Flag, encode_mpart
@@ -43,7 +42,6 @@ def _mean_isig(i: np.ndarray, s: np.ndarray, mask: np.ndarray) -> float:
 
 def image_records(
     image: ImagePlan,
-    experiment: Experiment,
     res: ImageIntegration,
     extra: dict,
     lp_multiplier: np.ndarray,
