@@ -37,17 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dials_compare as dc  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "real"
-IMAGES = {  # name: (relative path, beam (fast, slow) px, distance mm, wavelength A)
-    "thaum_0500": ("pilatus6m_p3_and_thaumatin/thaum_0500.cbf.gz", (1246.42, 1208.60), 338.10,
-                   0.97625),
-    "example_009": ("pilatus6m_p3_and_thaumatin/example_009.cbf.gz", (1266.7, 1324.6), 305.0,
-                    0.96861),
-    "run2_1_00148": ("format_singles_fabio/run2_1_00148.cbf.bz2", (1230.10, 1310.50), 300.0,
-                     1.0332),
-}
+from bench_spotfinding import DATA, IMAGES  # noqa: E402  name: (path, beam (fast, slow) px, mm, A)
 
 _WORKER = r"""
 import json, sys, time
