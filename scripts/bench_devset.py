@@ -67,15 +67,23 @@ def dials_figures(ds: devset.DevSet) -> dict:
 
 def run_set(ds: devset.DevSet, jobs: list[str], workdir: Path, timeout: float) -> dict:
     """Run ``jobs`` on ``ds`` in ``workdir/<set>/<job>/`` and score them."""
-    res: dict = {"set": ds.name, "truth_lattice": ds.lattice, "truth_mosaic_cap": ds.mosaic,
-                 "jobs": {}}
+    res: dict = {
+        "set": ds.name,
+        "truth_lattice": ds.lattice,
+        "truth_mosaic_cap": ds.mosaic,
+        "jobs": {},
+    }
     for kind in jobs:
         run = devset.run_job(ds, kind, workdir / ds.name / kind, timeout=timeout)
-        job = {"returncode": run.returncode, "seconds": round(run.seconds, 1),
-               "lattice": run.lattice, "mosaic_estimate": run.mosaic_estimate,
-               "mosaic_refined": run.mosaic_refined,
-               "failure": _failure(run.log) if run.returncode != 0 else None,
-               "matrix": devset.score_matrix(run.matrix, ds)}
+        job = {
+            "returncode": run.returncode,
+            "seconds": round(run.seconds, 1),
+            "lattice": run.lattice,
+            "mosaic_estimate": run.mosaic_estimate,
+            "mosaic_refined": run.mosaic_refined,
+            "failure": _failure(run.log) if run.returncode != 0 else None,
+            "matrix": devset.score_matrix(run.matrix, ds),
+        }
         if kind == "integrate":
             job["mtz"] = devset.score_mtz(run.mtz, ds)
             job["sigma_calibration"] = devset.sigma_calibration(run.mtz, ds)
@@ -111,38 +119,60 @@ def table(results: list[dict]) -> str:
     rows = []
     for r in results:
         d, jobs = r["dials"], r["jobs"]
-        rows.append(f"=== {r['set']}  (truth lattice {r['truth_lattice']}, nanoBragg mosaic cap "
-                    f"{r['truth_mosaic_cap']} deg)")
+        rows.append(
+            f"=== {r['set']}  (truth lattice {r['truth_lattice']}, nanoBragg mosaic cap "
+            f"{r['truth_mosaic_cap']} deg)"
+        )
         rows.append(f"  {'':34s} {'mosflm-py':>28s}   {'DIALS 3.12':>28s}")
         idx = jobs.get("index") or jobs.get("cellref") or jobs.get("integrate")
         if idx:
             rows.append(f"  {'lattice':34s} {str(idx['lattice']):>28s}   {str(d['lattice']):>28s}")
-        dcell = ("-" if d["cell_error_percent_abc"] is None
-                 else " ".join(f"{v:+.3f}" for v in d["cell_error_percent_abc"]))
-        for kind, label in (("index", "AUTOINDEX"), ("cellref", "POSTREF SEGMENT 2"),
-                            ("integrate", "after PROCESS (NEWMAT)")):
+        dcell = (
+            "-"
+            if d["cell_error_percent_abc"] is None
+            else " ".join(f"{v:+.3f}" for v in d["cell_error_percent_abc"])
+        )
+        for kind, label in (
+            ("index", "AUTOINDEX"),
+            ("cellref", "POSTREF SEGMENT 2"),
+            ("integrate", "after PROCESS (NEWMAT)"),
+        ):
             if kind in jobs:
                 j = jobs[kind]
-                rows.append(f"  {'cell error a b c % ' + label:34s} {_cell(j['matrix']):>28s}   "
-                            f"{dcell:>28s}")
-                rows.append(f"  {'orientation error deg ' + label:34s} "
-                            f"{_orient(j['matrix']):>28s}   "
-                            f"{_f(d['orientation_error_deg']):>28s}")
+                rows.append(
+                    f"  {'cell error a b c % ' + label:34s} {_cell(j['matrix']):>28s}   "
+                    f"{dcell:>28s}"
+                )
+                rows.append(
+                    f"  {'orientation error deg ' + label:34s} "
+                    f"{_orient(j['matrix']):>28s}   "
+                    f"{_f(d['orientation_error_deg']):>28s}"
+                )
         if idx:
             est = _f(idx["mosaic_estimate"], "{:.2f}")
-            ref = [_f(jobs[k]["mosaic_refined"], "{:.2f}") for k in ("cellref", "integrate")
-                   if k in jobs]
-            rows.append(f"  {'mosaic deg estimate / refined':34s} "
-                        f"{est + ' / ' + ' '.join(ref or ['-']):>28s}   "
-                        f"{'sigma_m ' + _f(d['sigma_m_deg']):>28s}")
+            ref = [
+                _f(jobs[k]["mosaic_refined"], "{:.2f}")
+                for k in ("cellref", "integrate")
+                if k in jobs
+            ]
+            rows.append(
+                f"  {'mosaic deg estimate / refined':34s} "
+                f"{est + ' / ' + ' '.join(ref or ['-']):>28s}   "
+                f"{'sigma_m ' + _f(d['sigma_m_deg']):>28s}"
+            )
         if "integrate" in jobs:
             j = jobs["integrate"]
             m = j["mtz"]
-            ours = ("MTZ: " + m["error"][:23] if "error" in m else
-                    f"{_f(m.get('pearson_all'), '{:.4f}')} / "
-                    f"{_f(m.get('summation_pearson_all'), '{:.4f}')}")
-            rows.append(f"  {'CC(I, F^2) profile / summation':34s} {ours:>28s}   "
-                        f"{_f(d['cc_profile'], '{:.4f}') + ' / ' + _f(d['cc_summation'], '{:.4f}'):>28s}")
+            ours = (
+                "MTZ: " + m["error"][:23]
+                if "error" in m
+                else f"{_f(m.get('pearson_all'), '{:.4f}')} / "
+                f"{_f(m.get('summation_pearson_all'), '{:.4f}')}"
+            )
+            rows.append(
+                f"  {'CC(I, F^2) profile / summation':34s} {ours:>28s}   "
+                f"{_f(d['cc_profile'], '{:.4f}') + ' / ' + _f(d['cc_summation'], '{:.4f}'):>28s}"
+            )
             s, ds_ = j["sigma_calibration"], d["sigma_calibration"]
 
             def sc(x):
@@ -152,8 +182,10 @@ def table(results: list[dict]) -> str:
 
             rows.append(f"  {'sigma calib. rms z prf / sum':34s} {sc(s):>28s}   {sc(ds_):>28s}")
         secs = sum(j["seconds"] for j in jobs.values())
-        rows.append(f"  {'time s (' + '+'.join(jobs) + ')':34s} {secs:>28.1f}   "
-                    f"{_f(d['seconds'], '{:.1f}'):>28s}")
+        rows.append(
+            f"  {'time s (' + '+'.join(jobs) + ')':34s} {secs:>28.1f}   "
+            f"{_f(d['seconds'], '{:.1f}'):>28s}"
+        )
         for kind, j in jobs.items():
             if j["returncode"] != 0:
                 rows.append(f"  ! {kind} exited {j['returncode']}: {j['failure']}")
@@ -164,8 +196,11 @@ def table(results: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", help="comma-separated substrings of set names (default: all)")
-    ap.add_argument("--jobs", default=",".join(devset.JOBS),
-                    help="comma-separated subset of index,cellref,integrate (default: all)")
+    ap.add_argument(
+        "--jobs",
+        default=",".join(devset.JOBS),
+        help="comma-separated subset of index,cellref,integrate (default: all)",
+    )
     ap.add_argument("--workdir", help="folder for the runs (default: a temporary folder, removed)")
     ap.add_argument("--json", help="write all figures to this JSON file")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per program run")

@@ -107,8 +107,9 @@ def load(name: str) -> DevSet:
     return DevSet(name=name, path=path, truth=json.loads((path / "truth.json").read_text()))
 
 
-def command_file(kind: str, template: str, directory: Path | str, n_images: int,
-                 first: int = 1) -> str:
+def command_file(
+    kind: str, template: str, directory: Path | str, n_images: int, first: int = 1
+) -> str:
     """A usage_contract.md command file.
 
     ``kind``: ``"index"`` (AUTOINDEX DPS REFINE over all images, MOSAIC ESTIMATE, NEWMAT
@@ -123,12 +124,23 @@ def command_file(kind: str, template: str, directory: Path | str, n_images: int,
         body = ["NEWMAT index.mat", *index]
     elif kind == "cellref":
         seg = min(SEGMENT_IMAGES, max(1, n_images // 2))
-        body = ["NEWMAT refined.mat", *index, "POSTREF SEGMENT 2",
-                f"PROCESS {first} {first + seg - 1}", "GO", f"PROCESS {last - seg + 1} {last}",
-                "GO"]
+        body = [
+            "NEWMAT refined.mat",
+            *index,
+            "POSTREF SEGMENT 2",
+            f"PROCESS {first} {first + seg - 1}",
+            "GO",
+            f"PROCESS {last - seg + 1} {last}",
+            "GO",
+        ]
     elif kind == "integrate":
-        body = ["HKLOUT integrated.mtz", "NEWMAT index.mat", *index, f"PROCESS {first} {last}",
-                "GO"]
+        body = [
+            "HKLOUT integrated.mtz",
+            "NEWMAT index.mat",
+            *index,
+            f"PROCESS {first} {last}",
+            "GO",
+        ]
     else:
         raise ValueError(f"unknown job kind {kind!r} (choose one of {', '.join(JOBS)})")
     return "\n".join([*head, *body, "EXIT"]) + "\n"
@@ -175,20 +187,27 @@ class Run:
         return float(vals[-1]) if vals else None
 
 
-def run_job(ds: DevSet, kind: str, workdir: Path, timeout: float = 1800.0,
-            extra_env: dict | None = None) -> Run:
+def run_job(
+    ds: DevSet, kind: str, workdir: Path, timeout: float = 1800.0, extra_env: dict | None = None
+) -> Run:
     """Write the ``kind`` command file for ``ds`` in ``workdir`` and pipe it into mosflm-py.
 
     The program runs as ``python -m mosflm_py`` in a subprocess with this repository first on
     ``PYTHONPATH``; its terminal output is returned in :class:`Run` (and written to
     ``workdir/<kind>.log``).
     """
-    return run_command_file(command_file(kind, ds.template, ds.image_dir, ds.n_images,
-                                         ds.first_image), kind, workdir, timeout, extra_env)
+    return run_command_file(
+        command_file(kind, ds.template, ds.image_dir, ds.n_images, ds.first_image),
+        kind,
+        workdir,
+        timeout,
+        extra_env,
+    )
 
 
-def run_command_file(text: str, kind: str, workdir: Path, timeout: float = 1800.0,
-                     extra_env: dict | None = None) -> Run:
+def run_command_file(
+    text: str, kind: str, workdir: Path, timeout: float = 1800.0, extra_env: dict | None = None
+) -> Run:
     """Pipe command-file ``text`` into ``python -m mosflm_py`` in ``workdir``."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -198,8 +217,15 @@ def run_command_file(text: str, kind: str, workdir: Path, timeout: float = 1800.
     env.update(extra_env or {})
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, "-m", "mosflm_py"], input=text, cwd=workdir,
-                              env=env, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", "mosflm_py"],
+            input=text,
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         code, log = proc.returncode, proc.stdout + proc.stderr
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
@@ -219,8 +245,11 @@ def score_matrix(mat: Path | None, ds: DevSet) -> dict:
     or ``{"error": ...}``."""
     if mat is None or not Path(mat).is_file():
         return {"error": "no matrix file"}
-    proc = subprocess.run([sys.executable, str(_tool(ds, "score_matrix.py")), str(mat),
-                           str(ds.path / "truth.json")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(_tool(ds, "score_matrix.py")), str(mat), str(ds.path / "truth.json")],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["score_matrix failed"])[-1]}
     return json.loads(proc.stdout)["static"]
@@ -230,8 +259,11 @@ def score_mtz(mtz: Path | None, ds: DevSet) -> dict:
     """``tools/score_mtz.py`` (CC against the truth, partials summed), or ``{"error": ...}``."""
     if mtz is None or not Path(mtz).is_file():
         return {"error": "no MTZ file"}
-    proc = subprocess.run([sys.executable, str(_tool(ds, "score_mtz.py")), str(mtz),
-                           str(ds.path / "truth_F.hkl")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(_tool(ds, "score_mtz.py")), str(mtz), str(ds.path / "truth_F.hkl")],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or ["score_mtz failed"])[-1]}
     return json.loads(proc.stdout)
