@@ -4,6 +4,7 @@ Usage::
 
     python scripts/bench_devset.py [--sets p1,hex] [--jobs index,cellref,integrate]
                                    [--workdir DIR] [--json OUT.json] [--timeout 1800]
+    python scripts/bench_devset.py --from-json OUT.json     # re-print an earlier run's table
 
 Runs every development set (``../shared/data/sim/dev_*``, README.md there) through the command
 files of ``reference/usage_contract.md`` with no dataset-specific keyword (``tests/devset.py``
@@ -60,6 +61,7 @@ def dials_figures(ds: devset.DevSet) -> dict:
         "sigma_m_deg": s.get("dials_profile_sigma_m_deg"),
         "cc_profile": mtz.get("pearson_all"),
         "cc_summation": mtz.get("summation_pearson_all"),
+        "mtz": {"n_scored": mtz.get("n_scored")},
         "sigma_calibration": devset.sigma_calibration(ds.path / "dials_ref" / "integrated.mtz", ds),
         "seconds": s.get("total_wall_s_typical_pipeline"),
     }
@@ -94,10 +96,10 @@ def run_set(ds: devset.DevSet, jobs: list[str], workdir: Path, timeout: float) -
 
 
 def _failure(log: str) -> str:
-    """The last ``***`` line of a failed run (what the program said), else its last line."""
+    """The first ``***`` message of a failed run (what the program said), else its last line."""
     lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
-    bad = [ln for ln in lines if "***" in ln and set(ln) != {"*"}]
-    return (bad or lines or ["(no output)"])[-1][:160]
+    bad = [ln for ln in lines if ln.startswith("***") and set(ln) != {"*"}]
+    return (bad or lines or ["(no output)"])[0][:150]
 
 
 def _f(v, fmt: str = "{:.3f}") -> str:
@@ -106,7 +108,7 @@ def _f(v, fmt: str = "{:.3f}") -> str:
 
 def _cell(score: dict) -> str:
     if "error" in score:
-        return score["error"][:26]
+        return score["error"][:30]
     return " ".join(f"{v:+.3f}" for v in score["cell_error_percent_abc"])
 
 
@@ -114,81 +116,93 @@ def _orient(score: dict) -> str:
     return "-" if "error" in score else f"{score['orientation_error_deg']:.3f}"
 
 
+def _sigma(x: dict) -> str:
+    if "error" in x:
+        return x["error"][:30]
+    return f"{_f(x.get('IPR'), '{:.2f}')} / {_f(x.get('I'), '{:.2f}')}"
+
+
+LABEL = 46
+COL = 26
+
+
 def table(results: list[dict]) -> str:
-    """Side-by-side text table of :func:`run_set` results."""
+    """Side-by-side text table of :func:`run_set` results (mosflm-py | DIALS 3.12)."""
     rows = []
+
+    def row(label: str, ours: str, dials: str) -> None:
+        rows.append(f"  {label:{LABEL}s} {ours:>{COL}s}   {dials:>{COL}s}")
+
     for r in results:
         d, jobs = r["dials"], r["jobs"]
         rows.append(
-            f"=== {r['set']}  (truth lattice {r['truth_lattice']}, nanoBragg mosaic cap "
+            f"=== {r['set']}  (truth: lattice {r['truth_lattice']}, nanoBragg mosaic cap "
             f"{r['truth_mosaic_cap']} deg)"
         )
-        rows.append(f"  {'':34s} {'mosflm-py':>28s}   {'DIALS 3.12':>28s}")
-        idx = jobs.get("index") or jobs.get("cellref") or jobs.get("integrate")
-        if idx:
-            rows.append(f"  {'lattice':34s} {str(idx['lattice']):>28s}   {str(d['lattice']):>28s}")
+        row("", "mosflm-py", "DIALS 3.12")
+        first = next(iter(jobs.values()), None)
+        if first:
+            row("lattice (AUTOINDEX suggested)", str(first["lattice"]), str(d["lattice"]))
         dcell = (
             "-"
             if d["cell_error_percent_abc"] is None
             else " ".join(f"{v:+.3f}" for v in d["cell_error_percent_abc"])
         )
-        for kind, label in (
-            ("index", "AUTOINDEX"),
-            ("cellref", "POSTREF SEGMENT 2"),
-            ("integrate", "after PROCESS (NEWMAT)"),
-        ):
+        for kind, label in (("index", "AUTOINDEX"), ("cellref", "POSTREF SEGMENT 2")):
             if kind in jobs:
-                j = jobs[kind]
-                rows.append(
-                    f"  {'cell error a b c % ' + label:34s} {_cell(j['matrix']):>28s}   "
-                    f"{dcell:>28s}"
+                row(f"cell error a b c (%), {label}", _cell(jobs[kind]["matrix"]), dcell)
+                row(
+                    f"orientation error (deg), {label}",
+                    _orient(jobs[kind]["matrix"]),
+                    _f(d["orientation_error_deg"]),
                 )
-                rows.append(
-                    f"  {'orientation error deg ' + label:34s} "
-                    f"{_orient(j['matrix']):>28s}   "
-                    f"{_f(d['orientation_error_deg']):>28s}"
-                )
-        if idx:
-            est = _f(idx["mosaic_estimate"], "{:.2f}")
-            ref = [
-                _f(jobs[k]["mosaic_refined"], "{:.2f}")
-                for k in ("cellref", "integrate")
-                if k in jobs
-            ]
-            rows.append(
-                f"  {'mosaic deg estimate / refined':34s} "
-                f"{est + ' / ' + ' '.join(ref or ['-']):>28s}   "
-                f"{'sigma_m ' + _f(d['sigma_m_deg']):>28s}"
+        if first:
+            row(
+                "mosaic (deg): MOSAIC ESTIMATE",
+                _f(first["mosaic_estimate"], "{:.2f}"),
+                "sigma_m " + _f(d["sigma_m_deg"]),
             )
+            for kind, label in (
+                ("cellref", "after cell refinement"),
+                ("integrate", "last image of PROCESS"),
+            ):
+                if kind in jobs:
+                    row(f"mosaic (deg): {label}", _f(jobs[kind]["mosaic_refined"], "{:.2f}"), "")
         if "integrate" in jobs:
             j = jobs["integrate"]
-            m = j["mtz"]
-            ours = (
-                "MTZ: " + m["error"][:23]
-                if "error" in m
-                else f"{_f(m.get('pearson_all'), '{:.4f}')} / "
-                f"{_f(m.get('summation_pearson_all'), '{:.4f}')}"
+            m, dm = j["mtz"], d.get("mtz", {})
+            if "error" in m:
+                row(
+                    "CC(I, F_true^2) profile / summation",
+                    "MTZ: " + m["error"][:20],
+                    f"{_f(d['cc_profile'], '{:.4f}')} / {_f(d['cc_summation'], '{:.4f}')}",
+                )
+            else:
+                row(
+                    "CC(I, F_true^2) profile / summation",
+                    f"{_f(m.get('pearson_all'), '{:.4f}')} / "
+                    f"{_f(m.get('summation_pearson_all'), '{:.4f}')}",
+                    f"{_f(d['cc_profile'], '{:.4f}')} / {_f(d['cc_summation'], '{:.4f}')}",
+                )
+                row(
+                    "reflections scored (partials summed)",
+                    str(m.get("n_scored")),
+                    str(dm.get("n_scored", "-")),
+                )
+            row(
+                "sigma calibration rms((I-kI_true)/sig) prf/sum",
+                _sigma(j["sigma_calibration"]),
+                _sigma(d["sigma_calibration"]),
             )
-            rows.append(
-                f"  {'CC(I, F^2) profile / summation':34s} {ours:>28s}   "
-                f"{_f(d['cc_profile'], '{:.4f}') + ' / ' + _f(d['cc_summation'], '{:.4f}'):>28s}"
+        for kind, j in jobs.items():
+            row(
+                f"wall time (s), {kind} job",
+                f"{j['seconds']:.1f}",
+                _f(d["seconds"], "{:.1f}") + " (typical pipeline)" if kind == "integrate" else "",
             )
-            s, ds_ = j["sigma_calibration"], d["sigma_calibration"]
-
-            def sc(x):
-                if "error" in x:
-                    return x["error"][:28]
-                return f"{_f(x.get('IPR'), '{:.2f}')} / {_f(x.get('I'), '{:.2f}')}"
-
-            rows.append(f"  {'sigma calib. rms z prf / sum':34s} {sc(s):>28s}   {sc(ds_):>28s}")
-        secs = sum(j["seconds"] for j in jobs.values())
-        rows.append(
-            f"  {'time s (' + '+'.join(jobs) + ')':34s} {secs:>28.1f}   "
-            f"{_f(d['seconds'], '{:.1f}'):>28s}"
-        )
         for kind, j in jobs.items():
             if j["returncode"] != 0:
-                rows.append(f"  ! {kind} exited {j['returncode']}: {j['failure']}")
+                rows.append(f"  ! {kind} job exited {j['returncode']}: {j['failure']}")
         rows.append("")
     return "\n".join(rows)
 
@@ -204,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", help="folder for the runs (default: a temporary folder, removed)")
     ap.add_argument("--json", help="write all figures to this JSON file")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per program run")
+    ap.add_argument("--from-json", metavar="JSON", help="only print the table of an earlier --json")
     a = ap.parse_args(argv)
+    if a.from_json:
+        print(table(json.loads(Path(a.from_json).read_text())))
+        return 0
     jobs = [j.strip() for j in a.jobs.split(",") if j.strip()]
     bad = [j for j in jobs if j not in devset.JOBS]
     if bad:

@@ -182,8 +182,11 @@ class Run:
 
     @property
     def mosaic_refined(self) -> float | None:
-        """Last post-refined mosaic spread in the per-image PROCESS lines (deg)."""
-        vals = re.findall(r"^\s*Image\s+\d+:.*\bmosaic\s+([-+\d.]+)", self.log, re.MULTILINE)
+        """Last refined mosaic spread (deg): cell refinement's ``Refined mosaic spread ... x``,
+        else the last per-image PROCESS line's ``mosaic x``."""
+        vals = re.findall(r"Refined mosaic spread[^\d\n]*([-+]?\d+\.\d+)", self.log)
+        if not vals:
+            vals = re.findall(r"^\s*Image\s+\d+:.*\bmosaic\s+([-+\d.]+)", self.log, re.MULTILINE)
         return float(vals[-1]) if vals else None
 
 
@@ -236,7 +239,8 @@ def run_command_file(
 
 
 def _tool(ds: DevSet, name: str) -> Path:
-    return ds.path.parent / "tools" / name
+    """The development set's scorer ``name`` (``tools/`` beside the sets)."""
+    return SIM_ROOT / "tools" / name
 
 
 def score_matrix(mat: Path | None, ds: DevSet) -> dict:
