@@ -434,3 +434,38 @@ def test_ccd_read_noise_gain_and_pedestal():
 def test_bad_domain_parameters_are_refused(changes):
     with pytest.raises(KeywordError):
         default_params(**changes)
+
+
+def test_ccd_like_nanobragg_dataset(tmp_path):
+    """A CCD-like SMV sweep of the domains model: header GAIN / IMAGE_PEDESTAL, pixel statistics
+    of gain x (Poisson background) + pedestal + read noise, truth written."""
+    import fabio
+
+    from mosflm_py.simulate.dataset import simulate_dataset
+    from mosflm_py.simulate.detector import background_map
+
+    p = nanobragg_like_params(
+        nslow=96,
+        nfast=96,
+        beam_x=8.0,
+        beam_y=8.5,
+        n_images=2,
+        resolution=4.0,
+        background=20.0,
+        background_radial=0.0,
+        gain=2.0,
+        adc_offset=40.0,
+        read_noise=4.0,
+        distance=80.0,
+    )
+    ds = simulate_dataset(p, tmp_path, fmt="smv", name="ccd")
+    assert len(ds.paths) == 2 and ds.truth_path.is_file()
+    img = fabio.open(str(ds.paths[0]))
+    assert float(img.header["GAIN"]) == 2.0 and float(img.header["IMAGE_PEDESTAL"]) == 40.0
+    data = img.data.astype(float)
+    bg = background_map(p)
+    # median pixel ~ gain * background + pedestal (spots cover few pixels)
+    assert np.median(data) == pytest.approx(2.0 * np.median(bg) + 40.0, abs=1.5)
+    spread = np.percentile(data, 75) - np.percentile(data, 25)
+    sd = math.sqrt(4.0 * np.median(bg) + 16.0)  # gain^2 * lambda + read^2
+    assert spread / 1.349 == pytest.approx(sd, rel=0.15)
