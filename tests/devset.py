@@ -175,6 +175,12 @@ class Run:
         return m.group(1) if m else None
 
     @property
+    def autoindex_cell(self) -> list[float] | None:
+        """AUTOINDEX's refined cell (the first ``Refined cell a b c al be ga`` line)."""
+        m = re.search(r"Refined cell\s+" + r"\s+".join([r"([\d.]+)"] * 6), self.log)
+        return [float(v) for v in m.groups()] if m else None
+
+    @property
     def mosaic_estimate(self) -> float | None:
         """MOSAIC ESTIMATE's value (deg): ``The mosaicity has been estimated as ---> x <---``."""
         m = re.search(r"mosaicity has been estimated as\s*-*>\s*([-+\d.]+)", self.log)

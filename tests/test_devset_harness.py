@@ -56,6 +56,7 @@ def test_run_log_parsing():
     log = "\n".join(
         [
             " Suggested Solution: 6 oP with penalty 1",
+            " Refined cell        47.14   58.86   72.10   90.0   90.0   90.0   Space group P 2 2 2",
             " The mosaicity has been estimated as --->  0.45 <---",
             " Image     1: beam  90.9  84.5  dist 62.00  missets 0 0 0  mosaic 0.512",
             " Image     2: beam  90.9  84.5  dist 62.00  missets 0 0 0  mosaic 0.498",
@@ -63,6 +64,7 @@ def test_run_log_parsing():
     )
     run = Run(kind="integrate", workdir=SIM_ROOT, returncode=0, log=log, seconds=1.0)
     assert run.lattice == "oP"
+    assert run.autoindex_cell == [47.14, 58.86, 72.10, 90.0, 90.0, 90.0]
     assert run.mosaic_estimate == pytest.approx(0.45)
     assert run.mosaic_refined == pytest.approx(0.498)
     run.log += "\n Refined mosaic spread (without safety factor) 0.310 +- 0.020 deg"
