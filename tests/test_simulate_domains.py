@@ -429,6 +429,7 @@ def test_ccd_read_noise_gain_and_pedestal():
         {"model": "domains", "phi_steps": 0},
         {"model": "domains", "mosaic_domains": 0},
         {"read_noise": -1.0},
+        {"model": "domains", "divergence_h": 0.1},
     ],
 )
 def test_bad_domain_parameters_are_refused(changes):

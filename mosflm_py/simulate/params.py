@@ -147,6 +147,9 @@ class SimulationParams:
                                    f"(got {self.domain_size}).")
             if self.phi_steps < 1 or not 1 <= self.oversample <= 16:
                 raise KeywordError("Simulation needs phi_steps >= 1 and 1 <= oversample <= 16.")
+            if self.divergence_h or self.divergence_v or self.dispersion:
+                raise KeywordError("Beam divergence and dispersion are not implemented yet in the "
+                                   "'domains' simulation model (use the 'ball' model).")
         elif self.mosaic + 0.5 * (self.divergence_h + self.divergence_v) <= 0:
             raise KeywordError("Simulation needs a positive mosaic spread or beam divergence.")
         if self.resolution is not None and self.resolution <= 0.5 * self.wavelength:
