@@ -441,8 +441,9 @@ def render_domains(
     rot : (D, 3, 3) domain rotations.  prec : (D, 3, 3) blob precision matrices at phi = 0
         (A^2), ``rot[d] P0 rot[d]^T``.  norm : ``sqrt(det P0) / (2 pi)^1.5`` (A^3).
     quad_cut : pixels with ``dq^T P dq`` above it are skipped.  t_cut : blobs whose centre is
-        farther than this from the Ewald sphere (1/A) are skipped.  lateral : reach of a blob
-        across the sphere (1/A), sets the pixel window.
+        farther than this from the Ewald sphere (1/A) are skipped.  lateral : radius (1/A) of a
+        ball around r holding the blob out to ``quad_cut``; with the centre's distance ``t``
+        from the sphere it sets the pixel window.
     s0 : 1/lambda.  sign : +1, or -1 for REVERSEPHI.  phi_sub : (n_img, S) radians.
     dphi : radians per sub-step.  det : packed detector (see ``_walk``).
     oversample : sub-pixels per pixel edge.  max_half : largest pixel half-window.
@@ -492,8 +493,12 @@ def render_domains(
                     qz = mu * uz - det[2]
                     ps = (det[13] + qx * det[3] + qy * det[4] + qz * det[5]) / px_s
                     pf = (det[14] + qx * det[6] + qy * det[7] + qz * det[8]) / px_f
-                    # a lateral step dq turns the ray by dq/s0 rad: mu dq/(s0 dn) mm on the plane
-                    half = int(math.ceil(mu * lateral / (s0 * dn) / min(px_s, px_f))) + 1
+                    # the blob (within ``lateral`` of r) meets the sphere within a cap of chord
+                    # radius sqrt(lateral^2 - t^2); a lateral step dq turns the ray by dq/s0 rad,
+                    # i.e. mu dq/(s0 dn) mm on the detector plane
+                    tt = sn - s0
+                    lat = math.sqrt(max(0.0, lateral * lateral - tt * tt))
+                    half = int(math.ceil(mu * lat / (s0 * dn) / min(px_s, px_f))) + 1
                     if half > max_half:
                         half = max_half
                     i0 = max(0, int(math.floor(ps)) - half)
