@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         "nanoBragg-like crystal (mosflm_py.simulate.domains)",
         "--nanobragg starts from nanobragg_like_params(): discrete mosaic domains (--mosaic is "
         "then the spherical-cap maximum rotation), Gaussian domains of Na x Nb x Nc cells, "
-        "rotation sub-steps, point-spread blur.",
+        "rotation sub-steps, point-spread blur.  The other options of this group imply it.",
     )
     nb.add_argument("--nanobragg", action="store_true", help="use the 'domains' crystal model")
     nb.add_argument("--domains", type=int, help="number of mosaic domains")
@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         ch["reverse_phi"] = True
     if a.domain_size:
         ch["domain_size"] = tuple(a.domain_size)
-    make = nanobragg_like_params if a.nanobragg else default_params
+    domain_options = (a.domains, a.domain_size, a.phi_steps, a.oversample)
+    nano = a.nanobragg or any(v is not None for v in domain_options)  # they imply the model
+    make = nanobragg_like_params if nano else default_params
     try:
         ds = simulate_dataset(make(**ch), a.out_dir, fmt=a.fmt, name=a.name)
     except MosflmError as exc:
