@@ -398,10 +398,11 @@ def coverage_curve(
 
 
 # ------------------------------------------------------------------------------------- search
-def _sorted_targets(passages: Passages, anomalous: bool) -> tuple[np.ndarray, np.ndarray, int]:
+def _sorted_targets(passages: Passages, anomalous: bool
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     tid, valid = passages.targets(anomalous)
     order = np.lexsort((passages.phi, tid))
-    return tid[order], passages.phi[order], int(np.count_nonzero(valid))
+    return tid[order], passages.phi[order], valid
 
 
 def completeness_by_start(
@@ -420,17 +421,18 @@ def completeness_by_start(
 
     Returns
     -------
-    starts (S,) degrees and the number of targets measured (S,) including ``covered``.
+    starts (S,) degrees and the number of targets measured (S,) including ``covered`` (targets:
+    the valid ids of :meth:`Passages.targets`).
     """
     nstep = int(round(360.0 / step))
     if nstep < 1 or abs(nstep * step - 360.0) > 1e-6:
         raise GeometryError(f"the step of starting angles {step} does not divide 360 degrees")
-    tid, phi, n_valid = _sorted if _sorted is not None else _sorted_targets(passages, anomalous)
+    tid, phi, valid = _sorted if _sorted is not None else _sorted_targets(passages, anomalous)
     n_pre = 0
     if covered is not None:
         keep = ~covered[tid]
         tid, phi = tid[keep], phi[keep]
-        n_pre = int(np.count_nonzero(covered))
+        n_pre = int(np.count_nonzero(covered & valid))
     starts = np.arange(nstep) * step
     if rotation >= 360.0 or len(tid) == 0:
         n_with = len(np.unique(tid)) if rotation >= 360.0 else 0
