@@ -5,7 +5,8 @@ orientation matrix: it enumerates every reflection in the sphere with a triple l
 its unique reflection with gemmi's scalar ``ReciprocalAsu.to_asu`` (not the vectorised
 symmetry-mate code), turns the crystal in 0.05° steps about +Z, finds each crossing of the Ewald
 sphere by a sign change of |s0 + r|² − |s0|², and puts the diffracted ray on a flat detector
-normal to the beam with the MOSFLM convention (X = Xb − D·s1y/s1x, Y = Yb + D·s1z/s1x).
+normal to the beam with the MOSFLM convention (X = Xb − D·s1y/s1x, Y = Yb + D·s1z/s1x, the
+axes turned by DETECTOR OMEGA in the plane when it is not zero).
 Tolerance: completeness within 0.5 % (percentage points), as the issue asks.
 """
 
@@ -74,11 +75,14 @@ def brute_force(exp: Experiment, d_min: float, step: float = 0.05):
     sx, sy = det.size_mm
     phis = np.arange(0.0, 360.0 + step / 2, step)
 
+    sense = -1.0 if exp.goniometer.reverse_phi else 1.0
+    assert det.two_theta == 0 and det.tilt == 0 and det.twist == 0 and det.ccomega == 0
+    cw, sw = np.cos(np.radians(det.omega)), np.sin(np.radians(det.omega))
     out = []
     chunk = 400
     for k0 in range(0, len(phis) - 1, chunk):  # plain numpy over blocks of steps
         ph = phis[k0:k0 + chunk + 1]
-        c, s = np.cos(np.radians(ph))[:, None], np.sin(np.radians(ph))[:, None]
+        c, s = np.cos(np.radians(ph))[:, None], sense * np.sin(np.radians(ph))[:, None]
         rx = c * r0[None, :, 0] - s * r0[None, :, 1]
         ry = s * r0[None, :, 0] + c * r0[None, :, 1]
         val = 2.0 * rx * s0[0] + rx**2 + ry**2 + r0[None, :, 2] ** 2
@@ -86,13 +90,14 @@ def brute_force(exp: Experiment, d_min: float, step: float = 0.05):
         for kk, i in zip(ks, idx):
             t = val[kk, i] / (val[kk, i] - val[kk + 1, i])
             phi = ph[kk] + t * (ph[kk + 1] - ph[kk])
-            cc, ss = np.cos(np.radians(phi)), np.sin(np.radians(phi))
+            cc, ss = np.cos(np.radians(phi)), sense * np.sin(np.radians(phi))
             r = np.array([cc * r0[i, 0] - ss * r0[i, 1], ss * r0[i, 0] + cc * r0[i, 1], r0[i, 2]])
             s1 = s0 + r
             if s1[0] <= 0:
                 continue
-            x = det.beam_x - det.distance * s1[1] / s1[0]
-            y = det.beam_y + det.distance * s1[2] / s1[0]
+            py, pz = det.distance * s1[1] / s1[0], det.distance * s1[2] / s1[0]
+            x = det.beam_x - cw * py - sw * pz  # detector axes turned by OMEGA in the plane
+            y = det.beam_y - sw * py + cw * pz
             if 0 <= x < sx and 0 <= y < sy:
                 out.append((keys[i], halves[i], phi % 360.0))
     return out, n_unique, n_halves
