@@ -36,12 +36,28 @@ from mosflm_py.strategy.plan import StrategyOptions, plan_strategy
 TILTED = rot_axis(np.array([1.0, 2.0, 3.0]), 37.0)
 
 
-def make_experiment(cell, sg, U=TILTED, wavelength=1.0, distance=100.0, beam=(30.0, 50.0),
-                    npx=(1000, 1000), pixel=0.1) -> Experiment:
-    det = Detector(distance=distance, beam_x=beam[0], beam_y=beam[1], pixel_slow=pixel,
-                   pixel_fast=pixel, nslow=npx[0], nfast=npx[1])
-    return Experiment(beam=Beam(wavelength), detector=det,
-                      crystal=Crystal(cell=cell, U=U, space_group=sg))
+def make_experiment(
+    cell,
+    sg,
+    U=TILTED,
+    wavelength=1.0,
+    distance=100.0,
+    beam=(30.0, 50.0),
+    npx=(1000, 1000),
+    pixel=0.1,
+) -> Experiment:
+    det = Detector(
+        distance=distance,
+        beam_x=beam[0],
+        beam_y=beam[1],
+        pixel_slow=pixel,
+        pixel_fast=pixel,
+        nslow=npx[0],
+        nfast=npx[1],
+    )
+    return Experiment(
+        beam=Beam(wavelength), detector=det, crystal=Crystal(cell=cell, U=U, space_group=sg)
+    )
 
 
 def brute_force(exp: Experiment, d_min: float, step: float = 0.05):
@@ -81,7 +97,7 @@ def brute_force(exp: Experiment, d_min: float, step: float = 0.05):
     out = []
     chunk = 400
     for k0 in range(0, len(phis) - 1, chunk):  # plain numpy over blocks of steps
-        ph = phis[k0:k0 + chunk + 1]
+        ph = phis[k0 : k0 + chunk + 1]
         c, s = np.cos(np.radians(ph))[:, None], sense * np.sin(np.radians(ph))[:, None]
         rx = c * r0[None, :, 0] - s * r0[None, :, 1]
         ry = s * r0[None, :, 0] + c * r0[None, :, 1]
@@ -105,6 +121,7 @@ def brute_force(exp: Experiment, d_min: float, step: float = 0.05):
 
 def brute_completeness(crossings, n_unique, ranges):
     """(completeness %, passages) of the ranges from the brute-force crossings."""
+
     def inside(phi):
         return any((phi - a) % 360.0 < (b - a) or b - a >= 360 for a, b in ranges)
 
@@ -118,8 +135,13 @@ CASES = [
     ("P 31 2 1", (26.0, 26.0, 34.0, 90.0, 90.0, 120.0), 2.2),
     ("C 1 2 1", (40.0, 24.0, 28.0, 90.0, 103.0, 90.0), 2.3),
 ]
-RANGES = [[(0.0, 30.0)], [(45.0, 135.0)], [(300.0, 420.0)], [(10.0, 40.0), (200.0, 230.0)],
-          [(0.0, 360.0)]]
+RANGES = [
+    [(0.0, 30.0)],
+    [(45.0, 135.0)],
+    [(300.0, 420.0)],
+    [(10.0, 40.0), (200.0, 230.0)],
+    [(0.0, 360.0)],
+]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[c[0].replace(" ", "") for c in CASES])
@@ -284,7 +306,7 @@ def test_second_crystal_fills_what_the_first_missed():
     p1, p2 = reflection_passages(u, e1), reflection_passages(u, e2)
     first = measured(p1, [(0.0, 30.0)])
     res = plan_strategy(p2, StrategyOptions(rotation=30.0), already=first)
-    (a, b), = [(r.start, r.end) for r in res.segments]
+    ((a, b),) = [(r.start, r.end) for r in res.segments]
     combined = first | measured(p2, [(a, b)])
     assert res.combined.completeness == pytest.approx(combined.completeness)
     s_alone, _ = best_start(p2, 30.0)
@@ -317,4 +339,5 @@ def test_speedup_samples_the_same_percentages():
     fast = reflection_passages(unique_reflections(cell, sg, 2.0, speedup=4), exp)
     for rng in ([(0.0, 40.0)], [(100.0, 250.0)]):
         assert measured(fast, rng).completeness == pytest.approx(
-            measured(full, rng).completeness, abs=1.5)
+            measured(full, rng).completeness, abs=1.5
+        )

@@ -40,8 +40,17 @@ CELL = (40.0, 50.0, 60.0, 90.0, 90.0, 90.0)
 def sim(tmp_path_factory):
     """One blank Pilatus-style CBF (its header gives the geometry) and a matrix file."""
     d = tmp_path_factory.mktemp("strat")
-    p = default_params(nslow=400, nfast=400, beam_x=34.0, beam_y=34.0, distance=60.0,
-                       n_images=1, osc_width=1.0, resolution=2.0, phi_start=0.0)
+    p = default_params(
+        nslow=400,
+        nfast=400,
+        beam_x=34.0,
+        beam_y=34.0,
+        distance=60.0,
+        n_images=1,
+        osc_width=1.0,
+        resolution=2.0,
+        phi_start=0.0,
+    )
     write_cbf(d / "blank_00001.cbf", np.zeros((400, 400), np.int32), p, 1)
     u = rot_axis(np.array([1.0, 2.0, 3.0]), 37.0)
     a = p.wavelength * u @ b_matrix(CELL)
@@ -52,9 +61,17 @@ def sim(tmp_path_factory):
 def _session(sim, lines, tmp_path):
     out = io.StringIO()
     s = Session(out=out)
-    s.run_lines([f"DIRECTORY {sim.out_dir}", f"TEMPLATE {sim.template}",
-                 f"MATRIX {sim.matrix_path}", "SYMMETRY P212121", "MOSAIC 0.3",
-                 f"SUMMARY {tmp_path / 'strat.sum'}", *lines])
+    s.run_lines(
+        [
+            f"DIRECTORY {sim.out_dir}",
+            f"TEMPLATE {sim.template}",
+            f"MATRIX {sim.matrix_path}",
+            "SYMMETRY P212121",
+            "MOSAIC 0.3",
+            f"SUMMARY {tmp_path / 'strat.sum'}",
+            *lines,
+        ]
+    )
     return s, out.getvalue()
 
 
@@ -77,9 +94,10 @@ def test_strategy_auto_log_summary_and_plot(sim, tmp_path):
     exp = experiment_for_image(s, 1, current_crystal(s, g.wavelength))
     d_min, d_max = strategy_resolution(s, exp)
     p = reflection_passages(unique_reflections(exp.crystal.cell, "P 21 21 21", d_min), exp)
-    (a, b), = [(r.start, r.end) for r in res.segments]
+    ((a, b),) = [(r.start, r.end) for r in res.segments]
     assert measured(p, [(a, b)]).completeness == pytest.approx(
-        _number(r"Completeness ([\d.]+)%, anomalous", log), abs=0.05)
+        _number(r"Completeness ([\d.]+)%, anomalous", log), abs=0.05
+    )
     assert res.full_rotation <= 180.0
     with Image.open(png) as im:
         assert im.size == (900, 600)
@@ -97,13 +115,22 @@ def test_strategy_segments_and_second_crystal(sim, tmp_path):
     mat = read_matrix_file(sim.matrix_path)
     turned = tmp_path / "second.mat"
     r = rot_axis(np.array([1.0, -1.0, 0.5]), 50.0)
-    write_matrix_file(turned, r @ np.asarray(mat.A), (0.0, 0.0, 0.0), r @ np.asarray(mat.U),
-                      mat.cell)
-    s, log = _session(sim, [
-        "STRATEGY ROTATE 40 SEGMENTS 2 ANOMALOUS", "GO",
-        "STRATEGY START 0 END 20", "GO",
-        f"MATRIX {turned}", "STRATEGY ROTATE 20", "GO",
-    ], tmp_path)
+    write_matrix_file(
+        turned, r @ np.asarray(mat.A), (0.0, 0.0, 0.0), r @ np.asarray(mat.U), mat.cell
+    )
+    s, log = _session(
+        sim,
+        [
+            "STRATEGY ROTATE 40 SEGMENTS 2 ANOMALOUS",
+            "GO",
+            "STRATEGY START 0 END 20",
+            "GO",
+            f"MATRIX {turned}",
+            "STRATEGY ROTATE 20",
+            "GO",
+        ],
+        tmp_path,
+    )
     assert s.failures == 0, log
     assert "point group 222" in log and "Optimum set of segments" in log
     assert "Data already collected" in log and f"MATRIX {sim.matrix_path}" in log
@@ -113,13 +140,16 @@ def test_strategy_segments_and_second_crystal(sim, tmp_path):
     assert "added to the data already collected" in log
 
 
-@pytest.mark.parametrize("line, message", [
-    ("STRATEGY START 0", "START and END must be given together"),
-    ("STRATEGY AUTO START 0 END 20", "cannot be combined with START/END"),
-    ("STRATEGY ALTERNATE", "ALTERNATE is not implemented yet"),
-    ("TESTGEN ANGLE 1", "TESTGEN needs START and END"),
-    ("STRATEGY ROTATE 30 SEGMENTS 3 SIZES 10 20", "SEGMENTS 3 but 2 SIZES"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("STRATEGY START 0", "START and END must be given together"),
+        ("STRATEGY AUTO START 0 END 20", "cannot be combined with START/END"),
+        ("STRATEGY ALTERNATE", "ALTERNATE is not implemented yet"),
+        ("TESTGEN ANGLE 1", "TESTGEN needs START and END"),
+        ("STRATEGY ROTATE 30 SEGMENTS 3 SIZES 10 20", "SEGMENTS 3 but 2 SIZES"),
+    ],
+)
 def test_strategy_errors(sim, tmp_path, line, message):
     s, log = _session(sim, [line, "GO"], tmp_path)
     assert s.failures == 1 and message in log, log
@@ -144,8 +174,17 @@ def _pairwise_overlaps(x, y, sx, sy):
 
 def test_testgen_session_and_overlap_definition(sim, tmp_path):
     png = tmp_path / "tg.png"
-    s, log = _session(sim, ["SEPARATION 0.6 0.6", f"TESTGEN START 0 END 20 STEP 10 PLOT {png}",
-                            "GO", "TESTGEN START 0 END 10 STEP 10 ANGLE 0.5 3", "GO"], tmp_path)
+    s, log = _session(
+        sim,
+        [
+            "SEPARATION 0.6 0.6",
+            f"TESTGEN START 0 END 20 STEP 10 PLOT {png}",
+            "GO",
+            "TESTGEN START 0 END 10 STEP 10 ANGLE 0.5 3",
+            "GO",
+        ],
+        tmp_path,
+    )
     assert s.failures == 0, log
     assert "Maximum oscillation angle giving at most 0% spatially overlapped" in log
     assert "SEPARATION 0.60 0.60 mm, mosaic spread 0.30 deg" in log
@@ -178,8 +217,13 @@ def test_testgen_larger_mosaic_or_separation_allows_less(sim, tmp_path):
     g = s.geometry(1)
     exp = experiment_for_image(s, 1, current_crystal(s, g.wavelength))
     base = max_oscillation(exp, [0.0, 30.0], (0.4, 0.4), 2.0, max_overlap_percent=1.0)
-    wide = max_oscillation(exp.replace(crystal=exp.crystal.replace(mosaic=1.5)), [0.0, 30.0],
-                           (0.4, 0.4), 2.0, max_overlap_percent=1.0)
+    wide = max_oscillation(
+        exp.replace(crystal=exp.crystal.replace(mosaic=1.5)),
+        [0.0, 30.0],
+        (0.4, 0.4),
+        2.0,
+        max_overlap_percent=1.0,
+    )
     far = max_oscillation(exp, [0.0, 30.0], (1.2, 1.2), 2.0, max_overlap_percent=1.0)
     for b, w, f in zip(base, wide, far):
         assert (w.oscillation or 0.0) <= (b.oscillation or 0.0)
@@ -188,8 +232,9 @@ def test_testgen_larger_mosaic_or_separation_allows_less(sim, tmp_path):
 
 
 # ---------------------------------------------------------------------------- real data
-def dials_matrix_in_mosflm_frame(expt_path: Path, wavelength: float) -> tuple[np.ndarray,
-                                                                                np.ndarray]:
+def dials_matrix_in_mosflm_frame(
+    expt_path: Path, wavelength: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(A = λ·U·B, U) of the DIALS crystal model of sweep 04 at φ = 0 in the MOSFLM frame.
 
     dxtbx's beam ``direction`` points to the source (s0 = -direction/λ); the scan axis of sweep
@@ -230,9 +275,19 @@ def test_strategy_on_the_l_cysteine_sweep(real_data, tmp_path):
     write_matrix_file(tmp_path / "lcys.mat", a, (0.0, 0.0, 0.0), u, cell)
     out = io.StringIO()
     s = Session(out=out)
-    s.run_lines([f"DIRECTORY {folder}", "TEMPLATE l-cyst_04_#####.cbf",
-                 f"MATRIX {tmp_path / 'lcys.mat'}", "SYMMETRY P212121", "RESOLUTION 1.25",
-                 "STRATEGY NOTANOM", "GO", "STRATEGY START 0 END 45", "GO"])
+    s.run_lines(
+        [
+            f"DIRECTORY {folder}",
+            "TEMPLATE l-cyst_04_#####.cbf",
+            f"MATRIX {tmp_path / 'lcys.mat'}",
+            "SYMMETRY P212121",
+            "RESOLUTION 1.25",
+            "STRATEGY NOTANOM",
+            "GO",
+            "STRATEGY START 0 END 45",
+            "GO",
+        ]
+    )
     log = out.getvalue()
     assert s.failures == 0, log
     g = s.geometry(1)

@@ -68,8 +68,10 @@ def _experiment(session: Session, keyword: str) -> Experiment:
     g = session.geometry(n)
     crystal = current_crystal(session, g.wavelength)
     if crystal is None:
-        raise GeometryError(f"{keyword} needs the crystal orientation: run AUTOINDEX first or "
-                            "give the MATRIX keyword (and SYMMETRY)")
+        raise GeometryError(
+            f"{keyword} needs the crystal orientation: run AUTOINDEX first or "
+            "give the MATRIX keyword (and SYMMETRY)"
+        )
     return experiment_for_image(session, n, crystal=crystal)
 
 
@@ -86,29 +88,37 @@ def _options(job: Job) -> tuple[StrategyOptions, int, str | None]:
     start = rec.sub("START").get("phi") if rec.has("START") else None
     end = rec.sub("END").get("phi") if rec.has("END") else None
     if (start is None) != (end is None):
-        raise KeywordError("STRATEGY START and END must be given together "
-                           f"(line: {rec.text.strip()})")
+        raise KeywordError(
+            f"STRATEGY START and END must be given together (line: {rec.text.strip()})"
+        )
     ranged = start is not None
     for word in ("AUTO", "ROTATE", "SEGMENTS", "SIZES"):
         if ranged and rec.has(word):
-            raise KeywordError(f"STRATEGY {word} cannot be combined with START/END: START/END "
-                               "evaluates a given range, the others search for the best one "
-                               f"(line: {rec.text.strip()})")
+            raise KeywordError(
+                f"STRATEGY {word} cannot be combined with START/END: START/END "
+                "evaluates a given range, the others search for the best one "
+                f"(line: {rec.text.strip()})"
+            )
     if rec.has("ANOMALOUS") and rec.has("NOTANOM"):
-        raise KeywordError(f"STRATEGY ANOMALOUS and NOTANOM contradict each other "
-                           f"(line: {rec.text.strip()})")
+        raise KeywordError(
+            f"STRATEGY ANOMALOUS and NOTANOM contradict each other (line: {rec.text.strip()})"
+        )
     if rec.has("PARTS") and not ranged:
         raise KeywordError(f"STRATEGY PARTS needs START and END (line: {rec.text.strip()})")
     sizes = tuple(rec.sub("SIZES").get("sizes")) if rec.has("SIZES") else ()
     nseg = int(rec.sub("SEGMENTS").get("n")) if rec.has("SEGMENTS") else 1
     if sizes and rec.has("SEGMENTS") and nseg != len(sizes):
-        raise KeywordError(f"STRATEGY SEGMENTS {nseg} but {len(sizes)} SIZES given "
-                           f"(line: {rec.text.strip()})")
+        raise KeywordError(
+            f"STRATEGY SEGMENTS {nseg} but {len(sizes)} SIZES given (line: {rec.text.strip()})"
+        )
     opts = StrategyOptions(
-        start=start, end=end,
+        start=start,
+        end=end,
         parts=int(rec.sub("PARTS").get("n")) if rec.has("PARTS") else 1,
         rotation=float(rec.sub("ROTATE").get("r")) if rec.has("ROTATE") else None,
-        segments=nseg, sizes=sizes, anomalous=rec.has("ANOMALOUS"),
+        segments=nseg,
+        sizes=sizes,
+        anomalous=rec.has("ANOMALOUS"),
     )
     speedup = int(rec.sub("SPEEDUP").get("k")) if rec.has("SPEEDUP") else 1
     plot = None
@@ -157,9 +167,11 @@ def run(session: Session, job: Job) -> None:
     cr = exp.crystal
     out = session.report
     if session.state.crystal.symmetry is None and cr.space_group.replace(" ", "") == "P1":
-        session.warn_once("strategy-p1", "STRATEGY: no SYMMETRY given, so the strategy is for "
-                          "space group P1 (Laue group -1).",
-                          "Give SYMMETRY with the space group to get the strategy for it.")
+        session.warn_once(
+            "strategy-p1",
+            "STRATEGY: no SYMMETRY given, so the strategy is for space group P1 (Laue group -1).",
+            "Give SYMMETRY with the space group to get the strategy for it.",
+        )
     d_min, d_max = strategy_resolution(session, exp)
     unique = unique_reflections(cr.cell, cr.space_group, d_min, d_max, speedup)
     if len(unique) == 0:
@@ -176,87 +188,128 @@ def run(session: Session, job: Job) -> None:
     import gemmi
 
     sg = gemmi.SpaceGroup(cr.space_group)
-    group = (f"point group {sg.point_group_hm()}" if opts.anomalous
-             else f"Laue group {sg.laue_str()}")
+    group = (
+        f"point group {sg.point_group_hm()}" if opts.anomalous else f"Laue group {sg.laue_str()}"
+    )
     out.line()
     out.line(" ===== Data collection strategy =====")
     out.line()
-    out.line(f" Crystal ({_crystal_label(session)}): cell "
-             + " ".join(f"{c:.2f}" for c in cr.cell) + f", space group {cr.space_group}"
-             f" ({group})")
-    limit = ("RESOLUTION" if session.state.resolution.dmin is not None
-             else "the nearest detector edge")
+    out.line(
+        f" Crystal ({_crystal_label(session)}): cell "
+        + " ".join(f"{c:.2f}" for c in cr.cell)
+        + f", space group {cr.space_group}"
+        f" ({group})"
+    )
+    limit = (
+        "RESOLUTION" if session.state.resolution.dmin is not None else "the nearest detector edge"
+    )
     low = f"{d_max:.2f}" if d_max else "infinite"
-    out.line(f" Resolution {low} to {d_min:.2f} Å "
-             f"({limit}), "
-             f"wavelength {exp.beam.wavelength:.5f} Å, distance {exp.detector.distance:.2f} mm"
-             + (f", SPEEDUP {speedup} (every {speedup}th unique reflection)"
-                if speedup > 1 else ""))
+    out.line(
+        f" Resolution {low} to {d_min:.2f} Å "
+        f"({limit}), "
+        f"wavelength {exp.beam.wavelength:.5f} Å, distance {exp.detector.distance:.2f} mm"
+        + (f", SPEEDUP {speedup} (every {speedup}th unique reflection)" if speedup > 1 else "")
+    )
     out.lines(tb.axis_angle_lines(cr.UB, exp.goniometer.axis, exp.beam.s0))
     n = len(unique)
     out.line()
-    out.line(f" {n} unique reflections to {d_min:.2f} Å."
-             f" {passages.n_blind} ({100.0 * passages.n_blind / n:.1f}%) lie in the blind region "
-             "(they never reach the Ewald sphere on rotation about this axis: the cusp);"
-             f" {passages.n_off_detector} ({100.0 * passages.n_off_detector / n:.1f}%) reach it "
-             "only off the detector.")
-    out.line(" Completeness from a full 360 degree turn of this crystal setting"
-             + (" with the data already collected" if recorded else "")
-             + f": {res.reachable.completeness:.1f}% "
-             f"(anomalous {res.reachable.anomalous_completeness:.1f}%)")
+    out.line(
+        f" {n} unique reflections to {d_min:.2f} Å."
+        f" {passages.n_blind} ({100.0 * passages.n_blind / n:.1f}%) lie in the blind region "
+        "(they never reach the Ewald sphere on rotation about this axis: the cusp);"
+        f" {passages.n_off_detector} ({100.0 * passages.n_off_detector / n:.1f}%) reach it "
+        "only off the detector."
+    )
+    out.line(
+        " Completeness from a full 360 degree turn of this crystal setting"
+        + (" with the data already collected" if recorded else "")
+        + f": {res.reachable.completeness:.1f}% "
+        f"(anomalous {res.reachable.anomalous_completeness:.1f}%)"
+    )
     if passages.n_blind > 0.02 * n:
-        out.warning(f"{100.0 * passages.n_blind / n:.1f}% of the unique reflections lie in the "
-                    "cusp about the rotation axis and cannot be recorded in this setting.",
-                    "Recollect them with the crystal reoriented (a second crystal setting, "
-                    "several MATRIX + STRATEGY runs combine).")
+        out.warning(
+            f"{100.0 * passages.n_blind / n:.1f}% of the unique reflections lie in the "
+            "cusp about the rotation axis and cannot be recorded in this setting.",
+            "Recollect them with the crystal reoriented (a second crystal setting, "
+            "several MATRIX + STRATEGY runs combine).",
+        )
     if recorded:
         out.line()
         out.line(" Data already collected (STRATEGY START/END runs):")
         for seg in recorded:
             out.line(f"   phi {seg.start:8.1f} to {seg.end:8.1f}   {seg.label}")
-        out.line(f" together: completeness {res.already.completeness:.1f}%, anomalous "
-                 f"{res.already.anomalous_completeness:.1f}%")
-    target = "Bijvoet pairs (ANOMALOUS)" if opts.anomalous else "unique data"
+        out.line(
+            f" together: completeness {res.already.completeness:.1f}%, anomalous "
+            f"{res.already.anomalous_completeness:.1f}%"
+        )
+    target = "anomalous data (I+ and I- separately)" if opts.anomalous else "unique data"
     tables = []
     out.line()
     if opts.start is not None:
-        title = (f"Completeness for phi {opts.start:g} to {opts.end:g}"
-                 + (f" in {opts.parts} parts (cumulative)" if opts.parts > 1 else "")
-                 + (" added to the data already collected" if recorded else "") + ":")
+        title = (
+            f"Completeness for phi {opts.start:g} to {opts.end:g}"
+            + (f" in {opts.parts} parts (cumulative)" if opts.parts > 1 else "")
+            + (" added to the data already collected" if recorded else "")
+            + ":"
+        )
         out.lines(tb.segment_lines(title, res.segments))
     else:
         out.line(f" Optimising the completeness of {target}.")
         out.lines(tb.best_rotation_lines(res.rotation_rows))
         out.line()
-        out.line(f" A total rotation of {res.full_rotation:.0f} degrees from phi "
-                 f"{res.full_start:.0f} to {res.full_start + res.full_rotation:.0f} records all "
-                 f"the reachable {target} ({res.reachable.completeness:.1f}% of the unique data"
-                 + (", with the data already collected" if recorded else "") + ").")
+        out.line(
+            f" A total rotation of {res.full_rotation:.0f} degrees from phi "
+            f"{res.full_start:.0f} to {res.full_start + res.full_rotation:.0f} records all "
+            f"the reachable {target} ({res.reachable.completeness:.1f}% of the unique data"
+            + (", with the data already collected" if recorded else "")
+            + ")."
+        )
+        for f, r, s0 in res.levels:
+            out.line(
+                f" {100 * f:5.1f}% of the reachable {target}: {r:5.0f} degrees from phi {s0:.0f}"
+            )
         out.line()
         total = sum(b - a for a, b in ((r.start, r.end) for r in res.segments))
-        title = (f"Optimum {'segment' if len(res.segments) == 1 else 'set of segments'} for a "
-                 f"total rotation of {total:.1f} degrees"
-                 + (" added to the data already collected" if recorded else "") + ":")
+        title = (
+            f"Optimum {'segment' if len(res.segments) == 1 else 'set of segments'} for a "
+            f"total rotation of {total:.1f} degrees"
+            + (" added to the data already collected" if recorded else "")
+            + ":"
+        )
         out.lines(tb.segment_lines(title, res.segments))
         tables.append(tb.best_rotation_table(res.rotation_rows))
     c = res.combined
-    out.line(f" Completeness {c.completeness:.1f}%, anomalous completeness "
-             f"{c.anomalous_completeness:.1f}%, multiplicity {res.segments[-1].multiplicity:.2f}")
+    out.line(
+        f" Completeness {c.completeness:.1f}%, anomalous completeness "
+        f"{c.anomalous_completeness:.1f}%, multiplicity {res.segments[-1].multiplicity:.2f}"
+    )
     out.line()
-    out.lines(tb.curve_lines(res.curve_rotations[_rows_to_print(res.curve_rotations)],
-                             res.curve_starts,
-                             res.curve_unique[:, _rows_to_print(res.curve_rotations)],
-                             res.best_index if opts.start is None else None))
-    tables.append(tb.curve_table(res.curve_rotations, res.curve_starts, res.curve_unique,
-                                 res.curve_anomalous, res.curve_multiplicity))
+    out.lines(
+        tb.curve_lines(
+            res.curve_rotations[_rows_to_print(res.curve_rotations)],
+            res.curve_starts,
+            res.curve_unique[:, _rows_to_print(res.curve_rotations)],
+            res.best_index if opts.start is None else None,
+        )
+    )
+    tables.append(
+        tb.curve_table(
+            res.curve_rotations,
+            res.curve_starts,
+            res.curve_unique,
+            res.curve_anomalous,
+            res.curve_multiplicity,
+        )
+    )
     path = _append_summary(session, tables)
     if path:
         out.line(f" Strategy loggraph tables added to {path}")
     if plot:
         _plot_strategy(session, res, plot, opts.anomalous)
     if opts.start is not None:
-        recorded.append(RecordedSegment(_crystal_label(session), exp, float(opts.start),
-                                        float(opts.end)))
+        recorded.append(
+            RecordedSegment(_crystal_label(session), exp, float(opts.start), float(opts.end))
+        )
     session.results.extra["strategy"] = res
 
 
@@ -272,14 +325,28 @@ def _rows_to_print(rot: np.ndarray) -> np.ndarray:
 def _plot_strategy(session: Session, res, path: str, anomalous: bool) -> None:
     from mosflm_py.output.plot import render_line_plot, write_line_plot
 
-    curves = tb.curves_for_plot(res.curve_rotations, res.curve_starts, res.curve_unique,
-                                res.curve_anomalous, anomalous, res.best_index)
-    img = render_line_plot(curves, "Completeness against total rotation",
-                           "total rotation (degrees)", "completeness (%)",
-                           xlim=(0.0, float(res.curve_rotations[-1])), ylim=(0.0, 100.0))
+    curves = tb.curves_for_plot(
+        res.curve_rotations,
+        res.curve_starts,
+        res.curve_unique,
+        res.curve_anomalous,
+        anomalous,
+        res.best_index,
+    )
+    img = render_line_plot(
+        curves,
+        "Completeness against total rotation",
+        "total rotation (degrees)",
+        "completeness (%)",
+        xlim=(0.0, float(res.curve_rotations[-1])),
+        ylim=(0.0, 100.0),
+        legend="lower right",
+    )
     w, h = write_line_plot(path, img)
-    session.report.line(f" Plot of completeness against total rotation written to {path} "
-                        f"({w} x {h} pixels; anomalous completeness dashed)")
+    session.report.line(
+        f" Plot of completeness against total rotation written to {path} "
+        f"({w} x {h} pixels; anomalous completeness dashed)"
+    )
 
 
 # ------------------------------------------------------------------------------------ TESTGEN
@@ -295,8 +362,9 @@ def _separation(session: Session, exp: Experiment) -> tuple[float, float]:
         sx = float(np.median(np.concatenate([s.size_x for s in sizes])))
         sy = float(np.median(np.concatenate([s.size_y for s in sizes])))
         return separation_from_spot_size(sx, sy, det.pixel_slow, det.pixel_fast)
-    return separation_from_spot_size(DEFAULT_SPOT_SIZE_PX, DEFAULT_SPOT_SIZE_PX,
-                                     det.pixel_slow, det.pixel_fast)
+    return separation_from_spot_size(
+        DEFAULT_SPOT_SIZE_PX, DEFAULT_SPOT_SIZE_PX, det.pixel_slow, det.pixel_fast
+    )
 
 
 def testgen(session: Session, job: Job) -> None:
@@ -321,21 +389,31 @@ def testgen(session: Session, job: Job) -> None:
     out = session.report
     mosaic = exp.crystal.mosaic
     if mosaic <= 0:
-        session.warn_once("testgen-mosaic", "TESTGEN: the mosaic spread is zero, so the "
-                          "oscillation angles are upper limits.",
-                          "Give MOSAIC or run MOSAIC ESTIMATE first.")
+        session.warn_once(
+            "testgen-mosaic",
+            "TESTGEN: the mosaic spread is zero, so the oscillation angles are upper limits.",
+            "Give MOSAIC or run MOSAIC ESTIMATE first.",
+        )
     out.line()
     out.line(" ===== Spatial overlaps against oscillation angle (TESTGEN) =====")
-    out.line(f" SEPARATION {sep[0]:.2f} {sep[1]:.2f} mm, mosaic spread {mosaic:.2f} deg, "
-             f"resolution {d_min:.2f} Å, phi {a:g} to {b:g} in steps of {step:g} deg")
+    out.line(
+        f" SEPARATION {sep[0]:.2f} {sep[1]:.2f} mm, mosaic spread {mosaic:.2f} deg, "
+        f"resolution {d_min:.2f} Å, phi {a:g} to {b:g} in steps of {step:g} deg"
+    )
     plot = (rec.sub("PLOT").get("file") or "testgen.png") if rec.has("PLOT") else None
     if angles:
         counts = [overlaps_at(exp, float(p), angles, sep, d_min, d_max) for p in phis]
         out.lines(tb.overlap_lines(phis, angles, counts))
         table = tb.overlap_table(phis, angles, counts)
-        curves = [Curve(phis, [100.0 * o / n if n else 0.0 for n, o in (c[k] for c in counts)],
-                           f"oscillation {ang:g} deg", colour=k)
-                  for k, ang in enumerate(angles)]
+        curves = [
+            Curve(
+                phis,
+                [100.0 * o / n if n else 0.0 for n, o in (c[k] for c in counts)],
+                f"oscillation {ang:g} deg",
+                colour=k,
+            )
+            for k, ang in enumerate(angles)
+        ]
         ylabel, title = "overlapped (%)", "Spatially overlapped reflections against phi"
     else:
         rows = max_oscillation(exp, phis, sep, d_min, d_max, pct, minosc, maxosc)
@@ -343,13 +421,21 @@ def testgen(session: Session, job: Job) -> None:
         out.lines(tb.oscillation_lines(rows, pct))
         allowed = [r.oscillation for r in rows if r.oscillation is not None]
         if allowed:
-            out.line(f" The largest oscillation angle allowed over the whole range: "
-                     f"{min(allowed):.2f} degrees")
+            out.line(
+                f" The largest oscillation angle allowed over the whole range: "
+                f"{min(allowed):.2f} degrees"
+            )
         else:
             out.line(f" Even {minosc:g} degrees gives more than {pct:g}% overlaps everywhere.")
         table = tb.oscillation_table(rows)
-        curves = [Curve(phis, [r.oscillation if r.oscillation is not None else np.nan
-                                  for r in rows], "maximum oscillation", markers=True)]
+        curves = [
+            Curve(
+                phis,
+                [r.oscillation if r.oscillation is not None else np.nan for r in rows],
+                "maximum oscillation",
+                markers=True,
+            )
+        ]
         ylabel, title = "maximum oscillation (degrees)", "Largest oscillation without overlaps"
     session.results.extra["testgen"] = table
     path = _append_summary(session, [table])
@@ -358,9 +444,14 @@ def testgen(session: Session, job: Job) -> None:
     if plot:
         from mosflm_py.output.plot import render_line_plot, write_line_plot
 
-        img = render_line_plot(curves, title, "phi (degrees)", ylabel,
-                               xlim=(a, b if b > a else a + 1.0),
-                               ylim=(0.0, maxosc if not angles else 100.0))
+        img = render_line_plot(
+            curves,
+            title,
+            "phi (degrees)",
+            ylabel,
+            xlim=(a, b if b > a else a + 1.0),
+            ylim=(0.0, maxosc if not angles else 100.0),
+        )
         w, h = write_line_plot(plot, img)
         out.line(f" Plot written to {plot} ({w} x {h} pixels)")
 

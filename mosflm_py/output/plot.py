@@ -18,8 +18,18 @@ from mosflm_py.atomic import atomic_path
 
 __all__ = ["Curve", "render_line_plot", "write_line_plot"]
 
-COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+COLOURS = [
+    (31, 119, 180),
+    (214, 39, 40),
+    (44, 160, 44),
+    (255, 127, 14),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+]
 
 
 @dataclass(frozen=True)
@@ -51,8 +61,14 @@ def _nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
     return [first + k * step for k in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def _dashed(draw: ImageDraw.ImageDraw, pts: list[tuple[float, float]], colour, width: int,
-            dash: float = 9.0, gap: float = 6.0) -> None:
+def _dashed(
+    draw: ImageDraw.ImageDraw,
+    pts: list[tuple[float, float]],
+    colour,
+    width: int,
+    dash: float = 9.0,
+    gap: float = 6.0,
+) -> None:
     on, left = True, dash
     for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:]):
         seg = math.hypot(x1 - x0, y1 - y0)
@@ -61,8 +77,14 @@ def _dashed(draw: ImageDraw.ImageDraw, pts: list[tuple[float, float]], colour, w
             step = min(left, seg - pos)
             t0, t1 = pos / seg, (pos + step) / seg
             if on:
-                draw.line([(x0 + (x1 - x0) * t0, y0 + (y1 - y0) * t0),
-                           (x0 + (x1 - x0) * t1, y0 + (y1 - y0) * t1)], fill=colour, width=width)
+                draw.line(
+                    [
+                        (x0 + (x1 - x0) * t0, y0 + (y1 - y0) * t0),
+                        (x0 + (x1 - x0) * t1, y0 + (y1 - y0) * t1),
+                    ],
+                    fill=colour,
+                    width=width,
+                )
             pos += step
             left -= step
             if left <= 1e-9:
@@ -71,11 +93,17 @@ def _dashed(draw: ImageDraw.ImageDraw, pts: list[tuple[float, float]], colour, w
 
 
 def render_line_plot(
-    curves: Sequence[Curve], title: str, xlabel: str, ylabel: str,
-    xlim: tuple[float, float] | None = None, ylim: tuple[float, float] | None = None,
+    curves: Sequence[Curve],
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    xlim: tuple[float, float] | None = None,
+    ylim: tuple[float, float] | None = None,
     size: tuple[int, int] = (900, 600),
+    legend: str = "upper right",
 ) -> Image.Image:
-    """Draw ``curves`` on white with axes, ticks, labels and a legend; returns the image."""
+    """Draw ``curves`` on white with axes, ticks, labels and a legend ("upper right" or
+    "lower right", on a white box); returns the image."""
     w, h = size
     img = Image.new("RGB", size, (255, 255, 255))
     draw = ImageDraw.Draw(img)
@@ -91,8 +119,10 @@ def render_line_plot(
         y1 = y0 + 1.0
 
     def px(x: float, y: float) -> tuple[float, float]:
-        return (left + (x - x0) / (x1 - x0) * (w - left - right),
-                h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom))
+        return (
+            left + (x - x0) / (x1 - x0) * (w - left - right),
+            h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom),
+        )
 
     draw.rectangle([left, top, w - right, h - bottom], outline=(0, 0, 0), width=1)
     for t in _nice_ticks(x0, x1, 8):
@@ -108,13 +138,15 @@ def render_line_plot(
     draw.text((w / 2, 15), title, fill=(0, 0, 0), font=font, anchor="ma")
     draw.text((w / 2, h - 25), xlabel, fill=(0, 0, 0), font=font, anchor="ma")
     label_img = Image.new("RGB", (h - top - bottom, 22), (255, 255, 255))
-    ImageDraw.Draw(label_img).text(((h - top - bottom) / 2, 2), ylabel, fill=(0, 0, 0),
-                                   font=font, anchor="ma")
+    ImageDraw.Draw(label_img).text(
+        ((h - top - bottom) / 2, 2), ylabel, fill=(0, 0, 0), font=font, anchor="ma"
+    )
     img.paste(label_img.rotate(90, expand=True), (8, top))
     for c in curves:
         colour = COLOURS[c.colour % len(COLOURS)]
-        pts = [px(float(a), float(b)) for a, b in zip(c.x, c.y)
-               if np.isfinite(a) and np.isfinite(b)]
+        pts = [
+            px(float(a), float(b)) for a, b in zip(c.x, c.y) if np.isfinite(a) and np.isfinite(b)
+        ]
         if len(pts) > 1:
             if c.dashed:
                 _dashed(draw, pts, colour, 2)
@@ -123,12 +155,18 @@ def render_line_plot(
         if c.markers or len(pts) == 1:
             for x, y in pts:
                 draw.ellipse([x - 3, y - 3, x + 3, y + 3], outline=colour, fill=colour)
-    ly = top + 8
-    for c in curves:
-        if not c.label:
-            continue
+    labelled = [c for c in curves if c.label]
+    box_h = 18 * len(labelled) + 8
+    lx = w - right - 240
+    ly = top + 8 if legend == "upper right" else h - bottom - box_h - 8
+    if labelled:
+        draw.rectangle(
+            [lx - 6, ly - 4, w - right - 6, ly + box_h - 6],
+            fill=(255, 255, 255),
+            outline=(180, 180, 180),
+        )
+    for c in labelled:
         colour = COLOURS[c.colour % len(COLOURS)]
-        lx = w - right - 230
         if c.dashed:
             _dashed(draw, [(lx, ly + 7), (lx + 30, ly + 7)], colour, 2, 6, 4)
         else:

@@ -95,7 +95,10 @@ def _space_group(symbol: str):
 
 
 def unique_reflections(
-    cell: Sequence[float], space_group: str, d_min: float, d_max: float | None = None,
+    cell: Sequence[float],
+    space_group: str,
+    d_min: float,
+    d_max: float | None = None,
     speedup: int = 1,
 ) -> UniqueReflections:
     """Unique reflections (Laue-class asymmetric unit, absences removed) with d_min ≤ d ≤ d_max.
@@ -121,8 +124,9 @@ def unique_reflections(
     if speedup > 1:
         hkl = np.ascontiguousarray(hkl[:: int(speedup)])
     centric = np.asarray(sg.operations().centric_flag_array(hkl), dtype=bool)
-    return UniqueReflections(hkl, centric, sg.hm, float(d_min),
-                             None if d_max is None else float(d_max))
+    return UniqueReflections(
+        hkl, centric, sg.hm, float(d_min), None if d_max is None else float(d_max)
+    )
 
 
 def _point_group_rotations(space_group: str) -> np.ndarray:
@@ -281,6 +285,29 @@ def _in_ranges(phi: np.ndarray, ranges: Sequence[Range]) -> np.ndarray:
     return inside
 
 
+def _in_ranges_sorted(passages: Passages, ranges: Sequence[Range]) -> np.ndarray:
+    """Indices of the passages inside the φ ranges (each passage once)."""
+    srt = _sorted(passages, False)
+    phis, order = srt.phi_sorted, srt.phi_order
+    pieces = []
+    for start, end in ranges:
+        span = float(end) - float(start)
+        if span <= 0:
+            raise GeometryError(f"rotation range {start} to {end} is empty")
+        if span >= 360.0:
+            return order
+        lo = float(start) % 360.0
+        hi = lo + span
+        i0, i1 = np.searchsorted(phis, [lo, min(hi, 360.0)], "left")
+        pieces.append(order[i0:i1])
+        if hi > 360.0:
+            pieces.append(order[: np.searchsorted(phis, hi - 360.0, "left")])
+    if not pieces:
+        return order[:0]
+    sel = np.concatenate(pieces)
+    return np.unique(sel) if len(ranges) > 1 else sel
+
+
 @dataclass(frozen=True, eq=False)
 class Coverage:
     """What a set of φ ranges records.
@@ -319,8 +346,9 @@ class Coverage:
         return self.n_passages / n if n else 0.0
 
     def __or__(self, other: Coverage) -> Coverage:
-        return Coverage(self.plus | other.plus, self.minus | other.minus,
-                        self.n_passages + other.n_passages)
+        return Coverage(
+            self.plus | other.plus, self.minus | other.minus, self.n_passages + other.n_passages
+        )
 
     def covered_targets(self, anomalous: bool) -> np.ndarray:
         """Bool mask over the target ids of :meth:`Passages.targets`."""
@@ -334,7 +362,7 @@ class Coverage:
 
 def measured(passages: Passages, ranges: Sequence[Range]) -> Coverage:
     """Coverage of the φ ranges ``[(start, end), ...]`` (degrees, any number of turns apart)."""
-    sel = _in_ranges(passages.phi, ranges)
+    sel = _in_ranges_sorted(passages, ranges)
     n = passages.n_unique
     plus = np.zeros(n, bool)
     minus = np.zeros(n, bool)
@@ -345,7 +373,7 @@ def measured(passages: Passages, ranges: Sequence[Range]) -> Coverage:
     both = (plus | minus) & c
     plus |= both
     minus |= both
-    return Coverage(plus, minus, int(np.count_nonzero(sel)))
+    return Coverage(plus, minus, len(sel))
 
 
 def completeness(passages: Passages, ranges: Sequence[Range]) -> Coverage:
@@ -358,8 +386,21 @@ def empty_coverage(n_unique: int) -> Coverage:
     return Coverage(np.zeros(n_unique, bool), np.zeros(n_unique, bool), 0)
 
 
+def _count_below(values: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    """Number of ``values`` < each limit: a histogram when the limits are whole degrees
+    (exact: v < m ⟺ floor(v) < m for an integer m), else a sort."""
+    if len(limits) and np.all(limits == np.round(limits)) and np.all(limits >= 0):
+        fin = values[np.isfinite(values)]
+        hist = np.bincount(np.floor(np.maximum(fin, -1.0)).astype(np.int64) + 1, minlength=362)
+        cum = np.cumsum(hist)  # cum[m + 1] = number of values with floor(v) <= m
+        return cum[np.minimum(limits.astype(np.int64), 361)]
+    return np.searchsorted(np.sort(values), limits, "left")
+
+
 def coverage_curve(
-    passages: Passages, start: float, rotations: Sequence[float] | np.ndarray,
+    passages: Passages,
+    start: float,
+    rotations: Sequence[float] | np.ndarray,
     already: Coverage | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Completeness as the rotation from ``start`` grows.
@@ -372,42 +413,91 @@ def coverage_curve(
     """
     rot = np.asarray(rotations, float)
     n = passages.n_unique
-    off = np.mod(passages.phi - float(start), 360.0)
-    first_p = np.full(n, np.inf)
-    first_m = np.full(n, np.inf)
-    pos = passages.sign > 0
-    np.minimum.at(first_p, passages.index[pos], off[pos])
-    np.minimum.at(first_m, passages.index[~pos], off[~pos])
-    c = passages.centric
-    both = np.minimum(first_p, first_m)
-    first_p = np.where(c, both, first_p)
-    first_m = np.where(c, both, first_m)
+    srt = _sorted(passages, True)
+    first_t = np.full(2 * n, np.inf)
+    if len(srt.phi):
+        off = np.mod(srt.phi - float(start), 360.0)
+        first_t[srt.group_tid] = np.minimum.reduceat(off, srt.group_start)
+    first_p, first_m = first_t[0::2], first_t[1::2]
+    first_m = np.where(passages.centric, first_p, first_m)
     if already is not None:
         first_p = np.where(already.plus, -1.0, first_p)
         first_m = np.where(already.minus, -1.0, first_m)
-    fu = np.sort(np.minimum(first_p, first_m))
-    fa = np.sort(np.maximum(first_p, first_m))
-    offs = np.sort(off)
     full = rot >= 360.0
-    nu = np.where(full, np.count_nonzero(np.isfinite(fu)), np.searchsorted(fu, rot, "left"))
-    na = np.where(full, np.count_nonzero(np.isfinite(fa)), np.searchsorted(fa, rot, "left"))
-    npass = np.where(full, len(offs), np.searchsorted(offs, rot, "left"))
+    nu = np.where(full, 0, _count_below(np.minimum(first_p, first_m), rot))
+    na = np.where(full, 0, _count_below(np.maximum(first_p, first_m), rot))
+    nu = np.where(full, np.count_nonzero(np.isfinite(np.minimum(first_p, first_m))), nu)
+    na = np.where(full, np.count_nonzero(np.isfinite(np.maximum(first_p, first_m))), na)
+    phis = srt.phi_sorted  # passages in [start, start + R), with the wrap past 360
+    lo = np.searchsorted(phis, float(start) % 360.0, "left")
+    hi_angle = float(start) % 360.0 + np.minimum(rot, 360.0)
+    hi = np.searchsorted(phis, np.minimum(hi_angle, 360.0), "left") + np.searchsorted(
+        phis, np.maximum(hi_angle - 360.0, 0.0), "left"
+    )
+    npass = np.where(full, len(phis), hi - lo)
     denom = max(n, 1)
     mult = np.where(nu > 0, npass / np.maximum(nu, 1), 0.0)
     return 100.0 * nu / denom, 100.0 * na / denom, mult
 
 
 # ------------------------------------------------------------------------------------- search
-def _sorted_targets(passages: Passages, anomalous: bool
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@dataclass(frozen=True, eq=False)
+class _Sorted:
+    """Passages sorted by (target, φ), the groups of each target, the gaps between consecutive
+    passages of a target (including the wrap-around gap; longest first) and the passages in φ
+    order, computed once per Passages."""
+
+    valid: np.ndarray
+    phi: np.ndarray
+    group_start: np.ndarray
+    group_tid: np.ndarray
+    gap_tid: np.ndarray
+    gap_a: np.ndarray
+    gap_len: np.ndarray
+    phi_sorted: np.ndarray
+    phi_order: np.ndarray
+
+
+def _sorted(passages: Passages, anomalous: bool) -> _Sorted:
+    cache = passages.__dict__.setdefault("_cache", {})
+    hit = cache.get(anomalous)
+    if hit is not None:
+        return hit
     tid, valid = passages.targets(anomalous)
-    order = np.lexsort((passages.phi, tid))
-    return tid[order], passages.phi[order], valid
+    order = np.argsort(tid * 1000.0 + passages.phi, kind="stable")  # by target, then phi
+    tid, phi = tid[order], passages.phi[order]
+    new = np.ones(len(tid), bool)
+    new[1:] = tid[1:] != tid[:-1]
+    first = np.nonzero(new)[0]
+    last = np.append(first[1:], len(tid)) - 1
+    inner = ~new[1:]
+    gap_a = np.concatenate([phi[:-1][inner], phi[last]])
+    gap_b = np.concatenate([phi[1:][inner], phi[first] + 360.0])
+    gap_tid = np.concatenate([tid[:-1][inner], tid[last]])
+    gap_len = gap_b - gap_a
+    by_len = np.argsort(-gap_len, kind="stable")  # longest first: "longer than R" is a prefix
+    phi_order = np.argsort(passages.phi, kind="stable")
+    hit = _Sorted(
+        valid,
+        phi,
+        first,
+        tid[first],
+        gap_tid[by_len],
+        gap_a[by_len],
+        gap_len[by_len],
+        passages.phi[phi_order],
+        phi_order,
+    )
+    cache[anomalous] = hit
+    return hit
 
 
 def completeness_by_start(
-    passages: Passages, rotation: float, step: float = 1.0, anomalous: bool = False,
-    covered: np.ndarray | None = None, _sorted: tuple | None = None,
+    passages: Passages,
+    rotation: float,
+    step: float = 1.0,
+    anomalous: bool = False,
+    covered: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Targets measured by one window [s, s + rotation) for every start s on a grid.
 
@@ -427,81 +517,96 @@ def completeness_by_start(
     nstep = int(round(360.0 / step))
     if nstep < 1 or abs(nstep * step - 360.0) > 1e-6:
         raise GeometryError(f"the step of starting angles {step} does not divide 360 degrees")
-    tid, phi, valid = _sorted if _sorted is not None else _sorted_targets(passages, anomalous)
-    n_pre = 0
-    if covered is not None:
-        keep = ~covered[tid]
-        tid, phi = tid[keep], phi[keep]
-        n_pre = int(np.count_nonzero(covered & valid))
+    srt = _sorted(passages, anomalous)
     starts = np.arange(nstep) * step
-    if rotation >= 360.0 or len(tid) == 0:
-        n_with = len(np.unique(tid)) if rotation >= 360.0 else 0
+    n_long = int(np.searchsorted(-srt.gap_len, -rotation, "left"))  # gaps longer than R
+    a, glen = srt.gap_a[:n_long], srt.gap_len[:n_long]
+    if covered is not None:
+        n_pre = int(np.count_nonzero(covered & srt.valid))
+        n_with = int(np.count_nonzero(~covered[srt.group_tid]))
+        keep = ~covered[srt.gap_tid[:n_long]]
+        a, glen = a[keep], glen[keep]
+    else:
+        n_pre, n_with = 0, len(srt.group_tid)
+    if rotation >= 360.0:
         return starts, np.full(nstep, n_pre + n_with, dtype=np.int64)
-    new = np.ones(len(tid), bool)
-    new[1:] = tid[1:] != tid[:-1]
-    first = np.nonzero(new)[0]
-    last = np.append(first[1:], len(tid)) - 1
-    n_with = len(first)
-    # gaps (a, b): consecutive passages of a target, and the wrap-around gap last -> first + 360
-    a = np.concatenate([phi[:-1][~new[1:]], phi[last]])
-    b = np.concatenate([phi[1:][~new[1:]], phi[first] + 360.0])
-    wide = (b - a) > rotation
-    a, b = a[wide], b[wide] - rotation
+    b = a + glen - rotation
     k_lo = np.floor(a / step + 1e-9).astype(np.int64) + 1
     k_hi = np.floor(b / step + 1e-9).astype(np.int64)
     ok = k_hi >= k_lo
-    diff = np.zeros(2 * nstep + 3, np.int64)
-    np.add.at(diff, k_lo[ok], 1)
-    np.add.at(diff, k_hi[ok] + 1, -1)
-    missed = np.cumsum(diff)[: 2 * nstep + 2]
-    folded = np.zeros(nstep, np.int64)
-    np.add.at(folded, np.arange(len(missed)) % nstep, missed)
-    return starts, n_pre + n_with - folded
+    size = 3 * nstep
+    diff = (
+        np.bincount(k_lo[ok], minlength=size + 1)[: size + 1]
+        - np.bincount(k_hi[ok] + 1, minlength=size + 1)[: size + 1]
+    )
+    missed = np.cumsum(diff)[:size].reshape(3, nstep).sum(axis=0)
+    return starts, n_pre + n_with - missed
 
 
 def best_start(
-    passages: Passages, rotation: float, step: float = 1.0, anomalous: bool = False,
-    covered: np.ndarray | None = None, _sorted: tuple | None = None,
+    passages: Passages,
+    rotation: float,
+    step: float = 1.0,
+    anomalous: bool = False,
+    covered: np.ndarray | None = None,
 ) -> tuple[float, int]:
     """(start in degrees, targets measured) of the best single window of ``rotation`` degrees.
 
     Ties go to the smallest start.
     """
-    starts, n = completeness_by_start(passages, rotation, step, anomalous, covered, _sorted)
+    starts, n = completeness_by_start(passages, rotation, step, anomalous, covered)
     k = int(np.argmax(n))
     return float(starts[k]), int(n[k])
 
 
 def rotation_for_completeness(
-    passages: Passages, fraction: float, step: float = 1.0, anomalous: bool = False,
-    covered: np.ndarray | None = None, resolution: float = 1.0,
+    passages: Passages,
+    fraction: float,
+    step: float = 1.0,
+    anomalous: bool = False,
+    covered: np.ndarray | None = None,
+    resolution: float = 1.0,
+    memo: dict | None = None,
 ) -> tuple[float, float, int]:
     """Smallest rotation (to ``resolution`` degrees) whose best start measures ``fraction`` of
     what a full 360° turn measures.
+
+    ``memo`` (a dict) keeps best starts between calls with the same passages, step,
+    anomalous and covered (several fractions).
 
     Returns
     -------
     (rotation, start, targets measured), degrees.
     """
-    srt = _sorted_targets(passages, anomalous)
-    _, full = best_start(passages, 360.0, step, anomalous, covered, srt)
+    memo = {} if memo is None else memo
+
+    def best(rot: float) -> tuple[float, int]:
+        if rot not in memo:
+            memo[rot] = best_start(passages, rot, step, anomalous, covered)
+        return memo[rot]
+
+    _, full = best(360.0)
     need = int(np.ceil(fraction * full - 1e-9))
     lo, hi = 0, int(np.ceil(360.0 / resolution))
     while hi - lo > 1:  # the best completeness never falls as the rotation grows: bisect
         mid = (lo + hi) // 2
-        _, n = best_start(passages, mid * resolution, step, anomalous, covered, srt)
+        _, n = best(mid * resolution)
         if n >= need:
             hi = mid
         else:
             lo = mid
     rot = min(hi * resolution, 360.0)
-    s, n = best_start(passages, rot, step, anomalous, covered, srt)
+    s, n = best(rot)
     return rot, s, n
 
 
 def best_segments(
-    passages: Passages, sizes: Sequence[float], step: float = 1.0, anomalous: bool = False,
-    covered: np.ndarray | None = None, passes: int = 3,
+    passages: Passages,
+    sizes: Sequence[float],
+    step: float = 1.0,
+    anomalous: bool = False,
+    covered: np.ndarray | None = None,
+    passes: int = 3,
 ) -> list[Range]:
     """Starts of ``len(sizes)`` separate windows that together measure the most targets.
 
@@ -512,7 +617,6 @@ def best_segments(
     if not sizes:
         return []
     tid, valid = passages.targets(anomalous)
-    srt = _sorted_targets(passages, anomalous)
     base = np.zeros(len(valid), bool) if covered is None else covered.copy()
     order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
     starts: dict[int, float] = {}
@@ -527,11 +631,11 @@ def best_segments(
         return cov
 
     for i in order:
-        starts[i], _ = best_start(passages, sizes[i], step, anomalous, cover_of(None), srt)
+        starts[i], _ = best_start(passages, sizes[i], step, anomalous, cover_of(None))
     for _ in range(passes):
         moved = False
         for i in order:
-            s, _ = best_start(passages, sizes[i], step, anomalous, cover_of(i), srt)
+            s, _ = best_start(passages, sizes[i], step, anomalous, cover_of(i))
             if s != starts[i]:
                 old = _count(passages, tid, base, starts, sizes, i, starts[i])
                 new = _count(passages, tid, base, starts, sizes, i, s)

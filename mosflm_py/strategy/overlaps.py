@@ -60,21 +60,33 @@ def _count(pred, sel: np.ndarray, separation: tuple[float, float]) -> tuple[int,
 
 
 def overlaps_at(
-    experiment: Experiment, phi: float, oscillations: Sequence[float],
-    separation: tuple[float, float], d_min: float, d_max: float | None = None,
+    experiment: Experiment,
+    phi: float,
+    oscillations: Sequence[float],
+    separation: tuple[float, float],
+    d_min: float,
+    d_max: float | None = None,
 ) -> list[tuple[int, int]]:
     """(reflections, overlapped) on an image starting at ``phi`` for each oscillation (deg)."""
     hkl = generate_hkl(experiment.crystal, d_min, d_max)
     top = max(float(o) for o in oscillations)
     pred = predict(experiment, phi, phi + top, d_min=d_min, d_max=d_max, hkl=hkl)
-    return [_count(pred, _on_image(pred.phi, pred.width, phi, phi + float(o)), separation)
-            for o in oscillations]
+    return [
+        _count(pred, _on_image(pred.phi, pred.width, phi, phi + float(o)), separation)
+        for o in oscillations
+    ]
 
 
 def max_oscillation(
-    experiment: Experiment, phi_starts: Sequence[float], separation: tuple[float, float],
-    d_min: float, d_max: float | None = None, max_overlap_percent: float = 0.0,
-    minosc: float = 0.2, maxosc: float = 5.0, osc_step: float = 0.05,
+    experiment: Experiment,
+    phi_starts: Sequence[float],
+    separation: tuple[float, float],
+    d_min: float,
+    d_max: float | None = None,
+    max_overlap_percent: float = 0.0,
+    minosc: float = 0.2,
+    maxosc: float = 5.0,
+    osc_step: float = 0.05,
 ) -> list[OscillationRow]:
     """The largest oscillation (deg) with at most ``max_overlap_percent`` % overlapped, per start.
 
@@ -89,19 +101,27 @@ def max_oscillation(
     """
     hkl = generate_hkl(experiment.crystal, d_min, d_max)
     grid = np.round(np.arange(minosc, maxosc + 0.5 * osc_step, osc_step), 6)
-    return [_largest(experiment, float(phi), grid, hkl, separation, d_min, d_max,
-                     max_overlap_percent) for phi in phi_starts]
+    return [
+        _largest(experiment, float(phi), grid, hkl, separation, d_min, d_max, max_overlap_percent)
+        for phi in phi_starts
+    ]
 
 
-def _largest(experiment: Experiment, phi: float, grid: np.ndarray, hkl: np.ndarray,
-             separation: tuple[float, float], d_min: float, d_max: float | None,
-             max_overlap_percent: float) -> OscillationRow:
+def _largest(
+    experiment: Experiment,
+    phi: float,
+    grid: np.ndarray,
+    hkl: np.ndarray,
+    separation: tuple[float, float],
+    d_min: float,
+    d_max: float | None,
+    max_overlap_percent: float,
+) -> OscillationRow:
     """Bisection for the last oscillation on ``grid`` with few enough overlaps."""
     pred = predict(experiment, phi, phi + float(grid[-1]), d_min=d_min, d_max=d_max, hkl=hkl)
 
     def at(k: int) -> tuple[int, int]:
-        return _count(pred, _on_image(pred.phi, pred.width, phi, phi + float(grid[k])),
-                      separation)
+        return _count(pred, _on_image(pred.phi, pred.width, phi, phi + float(grid[k])), separation)
 
     def fine(k: int) -> bool:
         n, o = at(k)

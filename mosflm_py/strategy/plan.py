@@ -22,7 +22,6 @@ from mosflm_py.errors import GeometryError
 from mosflm_py.strategy.completeness import (
     Coverage,
     Passages,
-    _sorted_targets,
     best_segments,
     best_start,
     coverage_curve,
@@ -36,6 +35,8 @@ __all__ = ["StrategyOptions", "StrategyResult", "plan_strategy"]
 
 START_STEP = 1.0
 """Grid of starting angles searched (deg)."""
+LEVELS = (0.9, 0.95, 0.99, 0.999)
+"""Fractions of the reachable data for which AUTO also gives the rotation needed."""
 CANDIDATE_STARTS = (0.0, 45.0, 90.0, 135.0, 180.0, 225.0, 270.0, 315.0)
 """Starts shown in the completeness-against-rotation table besides the optimum (deg)."""
 
@@ -75,23 +76,37 @@ class StrategyResult:
     curve_anomalous: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     curve_multiplicity: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     best_index: int | None = None
+    levels: list[tuple[float, float, float]] = field(default_factory=list)
+    """(fraction of the reachable targets, rotation, start) for LEVELS."""
 
 
-def _segment_rows(passages: Passages, ranges: Sequence[tuple[float, float]], already: Coverage,
-                  labels: Sequence[str] = ()) -> tuple[list[SegmentRow], Coverage]:
+def _segment_rows(
+    passages: Passages,
+    ranges: Sequence[tuple[float, float]],
+    already: Coverage,
+    labels: Sequence[str] = (),
+) -> tuple[list[SegmentRow], Coverage]:
     rows, cov = [], already
     for k, (a, b) in enumerate(ranges):
         cov = cov | measured(passages, [(a, b)])
         new_passages = cov.n_passages - already.n_passages
         n_meas = np.count_nonzero(cov.unique)
-        rows.append(SegmentRow(a, b, cov.completeness, cov.anomalous_completeness,
-                               new_passages / n_meas if n_meas else 0.0,
-                               labels[k] if k < len(labels) else ""))
+        rows.append(
+            SegmentRow(
+                a,
+                b,
+                cov.completeness,
+                cov.anomalous_completeness,
+                new_passages / n_meas if n_meas else 0.0,
+                labels[k] if k < len(labels) else "",
+            )
+        )
     return rows, cov
 
 
-def plan_strategy(passages: Passages, options: StrategyOptions,
-                  already: Coverage | None = None) -> StrategyResult:
+def plan_strategy(
+    passages: Passages, options: StrategyOptions, already: Coverage | None = None
+) -> StrategyResult:
     """Run one STRATEGY request on the passages of the current crystal.
 
     Parameters
@@ -106,7 +121,6 @@ def plan_strategy(passages: Passages, options: StrategyOptions,
     anom = options.anomalous
     covered = already.covered_targets(anom)
     reachable = already | measured(passages, [(0.0, 360.0)])
-    srt = _sorted_targets(passages, anom)
 
     if options.start is not None:
         if options.end is None:
@@ -121,11 +135,27 @@ def plan_strategy(passages: Passages, options: StrategyOptions,
         rows, combined = _segment_rows(passages, ranges, already)
         rot = np.arange(1, int(np.ceil(b - a)) + 1, dtype=float)
         u, an, m = coverage_curve(passages, a, np.minimum(rot, b - a), already)
-        return StrategyResult(reachable, already, rows, combined, curve_rotations=rot,
-                              curve_starts=(a,), curve_unique=u[None], curve_anomalous=an[None],
-                              curve_multiplicity=m[None], best_index=0)
+        return StrategyResult(
+            reachable,
+            already,
+            rows,
+            combined,
+            curve_rotations=rot,
+            curve_starts=(a,),
+            curve_unique=u[None],
+            curve_anomalous=an[None],
+            curve_multiplicity=m[None],
+            best_index=0,
+        )
 
-    full_rot, full_start, _ = rotation_for_completeness(passages, 1.0, START_STEP, anom, covered)
+    memo: dict = {}
+    full_rot, full_start, _ = rotation_for_completeness(
+        passages, 1.0, START_STEP, anom, covered, memo=memo
+    )
+    levels = []
+    for f in LEVELS:
+        r, s0, _ = rotation_for_completeness(passages, f, START_STEP, anom, covered, memo=memo)
+        levels.append((f, r, s0))
     sizes = [float(s) for s in options.sizes]
     if not sizes:
         total = options.rotation if options.rotation is not None else full_rot
@@ -137,19 +167,22 @@ def plan_strategy(passages: Passages, options: StrategyOptions,
 
     # best single segment for each total rotation, up to the rotation for complete data
     top = max(full_rot, total)
-    step = 5.0 if top <= 90 else 10.0
+    step = 5.0 if top <= 60 else (10.0 if top <= 180 else 20.0)
     rot_grid = sorted(set(np.arange(step, top, step).tolist()) | {full_rot, total})
     rotation_rows = []
     for r in rot_grid:
-        s, _ = best_start(passages, r, START_STEP, anom, covered, srt)
+        s, _ = memo[r] if r in memo else best_start(passages, r, START_STEP, anom, covered)
         cov = already | measured(passages, [(s, s + r)])
         new = cov.n_passages - already.n_passages
         nm = np.count_nonzero(cov.unique)
-        rotation_rows.append(RotationRow(float(r), s, cov.completeness,
-                                         cov.anomalous_completeness, new / nm if nm else 0.0))
+        rotation_rows.append(
+            RotationRow(
+                float(r), s, cov.completeness, cov.anomalous_completeness, new / nm if nm else 0.0
+            )
+        )
 
     if len(sizes) == 1:
-        s, _ = best_start(passages, sizes[0], START_STEP, anom, covered, srt)
+        s, _ = best_start(passages, sizes[0], START_STEP, anom, covered)
         ranges = [(s, s + sizes[0])]
     else:
         ranges = best_segments(passages, sizes, START_STEP, anom, covered)
@@ -161,7 +194,18 @@ def plan_strategy(passages: Passages, options: StrategyOptions,
     crot = np.arange(cstep, min(360.0, max(top * 1.5, top + 30.0)) + 1e-9, cstep)
     curves = [coverage_curve(passages, s0, crot, already) for s0 in starts]
     return StrategyResult(
-        reachable, already, rows, combined, rotation_rows, full_rot, full_start,
-        crot, starts, np.array([c[0] for c in curves]), np.array([c[1] for c in curves]),
-        np.array([c[2] for c in curves]), starts.index(best),
+        reachable,
+        already,
+        rows,
+        combined,
+        rotation_rows,
+        full_rot,
+        full_start,
+        crot,
+        starts,
+        np.array([c[0] for c in curves]),
+        np.array([c[1] for c in curves]),
+        np.array([c[2] for c in curves]),
+        starts.index(best),
+        levels,
     )
