@@ -341,3 +341,19 @@ def test_speedup_samples_the_same_percentages():
         assert measured(fast, rng).completeness == pytest.approx(
             measured(full, rng).completeness, abs=1.5
         )
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["phi", "reversephi"])
+def test_passages_agree_with_predict(reverse):
+    """Every passage is a reflection PREDICT_SPOTS / PROCESS predict on the detector at the same
+    phi (same conventions, REVERSEPHI included): counts per range agree exactly."""
+    from mosflm_py.geometry.goniometer import Goniometer
+    from mosflm_py.geometry.prediction import predict
+
+    sg, cell, d_min = CASES[1]
+    exp = make_experiment(cell, sg).replace(goniometer=Goniometer(reverse_phi=reverse))
+    p = reflection_passages(unique_reflections(cell, sg, d_min), exp)
+    for a, b in ((0.0, 40.0), (100.0, 170.0), (250.0, 359.0)):
+        pred = predict(exp, a, b, d_min=d_min, margin=0.0)
+        inside = (pred.phi >= a) & (pred.phi < b)
+        assert np.count_nonzero(inside) == measured(p, [(a, b)]).n_passages

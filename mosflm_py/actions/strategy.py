@@ -290,6 +290,7 @@ def run(session: Session, job: Job) -> None:
             res.curve_starts,
             res.curve_unique[:, _rows_to_print(res.curve_rotations)],
             res.best_index if opts.start is None else None,
+            res.curve_multiplicity[:, _rows_to_print(res.curve_rotations)],
         )
     )
     tables.append(

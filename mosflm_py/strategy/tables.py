@@ -102,20 +102,30 @@ def best_rotation_table(rows: Sequence[RotationRow]) -> LoggraphTable:
 
 
 def curve_lines(
-    rotations: np.ndarray, starts: Sequence[float], unique: np.ndarray, best: int | None = None
+    rotations: np.ndarray,
+    starts: Sequence[float],
+    unique: np.ndarray,
+    best: int | None = None,
+    multiplicity: np.ndarray | None = None,
 ) -> list[str]:
-    """Completeness (%) as the total rotation grows (rows) from each candidate start (columns)."""
+    """Completeness (%) as the total rotation grows (rows) from each candidate start (columns),
+    and the multiplicity from the marked start (last column) when ``multiplicity`` is given."""
+    mark = 0 if best is None else best
     head = "".join(f"{s:7.0f}" + ("*" if k == best else " ") for k, s in enumerate(starts))
     out = [
         " Completeness (%) against total rotation from each starting phi"
         + (" (* optimum start)" if best is not None else "")
+        + (f", multiplicity from phi {starts[mark]:g}" if multiplicity is not None else "")
         + ":",
         "",
         "   Rotation   Start:",
-        "            " + head,
+        "            " + head + ("   Mult" if multiplicity is not None else ""),
     ]
     for i, r in enumerate(rotations):
-        out.append(f"   {r:8.1f} " + "".join(f"{unique[k][i]:7.1f} " for k in range(len(starts))))
+        row = f"   {r:8.1f} " + "".join(f"{unique[k][i]:7.1f} " for k in range(len(starts)))
+        if multiplicity is not None:
+            row += f"{multiplicity[mark][i]:7.2f}"
+        out.append(row)
     return out
 
 
