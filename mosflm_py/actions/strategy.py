@@ -421,11 +421,14 @@ def testgen(session: Session, job: Job) -> None:
         out.line(f" Oscillations from {minosc:g} to {maxosc:g} deg tested in steps of 0.05 deg.")
         out.lines(tb.oscillation_lines(rows, pct))
         allowed = [r.oscillation for r in rows if r.oscillation is not None]
-        if allowed:
+        if allowed and len(allowed) == len(rows):
             out.line(
-                f" The largest oscillation angle allowed over the whole range: "
-                f"{min(allowed):.2f} degrees"
+                f" The largest oscillation angle safe at every phi tested: {min(allowed):.2f} "
+                "degrees"
             )
+        elif allowed:
+            bad = " ".join(f"{r.phi:g}" for r in rows if r.oscillation is None)
+            out.line(f" At phi {bad} even {minosc:g} degrees gives more than {pct:g}% overlaps.")
         else:
             out.line(f" Even {minosc:g} degrees gives more than {pct:g}% overlaps everywhere.")
         table = tb.oscillation_table(rows)
