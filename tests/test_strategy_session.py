@@ -310,3 +310,34 @@ def test_strategy_on_the_l_cysteine_sweep(real_data, tmp_path):
     assert _number(r"A total rotation of [\d.]+ degrees from phi ([\d.]+)", log) == (
         pytest.approx(117.0, abs=4.0)
     )
+
+
+def test_strategy_from_keywords_alone(sim, tmp_path):
+    """No images: the detector and beam from keywords give the same strategy as the header."""
+    s_img, log_img = _session(sim, ["STRATEGY START 0 END 30", "GO"], tmp_path)
+    g = s_img.geometry(1)
+    out = io.StringIO()
+    s = Session(out=out)
+    s.run_lines(
+        [
+            f"MATRIX {sim.matrix_path}",
+            "SYMMETRY P212121",
+            f"WAVELENGTH {g.wavelength}",
+            f"DISTANCE {g.distance}",
+            f"BEAM {g.beam_x} {g.beam_y}",
+            f"PIXEL {g.pixel_slow}",
+            f"SIZE {g.nslow} {g.nfast}",
+            "STRATEGY START 0 END 30",
+            "GO",
+        ]
+    )
+    log = out.getvalue()
+    assert s.failures == 0, log
+    assert _number(r"Completeness ([\d.]+)%, anomalous", log) == _number(
+        r"Completeness ([\d.]+)%, anomalous", log_img
+    )
+    text = io.StringIO()
+    bare = Session(out=text)
+    bare.run_lines([f"MATRIX {sim.matrix_path}", "WAVELENGTH 1.0", "STRATEGY", "GO"])
+    assert bare.failures == 1
+    assert "give DISTANCE, BEAM, PIXEL, SIZE" in text.getvalue()

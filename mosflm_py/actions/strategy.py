@@ -13,7 +13,8 @@ spatially overlapped reflections for each start φ, or the overlaps at given ANG
 current SEPARATION and mosaic spread.
 
 Geometry (wavelength, distance, beam, detector extent) is that of the current image (IMAGE, else
-the first of the series); resolution from RESOLUTION, else the detector corner.
+the first of the series), or of the keywords alone when no TEMPLATE is given; resolution from
+RESOLUTION, else (STRATEGY) the nearest detector edge or (TESTGEN) the detector corner.
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def _image(session: Session) -> int:
 
 
 def _experiment(session: Session, keyword: str) -> Experiment:
+    """The current crystal with the geometry of the current image, or of the keywords alone
+    (DISTANCE, BEAM, WAVELENGTH, PIXEL, SIZE ...) when no TEMPLATE or IMAGE is given: a strategy
+    is often wanted before any image exists."""
+    st = session.state
+    if st.images.template is None and st.images.image is None:
+        return _keyword_experiment(session, keyword)
     n = _image(session)
     g = session.geometry(n)
     crystal = current_crystal(session, g.wavelength)
@@ -73,6 +80,56 @@ def _experiment(session: Session, keyword: str) -> Experiment:
             "give the MATRIX keyword (and SYMMETRY)"
         )
     return experiment_for_image(session, n, crystal=crystal)
+
+
+def _keyword_experiment(session: Session, keyword: str) -> Experiment:
+    from mosflm_py.geometry.beam import Beam
+    from mosflm_py.geometry.detector import Detector
+    from mosflm_py.geometry.goniometer import Goniometer
+
+    st = session.state
+    det, beam = st.detector, st.beam
+    need = {
+        "WAVELENGTH": beam.wavelength,
+        "DISTANCE": det.distance,
+        "BEAM": det.beam,
+        "PIXEL": det.pixel,
+        "SIZE": det.size,
+    }
+    missing = [k for k, v in need.items() if v is None]
+    if missing:
+        raise GeometryError(
+            f"{keyword} without images needs the detector and beam from keywords: give "
+            + ", ".join(missing)
+            + " (or TEMPLATE and an image for its header)"
+        )
+    crystal = current_crystal(session, beam.wavelength)
+    if crystal is None:
+        raise GeometryError(
+            f"{keyword} needs the crystal orientation: run AUTOINDEX first or "
+            "give the MATRIX keyword (and SYMMETRY)"
+        )
+    dist = det.distortion
+    detector = Detector(
+        distance=float(det.distance),
+        beam_x=float(det.beam[0]),
+        beam_y=float(det.beam[1]),
+        pixel_slow=float(det.pixel),
+        pixel_fast=float(det.pixel_fast or det.pixel),
+        nslow=int(det.size[0]),
+        nfast=int(det.size[1]),
+        two_theta=float(det.two_theta or 0.0),
+        omega=float(det.omega or 0.0),
+        tilt=dist.tilt,
+        twist=dist.twist,
+        yscale=dist.yscale,
+    )
+    b = Beam(
+        float(beam.wavelength),
+        divergence=tuple(beam.divergence) if beam.divergence else (0.0, 0.0),
+        dispersion=float(beam.dispersion or 0.0),
+    )
+    return Experiment(b, detector, Goniometer(reverse_phi=det.reverse_phi), crystal)
 
 
 def _crystal_label(session: Session) -> str:
