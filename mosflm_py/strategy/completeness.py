@@ -184,6 +184,9 @@ class Passages:
         cusp about the rotation axis).
     n_off_detector : unique reflections that do reach the sphere but always off the detector.
     n_missed_passages : passages that fall off the detector.
+
+    The searches keep their sorted copies of the passages in the instance (``_cache``), so
+    several searches on one Passages sort only once.
     """
 
     index: np.ndarray
