@@ -407,5 +407,7 @@ def on_matrix(session: Session, record: Record) -> None:
         return
     mat = read_matrix_file(path)
     session.results.matrix = mat
+    # the matrix read now is the current orientation, replacing one from an earlier AUTOINDEX
+    session.results.extra.pop("crystal", None)
     cell = " ".join(f"{c:.4f}" for c in mat.cell)
     session.report.line(f" Matrix file {path} read: cell {cell}")
