@@ -27,6 +27,7 @@ from mosflm_py.integration import (
     SeparationParams,
 )
 from mosflm_py.processing.block import BlockJob
+from mosflm_py.processing.fractions import FractionNormaliser
 from mosflm_py.processing.params import ProcessParams
 from mosflm_py.processing.plan import make_blocks, phi_grid
 from mosflm_py.processing.runner import run_blocks
@@ -198,21 +199,28 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     done = 0
     from mosflm_py.output.mtz_stream import UnmergedMtzWriter
 
+    fractions = FractionNormaliser(plan[0].phi_start, plan[-1].phi_end)
+
     try:
         with UnmergedMtzWriter(mtz_path, _mtz_meta(session, exp)) as writer:
             for res in run_blocks(jobs, _source(series), session.nproc):
                 for w in res.warnings:
                     rep.warning(w)
                 _log_profiles(session, res)
-                for st_img, ref, rec in zip(res.stats, res.refinement, res.records):
+                for st_img, ref, rec, parts in zip(res.stats, res.refinement, res.records,
+                                                   res.parts):
                     im = plan[done]
-                    writer.add(rec, [_batch_header(session, im, ref)])
+                    for r, hdr in fractions.add(rec, parts, im.phi_end,
+                                                _batch_header(session, im, ref)):
+                        writer.add(r, [hdr])
                     n_records += len(rec)
                     image_rows.append((st_img, ref))
                     _log_image(session, st_img, ref)
                     done += 1
                     progress(session, done, len(plan), t0)
                 _log_resolution(session, res, exp)
+            for r, hdr in fractions.finish():
+                writer.add(r, [hdr])
             # honest failure: raising inside the writer discards the new file (an earlier
             # file of the same name is untouched)
             _check_outcome(session, first, last, image_rows, n_records,

@@ -19,6 +19,10 @@ from mosflm_py.integration.profiles import StandardProfiles, blend_weights
 from mosflm_py.integration.shoebox import extract_shoeboxes, measure_boxes
 from mosflm_py.kernels import integrate_profile as _kp
 
+MAX_MISSING_EDGE = 0.5
+"""Largest fraction of a standard profile that may fall on inactive or off-image pixels for
+an EDGE reflection to be measured (profile fitted from the rest)."""
+
 
 @dataclass(frozen=True)
 class ImageIntegration:
@@ -122,6 +126,11 @@ def integrate_image(
                       float(params.profile.wdlim2),
                       np.nan_to_num(meas.i_sum), Ipr, varpr, pkratio, nfit, missing)
         partial = over | edge
+        # a spot mostly in a detector gap or off the image: its intensity would be an
+        # extrapolation from less than half of its profile (and the background plane from one
+        # side of the box), dominated by model error, so it is not measured
+        reject[edge & ~over & (np.nan_to_num(missing, nan=1.0) > MAX_MISSING_EDGE)] |= (
+            Reject.NO_PROFILE)
         done = partial & np.isfinite(Ipr)
         I[done] += Ipr[done] * missing[done]
         var[done] += missing[done] ** 2 * varpr[done] + np.maximum(Ipr[done], 0) * missing[done]

@@ -28,6 +28,7 @@ from mosflm_py.integration import (
     part_centroid_phi,
 )
 from mosflm_py.output.mtz import MtzRecords
+from mosflm_py.processing.fractions import ImageParts
 from mosflm_py.processing.params import ProcessParams
 from mosflm_py.processing.parts import spread_over_images
 from mosflm_py.processing.plan import ImagePlan
@@ -86,6 +87,7 @@ class BlockResult:
     refinement: list[ImageRefinement]
     profiles_report: list[dict]
     warnings: list[str]
+    parts: list[ImageParts] = field(default_factory=list)
 
 
 def _refine_images(job: BlockJob, frames: dict[int, np.ndarray]) -> list[ImageRefinement]:
@@ -340,7 +342,7 @@ def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
             warnings.append(f"standard profiles for images {job.images[0].number}-"
                             f"{job.images[-1].number} could not be formed ({err}); "
                             "summation integration only")
-    records, stats = [], []
+    records, stats, parts = [], [], []
     for im, ref, (ip, extra) in zip(job.images, refinements, preds):
         res = integrate_image(frames[im.number], ip, p.integration, profiles)
         exp = ref.experiment
@@ -348,4 +350,6 @@ def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
         rec, st = image_records(im, res, extra, lpm, p)
         records.append(rec)
         stats.append(st)
-    return BlockResult(job.index, records, stats, refinements, report, warnings)
+        parts.append(ImageParts(hkl=res.hkl, fraction=np.asarray(res.fraction, float),
+                                phi=extra["phi"], width=extra["width"], accepted=res.accepted))
+    return BlockResult(job.index, records, stats, refinements, report, warnings, parts)
