@@ -68,8 +68,9 @@ class FractionNormaliser:
 
     def add(self, records, parts: ImageParts, phi_end: float, payload=None) -> list[tuple]:
         """Add the next image of the run (processed up to ``phi_end``); release what is final."""
-        self._pending.append(_Pending(self._next, records, payload, parts,
-                                      np.zeros(len(parts.fraction), bool)))
+        self._pending.append(
+            _Pending(self._next, records, payload, parts, np.zeros(len(parts.fraction), bool))
+        )
         self._next += 1
         self._normalise(float(phi_end), final=False)
         return self._release()
@@ -93,8 +94,9 @@ class FractionNormaliser:
         pos = np.concatenate([np.full(len(it.parts.fraction), it.position) for it in items])
         frac = np.concatenate([it.parts.fraction for it in items]).astype(np.float64)
         phi = np.concatenate([it.parts.phi for it in items]).astype(np.float64)
-        width = np.nan_to_num(np.concatenate([it.parts.width for it in items]).astype(float),
-                              posinf=360.0)
+        width = np.nan_to_num(
+            np.concatenate([it.parts.width for it in items]).astype(float), posinf=360.0
+        )
         done = np.concatenate([it.done for it in items])
         order = np.lexsort((pos, hkl[:, 2], hkl[:, 1], hkl[:, 0]))
         hs, ps = hkl[order], pos[order]
@@ -113,8 +115,13 @@ class FractionNormaliser:
         # only small inconsistencies between the blocks' rocking curves are corrected: a sum
         # far from one means the group is not a whole reflection (a stray part predicted by
         # one block next to a reflection already released), which is left as it is
-        complete = (act & (lo >= self.run_start - _EPS) & (hi <= self.run_end + _EPS)
-                    & (fsum > 0.5) & (fsum < 1.5))
+        complete = (
+            act
+            & (lo >= self.run_start - _EPS)
+            & (hi <= self.run_end + _EPS)
+            & (fsum > 0.5)
+            & (fsum < 1.5)
+        )
         factor = np.where(complete, 1.0 / np.where(fsum > 0, fsum, 1.0), 1.0)
         new_frac = frac.copy()
         new_frac[order] = frac[order] * factor[gid]
@@ -123,8 +130,8 @@ class FractionNormaliser:
         k = 0
         for it in items:
             n = len(it.parts.fraction)
-            it.parts.fraction = new_frac[k:k + n]
-            it.done = new_done[k:k + n]
+            it.parts.fraction = new_frac[k : k + n]
+            it.done = new_done[k : k + n]
             k += n
 
     def _release(self) -> list[tuple]:
@@ -133,8 +140,12 @@ class FractionNormaliser:
             it = self._pending.pop(0)
             rec = it.records
             if rec is not None and len(it.parts.fraction):
-                rec = replace(rec, fraction=it.parts.fraction[it.parts.accepted].astype(
-                    np.asarray(rec.fraction).dtype))
+                rec = replace(
+                    rec,
+                    fraction=it.parts.fraction[it.parts.accepted].astype(
+                        np.asarray(rec.fraction).dtype
+                    ),
+                )
             out.append((rec, it.payload))
         return out
 

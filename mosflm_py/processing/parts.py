@@ -18,8 +18,9 @@ from mosflm_py.geometry.prediction import fraction_on_image
 MIN_FRACTION = 1e-3
 
 
-def _image_edges(starts: np.ndarray, ends: np.ndarray, lo: int, hi: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _image_edges(
+    starts: np.ndarray, ends: np.ndarray, lo: int, hi: int
+) -> tuple[np.ndarray, np.ndarray]:
     """φ ranges of images ``lo``..``hi`` (positions in the run, possibly outside it).
 
     Images outside the processed range are extrapolated with the median oscillation, so that
@@ -39,7 +40,11 @@ def _image_edges(starts: np.ndarray, ends: np.ndarray, lo: int, hi: int
 
 
 def spread_over_images(
-    phi_c: np.ndarray, width: np.ndarray, starts: np.ndarray, ends: np.ndarray, image_index: int,
+    phi_c: np.ndarray,
+    width: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    image_index: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fraction on image ``image_index`` and (npart, ipart) of each reflection.
 
