@@ -72,7 +72,9 @@ class ImageRefinement:
     ccom: float = 0.0
     postref_resid: float = float("nan")
     postref_n: int = 0
-    refined: bool = True  # False when positional refinement was wanted but failed
+    # False when positional refinement was tried and failed (not when there were too few
+    # strong reflections to try: the detector parameters are then kept, with a warning)
+    refined: bool = True
     pooled: tuple[int, int] | None = None  # images whose reflections were pooled (first, last)
     warnings: list[str] = field(default_factory=list)
 
@@ -249,8 +251,9 @@ def _positional(exp: Experiment, k: int, n_images: int,
         if lo == 0 and hi == n_images - 1:
             break
         r += 1
-    ref.refined = False
     if last_err is not None:
+        # refinement was tried and rejected: the prediction does not match the spots
+        ref.refined = False
         ref.warnings.append(f"image {image}: positional refinement failed ({last_err}), also "
                             "with the reflections of the neighbouring images of the block; the "
                             "previous detector parameters are kept")
