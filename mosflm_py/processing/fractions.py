@@ -5,9 +5,9 @@ a reflection whose parts fall in two or three blocks gets the fractions of its e
 one rocking curve and those of its late parts from another: they no longer add up to one.
 :class:`FractionNormaliser` sits between the blocks and the MTZ writer.  It keeps the images
 whose reflections may still receive parts; once every part of a reflection has been predicted
-(the reflection's rocking curve ends before the last processed image), the fractions of all its
-predicted parts — measured or rejected — are divided by their sum, so that the parts of a
-reflection wholly inside the processed range add up to exactly one.  Reflections cut by the start
+(the reflection's rocking curve ends half its width before the end of the last processed
+image), the fractions of all its predicted parts — measured or rejected — are divided by their
+sum, so that the parts of a reflection wholly inside the processed range add up to exactly one.  Reflections cut by the start
 or the end of the range keep their fractions (their sum is the recorded share, below one).
 
 Memory: images are held only until their reflections are complete (the widest accepted
