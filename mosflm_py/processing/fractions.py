@@ -7,8 +7,9 @@ one rocking curve and those of its late parts from another: they no longer add u
 whose reflections may still receive parts; once every part of a reflection has been predicted
 (the reflection's rocking curve ends half its width before the end of the last processed
 image), the fractions of all its predicted parts — measured or rejected — are divided by their
-sum, so that the parts of a reflection wholly inside the processed range add up to exactly one.  Reflections cut by the start
-or the end of the range keep their fractions (their sum is the recorded share, below one).
+sum, so that the parts of a reflection wholly inside the processed range add up to exactly
+one.  Reflections cut by the start or the end of the range keep their fractions (their sum is
+the recorded share, below one).
 
 Memory: images are held only until their reflections are complete (the widest accepted
 reflection, at most MAXWIDTH degrees, bounds this).
