@@ -27,6 +27,7 @@ from mosflm_py.integration import (
     SeparationParams,
 )
 from mosflm_py.processing.block import BlockJob
+from mosflm_py.processing.fractions import FractionNormaliser
 from mosflm_py.processing.params import ProcessParams
 from mosflm_py.processing.plan import make_blocks, phi_grid
 from mosflm_py.processing.runner import run_blocks
@@ -198,21 +199,32 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     done = 0
     from mosflm_py.output.mtz_stream import UnmergedMtzWriter
 
+    fractions = FractionNormaliser(plan[0].phi_start, plan[-1].phi_end)
+
     try:
         with UnmergedMtzWriter(mtz_path, _mtz_meta(session, exp)) as writer:
             for res in run_blocks(jobs, _source(series), session.nproc):
                 for w in res.warnings:
                     rep.warning(w)
                 _log_profiles(session, res)
-                for st_img, ref, rec in zip(res.stats, res.refinement, res.records):
+                for st_img, ref, rec, parts in zip(res.stats, res.refinement, res.records,
+                                                   res.parts):
                     im = plan[done]
-                    writer.add(rec, [_batch_header(session, im, ref)])
+                    for r, hdr in fractions.add(rec, parts, im.phi_end,
+                                                _batch_header(session, im, ref)):
+                        writer.add(r, [hdr])
                     n_records += len(rec)
                     image_rows.append((st_img, ref))
                     _log_image(session, st_img, ref)
                     done += 1
                     progress(session, done, len(plan), t0)
                 _log_resolution(session, res, exp)
+            for r, hdr in fractions.finish():
+                writer.add(r, [hdr])
+            # honest failure: raising inside the writer discards the new file (an earlier
+            # file of the same name is untouched)
+            _check_outcome(session, first, last, image_rows, n_records,
+                           st.refinement.enabled)
     except KeyboardInterrupt:
         raise IntegrationError("PROCESS interrupted: no MTZ file was written (any earlier file "
                                "is untouched).") from None
@@ -226,6 +238,47 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
         rep.line(f" SUMMARY file written: {summary}")
     session.results.integration = {"n_records": n_records, "images": image_rows,
                                    "mtz": mtz_path, "seconds": elapsed}
+
+
+def _check_outcome(session: Session, first: int, last: int, image_rows, n_records: int,
+                   refine: bool) -> None:
+    """Raise :class:`IntegrationError` when the run integrated nothing or refinement failed.
+
+    A PROCESS that wrote no reflection, or whose positional refinement failed on more than half
+    of its images, has not produced usable data: it must say why and exit non-zero, and no MTZ
+    file is written (issue 8, item 8).
+    """
+    n_img = len(image_rows)
+    predicted = sum(s.n_predicted for s, _ in image_rows)
+    too_wide = sum(s.n_too_wide for s, _ in image_rows)
+    overlap = sum(s.n_overlap for s, _ in image_rows)
+    maxwidth = session.state.integration.maxwidth
+    if n_records == 0:
+        why = [f"{predicted} reflection parts were predicted"]
+        if too_wide:
+            why.append(f"{too_wide} were too wide in phi (rocking width above MAXWIDTH "
+                       f"{maxwidth:g} degrees)")
+        if overlap:
+            why.append(f"{overlap} overlapped a neighbour")
+        raise IntegrationError(
+            f"PROCESS {first} {last}: no reflection was integrated on any of the {n_img} images "
+            f"({'; '.join(why)}). No MTZ file was written (an earlier file is untouched). "
+            "Check the orientation matrix, beam position and distance against the images "
+            "(PREDICT_SPOTS shows the predictions), the mosaic spread (MOSAIC or MOSAIC "
+            f"ESTIMATE) and the resolution limits; raise MAXWIDTH (now {maxwidth:g} degrees) if "
+            "the reflections are wider than that.")
+    if not refine:
+        return
+    failed = [ref.number for _, ref in image_rows if not ref.refined]
+    if 2 * len(failed) > n_img:
+        shown = ", ".join(str(n) for n in failed[:8]) + (" ..." if len(failed) > 8 else "")
+        raise IntegrationError(
+            f"PROCESS {first} {last}: positional refinement failed on {len(failed)} of the "
+            f"{n_img} images (images {shown}), even with the reflections of neighbouring images "
+            "pooled: the predictions do not match the spots, or the images are too weak. "
+            "No MTZ file was written (an earlier file is untouched). Check the orientation "
+            "matrix, beam position and distance (PREDICT_SPOTS), and the mosaic spread; for "
+            "very weak images integrate with the detector parameters as they are (NOREFINE).")
 
 
 def _log_profiles(session: Session, res) -> None:
@@ -288,9 +341,10 @@ def _log_image(session: Session, s, ref) -> None:
     rep = session.report
     det = ref.experiment.detector
     cr = ref.experiment.crystal
+    pooled = "" if ref.pooled is None else f", images {ref.pooled[0]}-{ref.pooled[1]} pooled"
     rep.line(f" Image {s.image:5d}: beam {det.beam_x:8.3f} {det.beam_y:8.3f}  dist "
              f"{det.distance:8.2f}  yscale {det.yscale:.4f}  tilt {det.tilt:6.1f}  twist "
-             f"{det.twist:6.1f}  rms {ref.rms:6.3f} mm ({ref.n_refine} refl)  wrms "
+             f"{det.twist:6.1f}  rms {ref.rms:6.3f} mm ({ref.n_refine} refl{pooled})  wrms "
              f"{ref.wrms:5.2f}  missets "
              f"{cr.missets[0]:6.3f} {cr.missets[1]:6.3f} {cr.missets[2]:6.3f}  mosaic "
              f"{cr.mosaic:5.3f}")
