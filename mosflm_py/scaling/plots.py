@@ -66,7 +66,9 @@ def line_plot(title: str, xlabel: str, ylabel: str, series: Sequence[Series],
     img = Image.new("RGB", size, "white")
     dr = ImageDraw.Draw(img)
     font = ImageFont.load_default()
-    left, right, top, bottom = 64, 16, 28, 46
+    per_row = 4
+    left, right, bottom = 64, 16, 46
+    top = 24 + 14 * math.ceil(len(series) / per_row) + 6  # the legend sits above the plot
     xs = np.concatenate([np.asarray(s[1], float) for s in series]) if series else np.zeros(0)
     ys = np.concatenate([np.asarray(s[2], float) for s in series]) if series else np.zeros(0)
     ok = np.isfinite(xs) & np.isfinite(ys)
@@ -132,9 +134,8 @@ def line_plot(title: str, xlabel: str, ylabel: str, series: Sequence[Series],
             if math.isfinite(x) and math.isfinite(y) and len(sx) <= 60:
                 cx, cy = px(x), py(min(max(y, lo), hi))
                 dr.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=col)
-        lx = left + pw - 150
-        ly = top + 6 + 13 * k
-        dr.rectangle([lx - 2, ly - 1, lx + 146, ly + 12], fill="white")
+        lx = left + (k % per_row) * ((w - left - right) // per_row)
+        ly = 22 + 14 * (k // per_row)
         dr.line([lx, ly + 6, lx + 16, ly + 6], fill=col, width=2)
         dr.text((lx + 20, ly), name, fill=col, font=font)
     return _png(img)
