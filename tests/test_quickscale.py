@@ -341,3 +341,46 @@ def test_report_after_process_on_simulated_images(simulated_process):
     assert "Integration" in html and "12 images integrated" in html
     assert (folder / "p_report_missets_image.png").exists()
     assert (folder / "p_merged.mtz").exists() and (folder / "p_scaled.mtz").exists()
+
+
+def _chromium(url: str, *flags: str) -> subprocess.CompletedProcess:
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (Debian package chromium)")
+    # no network: every host name resolves to nothing, so a fetch would fail and show
+    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--enable-logging=stderr", "--v=0",
+                           "--host-resolver-rules=MAP * ~NOTFOUND", *flags, url],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _console_errors(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ":CONSOLE" in ln
+            and ("Uncaught" in ln or "Error" in ln or "Failed to load" in ln)]
+
+
+@pytest.mark.realdata
+def test_report_renders_in_headless_chromium(keyword_run, tmp_path):
+    """The report opens offline in a real browser: its content is in the DOM, no script error,
+    and a screenshot is not blank. The error check is shown to work on a page with a bad
+    script."""
+    folder, rc, _ = keyword_run
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><script>undefined_function();</script></body></html>")
+    assert _console_errors(_chromium(bad.as_uri(), "--dump-dom").stderr)
+    run = _chromium((folder / "r.html").as_uri(), "--dump-dom")
+    assert run.returncode == 0
+    assert not _console_errors(run.stderr), _console_errors(run.stderr)
+    dom = run.stdout
+    assert "mosflm-py QuickScale report" in dom and "Merging statistics" in dom
+    assert dom.count("<img") == 8 and "data:image/png;base64," in dom
+    shot = tmp_path / "shot.png"
+    _chromium((folder / "r.html").as_uri(), f"--screenshot={shot}", "--window-size=1200,1600")
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        assert im.size == (1200, 1600)
+        lo, hi = im.convert("L").getextrema()
+        assert hi - lo > 100  # text and graphs, not a blank page
