@@ -340,6 +340,7 @@ def test_report_after_process_on_simulated_images(simulated_process):
     html = (folder / "p_report.html").read_text()
     assert "Integration" in html and "12 images integrated" in html
     assert (folder / "p_report_missets_image.png").exists()
+    assert "Image 1 with the predictions" in html and (folder / "p_report_image_1.png").exists()
     assert (folder / "p_merged.mtz").exists() and (folder / "p_scaled.mtz").exists()
 
 

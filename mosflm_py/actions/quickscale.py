@@ -179,7 +179,8 @@ def quickscale(session: Session, job: Job | None) -> None:
     if report:
         from mosflm_py.scaling.report import write_report
 
-        files = write_report(report, res, session_summary(session), warnings=list(
+        files = write_report(report, res, session_summary(session, os.path.splitext(report)[0]),
+                             warnings=list(
             session.report.warnings))
         rep.line(f" HTML report written: {report} (and {len(files)} PNG graphs)")
 
@@ -192,11 +193,40 @@ def _has_input(session: Session, rec: Record) -> bool:
     return True
 
 
-def session_summary(session: Session) -> dict:
-    """Plain per-image data of the last PROCESS run for the report (empty if none)."""
+def _indexing_rows(session: Session) -> dict:
+    idx = session.results.indexing
+    table = getattr(idx, "table", None)
+    if not table:
+        return {}
+    rows = [[r.number, r.lattice, float(r.penalty), " ".join(f"{c:.2f}" for c in r.cell),
+             float(r.sdcell), float(r.fracn), float(r.sigma_xy), bool(r.refined)]
+            for r in table]
+    return {"indexing": {"rows": rows, "chosen": int(getattr(idx, "chosen", -1))}}
+
+
+def _picture(session: Session, stem: str) -> dict:
+    """The first integrated image with the final predictions (PNG), as iMosflm shows it."""
+    integ = session.results.integration
+    from mosflm_py.errors import MosflmError
+
+    try:
+        from mosflm_py.actions.predict import plot_prediction, predict_image
+
+        first = int(integ["images"][0][0].image)
+        path = f"{stem}_image_{first}.png"
+        plot_prediction(session, predict_image(session, first), path)
+    except (MosflmError, OSError, KeyError, IndexError, TypeError, AttributeError):
+        return {}
+    return {"picture": path, "picture_image": first}
+
+
+def session_summary(session: Session, stem: str | None = None) -> dict:
+    """Plain data of the earlier steps for the report: indexing solutions, per-image data of
+    the last PROCESS run and a picture of its first image with predictions (when known)."""
+    out = _indexing_rows(session)
     integ = session.results.integration
     if not isinstance(integ, dict) or not integ.get("images"):
-        return {}
+        return out
     cols: dict[str, list] = {k: [] for k in (
         "image", "beam_x", "beam_y", "distance", "tilt", "twist", "yscale", "phix", "phiy",
         "phiz", "mosaic", "rms", "full", "partial", "overlap", "overload", "bad", "isig",
@@ -210,7 +240,10 @@ def session_summary(session: Session) -> dict:
                 st.isig_prf_outer)
         for k, v in zip(cols, vals):
             cols[k].append(float("nan") if v is None else float(v))
-    return {"images": cols}
+    out["images"] = cols
+    if stem is not None:
+        out.update(_picture(session, stem))
+    return out
 
 
 def log_scaling(session: Session, res: QuickScaleResult, options: QuickScaleOptions) -> None:

@@ -2,9 +2,11 @@
 network fetches) plus the same graphs as PNG files beside it for terminals without a browser.
 
 Sections follow iMosflm's panes and QuickScale's output: a "Table 1" summary with warnings and
-advice, the integration graphs (refined detector and crystal parameters, reflection counts and
-⟨I/σ⟩ per image, when the PROCESS run is known), the Laue-group choice, the merging statistics
-table and graphs against resolution, and the scales, B factors and Rmerge against batch.
+advice, the autoindexing solutions and an image with the predictions, the integration graphs
+(refined detector and crystal parameters, reflection counts and ⟨I/σ⟩ per image, when the
+PROCESS run is known), the Laue-group choice, the merging statistics table and graphs against
+resolution, and the scales, B factors and Rmerge against batch. Not shown yet: the standard
+profiles grid (PROCESS does not keep the profiles after logging them).
 """
 
 from __future__ import annotations
@@ -232,6 +234,27 @@ def write_report(path: str, res: QuickScaleResult, extra: dict | None = None,
             f"<figcaption>{html.escape(captions[s][0])}</figcaption></figure>"
             for s in suffixes if s in captions) + "</div>"
 
+    idx = extra.get("indexing")
+    if idx:
+        parts.append("<h2 id=indexing>Indexing</h2>")
+        shown = [r for r in idx["rows"] if r[2] <= 200] or idx["rows"][:10]
+        rows = []
+        for r in shown:
+            mark = "<b>&rarr;</b>" if r[0] - 1 == idx["chosen"] else ""
+            rows.append([f"{mark}{r[0]}", html.escape(r[1]), _f(r[2], ".0f"),
+                         html.escape(r[3]), _f(r[4], ".3f"), _f(r[5], ".2f"),
+                         _f(r[6], ".3f"), "yes" if r[7] else ""])
+        parts.append(_table(["No", "Lattice", "Penalty", "Cell", "sd(cell)", "Frac indexed",
+                             "rms (mm)", "Refined"], rows, left=4))
+    pic = extra.get("picture")
+    if pic and os.path.exists(pic):
+        data = Path(pic).read_bytes()
+        parts.append(f"<h2 id=image>Image {extra.get('picture_image', '')} with the "
+                     "predictions</h2>")
+        parts.append("<p>Blue fully recorded, yellow partial, red overlapped, green too wide; "
+                     "magenta crosses found spots; orange the direct beam.</p>")
+        parts.append(f"<img style='max-width:100%' alt='image with predictions' "
+                     f"src='data:image/png;base64,{base64.b64encode(data).decode()}'>")
     if img:
         parts.append("<h2 id=integration>Integration</h2>")
         parts.append(f"<p>{len(img['image'])} images integrated.</p>")
