@@ -12,7 +12,8 @@ tied by weak restraints (Aimless's ``TIE``) so that sparse knots stay defined. F
 Hamilton, Rollett & Sparks (1965, Acta Cryst. 18, 129-130): alternately I_h = Σ w g I / Σ w g²
 for fixed g, then the knot values by weighted least squares for fixed I_h (a Gauss-Newton step
 on the normal equations of the scipy.sparse analytic Jacobian, solved with scipy.linalg). The
-scales are put on a common footing by making mean(a) = 0 and mean(B) = 0 over the knots.
+scales are put on a common footing by making the mean of a and of B over the observations zero
+(so that scaling does not change the overall level or resolution fall-off of the data).
 
 Error model (Aimless's SdFac/SdAdd, Evans 2006, section 2.5): σ'² = SdFac² (σ² + (SdAdd I)²),
 fitted so that the normalised deviations of observations from the mean of the others have unit
@@ -171,7 +172,11 @@ def scale_observations(intensity: np.ndarray, sigma: np.ndarray, group: np.ndarr
         g = np.ones(n_obs)
         return ScalingResult(model, g, 0, float("nan"), False)
     Da = _design(phi[fit], phi0, scale_spacing, na)
-    Db = _design(phi[fit], phi0, b_spacing, nb).multiply(2.0 * s2[fit][:, None]).tocsr()
+    Db0 = _design(phi[fit], phi0, b_spacing, nb)
+    Db = Db0.multiply(2.0 * s2[fit][:, None]).tocsr()
+    # mean interpolation weight of each knot over the observations (rows sum to 1)
+    wa = np.asarray(Da.mean(axis=0)).ravel()
+    wb = np.asarray(Db0.mean(axis=0)).ravel()
     I_f, s_f, g_f = intensity[fit], sigma[fit], group[fit]
     restr = sp.block_diag([_tie(na, 1.0 / tie_a), _tie(nb, 1.0 / tie_b) if refine_b
                            else sp.csr_matrix((0, nb))]).tocsr()
@@ -209,9 +214,9 @@ def scale_observations(intensity: np.ndarray, sigma: np.ndarray, group: np.ndarr
         step = solve(A, rhs, assume_a="sym")
         p_new = p + step
         rms = float(np.sqrt(np.mean(r**2)))
-        p_new[:na] -= p_new[:na].mean()
+        p_new[:na] -= wa @ p_new[:na]  # mean ln g over the observations = 0
         if refine_b:
-            p_new[na:] -= p_new[na:].mean()
+            p_new[na:] -= wb @ p_new[na:]  # mean B over the observations = 0
         else:
             p_new[na:] = 0.0
         shift = float(np.max(np.abs(p_new - p))) if len(p) else 0.0
