@@ -414,3 +414,20 @@ def test_scaled_merged_data_against_truth(name):
     o = res.observations
     plain = merge(o.hkl, o.intensity, np.ones(len(o)), res.space_group)
     assert cc(res.merged) >= cc(plain) - 0.002
+
+
+def test_reindexed_to_the_reference_setting(tmp_path):
+    """A c-unique monoclinic crystal (as indexed, gamma 80°) is merged in P 1 2 1 with an
+    obtuse beta, and the re-indexing keeps every reflection's d-spacing and equivalences."""
+    cell = (50.0, 60.0, 70.0, 90.0, 90.0, 80.0)
+    syn = make_unmerged(str(tmp_path / "mono.mtz"), true_sg="P 1 1 2", file_sg="P 1",
+                        cell=cell, d_min=3.0, n_images=60, n_incomplete=0, seed=5)
+    res = quickscale(read_unmerged(syn.path))
+    assert res.symm.laue.best.laue == "2/m"
+    assert res.space_group.hm == "P 1 2 1"
+    a, b, c, al, be, ga = res.observations.cell.parameters
+    assert (al, ga) == (90.0, 90.0) and be == pytest.approx(100.0, abs=1e-3)
+    assert sorted((a, b, c)) == pytest.approx([50.0, 60.0, 70.0]) and b == pytest.approx(70.0)
+    assert any("reference setting P 1 2 1" in n for n in res.symm.notes)
+    # equivalent reflections still agree after re-indexing
+    assert res.stats.overall.cc_half > 0.99 and res.stats.overall.r_meas < 0.1

@@ -121,6 +121,8 @@ def quicksymm(session: Session, job: Job) -> None:
     res = run_qsymm(obs, options)
     _log_partials(session, res.partials, res.observations)
     log_laue(session, res.laue, res.space_group.hm)
+    for note in res.notes:
+        rep.line(f" Note: {note}")
     session.results.extra["quicksymm"] = res
 
 
@@ -151,7 +153,7 @@ def quickscale(session: Session, job: Job | None) -> None:
     if res.symm.laue is not None:
         log_laue(session, res.symm.laue, res.space_group.hm)
     for note in res.symm.notes:
-        rep.warning(note)
+        rep.line(f" Note: {note}")
     log_scaling(session, res, options)
     stem = os.path.splitext(path)[0]
     merged = str(rec.sub("HKLOUT").get("file")) if rec is not None and rec.has("HKLOUT") \

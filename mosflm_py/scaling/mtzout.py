@@ -4,7 +4,8 @@ Merged: H K L IMEAN SIGIMEAN I(+) SIGI(+) I(-) SIGI(-) (types H H H J Q K M K M)
 set Aimless writes; for a centric reflection I(+) = I(−) = IMEAN (no anomalous difference).
 Scaled unmerged: one row per observation used (fulls and summed partials) in the chosen space
 group's asymmetric unit, H K L M/ISYM BATCH I SIGI FRACTIONCALC ROT XDET YDET SCALEUSED FLAG
-(FLAG = 1 for a rejected outlier, which keeps its scaled I), with the input's batch headers.
+(FLAG = 1 for a rejected outlier, which keeps its scaled I), with the input's batch headers
+(their cell replaced by the merged data's).
 
 gemmi writes the files; the column layout is assembled here.
 """
@@ -88,7 +89,9 @@ def write_scaled_unmerged_mtz(path: str, obs: Observations, sg: gemmi.SpaceGroup
 
 
 def _batches(obs: Observations):
-    """The input MTZ's batch headers (dataset id 1), or None if the input cannot be re-read."""
+    """The input MTZ's batch headers (dataset id 1, the cell of the data as merged: re-indexed
+    and symmetrised), or None if the input cannot be re-read. The orientation blocks are the
+    input's (in its own indexing)."""
     try:
         src = gemmi.read_mtz_file(obs.source)
     except (RuntimeError, OSError, ValueError):
@@ -97,5 +100,6 @@ def _batches(obs: Observations):
     for b in src.batches:
         c = b.clone()
         c.dataset_id = 1
+        c.cell = obs.cell
         out.append(c)
     return out

@@ -66,6 +66,8 @@ class QuickScaleOptions:
         Tolerance of the lattice-symmetry search (deg).
     error_model : bool
         Fit SdFac/SdAdd.
+    reference_setting : bool
+        Re-index into the space group's reference setting (b-unique monoclinic, obtuse β).
     """
 
     space_group: str | None = None
@@ -81,6 +83,7 @@ class QuickScaleOptions:
     isig_limit: float = 2.0
     max_obliq: float = 3.0
     error_model: bool = True
+    reference_setting: bool = True
 
 
 @dataclass
@@ -170,6 +173,22 @@ def quicksymm(obs: Observations, options: QuickScaleOptions = QuickScaleOptions(
             sg = tab[0].space_group if tab else gemmi.SpaceGroup("P 1")
             notes.append(f"the best Laue group {best.laue} is not in a tabulated setting of "
                          f"this cell; the data are merged in {sg.hm}")
+    if options.reference_setting:
+        from mosflm_py.scaling.reindex import obtuse_monoclinic, to_reference_setting
+
+        moved = to_reference_setting(summed, sg)
+        if moved is not None:
+            summed, ref, op = moved
+            notes.append(f"re-indexed from {sg.hm} to the reference setting {ref.hm}: "
+                         f"h' k' l' = {op}")
+            sg = ref
+        flipped = obtuse_monoclinic(summed, sg)
+        if flipped is not None:
+            summed, op = flipped
+            notes.append(f"re-indexed for an obtuse beta: h' k' l' = {op}")
+    from mosflm_py.scaling.reindex import symmetrized_cell
+
+    summed.cell = symmetrized_cell(summed.cell, sg)
     return QuickSymmResult(summed, partials, laue, sg, notes)
 
 
