@@ -431,3 +431,24 @@ def test_reindexed_to_the_reference_setting(tmp_path):
     assert any("reference setting P 1 2 1" in n for n in res.symm.notes)
     # equivalent reflections still agree after re-indexing
     assert res.stats.overall.cc_half > 0.99 and res.stats.overall.r_meas < 0.1
+
+
+def test_automatic_quickscale_failure_is_reported(tmp_path):
+    """With --report, a QuickScale that cannot run after PROCESS is a counted *** failure."""
+    import io
+
+    from mosflm_py.actions.quickscale import auto_after_process
+    from mosflm_py.session import Session
+    from mosflm_py.state import State, apply_setting
+
+    out = io.StringIO()
+    state = apply_setting(State(), "quickscale.auto", True)
+    session = Session(out=out, state=state)
+    session.results.integration = {"mtz": str(tmp_path / "gone.mtz"), "images": []}
+    auto_after_process(session)
+    assert session.failures == 1
+    assert "*** QuickScale after PROCESS failed: cannot read the MTZ file" in out.getvalue()
+    quiet = Session(out=io.StringIO())
+    quiet.results.integration = session.results.integration
+    auto_after_process(quiet)  # not asked for: nothing happens
+    assert quiet.failures == 0 and quiet.report.streams[0].getvalue() == ""

@@ -336,7 +336,8 @@ def append_summary(path: str, res: QuickScaleResult) -> None:
 def auto_after_process(session: Session) -> None:
     """QuickScale at the end of a PROCESS run when QUICKSCALE AUTO or ``--report`` asked for it.
 
-    A failure of QuickScale is reported as a warning: the integration itself succeeded.
+    A failure is reported with ``***`` and counted (the run exits non-zero: the report that was
+    asked for is missing), but does not undo the integration, whose MTZ is written.
     """
     if not session.state.quickscale.auto:
         return
@@ -345,5 +346,7 @@ def auto_after_process(session: Session) -> None:
     try:
         quickscale(session, None)
     except MosflmError as err:
-        session.report.warning(f"QuickScale after PROCESS failed: {err}",
-                               "Run QUICKSCALE (then GO) with other options, e.g. SPACEGROUP.")
+        session.failures += 1
+        session.report.error(f"QuickScale after PROCESS failed: {err}\nThe integration's MTZ "
+                             "file is written; run QUICKSCALE (then GO) with other options, "
+                             "e.g. SPACEGROUP or RESOLUTION.")
