@@ -92,7 +92,9 @@ def make_unmerged(path: str, true_sg: str = "P 4", file_sg: str = "P 1",
         full = len(parts) == 1
         drop = -1
         if not full and incomplete_left > 0 and i % 7 == 0:
-            drop = int(rng.integers(0, len(parts)))
+            # a part of at least 0.1 goes missing: the rest fails the 0.95 fraction test
+            big = [j for j, (_, f) in enumerate(parts) if f >= 0.1]
+            drop = int(big[int(rng.integers(0, len(big)))])
             incomplete_left -= 1
             n_broken += 2 if 0 < drop < len(parts) - 1 else 1
         for j, (b, f) in enumerate(parts):

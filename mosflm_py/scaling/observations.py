@@ -7,10 +7,10 @@ The MTZ is read through its columns only (H K L M/ISYM BATCH I SIGI [IPR SIGIPR]
 Partials (M = 1 in M/ISYM) of one reflection are the records of the same original indices on
 consecutive batches. They are summed (intensities added, variances added) as Aimless does for
 ``PARTIALS`` (Evans 2006, Acta Cryst. D62, 72-82, section 2.2): a set is accepted when all its
-parts are present (Npart and the part numbers from MPART, Aimless's ``PARTIALS CHECK``), or,
-in a file without MPART, when its total calculated fraction lies within
-[``frac_min``, ``frac_max``] (Aimless's ``PARTIALS TEST 0.95 1.05``); other sets are incomplete
-and rejected (counted).
+parts are present (Npart and the part numbers from MPART, Aimless's ``PARTIALS CHECK``), or
+when its total calculated fraction lies within [``frac_min``, ``frac_max``] (Aimless's
+``PARTIALS TEST 0.95 1.05``; this decides alone in a file without MPART); other sets are
+incomplete and rejected (counted).
 
 Written by hand (numpy): neither gemmi nor scipy sums partials.
 """
@@ -279,10 +279,12 @@ def sum_partials(obs: Observations, frac_min: float = 0.95, frac_max: float = 1.
     ipsum = np.bincount(gid, weights=ipart.astype(float), minlength=ng)
     mpart_ok = (counts == np_first) & (ipsum == np_first * (np_first + 1) / 2)
     frac_ok = (fsum >= frac_min) & (fsum <= frac_max)
-    # MPART says whether every part is present; the calculated fractions of a complete set
+    # MPART says whether every part is present. The calculated fractions of a complete set
     # scatter by several per cent about 1 (mosaic-model error; 0.88-1.11 for 98 % of the sets
-    # in a real MOSFLM file), so the fraction test decides only where MPART is unknown.
-    complete = ~is_partial | np.where(known, mpart_ok, frac_ok)
+    # in a real MOSFLM file), so a set with all its parts is accepted whatever its total; a set
+    # with a part missing (or without MPART) is accepted when its total fraction passes the test
+    # (a missing part of negligible fraction does not matter), as Aimless's PARTIALS CHECK TEST.
+    complete = ~is_partial | (known & mpart_ok) | frac_ok
     # a full with a fraction (DIALS: partials summed already, FRACTIONCALC < 1): keep it
     fsum = np.where(is_partial, fsum, frac[first])
     wrot = np.bincount(gid, weights=obs.rot[order] * np.maximum(frac, 1e-6), minlength=ng)

@@ -49,7 +49,7 @@ class QuickScaleOptions:
     space_group : str or None
         Merge in this space group instead of the one chosen from the intensities.
     frac_min, frac_max : float
-        Accepted total fraction of a partial set when the file has no MPART.
+        Accepted total fraction of a partial set with a part missing (or no MPART).
     scale_spacing, b_spacing : float
         Knot spacing of the scale and of the B factor along the rotation (deg).
     refine_b : bool
