@@ -214,7 +214,7 @@ def _pair_cc(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def score_laue_groups(obs: Observations, max_obliq: float = 3.0,
+def score_laue_groups(obs: Observations, max_obliq: float = 2.0,
                       min_isig: float = 0.0) -> LaueResult:
     """Score the symmetry elements of the lattice and rank the candidate Laue groups.
 

@@ -81,7 +81,7 @@ class QuickScaleOptions:
     nbins: int | None = None
     cc_half_limit: float = 0.3
     isig_limit: float = 2.0
-    max_obliq: float = 3.0
+    max_obliq: float = 2.0
     error_model: bool = True
     reference_setting: bool = True
 
