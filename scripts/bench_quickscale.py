@@ -36,40 +36,58 @@ def main() -> int:
     folder = Path(args[0] if args else "/tmp/bench_quickscale")
     folder.mkdir(parents=True, exist_ok=True)
     mtz = folder / "bench.mtz"
-    syn = make_unmerged(str(mtz), true_sg="P 4", file_sg="P 1", d_min=1.75, n_images=90,
-                        mult=4.8, seed=1)
-    print(f"synthetic data: {syn.n_observations} observations "
-          f"({syn.n_sets_partial} as partial sets), 90 images, true Laue group {syn.true_laue}")
+    syn = make_unmerged(
+        str(mtz), true_sg="P 4", file_sg="P 1", d_min=1.75, n_images=90, mult=4.8, seed=1
+    )
+    print(
+        f"synthetic data: {syn.n_observations} observations "
+        f"({syn.n_sets_partial} as partial sets), 90 images, true Laue group {syn.true_laue}"
+    )
     t0 = time.perf_counter()
     obs = read_unmerged(str(mtz))
     t1 = time.perf_counter()
     res = quickscale(obs)
     t2 = time.perf_counter()
     write_merged_mtz(str(folder / "merged.mtz"), res.merged, res.observations, res.space_group)
-    write_scaled_unmerged_mtz(str(folder / "scaled.mtz"), res.observations, res.space_group,
-                              res.g, res.sigma, res.keep)
+    write_scaled_unmerged_mtz(
+        str(folder / "scaled.mtz"), res.observations, res.space_group, res.g, res.sigma, res.keep
+    )
     t3 = time.perf_counter()
     write_report(str(folder / "report.html"), res)
     t4 = time.perf_counter()
     ov = res.stats.overall
     print(f"read MTZ ({len(obs)} records)           {t1 - t0:6.2f} s")
-    print(f"sum partials + Laue + scale + stats     {t2 - t1:6.2f} s   "
-          f"({len(res.g)} observations, {res.scaling.cycles} scaling cycles)")
+    print(
+        f"sum partials + Laue + scale + stats     {t2 - t1:6.2f} s   "
+        f"({len(res.g)} observations, {res.scaling.cycles} scaling cycles)"
+    )
     print(f"write merged + scaled MTZ               {t3 - t2:6.2f} s")
     print(f"total QuickScale                        {t3 - t0:6.2f} s   (limit 10 s)")
     print(f"HTML report + PNG graphs                {t4 - t3:6.2f} s")
-    print(f"Laue group {res.symm.laue.best.laue} (confidence {res.symm.laue.confidence:.3f}); "
-          f"Rmerge {ov.r_merge:.3f} CC1/2 {ov.cc_half:.4f} <I/sig> {ov.i_over_sigma:.1f} "
-          f"completeness {ov.completeness:.1f}%")
+    print(
+        f"Laue group {res.symm.laue.best.laue} (confidence {res.symm.laue.confidence:.3f}); "
+        f"Rmerge {ov.r_merge:.3f} CC1/2 {ov.cc_half:.4f} <I/sig> {ov.i_over_sigma:.1f} "
+        f"completeness {ov.completeness:.1f}%"
+    )
     if "--screenshot" in sys.argv:
         browser = shutil.which("chromium") or shutil.which("chromium-browser")
         if browser is None:
             print("chromium not installed: no screenshot")
         else:
             shot = folder / "report.png"
-            subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
-                            f"--screenshot={shot}", "--window-size=1280,2400",
-                            (folder / "report.html").as_uri()], check=False, timeout=120)
+            subprocess.run(
+                [
+                    browser,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    f"--screenshot={shot}",
+                    "--window-size=1280,2400",
+                    (folder / "report.html").as_uri(),
+                ],
+                check=False,
+                timeout=120,
+            )
             print(f"screenshot: {shot}")
     return 0 if t3 - t0 < 10.0 else 1
 

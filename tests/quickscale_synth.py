@@ -43,10 +43,18 @@ class Synthetic:
     true_laue: str
 
 
-def make_unmerged(path: str, true_sg: str = "P 4", file_sg: str = "P 1",
-                  cell=(60.0, 60.0, 80.0, 90.0, 90.0, 90.0), d_min: float = 2.0,
-                  n_images: int = 90, mult: float = 3.0, n_incomplete: int = 40,
-                  seed: int = 7, i_scale: float = 2000.0) -> Synthetic:
+def make_unmerged(
+    path: str,
+    true_sg: str = "P 4",
+    file_sg: str = "P 1",
+    cell=(60.0, 60.0, 80.0, 90.0, 90.0, 90.0),
+    d_min: float = 2.0,
+    n_images: int = 90,
+    mult: float = 3.0,
+    n_incomplete: int = 40,
+    seed: int = 7,
+    i_scale: float = 2000.0,
+) -> Synthetic:
     """Write a synthetic unmerged MTZ; returns what it holds."""
     rng = np.random.default_rng(seed)
     uc = gemmi.UnitCell(*cell)
@@ -79,8 +87,7 @@ def make_unmerged(path: str, true_sg: str = "P 4", file_sg: str = "P 1",
     n_broken = 0  # incomplete sets as the file shows them (a missing middle part leaves two)
     incomplete_left = n_incomplete
     for i in range(nobs):
-        split = (frac_in[i] < 0.25 and img[i] > 0) or (frac_in[i] > 0.75
-                                                        and img[i] < n_images - 1)
+        split = (frac_in[i] < 0.25 and img[i] > 0) or (frac_in[i] > 0.75 and img[i] < n_images - 1)
         if not split:
             parts = [(img[i], 1.0)]
         else:
@@ -113,18 +120,44 @@ def make_unmerged(path: str, true_sg: str = "P 4", file_sg: str = "P 1",
             rows["I"][-1] = inten[i]
     n = len(rows["I"])
     rec = MtzRecords(
-        hkl=np.array(rows["hkl"]), batch=np.array(rows["batch"]), I=np.array(rows["I"]),
-        sigI=np.array(rows["sig"]), Ipr=np.array(rows["I"]), sigIpr=np.array(rows["sig"]),
-        fraction=np.array(rows["frac"]), xdet=np.full(n, 100.0), ydet=np.full(n, 100.0),
-        rot=np.array(rows["rot"]), width=np.full(n, 0.5), lp=np.ones(n),
-        partial=np.array(rows["partial"]), mpart=np.array(rows["mpart"]))
-    batches = [BatchHeader(number=b + 1, phi_start=b * OSC, phi_end=(b + 1) * OSC, cell=cell,
-                           U=np.eye(3), missets_start=(0, 0, 0), missets_end=(0, 0, 0),
-                           mosaic=0.3, wavelength=1.0, distance=200.0,
-                           detector_limits=(0, 2000, 0, 2000), two_theta=0.0,
-                           divergence=(0.0, 0.0), dispersion=0.0, reverse_phi=False, title="")
-               for b in range(n_images)]
+        hkl=np.array(rows["hkl"]),
+        batch=np.array(rows["batch"]),
+        I=np.array(rows["I"]),
+        sigI=np.array(rows["sig"]),
+        Ipr=np.array(rows["I"]),
+        sigIpr=np.array(rows["sig"]),
+        fraction=np.array(rows["frac"]),
+        xdet=np.full(n, 100.0),
+        ydet=np.full(n, 100.0),
+        rot=np.array(rows["rot"]),
+        width=np.full(n, 0.5),
+        lp=np.ones(n),
+        partial=np.array(rows["partial"]),
+        mpart=np.array(rows["mpart"]),
+    )
+    batches = [
+        BatchHeader(
+            number=b + 1,
+            phi_start=b * OSC,
+            phi_end=(b + 1) * OSC,
+            cell=cell,
+            U=np.eye(3),
+            missets_start=(0, 0, 0),
+            missets_end=(0, 0, 0),
+            mosaic=0.3,
+            wavelength=1.0,
+            distance=200.0,
+            detector_limits=(0, 2000, 0, 2000),
+            two_theta=0.0,
+            divergence=(0.0, 0.0),
+            dispersion=0.0,
+            reverse_phi=False,
+            title="",
+        )
+        for b in range(n_images)
+    ]
     meta = MtzMeta(cell=cell, wavelength=1.0, space_group=file_sg, title="synthetic")
     write_unmerged_mtz(path, rec, batches, meta)
-    return Synthetic(path, n_images, n_broken, n_incomplete - incomplete_left, n_sets, nobs,
-                     sg.laue_str())
+    return Synthetic(
+        path, n_images, n_broken, n_incomplete - incomplete_left, n_sets, nobs, sg.laue_str()
+    )

@@ -38,8 +38,9 @@ SIM = SHARED / "data" / "sim"
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     folder = tmp_path_factory.mktemp("qs_synth")
-    syn = make_unmerged(str(folder / "syn.mtz"), true_sg="P 4", file_sg="P 1", d_min=2.5,
-                        n_images=60)
+    syn = make_unmerged(
+        str(folder / "syn.mtz"), true_sg="P 4", file_sg="P 1", d_min=2.5, n_images=60
+    )
     obs = read_unmerged(syn.path)
     return syn, obs, quickscale(obs)
 
@@ -114,7 +115,9 @@ def _numpy_statistics(hkl, I, sig, cell, sg, d_lo, d_hi):
         "r_meas": (np.sqrt(n[g] / np.maximum(n[g] - 1, 1)) * dev)[multi].sum() / den,
         "r_pim": (np.sqrt(1 / np.maximum(n[g] - 1, 1)) * dev)[multi].sum() / den,
         "i_over_sigma": float(np.mean(mw * np.sqrt(np.bincount(g, weights=w)))),
-        "n_unique": len(uniq), "n_obs": len(I), "multiplicity": len(I) / len(uniq),
+        "n_unique": len(uniq),
+        "n_obs": len(I),
+        "multiplicity": len(I) / len(uniq),
     }
     # CC1/2, σ-τ method with unit weights (Assmann et al. 2016)
     mu = np.bincount(g, weights=I) / n
@@ -141,8 +144,9 @@ def _numpy_statistics(hkl, I, sig, cell, sg, d_lo, d_hi):
     has_m = np.bincount(g, weights=(~plus).astype(float), minlength=len(uniq)) > 0
     centric_u = np.array([ops.is_reflection_centric(list(k)) for k in uniq])
     centric_p = sum(ops.is_reflection_centric(list(k)) for k in possible)
-    out["anom_completeness"] = 100.0 * np.sum(has_p & has_m & ~centric_u) / (
-        len(possible) - centric_p)
+    out["anom_completeness"] = (
+        100.0 * np.sum(has_p & has_m & ~centric_u) / (len(possible) - centric_p)
+    )
     return out
 
 
@@ -154,8 +158,16 @@ def test_statistics_equal_plain_numpy(synthetic):
     sig = res.sigma[keep]
     ov = res.stats.overall
     ref = _numpy_statistics(o.hkl[keep], I, sig, o.cell, res.space_group, ov.d_min, ov.d_max)
-    for k in ("r_merge", "r_meas", "r_pim", "cc_half", "i_over_sigma", "completeness",
-              "multiplicity", "anom_completeness"):
+    for k in (
+        "r_merge",
+        "r_meas",
+        "r_pim",
+        "cc_half",
+        "i_over_sigma",
+        "completeness",
+        "multiplicity",
+        "anom_completeness",
+    ):
         assert getattr(ov, k) == pytest.approx(ref[k], rel=1e-6), k
     assert (ov.n_unique, ov.n_obs) == (ref["n_unique"], ref["n_obs"])
     assert sum(s.n_obs for s in res.stats.shells) == ov.n_obs
@@ -174,14 +186,25 @@ def test_forced_space_group_and_no_b(synthetic):
 
 def test_laue_group_in_a_higher_symmetry_file(tmp_path):
     """MOSFLM writes the indexed lattice's group; M/ISYM gives back the original indices."""
-    syn = make_unmerged(str(tmp_path / "p422.mtz"), true_sg="P 4", file_sg="P 4 2 2",
-                        d_min=3.5, n_images=40, n_incomplete=0, seed=3)
+    syn = make_unmerged(
+        str(tmp_path / "p422.mtz"),
+        true_sg="P 4",
+        file_sg="P 4 2 2",
+        d_min=3.5,
+        n_images=40,
+        n_incomplete=0,
+        seed=3,
+    )
     r = quicksymm(read_unmerged(syn.path))
     assert r.laue.best.laue == "4/m"
 
 
-DEV_LAUE = {"dev_hex_twotheta": "6/mmm", "dev_c2221_fine_weak": "mmm",
-            "dev_p21_highmosaic_ccd": "2/m", "dev_p1_smallcell": "-1"}
+DEV_LAUE = {
+    "dev_hex_twotheta": "6/mmm",
+    "dev_c2221_fine_weak": "mmm",
+    "dev_p21_highmosaic_ccd": "2/m",
+    "dev_p1_smallcell": "-1",
+}
 
 
 @pytest.mark.realdata
@@ -222,8 +245,12 @@ def test_laue_elements_on_real_mosflm_files():
     assert all(e.likelihood < 0.1 for e in r.laue.elements if e.order == 3)
     assert {"mmm"} <= {c.laue for c in r.laue.candidates}
     best = r.laue.best.ops
-    assert all(any(np.array_equal(m, b) for b in best) for e in r.laue.elements
-               if e.likelihood > 0.9 for m in e.ops)
+    assert all(
+        any(np.array_equal(m, b) for b in best)
+        for e in r.laue.elements
+        if e.likelihood > 0.9
+        for m in e.ops
+    )
 
 
 @pytest.fixture(scope="module")
@@ -232,8 +259,9 @@ def keyword_run(tmp_path_factory):
     if not path.exists():
         pytest.skip("real MOSFLM MTZ files not present")
     folder = tmp_path_factory.mktemp("qs_kw")
-    script = (f"QUICKSCALE HKLIN {path} HKLOUT merged.mtz SCALED scaled.mtz REPORT r.html\n"
-              "GO\nEXIT\n")
+    script = (
+        f"QUICKSCALE HKLIN {path} HKLOUT merged.mtz SCALED scaled.mtz REPORT r.html\nGO\nEXIT\n"
+    )
     rc, log = run_script(script, folder, ["SUMMARY", "qs.sum"])
     return folder, rc, log
 
@@ -244,8 +272,17 @@ def test_quickscale_keyword_writes_everything(keyword_run):
     assert rc == 0, log
     assert "Best Laue group: -3m" in log and "Merging statistics in R 3 2" in log
     merged = gemmi.read_mtz_file(str(folder / "merged.mtz"))
-    assert merged.column_labels() == ["H", "K", "L", "IMEAN", "SIGIMEAN", "I(+)", "SIGI(+)",
-                                      "I(-)", "SIGI(-)"]
+    assert merged.column_labels() == [
+        "H",
+        "K",
+        "L",
+        "IMEAN",
+        "SIGIMEAN",
+        "I(+)",
+        "SIGI(+)",
+        "I(-)",
+        "SIGI(-)",
+    ]
     assert [c.type for c in merged.columns][3:] == ["J", "Q", "K", "M", "K", "M"]
     assert merged.spacegroup.xhm() == "R 3 2:H" and merged.nreflections > 4000
     scaled = gemmi.read_mtz_file(str(folder / "scaled.mtz"))
@@ -255,8 +292,13 @@ def test_quickscale_keyword_writes_everything(keyword_run):
     assert len(shells.rows) >= 5
     assert "QuickScale scales against batch" in tables
     html = (folder / "r.html").read_text()
-    for section in ("Summary", "Laue group (QuickSymm)", "Merging statistics", "Scaling",
-                    "Warnings and advice"):
+    for section in (
+        "Summary",
+        "Laue group (QuickSymm)",
+        "Merging statistics",
+        "Scaling",
+        "Warnings and advice",
+    ):
         assert section in html
     assert "<script" not in html and "http://" not in html and "https://" not in html
     pngs = sorted(folder.glob("r_*.png"))
@@ -277,13 +319,22 @@ def test_statistics_agree_with_cctbx(keyword_run):
     from mosflm_py.scaling.merging import merging_statistics
 
     keep = read_flag(folder / "scaled.mtz") == 0
-    st = merging_statistics(obs.hkl[keep], obs.intensity[keep], obs.sigma[keep], obs.cell,
-                            obs.space_group)
+    st = merging_statistics(
+        obs.hkl[keep], obs.intensity[keep], obs.sigma[keep], obs.cell, obs.space_group
+    )
     shells = [*st.shells, st.overall]
     arg = json.dumps([[s.d_max * (1 + 1e-6), s.d_min * (1 - 1e-6)] for s in shells])
-    out = subprocess.run([sys.executable, str(Path(__file__).parent / "cctbx_merging_stats.py"),
-                          str(folder / "scaled.mtz"), arg], capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).parent / "cctbx_merging_stats.py"),
+            str(folder / "scaled.mtz"),
+            arg,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr
     ref = json.loads(out.stdout)
     for s, c in zip(shells, ref):
@@ -317,13 +368,35 @@ def simulated_process(tmp_path_factory):
     from mosflm_py.simulate import default_params, simulate_dataset
 
     folder = tmp_path_factory.mktemp("qs_process")
-    params = default_params(nslow=512, nfast=512, beam_x=45.1, beam_y=42.3, distance=100.0,
-                            cell=(41.3, 47.9, 58.2, 90.0, 90.0, 90.0), n_images=12,
-                            resolution=1.8, seed=7)
+    params = default_params(
+        nslow=512,
+        nfast=512,
+        beam_x=45.1,
+        beam_y=42.3,
+        distance=100.0,
+        cell=(41.3, 47.9, 58.2, 90.0, 90.0, 90.0),
+        n_images=12,
+        resolution=1.8,
+        seed=7,
+    )
     simulate_dataset(params, folder, fmt="cbf", name="sim")
-    script = "\n".join(['TEMPLATE "sim_#####.cbf"', f'DIRECTORY "{folder}"', "MATRIX truth.mat",
-                        "SYMMETRY P212121", "MOSAIC 0.3", "HKLOUT p.mtz", "SUMMARY p.sum",
-                        "PROCESS 1 12", "GO", "EXIT"]) + "\n"
+    script = (
+        "\n".join(
+            [
+                'TEMPLATE "sim_#####.cbf"',
+                f'DIRECTORY "{folder}"',
+                "MATRIX truth.mat",
+                "SYMMETRY P212121",
+                "MOSAIC 0.3",
+                "HKLOUT p.mtz",
+                "SUMMARY p.sum",
+                "PROCESS 1 12",
+                "GO",
+                "EXIT",
+            ]
+        )
+        + "\n"
+    )
     rc, log = run_script(script, folder, ["--report"])
     return folder, rc, log
 
@@ -351,15 +424,30 @@ def _chromium(url: str, *flags: str) -> subprocess.CompletedProcess:
     if browser is None:
         pytest.skip("chromium is not installed (Debian package chromium)")
     # no network: every host name resolves to nothing, so a fetch would fail and show
-    return subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
-                           "--enable-logging=stderr", "--v=0",
-                           "--host-resolver-rules=MAP * ~NOTFOUND", *flags, url],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--host-resolver-rules=MAP * ~NOTFOUND",
+            *flags,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _console_errors(stderr: str) -> list[str]:
-    return [ln for ln in stderr.splitlines() if ":CONSOLE" in ln
-            and ("Uncaught" in ln or "Error" in ln or "Failed to load" in ln)]
+    return [
+        ln
+        for ln in stderr.splitlines()
+        if ":CONSOLE" in ln and ("Uncaught" in ln or "Error" in ln or "Failed to load" in ln)
+    ]
 
 
 @pytest.mark.realdata
@@ -420,8 +508,16 @@ def test_reindexed_to_the_reference_setting(tmp_path):
     """A c-unique monoclinic crystal (as indexed, gamma 80°) is merged in P 1 2 1 with an
     obtuse beta, and the re-indexing keeps every reflection's d-spacing and equivalences."""
     cell = (50.0, 60.0, 70.0, 90.0, 90.0, 80.0)
-    syn = make_unmerged(str(tmp_path / "mono.mtz"), true_sg="P 1 1 2", file_sg="P 1",
-                        cell=cell, d_min=3.0, n_images=60, n_incomplete=0, seed=5)
+    syn = make_unmerged(
+        str(tmp_path / "mono.mtz"),
+        true_sg="P 1 1 2",
+        file_sg="P 1",
+        cell=cell,
+        d_min=3.0,
+        n_images=60,
+        n_incomplete=0,
+        seed=5,
+    )
     res = quickscale(read_unmerged(syn.path))
     assert res.symm.laue.best.laue == "2/m"
     assert res.space_group.hm == "P 1 2 1"

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import gemmi
 import numpy as np
 
-from mosflm_py.scaling.observations import Observations, QuickScaleError, d_spacing
+from mosflm_py.scaling.observations import Observations, QuickScaleError
 
 __all__ = ["LaueCandidate", "LaueResult", "SymmetryElement", "score_laue_groups"]
 
@@ -167,8 +167,12 @@ def _p1_keys(hkl: np.ndarray) -> np.ndarray:
     return np.maximum(hkl_keys(hkl), hkl_keys(-hkl))
 
 
-def normalise(obs: Observations, nshell: int = 12, rot_step: float = 5.0,
-              min_shell_isig: float = MIN_SHELL_ISIG) -> tuple[np.ndarray, np.ndarray]:
+def normalise(
+    obs: Observations,
+    nshell: int = 12,
+    rot_step: float = 5.0,
+    min_shell_isig: float = MIN_SHELL_ISIG,
+) -> tuple[np.ndarray, np.ndarray]:
     """E² = I/<I> in resolution shells, corrected for a smooth drift of <I> along φ.
 
     Written here: a scale-free normalisation good enough for correlation scores (POINTLESS
@@ -193,7 +197,7 @@ def normalise(obs: Observations, nshell: int = 12, rot_step: float = 5.0,
     # shells out to the first weak one (weak shells give E² of noise over a near-zero mean)
     last = int(np.argmin(good_shell)) if not good_shell.all() else nshell
     good_shell[:] = False
-    good_shell[:max(last, min(3, nshell))] = True
+    good_shell[: max(last, min(3, nshell))] = True
     good_shell &= mean > 0
     e2 = obs.intensity / np.where(mean[shell] > 0, mean[shell], 1.0)
     use = good_shell[shell]
@@ -202,7 +206,8 @@ def normalise(obs: Observations, nshell: int = 12, rot_step: float = 5.0,
         nb = int(math.ceil(span / rot_step))
         rb = np.clip(((obs.rot - obs.rot.min()) / rot_step).astype(int), 0, nb - 1)
         rmean = np.bincount(rb[use], weights=e2[use], minlength=nb) / np.maximum(
-            np.bincount(rb[use], minlength=nb), 1)
+            np.bincount(rb[use], minlength=nb), 1
+        )
         rmean = np.where(rmean > 0.05, rmean, 1.0)
         e2 = e2 / rmean[rb]
     return e2, use
@@ -214,8 +219,9 @@ def _pair_cc(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def score_laue_groups(obs: Observations, max_obliq: float = 2.0,
-                      min_isig: float = 0.0) -> LaueResult:
+def score_laue_groups(
+    obs: Observations, max_obliq: float = 2.0, min_isig: float = 0.0
+) -> LaueResult:
     """Score the symmetry elements of the lattice and rank the candidate Laue groups.
 
     Parameters
@@ -259,8 +265,10 @@ def score_laue_groups(obs: Observations, max_obliq: float = 2.0,
     o = o.take(use)
     e2 = e2[use]
     if len(o) < 10:
-        raise QuickScaleError("too few observations with a measurable signal (mean I/sigma "
-                              f"below {MIN_SHELL_ISIG} in all resolution shells)")
+        raise QuickScaleError(
+            "too few observations with a measurable signal (mean I/sigma "
+            f"below {MIN_SHELL_ISIG} in all resolution shells)"
+        )
     keys = _p1_keys(o.hkl)
     uk, inv, cnt = np.unique(keys, return_inverse=True, return_counts=True)
     sum_e = np.bincount(inv, weights=e2)
@@ -300,8 +308,10 @@ def score_laue_groups(obs: Observations, max_obliq: float = 2.0,
     else:
         ccs = [e.cc for e in elements if np.isfinite(e.cc) and e.n_pairs >= 10]
         expected = float(np.clip(max(ccs) if ccs else 1.0, 0.3, 1.0))
-        notes.append(f"only {n_id} repeated measurements: the CC expected for symmetry-related "
-                     f"reflections is taken from the best element ({expected:.2f})")
+        notes.append(
+            f"only {n_id} repeated measurements: the CC expected for symmetry-related "
+            f"reflections is taken from the best element ({expected:.2f})"
+        )
     for el in elements:
         if el.n_pairs < 5 or not np.isfinite(el.cc):
             el.likelihood, el.z_cc = 0.5, float("nan")
@@ -326,18 +336,32 @@ def score_laue_groups(obs: Observations, max_obliq: float = 2.0,
         sg = _space_group_of(list(g.values()), lattice_ops.cen_ops)
         cc_in = [elements[i].cc for i in inside if np.isfinite(elements[i].cc)]
         cc_out = [el.cc for i, el in enumerate(elements) if i not in inside and np.isfinite(el.cc)]
-        candidates.append(LaueCandidate(
-            laue=_laue_name(list(g.values()), lattice_ops.cen_ops), space_group=sg,
-            ops=list(g.values()), elements=inside, likelihood=like,
-            cc_in=float(np.mean(cc_in)) if cc_in else float("nan"),
-            cc_out=float(np.mean(cc_out)) if cc_out else float("nan")))
+        candidates.append(
+            LaueCandidate(
+                laue=_laue_name(list(g.values()), lattice_ops.cen_ops),
+                space_group=sg,
+                ops=list(g.values()),
+                elements=inside,
+                likelihood=like,
+                cc_in=float(np.mean(cc_in)) if cc_in else float("nan"),
+                cc_out=float(np.mean(cc_out)) if cc_out else float("nan"),
+            )
+        )
     total = sum(c.likelihood for c in candidates) or 1.0
     for c in candidates:
         c.probability = c.likelihood / total
     candidates.sort(key=lambda c: (-c.probability, len(c.ops)))
-    return LaueResult(lattice=lattice_name, elements=elements, candidates=candidates,
-                      cc_identity=cc_id, n_identity=n_id, expected_cc=expected,
-                      n_reflections=len(uk), max_obliq=max_obliq, notes=notes)
+    return LaueResult(
+        lattice=lattice_name,
+        elements=elements,
+        candidates=candidates,
+        cc_identity=cc_id,
+        n_identity=n_id,
+        expected_cc=expected,
+        n_reflections=len(uk),
+        max_obliq=max_obliq,
+        notes=notes,
+    )
 
 
 def _group_ops(rots: list[np.ndarray], cen_ops) -> gemmi.GroupOps:
@@ -356,9 +380,21 @@ def _space_group_of(rots: list[np.ndarray], cen_ops) -> gemmi.SpaceGroup | None:
     return gemmi.find_spacegroup_by_ops(_group_ops(rots, cen_ops))
 
 
-_LAUE_BY_PG = {"1": "-1", "2": "2/m", "222": "mmm", "4": "4/m", "422": "4/mmm", "3": "-3",
-               "32": "-3m", "312": "-3m", "321": "-3m", "6": "6/m", "622": "6/mmm",
-               "23": "m-3", "432": "m-3m"}
+_LAUE_BY_PG = {
+    "1": "-1",
+    "2": "2/m",
+    "222": "mmm",
+    "4": "4/m",
+    "422": "4/mmm",
+    "3": "-3",
+    "32": "-3m",
+    "312": "-3m",
+    "321": "-3m",
+    "6": "6/m",
+    "622": "6/mmm",
+    "23": "m-3",
+    "432": "m-3m",
+}
 
 
 def _laue_name(rots: list[np.ndarray], cen_ops) -> str:
@@ -382,9 +418,3 @@ def _laue_name(rots: list[np.ndarray], cen_ops) -> str:
     if n == 12:
         return "6/mmm" if 6 in orders else "m-3"
     return "m-3m"
-
-
-def reflection_resolution(obs: Observations) -> tuple[float, float]:
-    """(d_max, d_min) of the observations (Å)."""
-    d = d_spacing(obs.cell, obs.hkl)
-    return float(d.max()), float(d.min())

@@ -28,8 +28,14 @@ import numpy as np
 from mosflm_py.output.mtz_columns import hkl_to_asu
 from mosflm_py.scaling.observations import d_spacing, hkl_keys
 
-__all__ = ["MergedData", "MergingStatistics", "ShellStats", "merge", "merging_statistics",
-           "resolution_cutoff"]
+__all__ = [
+    "MergedData",
+    "MergingStatistics",
+    "ShellStats",
+    "merge",
+    "merging_statistics",
+    "resolution_cutoff",
+]
 
 
 @dataclass
@@ -103,8 +109,9 @@ def _weighted(group: np.ndarray, n: int, I: np.ndarray, sig: np.ndarray):
     return mean, sd, cnt
 
 
-def merge(hkl: np.ndarray, I: np.ndarray, sig: np.ndarray,
-          space_group: gemmi.SpaceGroup) -> MergedData:
+def merge(
+    hkl: np.ndarray, I: np.ndarray, sig: np.ndarray, space_group: gemmi.SpaceGroup
+) -> MergedData:
     """Inverse-variance weighted means per unique reflection, and per I+ / I−.
 
     Written with numpy (the same weighting as gemmi's ``merge_in_place``), because the merged
@@ -119,11 +126,17 @@ def merge(hkl: np.ndarray, I: np.ndarray, sig: np.ndarray,
     centric = np.asarray(space_group.operations().centric_flag_array(hkl_u), bool)
     plus = (isym % 2 == 1) | centric[inv]
     mean, sd, cnt = _weighted(inv, n, I, sig)
-    ip, sp_, np_ = _weighted(inv[plus], n, I[plus], sig[plus]) if plus.any() else (
-        np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, int))
+    ip, sp_, np_ = (
+        _weighted(inv[plus], n, I[plus], sig[plus])
+        if plus.any()
+        else (np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, int))
+    )
     mi = ~plus
-    im, sm, nm = _weighted(inv[mi], n, I[mi], sig[mi]) if mi.any() else (
-        np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, int))
+    im, sm, nm = (
+        _weighted(inv[mi], n, I[mi], sig[mi])
+        if mi.any()
+        else (np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, int))
+    )
     return MergedData(hkl_u, mean, sd, cnt, ip, sp_, np_, im, sm, nm, centric)
 
 
@@ -138,10 +151,17 @@ def _shell_count(n_unique: int) -> int:
     return int(min(10, max(1, n_unique // 100)))
 
 
-def merging_statistics(hkl: np.ndarray, I: np.ndarray, sig: np.ndarray, cell: gemmi.UnitCell,
-                       space_group: gemmi.SpaceGroup, nbins: int | None = None,
-                       cc_half_limit: float = 0.3, isig_limit: float = 2.0,
-                       seed: int = 0) -> MergingStatistics:
+def merging_statistics(
+    hkl: np.ndarray,
+    I: np.ndarray,
+    sig: np.ndarray,
+    cell: gemmi.UnitCell,
+    space_group: gemmi.SpaceGroup,
+    nbins: int | None = None,
+    cc_half_limit: float = 0.3,
+    isig_limit: float = 2.0,
+    seed: int = 0,
+) -> MergingStatistics:
     """Merging statistics of scaled observations in *space_group*.
 
     Parameters
@@ -183,14 +203,14 @@ def merging_statistics(hkl: np.ndarray, I: np.ndarray, sig: np.ndarray, cell: ge
     gstats_u = it.calculate_merging_stats(binner, use_weights="U")
     # possible reflections (completeness)
     d_min, d_max = float(d_u.min()), float(d_u.max())
-    possible = np.asarray(gemmi.make_miller_array(cell, space_group, d_min * (1 - 1e-9),
-                                                  d_max * (1 + 1e-9)))
+    possible = np.asarray(
+        gemmi.make_miller_array(cell, space_group, d_min * (1 - 1e-9), d_max * (1 + 1e-9))
+    )
     gops = space_group.operations()
     absent = np.asarray(gops.systematic_absences(possible), bool) if len(possible) else []
     possible = possible[~absent] if len(possible) else possible
     pbin = np.asarray(binner.get_bins(np.ascontiguousarray(possible, np.int32)))
-    p_centric = np.asarray(gops.centric_flag_array(np.ascontiguousarray(possible, np.int32)),
-                           bool)
+    p_centric = np.asarray(gops.centric_flag_array(np.ascontiguousarray(possible, np.int32)), bool)
     merged = merge(hkl, I, sig, space_group)
     centric = merged.centric
     acen = ~centric
@@ -209,8 +229,14 @@ def merging_statistics(hkl: np.ndarray, I: np.ndarray, sig: np.ndarray, cell: ge
     isig_u = merged.imean / merged.sigimean
     nobs_u = np.bincount(inv, minlength=ng)
 
-    def shell(sel_u: np.ndarray, sel_p: np.ndarray, gs: gemmi.MergingStats | None,
-              gu: gemmi.MergingStats | None, dmax: float, dmin: float) -> ShellStats:
+    def shell(
+        sel_u: np.ndarray,
+        sel_p: np.ndarray,
+        gs: gemmi.MergingStats | None,
+        gu: gemmi.MergingStats | None,
+        dmax: float,
+        dmin: float,
+    ) -> ShellStats:
         st = ShellStats(d_max=dmax, d_min=dmin)
         st.n_unique = int(sel_u.sum())
         st.n_obs = int(nobs_u[sel_u].sum())
@@ -219,8 +245,9 @@ def merging_statistics(hkl: np.ndarray, I: np.ndarray, sig: np.ndarray, cell: ge
             st.r_merge, st.r_meas, st.r_pim = gs.r_merge(), gs.r_meas(), gs.r_pim()
             if gu is not None and gu.stats_refl > 2:
                 st.cc_half = gu.cc_half()
-                st.cc_star = math.sqrt(2 * st.cc_half / (1 + st.cc_half)) \
-                    if st.cc_half > 0 else float("nan")
+                st.cc_star = (
+                    math.sqrt(2 * st.cc_half / (1 + st.cc_half)) if st.cc_half > 0 else float("nan")
+                )
         if st.n_unique:
             st.i_over_sigma = float(np.mean(isig_u[sel_u]))
             st.mean_i = float(np.mean(merged.imean[sel_u]))
@@ -229,8 +256,13 @@ def merging_statistics(hkl: np.ndarray, I: np.ndarray, sig: np.ndarray, cell: ge
             st.anom_completeness = 100.0 * int((sel_u & both).sum()) / n_acen_p
         a = sel_u & acen & ((merged.nplus > 0) | (merged.nminus > 0))
         if a.any():
-            st.anom_multiplicity = float(np.mean(np.r_[merged.nplus[a & (merged.nplus > 0)],
-                                                      merged.nminus[a & (merged.nminus > 0)]]))
+            st.anom_multiplicity = float(
+                np.mean(
+                    np.r_[
+                        merged.nplus[a & (merged.nplus > 0)], merged.nminus[a & (merged.nminus > 0)]
+                    ]
+                )
+            )
         c = sel_u & ok_anom
         st.n_cc_anom = int(c.sum())
         if c.sum() > 2 and np.std(dano[0][c]) > 0 and np.std(dano[1][c]) > 0:
@@ -239,16 +271,21 @@ def merging_statistics(hkl: np.ndarray, I: np.ndarray, sig: np.ndarray, cell: ge
 
     shells = []
     for k in range(nb):
-        shells.append(shell(bin_u == k, pbin == k, gstats[k], gstats_u[k],
-                            binner.dmax_of_bin(k), binner.dmin_of_bin(k)))
+        shells.append(
+            shell(
+                bin_u == k,
+                pbin == k,
+                gstats[k],
+                gstats_u[k],
+                binner.dmax_of_bin(k),
+                binner.dmin_of_bin(k),
+            )
+        )
     total = it.calculate_merging_stats(None, use_weights="X")[0]
     total_u = it.calculate_merging_stats(None, use_weights="U")[0]
-    overall = shell(np.ones(ng, bool), np.ones(len(possible), bool), total, total_u, d_max,
-                    d_min)
-    stats = MergingStatistics(shells, overall, cc_half_limit=cc_half_limit,
-                              isig_limit=isig_limit)
-    stats.cutoff_cc_half, stats.cutoff_isig = resolution_cutoff(shells, cc_half_limit,
-                                                               isig_limit)
+    overall = shell(np.ones(ng, bool), np.ones(len(possible), bool), total, total_u, d_max, d_min)
+    stats = MergingStatistics(shells, overall, cc_half_limit=cc_half_limit, isig_limit=isig_limit)
+    stats.cutoff_cc_half, stats.cutoff_isig = resolution_cutoff(shells, cc_half_limit, isig_limit)
     return stats
 
 
@@ -265,8 +302,9 @@ def _crossing(s: np.ndarray, y: np.ndarray, limit: float) -> float | None:
     return float(s[k - 1] + t * (s[k] - s[k - 1]))
 
 
-def resolution_cutoff(shells: list[ShellStats], cc_half_limit: float = 0.3,
-                      isig_limit: float = 2.0) -> tuple[float | None, float | None]:
+def resolution_cutoff(
+    shells: list[ShellStats], cc_half_limit: float = 0.3, isig_limit: float = 2.0
+) -> tuple[float | None, float | None]:
     """Suggested d_min (Å) from CC1/2 and from ⟨I/σ⟩; None when the data do not fall below.
 
     CC1/2 is fitted with ½ (1 − tanh((s − s0)/r)) over the shells (s = 1/d² at the shell's
@@ -283,12 +321,18 @@ def resolution_cutoff(shells: list[ShellStats], cc_half_limit: float = 0.3,
     d_cc = None
     ok = np.isfinite(cc)
     if ok.sum() >= 3 and np.nanmin(cc) < cc_half_limit:
+
         def f(x, s0, r):
             return 0.5 * (1 - np.tanh((x - s0) / r))
+
         try:
-            (s0, r), _ = curve_fit(f, s[ok], cc[ok],
-                                   p0=(float(np.median(s)), float(np.ptp(s)) / 4 or 0.01),
-                                   maxfev=2000)
+            (s0, r), _ = curve_fit(
+                f,
+                s[ok],
+                cc[ok],
+                p0=(float(np.median(s)), float(np.ptp(s)) / 4 or 0.01),
+                maxfev=2000,
+            )
             # f(x) = limit  <=>  x = s0 + r atanh(1 - 2 limit)
             x = s0 + r * math.atanh(1 - 2 * cc_half_limit)
             if r > 0 and s.min() * 0.5 < x < s.max() * 1.5:

@@ -32,8 +32,14 @@ import scipy.sparse as sp
 from scipy.linalg import solve
 from scipy.optimize import least_squares
 
-__all__ = ["ScaleModel", "ScalingResult", "apply_error_model", "fit_error_model",
-           "group_index", "scale_observations"]
+__all__ = [
+    "ScaleModel",
+    "ScalingResult",
+    "apply_error_model",
+    "fit_error_model",
+    "group_index",
+    "scale_observations",
+]
 
 
 @dataclass
@@ -116,15 +122,28 @@ def _tie(n: int, weight: float) -> sp.csr_matrix:
     if n < 2:
         return sp.csr_matrix((0, n))
     r = np.arange(n - 1)
-    return sp.csr_matrix((np.r_[-np.ones(n - 1), np.ones(n - 1)] * weight,
-                          (np.r_[r, r], np.r_[r, r + 1])), shape=(n - 1, n))
+    return sp.csr_matrix(
+        (np.r_[-np.ones(n - 1), np.ones(n - 1)] * weight, (np.r_[r, r], np.r_[r, r + 1])),
+        shape=(n - 1, n),
+    )
 
 
-def scale_observations(intensity: np.ndarray, sigma: np.ndarray, group: np.ndarray,
-                       phi: np.ndarray, s2: np.ndarray, *, scale_spacing: float = 5.0,
-                       b_spacing: float = 20.0, refine_b: bool = True, tie_a: float = 0.05,
-                       tie_b: float = 5.0, max_cycles: int = 20, tol: float = 1e-4,
-                       use: np.ndarray | None = None) -> ScalingResult:
+def scale_observations(
+    intensity: np.ndarray,
+    sigma: np.ndarray,
+    group: np.ndarray,
+    phi: np.ndarray,
+    s2: np.ndarray,
+    *,
+    scale_spacing: float = 5.0,
+    b_spacing: float = 20.0,
+    refine_b: bool = True,
+    tie_a: float = 0.05,
+    tie_b: float = 5.0,
+    max_cycles: int = 20,
+    tol: float = 1e-4,
+    use: np.ndarray | None = None,
+) -> ScalingResult:
     """Fit the smooth scale and B model to observations of symmetry-equivalent reflections.
 
     Parameters
@@ -178,8 +197,9 @@ def scale_observations(intensity: np.ndarray, sigma: np.ndarray, group: np.ndarr
     wa = np.asarray(Da.mean(axis=0)).ravel()
     wb = np.asarray(Db0.mean(axis=0)).ravel()
     I_f, s_f, g_f = intensity[fit], sigma[fit], group[fit]
-    restr = sp.block_diag([_tie(na, 1.0 / tie_a), _tie(nb, 1.0 / tie_b) if refine_b
-                           else sp.csr_matrix((0, nb))]).tocsr()
+    restr = sp.block_diag(
+        [_tie(na, 1.0 / tie_a), _tie(nb, 1.0 / tie_b) if refine_b else sp.csr_matrix((0, nb))]
+    ).tocsr()
     # weights: σ² plus a small fraction of the intensity, so that the strongest reflections
     # do not dominate while the error model is unknown (Aimless's initial SdAdd)
     var = s_f**2 + (0.03 * np.abs(I_f)) ** 2
@@ -193,7 +213,8 @@ def scale_observations(intensity: np.ndarray, sigma: np.ndarray, group: np.ndarr
         lg = Da @ p[:na] + (Db @ p[na:] if refine_b else 0.0)
         g = np.exp(lg)
         ih = np.bincount(g_f, weights=w * g * I_f, minlength=ng) / np.maximum(
-            np.bincount(g_f, weights=w * g * g, minlength=ng), 1e-300)
+            np.bincount(g_f, weights=w * g * g, minlength=ng), 1e-300
+        )
         ihl = ih[g_f]
 
         # Gauss-Newton step on the normal equations: the Jacobian is sparse (two knots of
@@ -227,16 +248,18 @@ def scale_observations(intensity: np.ndarray, sigma: np.ndarray, group: np.ndarr
             break
     model.a, model.b = p[:na].copy(), p[na:].copy()
     g_all = np.exp(model.log_scale(phi, s2))
-    return ScalingResult(model, g_all, cycles, history[-1] if history else float("nan"),
-                         converged, history=history)
+    return ScalingResult(
+        model, g_all, cycles, history[-1] if history else float("nan"), converged, history=history
+    )
 
 
 CHI2_1_MEDIAN = 0.4549364
 """Median of the χ² distribution with one degree of freedom."""
 
 
-def fit_error_model(intensity: np.ndarray, sigma: np.ndarray, group: np.ndarray,
-                    nbins: int = 10) -> tuple[float, float]:
+def fit_error_model(
+    intensity: np.ndarray, sigma: np.ndarray, group: np.ndarray, nbins: int = 10
+) -> tuple[float, float]:
     """SdFac and SdAdd making the normalised deviations unit-variance (Aimless's error model).
 
     *intensity* and *sigma* are scaled (I/g, σ/g). For an observation l of a reflection with
@@ -271,7 +294,8 @@ def fit_error_model(intensity: np.ndarray, sigma: np.ndarray, group: np.ndarray,
     return float(sol.x[0]), float(sol.x[1])
 
 
-def apply_error_model(intensity: np.ndarray, sigma: np.ndarray, sdfac: float,
-                      sdadd: float) -> np.ndarray:
+def apply_error_model(
+    intensity: np.ndarray, sigma: np.ndarray, sdfac: float, sdadd: float
+) -> np.ndarray:
     """σ' = SdFac sqrt(σ² + (SdAdd I)²)."""
     return sdfac * np.sqrt(sigma**2 + (sdadd * intensity) ** 2)

@@ -44,20 +44,28 @@ def _write(mtz: gemmi.Mtz, path: str) -> None:
         raise QuickScaleError(f"cannot write the MTZ file {path}: {err}") from None
 
 
-def write_merged_mtz(path: str, merged: MergedData, obs: Observations,
-                     sg: gemmi.SpaceGroup) -> None:
+def write_merged_mtz(
+    path: str, merged: MergedData, obs: Observations, sg: gemmi.SpaceGroup
+) -> None:
     """Merged intensities as Aimless writes them (IMEAN and I(+)/I(−))."""
     mtz = _new_mtz(obs, sg, "From mosflm-py QUICKSCALE (merged)")
-    for label, typ in (("IMEAN", "J"), ("SIGIMEAN", "Q"), ("I(+)", "K"), ("SIGI(+)", "M"),
-                       ("I(-)", "K"), ("SIGI(-)", "M")):
+    for label, typ in (
+        ("IMEAN", "J"),
+        ("SIGIMEAN", "Q"),
+        ("I(+)", "K"),
+        ("SIGI(+)", "M"),
+        ("I(-)", "K"),
+        ("SIGI(-)", "M"),
+    ):
         mtz.add_column(label, typ)
     c = merged.centric
     ip = np.where(c, merged.imean, merged.iplus)
     sp = np.where(c, merged.sigimean, merged.sigiplus)
     im = np.where(c, merged.imean, merged.iminus)
     sm = np.where(c, merged.sigimean, merged.sigiminus)
-    data = np.column_stack([merged.hkl.astype(np.float32), merged.imean, merged.sigimean,
-                            ip, sp, im, sm]).astype(np.float32)
+    data = np.column_stack(
+        [merged.hkl.astype(np.float32), merged.imean, merged.sigimean, ip, sp, im, sm]
+    ).astype(np.float32)
     order = np.lexsort((data[:, 2], data[:, 1], data[:, 0]))
     mtz.set_data(data[order])
     mtz.sort_order = [1, 2, 3, 0, 0]
@@ -65,19 +73,46 @@ def write_merged_mtz(path: str, merged: MergedData, obs: Observations,
     _write(mtz, path)
 
 
-def write_scaled_unmerged_mtz(path: str, obs: Observations, sg: gemmi.SpaceGroup,
-                              g: np.ndarray, sigma: np.ndarray, keep: np.ndarray) -> None:
+def write_scaled_unmerged_mtz(
+    path: str,
+    obs: Observations,
+    sg: gemmi.SpaceGroup,
+    g: np.ndarray,
+    sigma: np.ndarray,
+    keep: np.ndarray,
+) -> None:
     """Scaled observations (I/g, σ'), one row each, with the input file's batch headers."""
     mtz = _new_mtz(obs, sg, "From mosflm-py QUICKSCALE (scaled, unmerged)")
     asu, isym = hkl_to_asu(obs.hkl, sg)
     misym = encode_misym(isym, np.zeros(len(obs), bool))
-    for label, typ in (("M/ISYM", "Y"), ("BATCH", "B"), ("I", "J"), ("SIGI", "Q"),
-                       ("FRACTIONCALC", "R"), ("ROT", "R"), ("XDET", "R"), ("YDET", "R"),
-                       ("SCALEUSED", "R"), ("FLAG", "I")):
+    for label, typ in (
+        ("M/ISYM", "Y"),
+        ("BATCH", "B"),
+        ("I", "J"),
+        ("SIGI", "Q"),
+        ("FRACTIONCALC", "R"),
+        ("ROT", "R"),
+        ("XDET", "R"),
+        ("YDET", "R"),
+        ("SCALEUSED", "R"),
+        ("FLAG", "I"),
+    ):
         mtz.add_column(label, typ)
-    data = np.column_stack([asu, misym, obs.batch, obs.intensity / g, sigma, obs.fraction,
-                            obs.rot, obs.xdet, obs.ydet, 1.0 / g,
-                            (~keep).astype(float)]).astype(np.float32)
+    data = np.column_stack(
+        [
+            asu,
+            misym,
+            obs.batch,
+            obs.intensity / g,
+            sigma,
+            obs.fraction,
+            obs.rot,
+            obs.xdet,
+            obs.ydet,
+            1.0 / g,
+            (~keep).astype(float),
+        ]
+    ).astype(np.float32)
     order = np.lexsort((data[:, 4], data[:, 2], data[:, 1], data[:, 0]))
     mtz.set_data(data[order])
     mtz.sort_order = [1, 2, 3, 5, 4]

@@ -96,14 +96,35 @@ class Observations:
 
     def take(self, sel: np.ndarray) -> Observations:
         """A copy restricted to the rows selected by a boolean mask or index array."""
-        kw = {k: getattr(self, k)[sel] for k in
-              ("hkl", "batch", "rot", "intensity", "sigma", "fraction", "partial", "mpart",
-               "flag", "xdet", "ydet")}
-        return Observations(**kw, cell=self.cell, space_group=self.space_group,
-                            wavelength=self.wavelength, batch_numbers=self.batch_numbers,
-                            batch_phi=self.batch_phi, source=self.source,
-                            intensity_kind=self.intensity_kind, pname=self.pname,
-                            xname=self.xname, dname=self.dname)
+        kw = {
+            k: getattr(self, k)[sel]
+            for k in (
+                "hkl",
+                "batch",
+                "rot",
+                "intensity",
+                "sigma",
+                "fraction",
+                "partial",
+                "mpart",
+                "flag",
+                "xdet",
+                "ydet",
+            )
+        }
+        return Observations(
+            **kw,
+            cell=self.cell,
+            space_group=self.space_group,
+            wavelength=self.wavelength,
+            batch_numbers=self.batch_numbers,
+            batch_phi=self.batch_phi,
+            source=self.source,
+            intensity_kind=self.intensity_kind,
+            pname=self.pname,
+            xname=self.xname,
+            dname=self.dname,
+        )
 
     def d_spacing(self) -> np.ndarray:
         """Resolution d (Å) of every observation."""
@@ -146,8 +167,10 @@ def read_unmerged(path: str, intensities: str = "profile") -> Observations:
     labels = [c.label for c in mtz.columns]
     missing = [c for c in ("H", "K", "L", "M/ISYM", "BATCH", "I", "SIGI") if c not in labels]
     if missing:
-        raise QuickScaleError(f"{path} is not an unmerged MTZ file: it has no column(s) "
-                              f"{' '.join(missing)} (columns: {' '.join(labels)})")
+        raise QuickScaleError(
+            f"{path} is not an unmerged MTZ file: it has no column(s) "
+            f"{' '.join(missing)} (columns: {' '.join(labels)})"
+        )
     if mtz.spacegroup is None:
         raise QuickScaleError(f"{path}: the MTZ file has no space group")
     data = np.asarray(mtz.array, dtype=np.float64)
@@ -170,14 +193,17 @@ def read_unmerged(path: str, intensities: str = "profile") -> Observations:
     frac = _col(mtz, data, "FRACTIONCALC")
     frac = np.ones(n) if frac is None else np.nan_to_num(frac, nan=1.0)
     mpart = _col(mtz, data, "MPART")
-    mpart = np.zeros(n, np.int64) if mpart is None else np.rint(np.nan_to_num(mpart)).astype(
-        np.int64)
+    mpart = (
+        np.zeros(n, np.int64) if mpart is None else np.rint(np.nan_to_num(mpart)).astype(np.int64)
+    )
     flag = _col(mtz, data, "FLAG")
-    flag = np.zeros(n, np.int64) if flag is None else np.rint(np.nan_to_num(flag)).astype(
-        np.int64)
+    flag = np.zeros(n, np.int64) if flag is None else np.rint(np.nan_to_num(flag)).astype(np.int64)
     numbers = np.array([b.number for b in mtz.batches], dtype=np.int64)
-    phis = np.array([[b.floats[36], b.floats[37]] for b in mtz.batches], dtype=np.float64) \
-        if len(mtz.batches) else np.zeros((0, 2))
+    phis = (
+        np.array([[b.floats[36], b.floats[37]] for b in mtz.batches], dtype=np.float64)
+        if len(mtz.batches)
+        else np.zeros((0, 2))
+    )
     rot = _col(mtz, data, "ROT")
     if rot is None or not np.isfinite(rot).any():
         order = np.argsort(numbers)
@@ -192,12 +218,24 @@ def read_unmerged(path: str, intensities: str = "profile") -> Observations:
         if cells.size and np.all(cells[:, :3] > 0):
             cell = gemmi.UnitCell(*cells.mean(axis=0))
     return Observations(
-        hkl=hkl, batch=batch, rot=rot, intensity=inten, sigma=sig, fraction=frac,
-        partial=np.asarray(partial, bool), mpart=mpart, flag=flag,
-        xdet=nanv if xdet is None else xdet, ydet=nanv if ydet is None else ydet,
-        cell=cell, space_group=mtz.spacegroup,
+        hkl=hkl,
+        batch=batch,
+        rot=rot,
+        intensity=inten,
+        sigma=sig,
+        fraction=frac,
+        partial=np.asarray(partial, bool),
+        mpart=mpart,
+        flag=flag,
+        xdet=nanv if xdet is None else xdet,
+        ydet=nanv if ydet is None else ydet,
+        cell=cell,
+        space_group=mtz.spacegroup,
         wavelength=float(ds.wavelength) if ds is not None and ds.wavelength > 0 else 1.0,
-        batch_numbers=numbers, batch_phi=phis, source=str(path), intensity_kind=kind,
+        batch_numbers=numbers,
+        batch_phi=phis,
+        source=str(path),
+        intensity_kind=kind,
         pname=(ds.project_name if ds is not None else "") or "Unspecified",
         xname=(ds.crystal_name if ds is not None else "") or "Unspecified",
         dname=(ds.dataset_name if ds is not None else "") or "Unspecified",
@@ -225,9 +263,12 @@ def hkl_keys(hkl: np.ndarray) -> np.ndarray:
     return (h[:, 0] << 42) | (h[:, 1] << 21) | h[:, 2]
 
 
-def sum_partials(obs: Observations, frac_min: float = 0.95, frac_max: float = 1.05,
-                 reject_flags: int = int(~Flag.EDGE & 0xFF)) -> tuple[Observations,
-                                                                      PartialsSummary]:
+def sum_partials(
+    obs: Observations,
+    frac_min: float = 0.95,
+    frac_max: float = 1.05,
+    reject_flags: int = int(~Flag.EDGE & 0xFF),
+) -> tuple[Observations, PartialsSummary]:
     """Sum the parts of partially recorded reflections; drop incomplete sets and flagged rows.
 
     Parameters
@@ -265,8 +306,7 @@ def sum_partials(obs: Observations, frac_min: float = 0.95, frac_max: float = 1.
     inten = obs.intensity[order]
     var = obs.sigma[order] ** 2
     frac = obs.fraction[order]
-    bad_any = np.bincount(gid, weights=(bad_sigma | flagged)[order].astype(float),
-                          minlength=ng) > 0
+    bad_any = np.bincount(gid, weights=(bad_sigma | flagged)[order].astype(float), minlength=ng) > 0
     isum = np.bincount(gid, weights=np.nan_to_num(inten), minlength=ng)
     vsum = np.bincount(gid, weights=np.nan_to_num(var), minlength=ng)
     fsum = np.bincount(gid, weights=frac, minlength=ng)
@@ -294,18 +334,37 @@ def sum_partials(obs: Observations, frac_min: float = 0.95, frac_max: float = 1.
     keep = complete & ~bad_any
     idx = order[mid]
     out = Observations(
-        hkl=obs.hkl[idx][keep], batch=obs.batch[idx][keep], rot=rot[keep],
-        intensity=isum[keep], sigma=np.sqrt(vsum[keep]), fraction=fsum[keep],
-        partial=np.zeros(int(keep.sum()), bool), mpart=np.zeros(int(keep.sum()), np.int64),
-        flag=np.zeros(int(keep.sum()), np.int64), xdet=obs.xdet[idx][keep],
-        ydet=obs.ydet[idx][keep], cell=obs.cell, space_group=obs.space_group,
-        wavelength=obs.wavelength, batch_numbers=obs.batch_numbers, batch_phi=obs.batch_phi,
-        source=obs.source, intensity_kind=obs.intensity_kind, pname=obs.pname,
-        xname=obs.xname, dname=obs.dname)
+        hkl=obs.hkl[idx][keep],
+        batch=obs.batch[idx][keep],
+        rot=rot[keep],
+        intensity=isum[keep],
+        sigma=np.sqrt(vsum[keep]),
+        fraction=fsum[keep],
+        partial=np.zeros(int(keep.sum()), bool),
+        mpart=np.zeros(int(keep.sum()), np.int64),
+        flag=np.zeros(int(keep.sum()), np.int64),
+        xdet=obs.xdet[idx][keep],
+        ydet=obs.ydet[idx][keep],
+        cell=obs.cell,
+        space_group=obs.space_group,
+        wavelength=obs.wavelength,
+        batch_numbers=obs.batch_numbers,
+        batch_phi=obs.batch_phi,
+        source=obs.source,
+        intensity_kind=obs.intensity_kind,
+        pname=obs.pname,
+        xname=obs.xname,
+        dname=obs.dname,
+    )
     summary = PartialsSummary(
-        n_records=n, n_fulls=int((~obs.partial).sum()), n_partial_records=int(obs.partial.sum()),
+        n_records=n,
+        n_fulls=int((~obs.partial).sum()),
+        n_partial_records=int(obs.partial.sum()),
         n_summed=int((is_partial & keep).sum()),
         n_incomplete=int((is_partial & ~complete).sum()),
-        n_flagged=int((bad_any & complete).sum()), n_bad_sigma=int(bad_sigma.sum()),
-        frac_min=frac_min, frac_max=frac_max)
+        n_flagged=int((bad_any & complete).sum()),
+        n_bad_sigma=int(bad_sigma.sum()),
+        frac_min=frac_min,
+        frac_max=frac_max,
+    )
     return out, summary

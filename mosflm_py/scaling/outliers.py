@@ -16,8 +16,9 @@ import numpy as np
 __all__ = ["normalised_deviations", "reject_outliers"]
 
 
-def normalised_deviations(intensity: np.ndarray, sigma: np.ndarray, group: np.ndarray,
-                          keep: np.ndarray) -> np.ndarray:
+def normalised_deviations(
+    intensity: np.ndarray, sigma: np.ndarray, group: np.ndarray, keep: np.ndarray
+) -> np.ndarray:
     """δ of every kept observation against the weighted mean of the other kept ones.
 
     NaN where the reflection has no other kept observation.
@@ -34,9 +35,14 @@ def normalised_deviations(intensity: np.ndarray, sigma: np.ndarray, group: np.nd
     return d
 
 
-def reject_outliers(intensity: np.ndarray, sigma: np.ndarray, group: np.ndarray,
-                    cutoff: float = 6.0, max_passes: int = 10,
-                    keep: np.ndarray | None = None) -> np.ndarray:
+def reject_outliers(
+    intensity: np.ndarray,
+    sigma: np.ndarray,
+    group: np.ndarray,
+    cutoff: float = 6.0,
+    max_passes: int = 10,
+    keep: np.ndarray | None = None,
+) -> np.ndarray:
     """Mask of observations kept after rejecting outliers.
 
     Parameters

@@ -36,8 +36,14 @@ from mosflm_py.scaling.observations import (
 )
 from mosflm_py.scaling.outliers import reject_outliers
 
-__all__ = ["BatchRow", "QuickScaleOptions", "QuickScaleResult", "QuickSymmResult",
-           "quickscale", "quicksymm"]
+__all__ = [
+    "BatchRow",
+    "QuickScaleOptions",
+    "QuickScaleResult",
+    "QuickSymmResult",
+    "quickscale",
+    "quicksymm",
+]
 
 
 @dataclass(frozen=True)
@@ -148,9 +154,12 @@ def _forced_space_group(name: str) -> gemmi.SpaceGroup:
     return sg
 
 
-def quicksymm(obs: Observations, options: QuickScaleOptions = QuickScaleOptions(),
-              score: bool = True) -> QuickSymmResult:
-    """Sum partials and choose the Laue group (or take ``options.space_group``)."""
+def quicksymm(
+    obs: Observations, options: QuickScaleOptions = QuickScaleOptions()
+) -> QuickSymmResult:
+    """Sum partials and choose the Laue group (the scores are computed also when
+    ``options.space_group`` forces the group, for the log); re-index to the reference
+    setting."""
     summed, partials = sum_partials(obs, options.frac_min, options.frac_max)
     notes: list[str] = []
     if options.d_min:
@@ -158,12 +167,12 @@ def quicksymm(obs: Observations, options: QuickScaleOptions = QuickScaleOptions(
     if len(summed) < 10:
         raise QuickScaleError(
             f"only {len(summed)} usable observations after summing partials "
-            f"({partials.n_incomplete} incomplete partial sets, {partials.n_flagged} flagged)")
+            f"({partials.n_incomplete} incomplete partial sets, {partials.n_flagged} flagged)"
+        )
     laue = None
     if options.space_group:
         sg = _forced_space_group(options.space_group)
-        if score:
-            laue = score_laue_groups(summed, options.max_obliq)
+        laue = score_laue_groups(summed, options.max_obliq)
     else:
         laue = score_laue_groups(summed, options.max_obliq)
         best = laue.best
@@ -171,16 +180,19 @@ def quicksymm(obs: Observations, options: QuickScaleOptions = QuickScaleOptions(
         if sg is None:
             tab = [c for c in laue.candidates if c.space_group is not None]
             sg = tab[0].space_group if tab else gemmi.SpaceGroup("P 1")
-            notes.append(f"the best Laue group {best.laue} is not in a tabulated setting of "
-                         f"this cell; the data are merged in {sg.hm}")
+            notes.append(
+                f"the best Laue group {best.laue} is not in a tabulated setting of "
+                f"this cell; the data are merged in {sg.hm}"
+            )
     if options.reference_setting:
         from mosflm_py.scaling.reindex import obtuse_monoclinic, to_reference_setting
 
         moved = to_reference_setting(summed, sg)
         if moved is not None:
             summed, ref, op = moved
-            notes.append(f"re-indexed from {sg.hm} to the reference setting {ref.hm}: "
-                         f"h' k' l' = {op}")
+            notes.append(
+                f"re-indexed from {sg.hm} to the reference setting {ref.hm}: h' k' l' = {op}"
+            )
             sg = ref
         flipped = obtuse_monoclinic(summed, sg)
         if flipped is not None:
@@ -192,8 +204,9 @@ def quicksymm(obs: Observations, options: QuickScaleOptions = QuickScaleOptions(
     return QuickSymmResult(summed, partials, laue, sg, notes)
 
 
-def quickscale(obs: Observations, options: QuickScaleOptions = QuickScaleOptions()
-               ) -> QuickScaleResult:
+def quickscale(
+    obs: Observations, options: QuickScaleOptions = QuickScaleOptions()
+) -> QuickScaleResult:
     """QuickSymm, then scale, reject outliers, fit the error model, merge and analyse."""
     symm = quicksymm(obs, options)
     o = symm.observations
@@ -201,8 +214,9 @@ def quickscale(obs: Observations, options: QuickScaleOptions = QuickScaleOptions
     asu, _ = hkl_to_asu(o.hkl, sg)
     group, _ = group_index(hkl_keys(asu))
     s2 = 1.0 / (4.0 * o.d_spacing() ** 2)
-    kw = dict(scale_spacing=options.scale_spacing, b_spacing=options.b_spacing,
-              refine_b=options.refine_b)
+    kw = dict(
+        scale_spacing=options.scale_spacing, b_spacing=options.b_spacing, refine_b=options.refine_b
+    )
     res = scale_observations(o.intensity, o.sigma, group, o.rot, s2, **kw)
     keep = np.ones(len(o), bool)
     sdfac, sdadd = 1.0, 0.0
@@ -222,18 +236,41 @@ def quickscale(obs: Observations, options: QuickScaleOptions = QuickScaleOptions
             res = scale_observations(o.intensity, o.sigma, group, o.rot, s2, use=keep, **kw)
     g = res.g
     res.sdfac, res.sdadd = sdfac, sdadd
-    stats = merging_statistics(o.hkl[keep], Is[keep], sig[keep], o.cell, sg,
-                               nbins=options.nbins, cc_half_limit=options.cc_half_limit,
-                               isig_limit=options.isig_limit)
+    stats = merging_statistics(
+        o.hkl[keep],
+        Is[keep],
+        sig[keep],
+        o.cell,
+        sg,
+        nbins=options.nbins,
+        cc_half_limit=options.cc_half_limit,
+        isig_limit=options.isig_limit,
+    )
     merged = merge(o.hkl[keep], Is[keep], sig[keep], sg)
     batches = batch_table(o, group, Is, sig, keep, res)
-    return QuickScaleResult(symm=symm, scaling=res, g=g, sigma=sig, keep=keep,
-                            n_outliers=int((~keep).sum()), stats=stats, merged=merged,
-                            batches=batches, sdfac=sdfac, sdadd=sdadd)
+    return QuickScaleResult(
+        symm=symm,
+        scaling=res,
+        g=g,
+        sigma=sig,
+        keep=keep,
+        n_outliers=int((~keep).sum()),
+        stats=stats,
+        merged=merged,
+        batches=batches,
+        sdfac=sdfac,
+        sdadd=sdadd,
+    )
 
 
-def batch_table(o: Observations, group: np.ndarray, Is: np.ndarray, sig: np.ndarray,
-                keep: np.ndarray, res: ScalingResult) -> list[BatchRow]:
+def batch_table(
+    o: Observations,
+    group: np.ndarray,
+    Is: np.ndarray,
+    sig: np.ndarray,
+    keep: np.ndarray,
+    res: ScalingResult,
+) -> list[BatchRow]:
     """Scale, B, Rmerge and ⟨I/σ⟩ per batch (Aimless's "analysis against batch")."""
     ng = int(group.max()) + 1 if len(group) else 0
     w = np.where(keep, 1.0 / sig**2, 0.0)
@@ -250,19 +287,31 @@ def batch_table(o: Observations, group: np.ndarray, Is: np.ndarray, sig: np.ndar
     n_rej = np.bincount(pos, weights=(~keep).astype(float), minlength=nb)
     isig = np.bincount(pos[keep], weights=(Is / sig)[keep], minlength=nb) / np.maximum(n_obs, 1)
     phi = np.bincount(pos, weights=o.rot, minlength=nb) / np.maximum(
-        np.bincount(pos, minlength=nb), 1)
+        np.bincount(pos, minlength=nb), 1
+    )
     if len(o.batch_numbers):
         bn = np.asarray(o.batch_numbers)
         k = np.searchsorted(bn, numbers) if np.all(np.diff(bn) > 0) else None
-        if k is not None and np.all(k < len(bn)) and np.all(bn[np.minimum(k, len(bn) - 1)]
-                                                           == numbers):
+        if (
+            k is not None
+            and np.all(k < len(bn))
+            and np.all(bn[np.minimum(k, len(bn) - 1)] == numbers)
+        ):
             phi = o.batch_phi[k].mean(axis=1)
     scale = res.model.scale(phi)
     bfac = res.model.bfactor(phi)
     rows = []
     for i, b in enumerate(numbers):
-        rows.append(BatchRow(int(b), float(phi[i]), int(n_obs[i]), int(n_rej[i]),
-                             float(scale[i]), float(bfac[i]),
-                             float(num[i] / den[i]) if den[i] > 0 else float("nan"),
-                             float(isig[i]) if n_obs[i] else float("nan")))
+        rows.append(
+            BatchRow(
+                int(b),
+                float(phi[i]),
+                int(n_obs[i]),
+                int(n_rej[i]),
+                float(scale[i]),
+                float(bfac[i]),
+                float(num[i] / den[i]) if den[i] > 0 else float("nan"),
+                float(isig[i]) if n_obs[i] else float("nan"),
+            )
+        )
     return rows

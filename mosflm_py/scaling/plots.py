@@ -16,8 +16,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 __all__ = ["Series", "line_plot", "nice_ticks"]
 
-COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189),
-           (140, 86, 75)]
+COLOURS = [
+    (31, 119, 180),
+    (214, 39, 40),
+    (44, 160, 44),
+    (255, 127, 14),
+    (148, 103, 189),
+    (140, 86, 75),
+]
 
 Series = tuple[str, Sequence[float], Sequence[float]]
 
@@ -48,9 +54,16 @@ def _label(v: float) -> str:
     return f"{v:g}" if abs(v - round(v)) < 1e-9 else f"{v:.3g}"
 
 
-def line_plot(title: str, xlabel: str, ylabel: str, series: Sequence[Series],
-              x_resolution: bool = False, size: tuple[int, int] = (560, 340),
-              y_min: float | None = None, y_max: float | None = None) -> bytes:
+def line_plot(
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    series: Sequence[Series],
+    x_resolution: bool = False,
+    size: tuple[int, int] = (560, 340),
+    y_min: float | None = None,
+    y_max: float | None = None,
+) -> bytes:
     """PNG bytes of a line graph.
 
     Parameters
@@ -100,8 +113,33 @@ def line_plot(title: str, xlabel: str, ylabel: str, series: Sequence[Series],
         dr.line([left + 1, y, left + pw - 1, y], fill=(232, 232, 232))
         dr.text((4, y - 6), _label(t), fill="black", font=font)
     if x_resolution:
-        dticks = [d for d in (50, 20, 10, 7, 5, 4, 3, 2.5, 2, 1.8, 1.6, 1.5, 1.4, 1.3, 1.2, 1.1,
-                              1.0, 0.9, 0.8, 0.7, 0.6) if x0 <= 1 / d**2 <= x1]
+        dticks = [
+            d
+            for d in (
+                50,
+                20,
+                10,
+                7,
+                5,
+                4,
+                3,
+                2.5,
+                2,
+                1.8,
+                1.6,
+                1.5,
+                1.4,
+                1.3,
+                1.2,
+                1.1,
+                1.0,
+                0.9,
+                0.8,
+                0.7,
+                0.6,
+            )
+            if x0 <= 1 / d**2 <= x1
+        ]
         xt = [(1 / d**2, f"{d:g}") for d in dticks]
     else:
         xt = [(t, _label(t)) for t in nice_ticks(x0, x1) if x0 <= t <= x1]
@@ -114,8 +152,10 @@ def line_plot(title: str, xlabel: str, ylabel: str, series: Sequence[Series],
     lab_img = Image.new("RGB", (max(8 * len(ylabel), 10), 12), "white")
     ImageDraw.Draw(lab_img).text((0, 0), ylabel, fill="black", font=font)
     lab_img = lab_img.rotate(90, expand=True)
-    img.paste(lab_img, (46 - lab_img.width if lab_img.width < 46 else 0,
-                        top + max(0, (ph - lab_img.height) // 2)))
+    img.paste(
+        lab_img,
+        (46 - lab_img.width if lab_img.width < 46 else 0, top + max(0, (ph - lab_img.height) // 2)),
+    )
     for k, (name, sx, sy) in enumerate(series):
         col = COLOURS[k % len(COLOURS)]
         sx = np.asarray(sx, float)

@@ -21,12 +21,14 @@ __all__ = ["to_reference_setting"]
 
 
 def _rot_set(sg: gemmi.SpaceGroup) -> set[tuple]:
-    return {tuple((np.array(o.rot) // gemmi.Op.DEN).ravel().tolist())
-            for o in sg.operations().sym_ops}
+    return {
+        tuple((np.array(o.rot) // gemmi.Op.DEN).ravel().tolist()) for o in sg.operations().sym_ops
+    }
 
 
-def to_reference_setting(obs: Observations, sg: gemmi.SpaceGroup
-                         ) -> tuple[Observations, gemmi.SpaceGroup, str] | None:
+def to_reference_setting(
+    obs: Observations, sg: gemmi.SpaceGroup
+) -> tuple[Observations, gemmi.SpaceGroup, str] | None:
     """(observations re-indexed, reference space group, operator text), or None when *sg* is
     already the reference setting or no consistent transformation is found."""
     if sg.is_reference_setting():
@@ -47,8 +49,10 @@ def to_reference_setting(obs: Observations, sg: gemmi.SpaceGroup
         new = {tuple(np.rint(Minv @ r @ M).astype(int).ravel().tolist()) for r in rots}
         if new != ref_rots:
             continue
-        for cell in (obs.cell.changed_basis_forward(op, False),
-                     obs.cell.changed_basis_backward(op, False)):
+        for cell in (
+            obs.cell.changed_basis_forward(op, False),
+            obs.cell.changed_basis_backward(op, False),
+        ):
             hi = np.rint(h_new).astype(np.int64)
             if np.allclose(d_spacing(cell, hi), d_old, rtol=1e-5):
                 text = _op_text(M)
@@ -72,12 +76,14 @@ def _op_text(M: np.ndarray) -> str:
     return ",".join(out)
 
 
-def obtuse_monoclinic(obs: Observations, sg: gemmi.SpaceGroup
-                      ) -> tuple[Observations, str] | None:
+def obtuse_monoclinic(obs: Observations, sg: gemmi.SpaceGroup) -> tuple[Observations, str] | None:
     """b-unique monoclinic with β < 90°: (a, b, c) -> (-a, -b, c) makes β obtuse (the
     convention), keeping the basis right-handed; None when nothing is to be done."""
-    if sg.crystal_system_str() != "monoclinic" or obs.cell.beta >= 90.0 or \
-            not sg.is_reference_setting():
+    if (
+        sg.crystal_system_str() != "monoclinic"
+        or obs.cell.beta >= 90.0
+        or not sg.is_reference_setting()
+    ):
         return None
     a, b, c, al, be, ga = obs.cell.parameters
     cell = gemmi.UnitCell(a, b, c, 180.0 - al, 180.0 - be, ga)
