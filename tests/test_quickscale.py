@@ -548,3 +548,13 @@ def test_automatic_quickscale_failure_is_reported(tmp_path):
     quiet.results.integration = session.results.integration
     auto_after_process(quiet)  # not asked for: nothing happens
     assert quiet.failures == 0 and quiet.report.streams[0].getvalue() == ""
+
+
+def test_bad_options_are_clear_errors(tmp_path):
+    rc, log = run_script("QUICKSCALE PARTIALS 1.1 0.9\nGO\nEXIT\n", tmp_path)
+    assert rc == 1 and "lower limit of the total fraction must be below the upper one" in log
+    rc, log = run_script("QUICKSCALE SPACEGROUP Q99 HKLIN x.mtz\nGO\nEXIT\n", tmp_path)
+    assert rc == 1 and "unknown space group 'Q99'" in log
+    rc, log = run_script("QUICKSCALE NBINS 0\nEXIT\n", tmp_path)
+    assert rc == 1 and "QUICKSCALE NBINS 0" in log
+    assert "Traceback" not in log

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from mosflm_py.output.loggraph import Graph, LoggraphTable
 from mosflm_py.scaling.observations import QuickScaleError, read_unmerged
-from mosflm_py.scaling.pipeline import QuickScaleOptions, QuickScaleResult
+from mosflm_py.scaling.pipeline import QuickScaleOptions, QuickScaleResult, space_group_from_text
 from mosflm_py.scaling.pipeline import quickscale as run_qs
 from mosflm_py.scaling.pipeline import quicksymm as run_qsymm
 
@@ -46,6 +46,7 @@ def _options(rec: Record | None) -> tuple[QuickScaleOptions, str]:
         return QuickScaleOptions(), kind
     if rec.has("SPACEGROUP"):
         kw["space_group"] = str(rec.sub("SPACEGROUP").get("sg"))
+        space_group_from_text(kw["space_group"])  # an unknown symbol is an error now
     if rec.has("RESOLUTION"):
         kw["d_min"] = float(rec.sub("RESOLUTION").get("dmin"))
     if rec.has("REJECT"):
@@ -128,8 +129,8 @@ def log_laue(session: Session, laue: LaueResult, chosen: str) -> None:
 def quicksymm(session: Session, job: Job) -> None:
     """GO handler of QUICKSYMM: sum partials, score the Laue group, print the tables."""
     rec = job.record
+    options, kind = _options(rec)  # bad options are reported before a missing input
     path = _input_mtz(session, rec)
-    options, kind = _options(rec)
     obs = read_unmerged(path, intensities=kind)
     rep = session.report
     rep.line("")
@@ -162,8 +163,8 @@ def quickscale(session: Session, job: Job | None) -> None:
         session.report.line("")
         session.report.line(" QuickScale will run at the end of every PROCESS run.")
         return
+    options, kind = _options(rec)  # bad options are reported before a missing input
     path = _input_mtz(session, rec)
-    options, kind = _options(rec)
     obs = read_unmerged(path, intensities=kind)
     rep = session.report
     rep.line("")

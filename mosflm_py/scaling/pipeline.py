@@ -142,12 +142,14 @@ class QuickScaleResult:
         return self.symm.space_group
 
 
-def _forced_space_group(name: str) -> gemmi.SpaceGroup:
+def space_group_from_text(name: str) -> gemmi.SpaceGroup:
+    """Space group from a symbol (``P212121``, ``P 21 21 21``) or number; QuickScaleError if
+    unknown."""
     sg = gemmi.find_spacegroup_by_name(name)
     if sg is None:
         try:
             sg = gemmi.find_spacegroup_by_number(int(name))
-        except ValueError:
+        except (ValueError, RuntimeError):
             sg = None
     if sg is None:
         raise QuickScaleError(f"unknown space group '{name}'")
@@ -171,7 +173,7 @@ def quicksymm(
         )
     laue = None
     if options.space_group:
-        sg = _forced_space_group(options.space_group)
+        sg = space_group_from_text(options.space_group)
         laue = score_laue_groups(summed, options.max_obliq)
     else:
         laue = score_laue_groups(summed, options.max_obliq)
