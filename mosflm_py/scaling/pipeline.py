@@ -219,7 +219,9 @@ def quickscale(
     kw = dict(
         scale_spacing=options.scale_spacing, b_spacing=options.b_spacing, refine_b=options.refine_b
     )
-    res = scale_observations(o.intensity, o.sigma, group, o.rot, s2, **kw)
+    runs = Runs.of(o, gap=10 * max(options.scale_spacing, options.b_spacing))
+    vphi = runs.virtual(o.batch, o.rot)
+    res = scale_observations(o.intensity, o.sigma, group, vphi, s2, **kw)
     keep = np.ones(len(o), bool)
     sdfac, sdadd = 1.0, 0.0
     # Aimless's order: scale, fit the error model, reject outliers with the corrected σ,
@@ -235,7 +237,7 @@ def quickscale(
             break
         if (new_keep != keep).any():
             keep = new_keep
-            res = scale_observations(o.intensity, o.sigma, group, o.rot, s2, use=keep, **kw)
+            res = scale_observations(o.intensity, o.sigma, group, vphi, s2, use=keep, **kw)
     g = res.g
     res.sdfac, res.sdadd = sdfac, sdadd
     stats = merging_statistics(
@@ -249,7 +251,7 @@ def quickscale(
         isig_limit=options.isig_limit,
     )
     merged = merge(o.hkl[keep], Is[keep], sig[keep], sg)
-    batches = batch_table(o, group, Is, sig, keep, res)
+    batches = batch_table(o, group, Is, sig, keep, res, runs)
     return QuickScaleResult(
         symm=symm,
         scaling=res,
@@ -265,6 +267,60 @@ def quickscale(
     )
 
 
+@dataclass(frozen=True)
+class Runs:
+    """Runs of consecutive batches (a run: batch numbers and φ ranges contiguous), as Aimless
+    scales each run with its own smooth curve.
+
+    Each run's φ is mapped onto one "virtual" rotation axis, the runs placed one after the
+    other with an empty gap of *gap* degrees between them, so that one knot series serves all
+    runs and no knot interpolates across two runs (the weak ties across the gap's empty knots
+    let the runs' scales differ freely).
+    """
+
+    first: np.ndarray  # first batch number of each run
+    last: np.ndarray
+    phi_min: np.ndarray  # smallest φ of each run (deg)
+    offset: np.ndarray  # where each run starts on the virtual axis (deg)
+
+    @staticmethod
+    def of(o: Observations, gap: float) -> Runs:
+        numbers = np.unique(o.batch)
+        pos = np.searchsorted(numbers, o.batch)
+        nb = len(numbers)
+        lo = np.full(nb, np.inf)
+        hi = np.full(nb, -np.inf)
+        np.minimum.at(lo, pos, o.rot)
+        np.maximum.at(hi, pos, o.rot)
+        known = dict(zip(np.asarray(o.batch_numbers).tolist(), o.batch_phi.tolist()))
+        for k, b in enumerate(numbers.tolist()):
+            if b in known:  # the batch header's φ range when the file has it
+                lo[k], hi[k] = min(lo[k], known[b][0]), max(hi[k], known[b][1])
+        new = np.ones(nb, bool)
+        if nb > 1:
+            width = np.maximum(hi - lo, 0.0)
+            jump = np.abs(lo[1:] - hi[:-1]) > np.maximum(width[1:], width[:-1]) + 0.01
+            new[1:] = (np.diff(numbers) != 1) | jump
+        starts = np.flatnonzero(new)
+        ends = np.r_[starts[1:], nb] - 1
+        phi_min = np.array([lo[a : b + 1].min() for a, b in zip(starts, ends)])
+        span = np.array([hi[a : b + 1].max() for a, b in zip(starts, ends)]) - phi_min
+        offset = np.r_[0.0, np.cumsum(span + gap)[:-1]]
+        return Runs(numbers[starts], numbers[ends], phi_min, offset)
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def index(self, batch: np.ndarray) -> np.ndarray:
+        """Run number of each batch."""
+        return np.clip(np.searchsorted(self.first, batch, "right") - 1, 0, len(self.first) - 1)
+
+    def virtual(self, batch: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        """φ on the virtual axis (deg)."""
+        r = self.index(np.asarray(batch))
+        return np.asarray(phi, float) - self.phi_min[r] + self.offset[r]
+
+
 def batch_table(
     o: Observations,
     group: np.ndarray,
@@ -272,6 +328,7 @@ def batch_table(
     sig: np.ndarray,
     keep: np.ndarray,
     res: ScalingResult,
+    runs: Runs | None = None,
 ) -> list[BatchRow]:
     """Scale, B, Rmerge and ⟨I/σ⟩ per batch (Aimless's "analysis against batch")."""
     ng = int(group.max()) + 1 if len(group) else 0
@@ -300,8 +357,9 @@ def batch_table(
             and np.all(bn[np.minimum(k, len(bn) - 1)] == numbers)
         ):
             phi = o.batch_phi[k].mean(axis=1)
-    scale = res.model.scale(phi)
-    bfac = res.model.bfactor(phi)
+    vphi = runs.virtual(numbers, phi) if runs is not None else phi
+    scale = res.model.scale(vphi)
+    bfac = res.model.bfactor(vphi)
     rows = []
     for i, b in enumerate(numbers):
         rows.append(
