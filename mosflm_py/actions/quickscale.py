@@ -300,32 +300,36 @@ def session_summary(session: Session, stem: str | None = None) -> dict:
             "isig_outer",
         )
     }
-    for st, ref in integ["images"]:
-        e = ref.experiment
-        d, cr = e.detector, e.crystal
-        vals = (
-            st.image,
-            d.beam_x,
-            d.beam_y,
-            d.distance,
-            d.tilt,
-            d.twist,
-            d.yscale,
-            cr.missets[0],
-            cr.missets[1],
-            cr.missets[2],
-            cr.mosaic,
-            ref.rms,
-            st.n_full,
-            st.n_partial,
-            st.n_overlap,
-            st.n_overload,
-            st.n_bad,
-            st.isig_prf,
-            st.isig_prf_outer,
-        )
-        for k, v in zip(cols, vals):
-            cols[k].append(float("nan") if v is None else float(v))
+    try:
+        for st, ref in integ["images"]:
+            e = ref.experiment
+            d, cr = e.detector, e.crystal
+            vals = (
+                st.image,
+                d.beam_x,
+                d.beam_y,
+                d.distance,
+                d.tilt,
+                d.twist,
+                d.yscale,
+                cr.missets[0],
+                cr.missets[1],
+                cr.missets[2],
+                cr.mosaic,
+                ref.rms,
+                st.n_full,
+                st.n_partial,
+                st.n_overlap,
+                st.n_overload,
+                st.n_bad,
+                st.isig_prf,
+                st.isig_prf_outer,
+            )
+            for k, v in zip(cols, vals):
+                cols[k].append(float("nan") if v is None else float(v))
+    except (AttributeError, TypeError, ValueError, IndexError):
+        # PROCESS's per-image records changed shape: the report goes without these graphs
+        return out
     out["images"] = cols
     if stem is not None:
         out.update(_picture(session, stem))
