@@ -79,8 +79,10 @@ def run(session: Session, job: Job) -> None:
         add_segment(session, first, last)
         return
     from mosflm_py.actions.integrate import integrate_sweep
+    from mosflm_py.actions.quickscale import auto_after_process
 
     integrate_sweep(session, first, last, start, angle, block, add)
+    auto_after_process(session)  # QUICKSCALE AUTO / --report
 
 
 def image_plan(session: Session, first: int, last: int, start: float | None,
