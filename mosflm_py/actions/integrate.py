@@ -203,24 +203,29 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
             for res in run_blocks(jobs, _source(series), session.nproc):
                 for w in res.warnings:
                     rep.warning(w)
+                ims = plan[done:done + len(res.stats)]
+                for im, ref in zip(ims, res.refinement):
+                    _log_image(session, im, ref)
                 _log_profiles(session, res)
                 for st_img, ref, rec in zip(res.stats, res.refinement, res.records):
                     im = plan[done]
                     writer.add(rec, [_batch_header(session, im, ref)])
                     n_records += len(rec)
                     image_rows.append((st_img, ref))
-                    _log_image(session, st_img, ref)
+                    _log_integrated(session, im, st_img, rec, ref)
                     done += 1
                     progress(session, done, len(plan), t0)
-                _log_resolution(session, res, exp)
     except KeyboardInterrupt:
         raise IntegrationError("PROCESS interrupted: no MTZ file was written (any earlier file "
                                "is untouched).") from None
     elapsed = time.perf_counter() - t0
+    from mosflm_py.output.mosflm_log import END_OF_PROCESSING, mtz_written
+
     rep.line("")
     rep.line(f" {n_records} reflections integrated on {len(plan)} images in {elapsed:.1f} s "
              f"({len(plan) / max(elapsed, 1e-9):.2f} images/s)")
-    rep.line(f" MTZ file written: {mtz_path}")
+    rep.lines(END_OF_PROCESSING)
+    rep.lines(mtz_written(mtz_path))
     summary = _write_summary(session, image_rows)
     if summary:
         rep.line(f" SUMMARY file written: {summary}")
@@ -248,56 +253,39 @@ def _log_profiles(session: Session, res) -> None:
         rep.line("   " + line)
 
 
-def _log_resolution(session: Session, res, exp) -> None:
-    """<I/sigma(I)> of the block's reflections in shells of resolution (profile fitted)."""
-    recs = [r for r in res.records if len(r)]
-    if not recs:
-        return
-    hkl = np.concatenate([r.hkl for r in recs]).astype(float)
-    ipr = np.concatenate([r.Ipr for r in recs])
-    spr = np.concatenate([r.sigIpr for r in recs])
-    isum = np.concatenate([r.I for r in recs])
-    ssum = np.concatenate([r.sigI for r in recs])
+def _log_integrated(session: Session, im, s, rec, ref) -> None:
+    """MOSFLM's ``Integrating Image`` block: counts and the analysis by resolution."""
     from mosflm_py.geometry.crystal import b_matrix
+    from mosflm_py.output.mosflm_log import image_banner, integrated_image, resolution_analysis
 
-    dstar2 = np.sum((hkl @ b_matrix(exp.crystal.cell).T) ** 2, axis=1)
-    if len(dstar2) < 10:
-        return
-    nbin = 8
-    edges = np.linspace(dstar2.min(), dstar2.max() * (1 + 1e-9), nbin + 1)
-    idx = np.clip(np.searchsorted(edges, dstar2, "right") - 1, 0, nbin - 1)
-    rows = []
-    for b in range(nbin):
-        m = idx == b
-        okp = m & np.isfinite(ipr) & (spr > 0)
-        oks = m & np.isfinite(isum) & (ssum > 0)
-        if not m.any():
-            continue
-        rows.append([f"{1 / np.sqrt(edges[b + 1]):.2f}", int(m.sum()),
-                     f"{np.mean(ipr[okp]):.0f}" if okp.any() else "-",
-                     f"{np.mean(ipr[okp] / spr[okp]):.1f}" if okp.any() else "-",
-                     f"{np.mean(isum[oks] / ssum[oks]):.1f}" if oks.any() else "-"])
     rep = session.report
+    rep.lines(image_banner("Integrating", s.image, im.phi_start, im.phi_end))
     rep.line("")
-    rep.line(f" Analysis as a function of resolution, images {res.stats[0].image} to "
-             f"{res.stats[-1].image} (fulls and partial parts)")
-    rep.table(["Dmin(A)", "Number", "<I> prf", "<I/sig> prf", "<I/sig> sum"], rows)
+    rep.lines(integrated_image(s.n_full + s.n_partial, s.n_full, s.n_overload, s.n_edge,
+                               s.n_bad, len(rec), im.batch))
+    if len(rec) >= 10:
+        hkl = np.asarray(rec.hkl, float)
+        dstar2 = np.sum((hkl @ b_matrix(ref.experiment.crystal.cell).T) ** 2, axis=1)
+        rep.line("")
+        rep.lines(resolution_analysis(dstar2, rec.Ipr, rec.sigIpr, rec.I, rec.sigI,
+                                      ~np.asarray(rec.partial, bool)))
+    rep.line("")
+    rep.line(" " + "@" * 60)
 
 
-def _log_image(session: Session, s, ref) -> None:
+def _log_image(session: Session, im, ref) -> None:
+    """MOSFLM's ``Processing Image`` block: positional and post-refinement results."""
+    from mosflm_py.output.mosflm_log import image_banner, positional_refinement, postref_result
+
     rep = session.report
     det = ref.experiment.detector
     cr = ref.experiment.crystal
-    rep.line(f" Image {s.image:5d}: beam {det.beam_x:8.3f} {det.beam_y:8.3f}  dist "
-             f"{det.distance:8.2f}  yscale {det.yscale:.4f}  tilt {det.tilt:6.1f}  twist "
-             f"{det.twist:6.1f}  rms {ref.rms:6.3f} mm ({ref.n_refine} refl)  wrms "
-             f"{ref.wrms:5.2f}  missets "
-             f"{cr.missets[0]:6.3f} {cr.missets[1]:6.3f} {cr.missets[2]:6.3f}  mosaic "
-             f"{cr.mosaic:5.3f}")
-    rep.line(f"              full {s.n_full:6d}  partial {s.n_partial:6d}  overlap "
-             f"{s.n_overlap:5d}  overload {s.n_overload:4d}  bad {s.n_bad:4d}  "
-             f"<I/sig> prf {s.isig_prf:6.1f} (outer {s.isig_prf_outer:5.1f})  sum "
-             f"{s.isig_sum:6.1f} (outer {s.isig_sum_outer:5.1f})")
+    rep.lines(image_banner("Processing", ref.number, im.phi_start, im.phi_end))
+    rep.lines(positional_refinement(ref.rms, ref.wrms, det.beam_x, det.beam_y, det.distance,
+                                    det.yscale, det.tilt, det.twist, ref.ccx, ref.ccy,
+                                    ref.ccom))
+    rep.lines(postref_result(cr.missets, cr.cell, cr.mosaic, ref.postref_resid,
+                             ref.postref_n))
     for w in ref.warnings:
         rep.line(f"   Warning: {w}")
 
