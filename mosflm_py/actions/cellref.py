@@ -87,39 +87,72 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
     res = refine_cell_segments(segments, exp, measure, rp, pp, max_cycles=5 * max(1, pr.repeat))
     elapsed = time.perf_counter() - t0
     rep.line(f" Method: {res.method}")
-    phi_name = "post-refinement" if res.method == "post-refinement" else "phi"
-    for row in res.cycle_rows:
-        rep.line(f" Cycle {row['cycle']}: rms positional residual {row['rms_mm']:.3f} mm, "
-                 f"{phi_name} rms {row['postref_rms_deg']:.3f} deg, distance spread "
-                 f"{row['dist_spread']:.2f} mm, YSCALE spread {row['yscale_spread']:.4f}, "
-                 f"largest cell shift {row['max_shift_sds']:.1f} sds")
     g = res.global_refinement
     if g is not None:
         e = g.esds
         rep.line(f" Global positional refinement: {g.n_used} spots ({g.n_phi} with a phi "
-                 f"centroid), rms {g.rms_xy:.3f} mm and {g.rms_phi:.3f} deg; distance "
+                 f"centroid), rms {g.rms_xy:.3f} mm"
+                 + (f" and {g.rms_phi:.3f} deg" if np.isfinite(g.rms_phi) else "")
+                 + "; distance "
                  f"{g.experiment.detector.distance:.2f} +- {e.get('DISTANCE', 0.0):.2f} mm, "
                  f"TILT {g.experiment.detector.tilt:.1f} TWIST {g.experiment.detector.twist:.1f}")
-    rep.table(["", *CELL_NAMES], [
-        ["Initial cell", *[f"{v:.4f}" for v in res.initial_cell]],
-        ["Refined cell", *[f"{v:.4f}" for v in res.final_cell]],
-        ["esd", *[f"{v:.4f}" for v in res.cell_esds]],
-    ])
-    if res.mosaic > 0:
-        rep.line(f" Refined mosaic spread (without safety factor) {res.mosaic:.3f} +- "
-                 f"{res.mosaic_esd:.3f} deg")
-    d = res.experiment.detector
-    rep.line(f" Refined detector: beam {d.beam_x:.3f} {d.beam_y:.3f} mm, distance "
-             f"{d.distance:.2f} mm, YSCALE {d.yscale:.4f}, TILT {d.tilt:.1f}, TWIST {d.twist:.1f}")
+    _log_cycles(session, res)
     for w in res.warnings:
         rep.warning(w)
-    rep.line(f" Cell refinement is complete ({res.cycles} cycle(s), "
+    rep.line(f" Cell refinement: {res.cycles} cycle(s), "
              f"{'converged' if res.converged else 'NOT converged'}; {elapsed:.1f} s, "
-             f"{elapsed / max(res.cycles, 1):.1f} s per cycle)")
+             f"{elapsed / max(res.cycles, 1):.1f} s per cycle")
     set_crystal(session, res.experiment.crystal)
     session.results.refinement = res
     _write_newmat(session, res, first)
+    _log_complete(session, res, segments)
     _write_summary(session, res)
+
+
+def _log_cycles(session: Session, res) -> None:
+    """Per cycle and image, MOSFLM's ``Processing Image`` blocks (refined detector, crystal)."""
+    from mosflm_py.output import mosflm_log as ml
+
+    rep = session.report
+    cycles = sorted({int(r["cycle"]) for r in res.detector_rows})
+    post = {(int(r["cycle"]), int(r["Image"])): r for r in res.postref_rows}
+    for k, c in enumerate(cycles):
+        if k:
+            rep.lines(ml.REPEATING_RUN)
+        rep.lines(ml.POSTREF_MULTI)
+        for r in (r for r in res.detector_rows if int(r["cycle"]) == c):
+            n = int(r["IMAGE"])
+            g = session.geometry(n)
+            rep.lines(ml.image_banner("Processing", n, g.phi_start, g.phi_end))
+            rep.lines(ml.positional_refinement(
+                r["RESID"], r["WRESID"], r["XCEN"], r["YCEN"], r["DIST"], r["YSCALE"],
+                r["TILT"], r["TWIST"], r["CCX"], r["CCY"], r["CCOM"]))
+            raster = session.state.integration.raster
+            sep = session.state.integration.separation
+            if n == res.detector_rows[0]["IMAGE"] and raster:
+                rep.lines(ml.raster_optimised(raster))
+                if sep:
+                    rep.lines(ml.separation_updated(sep))
+            p = post.get((c, n))
+            if p is not None:
+                rep.lines(ml.postref_result((p["PHIX"], p["PHIY"], p["PHIZ"]),
+                                            tuple(p[x] for x in ("A", "B", "C", "ALPHA", "BETA",
+                                                                 "GAMMA")),
+                                            p["MOSAIC"], p["Resid"], p["NR"]))
+
+
+def _log_complete(session: Session, res, segments: list[list[int]]) -> None:
+    """MOSFLM's closing block (``Cell refinement is complete``, tables, mosaic, missets)."""
+    from mosflm_py.output.mosflm_log import cell_refinement_complete
+
+    first, last = segments[0][0], segments[-1][-1]
+    last_cycle = max((int(r["cycle"]) for r in res.postref_rows), default=0)
+    mis = {int(r["Image"]): (r["PHIX"], r["PHIY"], r["PHIZ"]) for r in res.postref_rows
+           if int(r["cycle"]) == last_cycle}
+    m0 = tuple(res.experiment.crystal.missets)
+    session.report.lines(cell_refinement_complete(
+        res.initial_cell, res.final_cell, res.cell_esds, res.detector_rows, res.mosaic,
+        mis.get(first, m0), mis.get(last, m0), first, last))
 
 
 def _cell(cell) -> str:
@@ -136,8 +169,10 @@ def _write_newmat(session: Session, res, first: int) -> None:
     cr = res.experiment.crystal
     write_matrix_file(path, cr.a_matrix(exp.beam.wavelength), np.asarray(cr.missets), cr.U,
                       cr.cell)
-    session.report.line(f" Refined matrix written to {path} (missets are those of the first "
-                        "image)")
+    session.report.lines([
+        "", f" New orientation matrix written to (keyword NEWMAT): {path}",
+        " The missetting angles in this file are the refined missets for the FIRST image",
+        " in the post-refinement.", ""])
 
 
 def _write_summary(session: Session, res) -> None:

@@ -204,8 +204,8 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
                 for w in res.warnings:
                     rep.warning(w)
                 ims = plan[done:done + len(res.stats)]
-                for im, ref in zip(ims, res.refinement):
-                    _log_image(session, im, ref)
+                for k, (im, ref) in enumerate(zip(ims, res.refinement)):
+                    _log_image(session, im, ref, res.profiles_report if k == 0 else None)
                 _log_profiles(session, res)
                 for st_img, ref, rec in zip(res.stats, res.refinement, res.records):
                     im = plan[done]
@@ -273,9 +273,19 @@ def _log_integrated(session: Session, im, s, rec, ref) -> None:
     rep.line(" " + "@" * 60)
 
 
-def _log_image(session: Session, im, ref) -> None:
-    """MOSFLM's ``Processing Image`` block: positional and post-refinement results."""
-    from mosflm_py.output.mosflm_log import image_banner, positional_refinement, postref_result
+def _log_image(session: Session, im, ref, profiles: list[dict] | None = None) -> None:
+    """MOSFLM's ``Processing Image`` block: positional and post-refinement results.
+
+    On the first image of a block also the measurement box of the central standard profile
+    and the SEPARATION in use (MOSFLM's "Final optimised raster parameters").
+    """
+    from mosflm_py.output.mosflm_log import (
+        image_banner,
+        positional_refinement,
+        postref_result,
+        raster_optimised,
+        separation_updated,
+    )
 
     rep = session.report
     det = ref.experiment.detector
@@ -284,6 +294,13 @@ def _log_image(session: Session, im, ref) -> None:
     rep.lines(positional_refinement(ref.rms, ref.wrms, det.beam_x, det.beam_y, det.distance,
                                     det.yscale, det.tilt, det.twist, ref.ccx, ref.ccy,
                                     ref.ccom))
+    if profiles:
+        centre = max(profiles, key=lambda r: r["n_contrib"])
+        rep.line("")
+        rep.lines(raster_optimised(centre["raster"]))
+        sep = session.state.integration.separation
+        if sep:
+            rep.lines(separation_updated(sep))
     rep.lines(postref_result(cr.missets, cr.cell, cr.mosaic, ref.postref_resid,
                              ref.postref_n))
     for w in ref.warnings:

@@ -367,6 +367,16 @@ def positional_refinement(
     ]
 
 
+def raster_optimised(raster: Sequence[int]) -> list[str]:
+    """``Final optimised raster parameters:   17   19   13    6    6`` (xia2 splits on ``:``)."""
+    return [" Final optimised raster parameters:" + "".join(f"{int(v):5d}" for v in raster)]
+
+
+def separation_updated(sep: Sequence[float]) -> list[str]:
+    """``Separation parameters updated to   0.51mm in X and  0.71mm in Y`` (tokens 4 and 8)."""
+    return [f" Separation parameters updated to {sep[0]:6.2f}mm in X and {sep[1]:5.2f}mm in Y"]
+
+
 def postref_result(
     missets: Sequence[float],
     cell: Sequence[float],
@@ -564,9 +574,9 @@ def cell_refinement_complete(
         "",
         "",
         " Cell refinement is complete",
-        " Starting cell " + "".join(f"{v:9.3f}" for v in initial_cell),
-        " Refined cell  " + "".join(f"{v:9.3f}" for v in final_cell),
-        " Error         " + "".join(f"{finite(v):9.3f}" for v in esds),
+        " Starting cell" + "".join(f"{v:9.3f}" for v in initial_cell),
+        " Refined cell " + "".join(f"{v:9.3f}" for v in final_cell),
+        " Error        " + "".join(f"{finite(v):9.3f}" for v in esds),
     ]
     if images and cycles:
         out += _per_cycle_table(
@@ -708,6 +718,8 @@ __all__ = [
     "integrated_image",
     "mtz_written",
     "positional_refinement",
+    "raster_optimised",
+    "separation_updated",
     "postref_result",
     "resolution_analysis",
     "LATTICE_NAMES",
