@@ -15,7 +15,7 @@ def parse_index(lines: list[str]) -> dict:
     """AUTOINDEX run: solutions table, chosen solution, refined cell, beam, mosaic, ..."""
     out: dict = {"solutions": {}, "mosaic": [], "chosen": 0}
     collect = False
-    for i, o in enumerate(lines):
+    for o in lines:
         if "No PENALTY SDCELL" in o:
             collect = not collect
         if collect:
