@@ -319,3 +319,74 @@ def test_real_log_lines_reproduced():
         1, 4)
     for line in (t for t in done if t.strip()):
         assert line in cellref, line
+
+
+# -------------------------------------------------------------------------------------------
+# MTZ header against the real MOSFLM files, field by field (issue 10 item 6)
+# -------------------------------------------------------------------------------------------
+
+REAL_MTZ = ("brap_ip_6A.mtz", "hypf_unmerged.mtz")
+# batch ints and floats whose values agree in both real MOSFLM files (word offsets of the CCP4
+# orientation block, see mosflm_py.output.mtz_batch); lbcell is 0 in the full-layout file
+INTS_AS_MOSFLM = {"sizes": (slice(0, 3), [185, 29, 156]), "iortyp": (slice(3, 4), [0]),
+                  "ncryst": (slice(12, 13), [0]), "lcrflg": (slice(13, 14), [0]),
+                  "ldtype": (slice(14, 15), [1]), "jsaxs": (slice(15, 16), [1]),
+                  "nbscal": (slice(16, 17), [0]), "ngonax": (slice(17, 18), [1]),
+                  "lbmflg": (slice(18, 19), [1]), "ndet": (slice(19, 20), [1]),
+                  "nbsetid": (slice(20, 21), [1])}
+FLOATS_AS_MOSFLM = {"datum": (slice(33, 36), [0, 0, 0]), "scanax": (slice(38, 41), [0, 0, 0]),
+                    "bscale": (slice(43, 44), [1]), "phirange": (slice(47, 48), [0]),
+                    "e1": (slice(59, 62), [0, 0, 1]), "source": (slice(80, 83), [-1, 0, 0]),
+                    "so": (slice(83, 86), [-1, 0, 0]), "delcor": (slice(88, 89), [0])}
+
+
+def _real_mtz(name: str) -> gemmi.Mtz:
+    path = REAL_DATA / "mosflm_mtz" / name
+    if not path.is_file():
+        pytest.skip(f"real MOSFLM MTZ {path} not found")
+    return gemmi.read_mtz_file(str(path))
+
+
+def _header_fields(mtz: gemmi.Mtz) -> dict:
+    """The header fields a MOSFLM MTZ reader relies on, as comparable values."""
+    out: dict = {}
+    for name, (sl, _) in INTS_AS_MOSFLM.items():
+        out[name] = {tuple(list(b.ints)[sl]) for b in mtz.batches}
+    for name, (sl, _) in FLOATS_AS_MOSFLM.items():
+        out[name] = {tuple(np.round(np.array(list(b.floats)[sl]), 4)) for b in mtz.batches}
+    nums = [b.number for b in mtz.batches]
+    out["batches_complete"] = nums == list(range(nums[0], nums[-1] + 1))
+    out["batch_ids_in_column"] = set(np.unique(mtz.column_with_label("BATCH"))) <= set(nums)
+    out["phi_from_header"] = all(b.floats[37] > b.floats[36] for b in mtz.batches)
+    out["datasets"] = len([d for d in mtz.datasets if d.id > 0])
+    out["missing_is_nan"] = bool(np.isnan(mtz.valm))
+    col = {c.label: np.array(c, copy=False) for c in mtz.columns}
+    m = col["M/ISYM"].astype(int) // 256
+    mpart = col["MPART"].astype(int)
+    out["mpart_codes"] = bool(np.all((mpart == 0) | ((mpart // 100 >= 2) & (mpart % 100 >= 1)
+                                                      & (mpart % 100 <= mpart // 100))))
+    out["mpart_zero_for_fulls"] = bool(np.all(mpart[m == 0] == 0))
+    out["ipr_nan"] = int(np.isnan(col["IPR"]).sum())
+    return out
+
+
+def test_mtz_header_fields_as_real_mosflm_files(runs):
+    ours = gemmi.read_mtz_file(str(runs["folder"] / "sim.mtz"))
+    brap = _real_mtz("brap_ip_6A.mtz")
+    # the full MOSFLM 6/7 column set, labels and types
+    assert [(c.label, c.type) for c in ours.columns] == [(c.label, c.type) for c in brap.columns]
+    got = _header_fields(ours)
+    for real in (brap, _real_mtz("hypf_unmerged.mtz")):
+        want = _header_fields(real)
+        for name, (_, value) in {**INTS_AS_MOSFLM, **FLOATS_AS_MOSFLM}.items():
+            assert want[name] == {tuple(value)}, (name, want[name])  # the real file says so
+            assert got[name] == want[name], (name, got[name], want[name])
+        for name in ("batches_complete", "batch_ids_in_column", "phi_from_header", "datasets",
+                     "missing_is_nan", "mpart_codes", "mpart_zero_for_fulls", "ipr_nan"):
+            assert got[name] == want[name], (name, got[name], want[name])
+    # lbcell as in the full-layout file (the 2003 file has older flags)
+    assert {tuple(list(b.ints)[4:10]) for b in ours.batches} == {(0,) * 6}
+    assert {tuple(list(b.ints)[4:10]) for b in brap.batches} == {(0,) * 6}
+    # partials are written as parts with MOSFLM's MPART = 100 Npart + Ipart
+    mpart = np.array(ours.column_with_label("MPART"), int)
+    assert (mpart >= 201).any()
