@@ -181,3 +181,22 @@ def parse_integrate(lines: list[str]) -> dict:
     stats.pop(0, None)
     out["per_image"] = stats
     return out
+
+
+def parse_summary(text: str) -> dict:
+    """SUMMARY file as xia2 reads it: exactly two loggraph tables (nine pieces on ``$$``)."""
+    tokens = text.split("$$")
+    assert len(tokens) == 9, f"{len(tokens)} pieces on $$, expected 9 (two tables)"
+    out = {}
+    for name, head, data in (("detector", 1, 3), ("postref", 5, 7)):
+        columns = tokens[head].split()
+        values = [float(v) for v in tokens[data].replace("******", " 0.0 ").split()]
+        ncol = len(columns)
+        assert len(values) % ncol == 0
+        rows = {}
+        for j in range(len(values) // ncol):
+            image = int(round(values[j * ncol]))
+            rows[image] = {columns[k].lower(): values[j * ncol + k] for k in range(1, ncol)}
+        out[name] = rows
+        out[name + "_columns"] = columns
+    return out

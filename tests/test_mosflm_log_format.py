@@ -24,7 +24,7 @@ import gemmi
 import numpy as np
 import pytest
 from conftest import REAL_DATA
-from mosflm_log_parsers import parse_cellref, parse_index, parse_integrate
+from mosflm_log_parsers import parse_cellref, parse_index, parse_integrate, parse_summary
 
 from mosflm_py.output import mosflm_log as ml
 
@@ -78,6 +78,17 @@ def test_readers_on_real_integration_log():
     one = g["per_image"][1]
     assert one["strong"] == 3967 and one["overloads"] == 2 and one["rejected"] == 3
     assert one["resolution_bins"][0] == 3.88 and len(one["i_sigma"]) == 8
+
+
+def test_reader_on_real_summary_file():
+    path = REAL_LOGS / "SUMMARY"
+    if not path.is_file():
+        pytest.skip("real SUMMARY not found")
+    s = parse_summary(path.read_text(errors="replace"))
+    assert len(s["detector_columns"]) == 22 and len(s["postref_columns"]) == 15
+    assert sorted(s["detector"]) == list(range(1, 61))
+    assert s["detector"][1]["rsym"] == 0.104 and s["detector"][1]["nsym"] == 64
+    assert 1 not in s["postref"] and s["postref"][2]["nr"] == 613
 
 
 # -------------------------------------------------------------------------------------------
@@ -192,6 +203,26 @@ def test_integration_log_read_by_pipeline(runs):
         # I/sigma falls with resolution; the shells end near the 2.2 A limit of the sweep
         assert s["i_sigma"][0] > s["i_sigma"][-1]
         assert 2.0 < s["resolution_bins"][-1] < 2.6
+
+
+def test_summary_file_read_by_pipeline(runs):
+    """Exactly MOSFLM's two tables with its columns, numbers everywhere (no ******)."""
+    text = (runs["folder"] / "summary_90.log").read_text()
+    assert "******" not in text
+    s = parse_summary(text)
+    real = REAL_LOGS / "SUMMARY"
+    if real.is_file():
+        want = parse_summary(real.read_text(errors="replace"))
+        assert s["detector_columns"] == want["detector_columns"]
+        assert s["postref_columns"] == want["postref_columns"]
+    assert sorted(s["detector"]) == list(range(1, N_IMAGES + 1))
+    for n, row in s["detector"].items():
+        assert row["dist"] == pytest.approx(90.0, abs=0.5)
+        assert row["full"] + row["part"] > 100 and row["i/sigi"] > 1
+        assert 0 <= row["rsym"] < 0.5 and row["nsym"] >= 0 and row["sdrat"] >= 0
+    # images post-refined during integration (none with POSTREF FIX ALL) have numbers
+    for row in s["postref"].values():
+        np.testing.assert_allclose([row["a"], row["b"], row["c"]], TRUE_CELL[:3], rtol=3e-3)
 
 
 def test_failed_cell_refinement_says_processing_aborted(runs):

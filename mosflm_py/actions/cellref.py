@@ -176,22 +176,43 @@ def _write_newmat(session: Session, res, first: int) -> None:
 
 
 def _write_summary(session: Session, res) -> None:
+    """SUMMARY with MOSFLM's two tables, from the last cycle of the cell refinement.
+
+    Counts of integrated reflections do not exist here and are written 0; the per-cycle
+    tables are in the log ("... as a function of cycle for each image").
+    """
     path = session.state.files.summary
     if not path:
         return
     from mosflm_py.output.summary import (
-        CellCycle,
-        CellImageCycle,
+        DetectorImageResult,
+        PostrefImageResult,
         SummaryWriter,
-        cell_refinement_images_table,
-        cell_refinement_table,
+        detector_parameters_table,
+        postrefinement_table,
     )
 
-    cycles = [CellCycle(cycle=r["cycle"], cell=tuple(res.final_cell), rms_resid=r["rms_mm"],
-                        rms_phi_resid=r["postref_rms_deg"], nref=res.postref.n_used)
-              for r in res.cycle_rows]
-    images = [CellImageCycle(cycle=r["cycle"], image=r["IMAGE"], rms_resid=r["RESID"],
-                             yscale=r["YSCALE"], distance=r["DIST"]) for r in res.detector_rows]
-    w = SummaryWriter(path, header="mosflm-py cell refinement summary")
-    w.add_table(cell_refinement_table(cycles))
-    w.add_table(cell_refinement_images_table(images))
+    def num(x) -> float:
+        return float(x) if x is not None and np.isfinite(x) else 0.0
+
+    last = max((int(r["cycle"]) for r in res.detector_rows), default=0)
+    det = [DetectorImageResult(
+        image=int(r["IMAGE"]), ccx=num(r["CCX"]), ccy=num(r["CCY"]), ccom=num(r["CCOM"]),
+        dist=num(r["DIST"]), yscale=num(r["YSCALE"]), tilt=num(r["TILT"]),
+        twist=num(r["TWIST"]), roff=0.0, toff=0.0, resid=num(r["RESID"]),
+        wresid=num(r["WRESID"]), full=0, part=0, ovrl=0, neg=0, bad=0, i_sigi=0.0,
+        i_sigi_outer=0.0, rsym=0.0, nsym=0, sdrat=0.0)
+        for r in res.detector_rows if int(r["cycle"]) == last]
+    last_p = max((int(r["cycle"]) for r in res.postref_rows), default=0)
+    post = [PostrefImageResult(
+        image=int(r["Image"]), phix=num(r["PHIX"]), phiy=num(r["PHIY"]), phiz=num(r["PHIZ"]),
+        cell=tuple(num(r[k]) for k in ("A", "B", "C", "ALPHA", "BETA", "GAMMA")),
+        mosaic=num(r["MOSAIC"]), divh=num(r["DIVH"]), divv=num(r["DIVV"]),
+        resid=num(r["Resid"]), nref=int(r["NR"]))
+        for r in res.postref_rows if int(r["cycle"]) == last_p and int(r["NR"]) > 0]
+    names = session.state.names
+    w = SummaryWriter(path, header=f" Generate File TITLE:   {names.title or '.'}\n"
+                                   f" Crystal Identifier:    {names.xname or names.ident or ''}"
+                                   "\n\n")
+    w.add_table(detector_parameters_table(det))
+    w.add_table(postrefinement_table(post))

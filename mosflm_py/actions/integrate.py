@@ -211,7 +211,7 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
                     im = plan[done]
                     writer.add(rec, [_batch_header(session, im, ref)])
                     n_records += len(rec)
-                    image_rows.append((st_img, ref))
+                    image_rows.append((st_img, ref, _agreement(rec, ref)))
                     _log_integrated(session, im, st_img, rec, ref)
                     done += 1
                     progress(session, done, len(plan), t0)
@@ -224,13 +224,41 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     rep.line("")
     rep.line(f" {n_records} reflections integrated on {len(plan)} images in {elapsed:.1f} s "
              f"({len(plan) / max(elapsed, 1e-9):.2f} images/s)")
+    _log_image_statistics(session, image_rows)
     rep.lines(END_OF_PROCESSING)
     rep.lines(mtz_written(mtz_path))
     summary = _write_summary(session, image_rows)
     if summary:
         rep.line(f" SUMMARY file written: {summary}")
-    session.results.integration = {"n_records": n_records, "images": image_rows,
+    session.results.integration = {"n_records": n_records,
+                                   "images": [(s, r) for s, r, _ in image_rows],
                                    "mtz": mtz_path, "seconds": elapsed}
+
+
+def _agreement(rec, ref) -> tuple[float, int, float]:
+    """Rsym, Nsym, SDRAT of the fully recorded reflections of one image (SUMMARY Table 1)."""
+    from mosflm_py.output.mtz_columns import hkl_to_asu
+    from mosflm_py.output.summary import symmetry_agreement
+
+    full = ~np.asarray(rec.partial, bool)
+    if full.sum() < 2:
+        return 0.0, 0, 0.0
+    hkl, _ = hkl_to_asu(np.asarray(rec.hkl)[full], ref.experiment.crystal.space_group)
+    return symmetry_agreement(hkl, np.asarray(rec.Ipr)[full], np.asarray(rec.sigIpr)[full])
+
+
+def _log_image_statistics(session: Session, image_rows) -> None:
+    """Per-image counts and <I/sigma(I)> (kept out of SUMMARY, which has MOSFLM's two tables)."""
+    rep = session.report
+    rep.line("")
+    rep.line(" Reflection counts and <I/sigma(I)> per image (profile fitted and summation, "
+             "overall and in the outer shell)")
+    rep.table(["Image", "FULL", "PART", "OVRLAP", "OVRLOAD", "BADSPOT", "IsigI_prf",
+               "IsigI_prf_out", "IsigI_sum", "IsigI_sum_out"],
+              [[s.image, s.n_full, s.n_partial, s.n_overlap, s.n_overload, s.n_bad,
+                _f0(s.isig_prf), _f0(s.isig_prf_outer), _f0(s.isig_sum),
+                _f0(s.isig_sum_outer)] for s, _, _ in image_rows],
+              ["d", "d", "d", "d", "d", "d", ".1f", ".1f", ".1f", ".1f"])
 
 
 def _log_profiles(session: Session, res) -> None:
@@ -347,44 +375,56 @@ def _mtz_meta(session: Session, exp):
 
 
 def _write_summary(session: Session, image_rows) -> str | None:
+    """SUMMARY with MOSFLM's two tables ("Refined detector parameters", "Post refinement").
+
+    Numbers wherever MOSFLM has numbers (a value that could not be determined is written 0, as
+    MOSFLM does); images that were not post-refined are left out of Table 2, as in MOSFLM.
+    """
     from mosflm_py.output.summary import (
         DetectorImageResult,
-        ImageCounts,
         PostrefImageResult,
         SummaryWriter,
         detector_parameters_table,
-        image_statistics_table,
         postrefinement_table,
     )
 
     path = session.state.files.summary
     if not path:
         return None
-    det_rows, post_rows, count_rows = [], [], []
-    for s, ref in image_rows:
+    det_rows, post_rows = [], []
+    for s, ref, (rsym, nsym, sdrat) in image_rows:
         e = ref.experiment
         d = e.detector
         cr = e.crystal
         det_rows.append(DetectorImageResult(
-            image=s.image, ccx=ref.ccx, ccy=ref.ccy, ccom=ref.ccom, dist=d.distance,
-            yscale=d.yscale, tilt=d.tilt, twist=d.twist, roff=0.0, toff=0.0,
-            resid=_f(ref.rms), wresid=_f(ref.wrms), full=s.n_full, part=s.n_partial,
-            ovrl=s.n_overload, neg=s.n_negative, bad=s.n_bad, i_sigi=_f(s.isig_prf),
-            i_sigi_outer=_f(s.isig_prf_outer)))
-        post_rows.append(PostrefImageResult(
-            image=s.image, phix=cr.missets[0], phiy=cr.missets[1], phiz=cr.missets[2],
-            cell=cr.cell, mosaic=cr.mosaic, divh=e.beam.divergence[0],
-            divv=e.beam.divergence[1], resid=_f(ref.postref_resid), nref=ref.postref_n))
-        count_rows.append(ImageCounts(
-            image=s.image, full=s.n_full, part=s.n_partial, overlap=s.n_overlap,
-            overload=s.n_overload, bad=s.n_bad, i_sigi_prf=_f(s.isig_prf),
-            i_sigi_prf_outer=_f(s.isig_prf_outer), i_sigi_sum=_f(s.isig_sum),
-            i_sigi_sum_outer=_f(s.isig_sum_outer)))
-    w = SummaryWriter(path, header="mosflm-py integration summary")
+            image=s.image, ccx=_f0(ref.ccx), ccy=_f0(ref.ccy), ccom=_f0(ref.ccom),
+            dist=d.distance, yscale=d.yscale, tilt=d.tilt, twist=d.twist, roff=0.0, toff=0.0,
+            resid=_f0(ref.rms), wresid=_f0(ref.wrms), full=s.n_full, part=s.n_partial,
+            ovrl=s.n_overload, neg=s.n_negative, bad=s.n_bad, i_sigi=_f0(s.isig_prf),
+            i_sigi_outer=_f0(s.isig_prf_outer), rsym=rsym, nsym=nsym, sdrat=sdrat))
+        if _f(ref.postref_resid) is not None and ref.postref_n > 0:
+            post_rows.append(PostrefImageResult(
+                image=s.image, phix=cr.missets[0], phiy=cr.missets[1], phiz=cr.missets[2],
+                cell=cr.cell, mosaic=cr.mosaic, divh=e.beam.divergence[0],
+                divv=e.beam.divergence[1], resid=float(ref.postref_resid),
+                nref=ref.postref_n))
+    w = SummaryWriter(path, header=_summary_header(session))
     w.add_table(detector_parameters_table(det_rows))
     w.add_table(postrefinement_table(post_rows))
-    w.add_table(image_statistics_table(count_rows))
     return str(path)
+
+
+def _summary_header(session: Session) -> str:
+    """MOSFLM's SUMMARY header: title and crystal identifier."""
+    names = session.state.names
+    ident = names.xname or names.ident or ""
+    return (f" Generate File TITLE:   {names.title or '.'}\n"
+            f" Crystal Identifier:    {ident}\n\n")
+
+
+def _f0(x: float | None) -> float:
+    """A number for SUMMARY and the log: 0 for a value that could not be determined."""
+    return 0.0 if x is None or not np.isfinite(x) else float(x)
 
 
 def _f(x: float) -> float | None:
