@@ -133,9 +133,10 @@ def runs(tmp_path_factory) -> dict:
         "postref multi segments 2 repeat 10\npostref maxresidual 5.0\n"
         f"process 1 2\ngo\nprocess {N_IMAGES - 1} {N_IMAGES}\ngo\n")
     integrate = _head(folder) + (
-        "harvest on\npname TS\nxname XT\ndname DS\nmatrix xiarefine.mat\ndistance 90.0\n"
+        "harvest on\npname TS\nxname XT\ndname DS\nucwd\nmatrix xiarefine.mat\ndistance 90.0\n"
         "mosaic 0.4\nrefinement include partials\nsymmetry 90\npostref fix all\n"
-        f"postref maxresidual 5.0\nseparation close\nprocess 1 {N_IMAGES}\ngo\n")
+        f"postref maxresidual 5.0\ngenfile {folder}/scratch/1_mosflm.gen\nseparation close\n"
+        f"process 1 {N_IMAGES}\ngo\n")
     out = {"folder": folder}
     for name, script, argv in (("index", index, []), ("cell", cell, []),
                                ("integrate", integrate,
@@ -216,13 +217,79 @@ def test_summary_file_read_by_pipeline(runs):
         assert s["detector_columns"] == want["detector_columns"]
         assert s["postref_columns"] == want["postref_columns"]
     assert sorted(s["detector"]) == list(range(1, N_IMAGES + 1))
-    for n, row in s["detector"].items():
+    for row in s["detector"].values():
         assert row["dist"] == pytest.approx(90.0, abs=0.5)
         assert row["full"] + row["part"] > 100 and row["i/sigi"] > 1
         assert 0 <= row["rsym"] < 0.5 and row["nsym"] >= 0 and row["sdrat"] >= 0
     # images post-refined during integration (none with POSTREF FIX ALL) have numbers
     for row in s["postref"].values():
         np.testing.assert_allclose([row["a"], row["b"], row["c"]], TRUE_CELL[:3], rtol=3e-3)
+
+
+def test_newmat_files_carry_the_symm_line(runs):
+    """MOSFLM's matrix file: nine lines of numbers, then ``SYMM <space group>``."""
+    from mosflm_py.geometry.matrix_file import read_matrix_file
+
+    for name, sg in (("xiaindex.mat", "P4"), ("xiarefine.mat", "P4212")):
+        lines = (runs["folder"] / name).read_text().splitlines()
+        assert len(lines) == 10 and lines[-1] == f"SYMM {sg}"
+        # read as CrystFEL does: the first nine numbers are A row by row
+        a = np.array([float(v) for v in " ".join(lines[:3]).split()]).reshape(3, 3)
+        m = read_matrix_file(runs["folder"] / name)
+        np.testing.assert_allclose(a, m.A, atol=1e-8)
+        np.testing.assert_allclose(m.cell, TRUE_CELL, rtol=5e-3)
+
+
+def test_harvest_file_as_mosflm_writes_it(runs):
+    """HARVEST ON + UCWD: <DNAME>.mosflm_run_a_b in the current folder, MOSFLM's items."""
+    path = runs["folder"] / f"DS.mosflm_run_1_{N_IMAGES}"
+    text = path.read_text()
+    lines = text.splitlines()
+    assert lines[0] == "data_TS[DS]"
+
+    def items(t: str) -> list[str]:
+        return [ln.split()[0] for ln in t.splitlines() if ln.startswith("_")]
+
+    real = REAL_LOGS / "INFL.mosflm_run_1_60"
+    if real.is_file():
+        want = [k for k in items(real.read_text()) if not k.startswith("_software.contact")]
+        assert items(text) == want
+    values = dict(t for t in (ln.split(None, 1) for ln in lines if ln.startswith("_"))
+                  if len(t) == 2)
+    assert values["_Symmetry.Int_Tables_number"].strip() == "90"
+    assert values["_Symmetry.space_group_name_H-M"].strip() == "'P4212     '"
+    np.testing.assert_allclose([float(values[f"_cell.length_{x}"]) for x in "abc"],
+                               TRUE_CELL[:3], rtol=3e-3)
+    assert float(values["_diffrn_measurement.ebi_d_res_high"]) == pytest.approx(2.2, abs=0.2)
+    loop = lines[lines.index("loop_") + 9:]
+    assert [int(t.split()[0]) for t in loop] == list(range(1, N_IMAGES + 1))
+    assert all(len(t.split()) == 8 for t in loop)
+    summary = parse_summary((runs["folder"] / "summary_90.log").read_text())
+    for t in loop:  # the same per-image numbers as SUMMARY Table 1
+        v = t.split()
+        row = summary["detector"][int(v[0])]
+        assert float(v[5]) == pytest.approx(row["rsym"], abs=1e-3) and int(v[6]) == row["nsym"]
+
+
+def test_generate_file_written(runs):
+    path = runs["folder"] / "scratch" / "1_mosflm.gen"
+    lines = path.read_text().splitlines()
+    assert lines[1].split()[1:] == "H K L BATCH M XDET YDET ROT WIDTH FRACTIONCALC".split()
+    rows = np.array([[float(v) for v in t.split()] for t in lines[2:]])
+    mtz = gemmi.read_mtz_file(str(runs["folder"] / "sim.mtz"))
+    assert rows.shape == (mtz.nreflections, 10)
+    assert set(rows[:, 3].astype(int)) == set(range(1, N_IMAGES + 1))
+    np.testing.assert_allclose(np.sort(rows[:, 7]), np.sort(mtz.column_with_label("ROT")),
+                               atol=1e-3)
+
+
+def test_coords_gives_a_clear_error(runs):
+    folder = runs["folder"]
+    script = _head(folder) + ("matrix xiarefine.mat\nsymmetry 90\nmosaic 0.4\n"
+                              "coords spots.coords\nprocess 1 1\ngo\n")
+    rc, log = _run(folder, script, ["HKLOUT", "coords.mtz"])
+    assert rc != 0 and "COORDS spots.coords" in log and "not implemented yet" in log
+    assert "Traceback" not in log and not (folder / "coords.mtz").exists()
 
 
 def test_failed_cell_refinement_says_processing_aborted(runs):

@@ -165,7 +165,10 @@ def run(session: Session, job: Job) -> None:
 
         wl = result.experiment.beam.wavelength
         cr = result.crystal
-        write_matrix_file(newmat, cr.a_matrix(wl), cr.missets, cr.U, cr.cell)
+        from mosflm_py.output.mosflm_log import space_group_short
+
+        write_matrix_file(newmat, cr.a_matrix(wl), cr.missets, cr.U, cr.cell,
+                          space_group_short(cr.space_group)[0])
         session.report.line(f" New matrix written to file {newmat}")
 
 

@@ -167,8 +167,10 @@ def _write_newmat(session: Session, res, first: int) -> None:
 
     exp = experiment_for_image(session, first, res.experiment.crystal)
     cr = res.experiment.crystal
+    from mosflm_py.output.mosflm_log import space_group_short
+
     write_matrix_file(path, cr.a_matrix(exp.beam.wavelength), np.asarray(cr.missets), cr.U,
-                      cr.cell)
+                      cr.cell, space_group_short(cr.space_group)[0])
     session.report.lines([
         "", f" New orientation matrix written to (keyword NEWMAT): {path}",
         " The missetting angles in this file are the refined missets for the FIRST image",

@@ -190,16 +190,29 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     rep.line(f" Resolution {d_min:.2f} A{'' if d_max is None else f' to {d_max:.2f} A'};"
              f" RASTER {raster.nxs} {raster.nys} {raster.nc} {raster.nrx} {raster.nry};"
              f" {session.nproc} worker process(es)")
+    if st.files.coords:
+        from mosflm_py.errors import NotImplementedYet
+
+        raise NotImplementedYet(f"COORDS {st.files.coords}: writing MOSFLM's spot coordinates "
+                                "file is not implemented yet; remove COORDS (the generate file, "
+                                "GENFILE, lists the predicted positions)")
     series = session.images()
     mtz_path = _mtz_path(session, plan)
     t0 = time.perf_counter()
     image_rows = []
     n_records = 0
     done = 0
+    from contextlib import ExitStack
+
+    from mosflm_py.output.genfile import GenerateFileWriter
     from mosflm_py.output.mtz_stream import UnmergedMtzWriter
 
     try:
-        with UnmergedMtzWriter(mtz_path, _mtz_meta(session, exp)) as writer:
+        with ExitStack() as stack:
+            writer = stack.enter_context(UnmergedMtzWriter(mtz_path, _mtz_meta(session, exp)))
+            gen = (stack.enter_context(GenerateFileWriter(st.files.genfile,
+                                                          st.names.title or ""))
+                   if st.files.genfile else None)
             for res in run_blocks(jobs, _source(series), session.nproc):
                 for w in res.warnings:
                     rep.warning(w)
@@ -210,6 +223,8 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
                 for st_img, ref, rec in zip(res.stats, res.refinement, res.records):
                     im = plan[done]
                     writer.add(rec, [_batch_header(session, im, ref)])
+                    if gen is not None:
+                        gen.add(rec)
                     n_records += len(rec)
                     image_rows.append((st_img, ref, _agreement(rec, ref)))
                     _log_integrated(session, im, st_img, rec, ref)
@@ -226,13 +241,50 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
              f"({len(plan) / max(elapsed, 1e-9):.2f} images/s)")
     _log_image_statistics(session, image_rows)
     rep.lines(END_OF_PROCESSING)
-    rep.lines(mtz_written(mtz_path))
+    import gemmi
+
+    mtz = gemmi.read_mtz_file(str(mtz_path))
+    rep.lines(mtz_written(mtz_path, mtz))
+    if st.files.genfile:
+        rep.line(f" Generate file written: {st.files.genfile}")
+    if st.files.harvest:
+        _write_harvest(session, plan, image_rows, mtz)
     summary = _write_summary(session, image_rows)
     if summary:
         rep.line(f" SUMMARY file written: {summary}")
     session.results.integration = {"n_records": n_records,
                                    "images": [(s, r) for s, r, _ in image_rows],
                                    "mtz": mtz_path, "seconds": elapsed}
+
+
+def _write_harvest(session: Session, plan, image_rows, mtz) -> None:
+    """HARVEST ON: the CCP4 harvest file of this run (:mod:`mosflm_py.output.harvest`)."""
+    from mosflm_py import __version__
+    from mosflm_py.output.harvest import HarvestImage, HarvestRun, harvest_path, write_harvest
+    from mosflm_py.output.mosflm_log import space_group_short
+
+    st = session.state
+    names = st.names
+    pname, dname = names.pname or "Unspecified", names.dname or "Unspecified"
+    first, last = plan[0].number, plan[-1].number
+    exp = image_rows[-1][1].experiment if image_rows else None
+    if exp is None:
+        return
+    g = session.geometry(first)
+    sg_name, sg_num = space_group_short(exp.crystal.space_group)
+    images = [HarvestImage(s.image, _f0(ref.rms), _f0(ref.wrms), _f0(s.isig_prf),
+                           _f0(s.isig_prf_outer), rsym, nsym, sdrat)
+              for s, ref, (rsym, nsym, sdrat) in image_rows]
+    run = HarvestRun(
+        pname=pname, dname=dname, first=first, last=last, cell=tuple(mtz.cell.parameters),
+        space_group_number=sg_num, space_group_name=sg_name, distance=exp.detector.distance,
+        wavelength=exp.beam.wavelength, synchrotron=g.polarisation > 0.5,
+        detector=str(g.detector_type), polarisation=float(g.polarisation),
+        mosaics=[r.experiment.crystal.mosaic for _, r, _ in image_rows],
+        divergence=tuple(exp.beam.divergence), d_high=mtz.resolution_high(),
+        d_low=mtz.resolution_low(), images=images, version=__version__)
+    path = write_harvest(harvest_path(pname, dname, first, last, bool(st.files.ucwd)), run)
+    session.report.line(f" Harvest file written: {path}")
 
 
 def _agreement(rec, ref) -> tuple[float, int, float]:

@@ -619,7 +619,7 @@ FAILURE = [" An unrecoverable error has occurred in MOSFLM", " Processing will b
 """Printed before the ``***`` message of a failed action (GO): drivers recognise these."""
 
 
-def mtz_written(path: str) -> list[str]:
+def mtz_written(path: str, mtz=None) -> list[str]:
     """The header dump MOSFLM prints after closing HKLOUT (read back from the file).
 
     xia2 takes the file name as the last token of the line after `` WRITTEN OUTPUT MTZ FILE``
@@ -630,7 +630,8 @@ def mtz_written(path: str) -> list[str]:
 
     import gemmi
 
-    mtz = gemmi.read_mtz_file(str(path))
+    if mtz is None:
+        mtz = gemmi.read_mtz_file(str(path))
     name = os.path.basename(str(path))
     ds = [d for d in mtz.datasets if d.id > 0]
     out = [

@@ -184,8 +184,8 @@ def symmetry_agreement(hkl_asu, intensity, sigma) -> tuple[float, int, float]:
         return 0.0, 0, 0.0
     mean = np.bincount(inv, weights=i) / counts
     dev = i - mean[inv]
-    denom = float(np.sum(np.abs(i[multi])))
-    rsym = float(np.sum(np.abs(dev[multi])) / denom) if denom > 0 else 0.0
+    denom = float(np.sum(i[multi]))  # signed, as MOSFLM (weak images give Rsym < 0)
+    rsym = float(np.sum(np.abs(dev[multi])) / denom) if denom != 0 else 0.0
     z = dev[multi] / sd[multi] * np.sqrt(n[multi] / (n[multi] - 1.0))
     return rsym, int(multi.sum()), float(np.sqrt(np.mean(z * z)))
 
