@@ -207,6 +207,7 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     from mosflm_py.output.genfile import GenerateFileWriter
     from mosflm_py.output.mtz_stream import UnmergedMtzWriter
 
+    progress(session, 0, len(plan), t0)
     try:
         with ExitStack() as stack:
             writer = stack.enter_context(UnmergedMtzWriter(mtz_path, _mtz_meta(session, exp)))
@@ -233,6 +234,8 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     except KeyboardInterrupt:
         raise IntegrationError("PROCESS interrupted: no MTZ file was written (any earlier file "
                                "is untouched).") from None
+    finally:
+        rep.progress(len(plan), len(plan), 0.0)  # take the bar off the terminal
     elapsed = time.perf_counter() - t0
     from mosflm_py.output.mosflm_log import END_OF_PROCESSING, mtz_written
 
