@@ -39,8 +39,9 @@ class GenerateFileWriter:
         self.path = Path(path)
         if self.path.parent != Path(""):
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp",
-                                         dir=self.path.parent or ".")
+        fd, self._tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent or "."
+        )
         self._fh = os.fdopen(fd, "w")
         self._fh.write(f"# mosflm-py generate file: {title}\n# {self.COLUMNS}\n")
         self.n = 0
@@ -48,12 +49,22 @@ class GenerateFileWriter:
     def add(self, records) -> None:
         """Append the parts of one image (an :class:`~mosflm_py.output.mtz.MtzRecords`)."""
         hkl = np.asarray(records.hkl, int).reshape(-1, 3)
-        cols = (hkl[:, 0], hkl[:, 1], hkl[:, 2], np.asarray(records.batch, int),
-                np.asarray(records.partial, int), records.xdet, records.ydet, records.rot,
-                records.width, records.fraction)
+        cols = (
+            hkl[:, 0],
+            hkl[:, 1],
+            hkl[:, 2],
+            np.asarray(records.batch, int),
+            np.asarray(records.partial, int),
+            records.xdet,
+            records.ydet,
+            records.rot,
+            records.width,
+            records.fraction,
+        )
         for h, k, l_, b, m, x, y, r, w, f in zip(*cols):
-            self._fh.write(f"{h:4d}{k:4d}{l_:4d}{b:6d}{m:2d}{x:9.2f}{y:9.2f}{r:9.3f}{w:7.3f}"
-                           f"{f:7.3f}\n")
+            self._fh.write(
+                f"{h:4d}{k:4d}{l_:4d}{b:6d}{m:2d}{x:9.2f}{y:9.2f}{r:9.3f}{w:7.3f}{f:7.3f}\n"
+            )
         self.n += len(hkl)
 
     def close(self, keep: bool = True) -> None:

@@ -145,9 +145,11 @@ def format_harvest(run: HarvestRun) -> str:
         "_ebi_diffrn_images.agreement_ratio_symm_Int_to_esd",
     ]
     for im in run.images:
-        lines.append(f"{im.image:6d}{im.rms_residual:8.3f}{im.weighted_residual:11.1f}"
-                     f"{im.i_sigma:9.1f}{im.i_sigma_outer:9.1f}{im.rsym:10.3f}{im.nsym:7d}"
-                     f"{im.sdrat:8.1f}")
+        lines.append(
+            f"{im.image:6d}{im.rms_residual:8.3f}{im.weighted_residual:11.1f}"
+            f"{im.i_sigma:9.1f}{im.i_sigma_outer:9.1f}{im.rsym:10.3f}{im.nsym:7d}"
+            f"{im.sdrat:8.1f}"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -624,15 +624,14 @@ def mtz_written(path: str, mtz=None) -> list[str]:
 
     xia2 takes the file name as the last token of the line after `` WRITTEN OUTPUT MTZ FILE``
     and the reflection count as the last token of ``Number of Reflections``.  The logical name
-    is the file name, as in the 6.2.6 log.
+    is the file name as given, as in the 6.2.6 log.
     """
-    import os
 
     import gemmi
 
     if mtz is None:
         mtz = gemmi.read_mtz_file(str(path))
-    name = os.path.basename(str(path))
+    name = str(path)  # as given (HKLOUT), so a driver finds it relative to its own folder
     ds = [d for d in mtz.datasets if d.id > 0]
     out = [
         "",
