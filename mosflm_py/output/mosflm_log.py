@@ -283,8 +283,11 @@ def spot_search_summary(
     def n(*keys):
         return sum(int(rejected.get(k, 0)) for k in keys)
 
+    # as MOSFLM: the spots found are those stored plus those rejected for the reasons listed
+    # (``n_found`` is kept for the signature: regions below MINPIX are not counted as spots)
+    listed = n("too_small_x", "too_small_y", "too_large_x", "too_large_y", "too_close")
     out = [
-        f"  Total number of spots found: {n_found}",
+        f"  Total number of spots found: {n_ok + listed}",
         f"  Number rejected as too small on X: {n('too_small_x'):3d}",
         f"  Number rejected as too small on Y: {n('too_small_y'):3d}",
         f"  Number rejected as too big on X: {n('too_large_x'):3d}",
