@@ -488,3 +488,14 @@ def test_mtz_header_fields_as_real_mosflm_files(runs):
     # partials are written as parts with MOSFLM's MPART = 100 Npart + Ipart
     mpart = np.array(ours.column_with_label("MPART"), int)
     assert (mpart >= 201).any()
+
+
+def test_reflections_without_profile_fit_keep_summation_values():
+    """No NaN IPR in the MTZ (as in the real MOSFLM files): the summation value is used."""
+    from mosflm_py.processing.records import _fitted_or_summed
+
+    ipr = np.array([10.0, np.nan, 30.0])
+    sipr = np.array([1.0, np.nan, 3.0])
+    isum, ssum = np.array([11.0, 21.0, 29.0]), np.array([1.5, 2.5, 3.5])
+    np.testing.assert_array_equal(_fitted_or_summed(ipr, isum), [10.0, 21.0, 30.0])
+    np.testing.assert_array_equal(_fitted_or_summed(sipr, ssum, ipr), [1.0, 2.5, 3.0])
