@@ -54,7 +54,8 @@ def parse_index(lines: list[str]) -> dict:
         if "unrefined" in text:
             continue
         tok = text.split()
-        refined[k] = {"penalty": float(tok[1]), "rms": float(tok[2]), "frc": float(tok[3]),
+        # xia2's AutoindexHelpers.index_solution: int(tokens[1]) (penalty), floats after
+        refined[k] = {"penalty": int(tok[1]), "rms": float(tok[2]), "frc": float(tok[3]),
                       "lattice": tok[4], "cell": tuple(map(float, tok[5:11]))}
     out["refined"] = refined
     return out

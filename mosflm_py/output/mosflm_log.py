@@ -490,7 +490,7 @@ def resolution_analysis(
             _stat_row(" Number   ", num, "7d"),
             _stat_row("  <I>     ", mi, "7.0f"),
             _stat_row("  <sigma> ", ms, "7.0f"),
-            _stat_row("  <I/sigma>", mr, "6.1f").replace("  <I/sigma>", "  <I/sigma>", 1),
+            _stat_row("  <I/sigma>", mr, "6.1f"),
         ]
 
     full = np.asarray(full, bool)
