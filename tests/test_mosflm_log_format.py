@@ -184,6 +184,9 @@ def test_cell_refinement_log_read_by_pipeline(runs):
     assert c["yscale"] == pytest.approx(1.0, abs=0.01)
     assert c["mosaic"] >= 0.0
     np.testing.assert_allclose(c["beam"], (33.1, 31.7), atol=0.1)
+    # what xia2 passes on to integration (RASTER and SEPARATION keywords)
+    assert len(c["raster"].split()) == 5 and int(c["raster"].split()[0]) % 2 == 1
+    assert len(c["separation"]) == 2 and min(c["separation"]) > 0
 
 
 def test_integration_log_read_by_pipeline(runs):

@@ -73,6 +73,12 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
     pr = session.state.postref
     pp = postref_params(session)
     rp = detector_refinement_params(session)
+    if session.state.integration.raster is None:
+        # as MOSFLM: the measurement box (RASTER) and SEPARATION from the spot size on the
+        # first image, reported with the refinement ("Final optimised raster parameters")
+        from mosflm_py.actions.integrate import choose_raster
+
+        choose_raster(session, exp, first)
     measure = make_measure_fn(series.frame, phi_of, MeasureParams(d_min=d_min, d_max=d_max))
     if d_min > 3.5:
         rep.warning(f"The data extend only to {d_min:.2f} A: the cell from post-refinement may be "
