@@ -319,7 +319,10 @@ class Session:
                 func = _resolve_handler(job.keyword, job.handler)
                 func(self, job)
             except MosflmError as err:
+                from mosflm_py.output.mosflm_log import FAILURE
+
                 self.failures += 1
+                self.report.lines(FAILURE)  # MOSFLM's words, which drivers look for
                 self.report.error(str(err))
                 if rest := jobs[k + 1:]:
                     names = ", ".join(j.keyword for j in rest)

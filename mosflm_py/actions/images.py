@@ -134,6 +134,7 @@ def describe_series(session: Session, series: Any) -> None:
         rep.line(f" Number of images {len(nums)}, image numbers {rng}")
         header = series.header(nums[0])
         rep.lines(header.describe())
+        _header_values(session, header)
         for w in [*(getattr(series, "warnings", ()) or ()),
                   *(getattr(header, "warnings", ()) or ())]:
             session.report.warning(w)
@@ -224,6 +225,17 @@ def on_image(session: Session, record: Record) -> None:
     session.report.line(f" Image {n}: {series.path(n)}")
     g = effective_geometry(session, n, header=header)
     session.report.line(f"   Phi {g.phi_start:.3f} to {g.phi_end:.3f} deg")
+
+
+def _header_values(session: Session, header: Any) -> None:
+    """MOSFLM's "... taken from image header" lines (drivers read the distance from them)."""
+    from mosflm_py.output.mosflm_log import image_header_values
+
+    vals = (getattr(header, "distance", None), getattr(header, "wavelength", None),
+            getattr(header, "pixel_slow", None))
+    if all(v is not None and v > 0 for v in vals):
+        session.report.line()
+        session.report.lines(image_header_values(*(float(v) for v in vals)))
 
 
 def header(session: Session, record: Record) -> None:
