@@ -110,8 +110,10 @@ def estimate_max_cell(rlp: np.ndarray, image: np.ndarray | None = None) -> float
     the beam is invisible on a narrow image).  So each image (with at least 8 spots) gives its
     own estimate, 1.5 / (5th percentile of the nearest-neighbour separations), and the largest
     of them is used (MOSFLM estimates it from the minimum spot separation).  Images with fewer
-    than 8 spots are pooled, still counting only neighbours on the same image.  Clipped to
-    10..1000 Angstrom; 100 when nothing can be measured.
+    than 8 spots (sparse small-molecule images) are pooled: the spots are 3D spots (a reflection
+    recorded on consecutive images is one spot, :mod:`mosflm_py.actions.indexspots`), so any
+    two are different reflections.  Clipped to 10..1000 Angstrom; 100 when nothing can be
+    measured.
     """
     rlp = np.asarray(rlp, dtype=float)
     groups = [np.ones(len(rlp), bool)]
@@ -122,16 +124,8 @@ def estimate_max_cell(rlp: np.ndarray, image: np.ndarray | None = None) -> float
         pts = rlp[g]
         if len(pts) < 2:
             continue
-        k = min(len(pts), 12)
-        d, j = cKDTree(pts).query(pts, k=k)
-        d, j = d.reshape(len(pts), k)[:, 1:], j.reshape(len(pts), k)[:, 1:]
-        if image is not None:
-            # pooled images (too few spots per image): a neighbour on another image may be the
-            # same reflection recorded again on a fine-sliced sweep (L-cysteine: over up to 10
-            # images of 0.1 deg), not a lattice neighbour: use neighbours on the same image
-            img = np.asarray(image)[g]
-            d = np.where(img[j] != img[:, None], np.inf, d)
-        s = d.min(axis=1)
+        d, _ = cKDTree(pts).query(pts, k=2)
+        s = d.reshape(len(pts), 2)[:, 1]
         s = s[np.isfinite(s) & (s > 1e-6)]
         if len(s):
             estimates.append(1.5 / np.percentile(s, 5))

@@ -49,6 +49,10 @@ class DetectorSpots:
         Intensity and its standard deviation.
     image : ndarray of int
         Image number of each spot.
+    xy_sigma : ndarray or None
+        Uncertainty (mm) of each spot position; None: :data:`SIGMA_XY` for all.  Larger for
+        a spot cut by the start or end of the images searched, whose centroid is that of part
+        of its rocking curve only.
     """
 
     x_mm: np.ndarray
@@ -58,6 +62,7 @@ class DetectorSpots:
     intensity: np.ndarray
     sigma: np.ndarray
     image: np.ndarray
+    xy_sigma: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x_mm)
@@ -65,7 +70,12 @@ class DetectorSpots:
     def select(self, mask: np.ndarray) -> DetectorSpots:
         """Subset of the spots."""
         fields = self.__dataclass_fields__
-        return DetectorSpots(*(np.asarray(getattr(self, f))[mask] for f in fields))
+        return DetectorSpots(
+            *(
+                None if getattr(self, f) is None else np.asarray(getattr(self, f))[mask]
+                for f in fields
+            )
+        )
 
 
 def _bounds(x: np.ndarray, n_cell: int, bravais: str, n_par: int):
@@ -130,6 +140,11 @@ def refine_detector(
     u0 = u_from_ub(ub0, cell0)
     p0 = cell_to_params(cell0, bravais)
     rot_mask = spots.phi_width > 0
+    sig_xy = (
+        np.full(len(spots), SIGMA_XY)
+        if spots.xy_sigma is None
+        else np.maximum(np.asarray(spots.xy_sigma, float), 1e-3)
+    )
     sig_phi = np.maximum(0.5 * spots.phi_width, SIGMA_PHI_MIN)
     n_geo = 2 + (1 if refine_distance else 0)
     x = np.concatenate([np.zeros(3), p0, np.zeros(n_geo)])
@@ -165,8 +180,8 @@ def refine_detector(
 
     def residuals(exp: Experiment, hkl: np.ndarray, sel: np.ndarray) -> np.ndarray:
         xc, yc, pc = predict(exp, hkl, sel)
-        rx = (spots.x_mm[sel] - xc) / SIGMA_XY
-        ry = (spots.y_mm[sel] - yc) / SIGMA_XY
+        rx = (spots.x_mm[sel] - xc) / sig_xy[sel]
+        ry = (spots.y_mm[sel] - yc) / sig_xy[sel]
         rp = np.where(rot_mask[sel], (spots.phi[sel] - pc) / sig_phi[sel], 0.0)
         out = np.stack([rx, ry, rp], 1)
         return np.nan_to_num(out, nan=50.0, posinf=50.0, neginf=50.0)

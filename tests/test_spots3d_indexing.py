@@ -1,0 +1,71 @@
+"""3D spots for AUTOINDEX: spots joined across images, phi centroids, cut spots (issue 8.4)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mosflm_py.spotfinding import SpotList
+from mosflm_py.spotfinding.merge import link_across_images, spots_3d
+
+
+def _spots(rows):
+    """rows: (image, x_px, y_px, intensity); phi = image centre of 0.5 deg images from 0."""
+    a = np.array(rows, float)
+    n = len(a)
+    img = a[:, 0].astype(np.int32)
+    return SpotList(
+        x_mm=a[:, 1] * 0.1,
+        y_mm=a[:, 2] * 0.1,
+        x_px=a[:, 1],
+        y_px=a[:, 2],
+        intensity=a[:, 3],
+        sigma=np.sqrt(a[:, 3]),
+        size_x=np.full(n, 3, np.int32),
+        size_y=np.full(n, 3, np.int32),
+        n_pixels=np.full(n, 9, np.int32),
+        peak=a[:, 3],
+        background=np.zeros(n),
+        d_spacing=np.full(n, 2.0),
+        flags=np.zeros(n, np.int32),
+        image=img,
+        phi=(img - 1) * 0.5 + 0.25,
+    )
+
+
+def test_phi_centroid_is_the_intensity_weighted_mean_and_complete_spots_are_flagged():
+    s = _spots(
+        [
+            (4, 100, 100, 10),
+            (5, 100.5, 100, 30),
+            (6, 101, 100.2, 60),  # one spot on 4-6
+            (5, 300, 300, 100),  # one spot on image 5 only
+            (2, 500, 500, 80),
+            (3, 500, 500.4, 20),  # starts on image 2
+        ]
+    )
+    s3 = spots_3d(s, searched={2, 3, 4, 5, 6, 7})
+    assert len(s3) == 3
+    k = int(np.argmin(np.abs(s3.spots.x_px - 100.6)))
+    expect = (10 * 1.75 + 30 * 2.25 + 60 * 2.75) / 100
+    assert abs(s3.spots.phi[k] - expect) < 1e-9
+    assert (s3.first_image[k], s3.last_image[k]) == (4, 6) and s3.complete[k]
+    one = int(np.argmin(np.abs(s3.spots.x_px - 300)))
+    assert s3.complete[one] and s3.spots.phi[one] == 2.25
+    # image 1 was not searched and the part on image 2 is 80 % of the spot: cut, phi biased
+    cut = int(np.argmin(np.abs(s3.spots.x_px - 500)))
+    assert not s3.complete[cut]
+
+
+def test_weak_first_part_closes_a_spot_at_the_start_of_the_images():
+    s = _spots([(1, 50, 50, 5), (2, 50, 50, 200), (3, 50, 50, 100)])
+    s3 = spots_3d(s, searched={1, 2, 3, 4})
+    assert len(s3) == 1 and s3.complete[0]  # 5 / 305 < 10 % on image 1 (nothing before it)
+
+
+def test_chain_skips_one_searched_image_without_the_spot_but_not_an_unsearched_one():
+    s = _spots([(1, 10, 10, 50), (3, 10.5, 10, 50)])
+    assert len(set(link_across_images(s, searched={1, 2, 3}))) == 1
+    assert len(set(link_across_images(s, searched={1, 3}))) == 2
+    # a spot on the image in between belongs to the chain instead
+    s2 = _spots([(1, 10, 10, 50), (2, 10.2, 10, 50), (3, 10.5, 10, 50)])
+    assert len(set(link_across_images(s2))) == 1
