@@ -64,12 +64,19 @@ def _phi_of(
     return (a + (m - n) * w, b + (m - n) * w)
 
 
-def _width(session: Session, m: int, phis: dict[int, tuple[float, float]]) -> float:
+def _phi_range(
+    session: Session, m: int, phis: dict[int, tuple[float, float]]
+) -> tuple[float, float]:
     ph = _phi_of(session, m, phis)
     if ph is not None:
-        return abs(ph[1] - ph[0])
+        return ph
     g = session.geometry(m)
-    return abs(g.phi_end - g.phi_start)
+    return g.phi_start, g.phi_end
+
+
+def _width(session: Session, m: int, phis: dict[int, tuple[float, float]]) -> float:
+    a, b = _phi_range(session, m, phis)
+    return abs(b - a)
 
 
 def indexing_spots(
@@ -180,7 +187,23 @@ def indexing_spots(
     # φ uncertainty: complete spots w/sqrt(12) (centroid within an image at worst); cut
     # spots their whole extent (DetectorSpots.phi_width is twice the φ sigma used)
     extent = (last - first + 1) * w
-    phi_sigma = np.where(complete, w / np.sqrt(12.0), extent)
+    # φ: the centroid of a complete spot is known to ~w/sqrt(12) (within an image at worst).
+    # For a cut spot the observed centroid is a bound: the unseen part of its rocking curve
+    # lies before the first image searched (or after the last), by an unknown amount, likely
+    # no more than its observed extent (or MAX_EXTEND_DEG); the refinement is given that
+    # interval (DetectorSpots.phi_min / phi_max) and a φ uncertainty of that much beyond it.
+    lo_cut = ~s3.lo_closed[sel]
+    hi_cut = ~s3.hi_closed[sel]
+    unseen = np.minimum(extent, MAX_EXTEND_DEG)
+    phi_sigma = np.where(lo_cut | hi_cut, np.maximum(unseen, w / np.sqrt(12.0)), w / np.sqrt(12.0))
+    ends = np.array(
+        [
+            _phi_range(session, int(f), phis) + _phi_range(session, int(la), phis)
+            for f, la in zip(first, last)
+        ]
+    )
+    phi_min = np.where(lo_cut, ends.min(axis=1) - unseen, merged.phi)
+    phi_max = np.where(hi_cut, ends.max(axis=1) + unseen, merged.phi)
     # position of a cut spot: the centroid of part of its rocking curve; the spot moves on the
     # detector while it crosses the Ewald sphere (measured along the chain, mm per image), so
     # its centroid may be off by that motion over about half its observed extent
@@ -196,6 +219,8 @@ def indexing_spots(
         merged.sigma,
         label.astype(int),
         xy_sigma,
+        phi_min,
+        phi_max,
     )
     n_multi = int(np.sum(last > first))
     notes.append(

@@ -73,6 +73,9 @@ class ImageHeader:
         Detector swing angle about the spindle (deg).
     gain : float or None
         ADU per photon.
+    pedestal : float or None
+        Constant added to every pixel by the detector electronics (ADU; SMV
+        ``IMAGE_PEDESTAL``); subtracted as MOSFLM's ADCOFFSET unless that is given.
     overload : float or None
         Saturation value (counts); pixels at or above it are overloaded.
     nullpix : float or None
@@ -107,6 +110,7 @@ class ImageHeader:
     phi_end: float | None = None
     two_theta: float | None = None
     gain: float | None = None
+    pedestal: float | None = None
     overload: float | None = None
     nullpix: float | None = None
     detector_omega: float | None = None

@@ -182,6 +182,8 @@ class Spots3D:
         first or last image searched (e.g. the start or end of the sweep).
     labels : ndarray of int
         Group label of each input spot (index into the merged arrays).
+    lo_closed, hi_closed : ndarray of bool
+        The start (end) of the rocking curve was seen; ``complete`` is both.
     """
 
     spots: SpotList
@@ -189,6 +191,8 @@ class Spots3D:
     last_image: np.ndarray
     complete: np.ndarray
     labels: np.ndarray
+    lo_closed: np.ndarray
+    hi_closed: np.ndarray
 
     def __len__(self) -> int:
         return len(self.spots)
@@ -235,5 +239,11 @@ def spots_3d(
     complete = lo_closed & hi_closed
     merged = merge_groups(spots, labels) if m else SpotList()
     return Spots3D(
-        spots=merged, first_image=first, last_image=last, complete=complete, labels=labels
+        spots=merged,
+        first_image=first,
+        last_image=last,
+        complete=complete,
+        labels=labels,
+        lo_closed=lo_closed,
+        hi_closed=hi_closed,
     )
