@@ -24,6 +24,8 @@ SETS = {
     # set: (template, last image, lattice of the truth)
     "dev_p1_smallcell": ("p1small_1_#####.cbf.gz", 30, "aP"),
     "dev_c2221_fine_weak": ("c2221_1_#####.cbf.gz", 60, "oC"),
+    "dev_p21_highmosaic_ccd": ("p21ccd_1_###.img.gz", 30, "mP"),  # needs the header pedestal
+    "dev_hex_twotheta": ("hex2t_1_#####.cbf.gz", 40, "hP"),  # swung detector, 2theta = 15
 }
 
 

@@ -69,3 +69,27 @@ def test_chain_skips_one_searched_image_without_the_spot_but_not_an_unsearched_o
     # a spot on the image in between belongs to the chain instead
     s2 = _spots([(1, 10, 10, 50), (2, 10.2, 10, 50), (3, 10.5, 10, 50)])
     assert len(set(link_across_images(s2))) == 1
+
+
+def test_sparse_random_spots_fail_honestly_never_a_nonsense_cell():
+    """15 spots on each of 3 images that are not from a lattice: AUTOINDEX says it cannot
+    index them (IndexingError), it does not return a cell (issue 9.2)."""
+    import pytest
+
+    from mosflm_py.errors import IndexingError
+    from mosflm_py.geometry.beam import Beam
+    from mosflm_py.geometry.detector import Detector
+    from mosflm_py.geometry.experiment import Experiment
+    from mosflm_py.indexing.autoindex import autoindex
+    from mosflm_py.indexing.detector_refine import DetectorSpots
+
+    rng = np.random.default_rng(5)
+    exp = Experiment(Beam(0.7), Detector(60.0, 50.0, 50.0, 0.1, 0.1, 1000, 1000))
+    n = 45
+    x = rng.uniform(5, 95, n)
+    y = rng.uniform(5, 95, n)
+    img = np.repeat([1, 7, 15], 15)
+    phi = (img - 0.5) * 0.1
+    spots = DetectorSpots(x, y, phi, np.full(n, 0.1), np.full(n, 1e4), np.full(n, 100.0), img)
+    with pytest.raises(IndexingError, match="Autoindexing failed"):
+        autoindex(spots, exp)

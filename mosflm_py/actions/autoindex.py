@@ -139,6 +139,12 @@ def run(session: Session, job: Job) -> None:
         session.report.line(f" New matrix written to file {newmat}")
 
 
+def _num(v: float, width: int, decimals: int) -> str:
+    """A number for the solutions table; '-' (right-aligned) when it is not known (NaN)."""
+    v = float(v)
+    return f"{v:{width}.{decimals}f}" if np.isfinite(v) else f"{'-':>{width}}"
+
+
 def _fmt_cell(cell) -> str:
     return " ".join(f"{v:7.2f}" for v in cell[:3]) + " " + " ".join(f"{v:6.1f}" for v in cell[3:])
 
@@ -160,13 +166,14 @@ def report(session: Session, res: IndexingResult, spot_lists: dict) -> None:
     for row in res.table:
         mark = "*" if row is res.solution else " "
         if row.refined:
-            sd = f"{row.sdcell:6.2f} {row.fracn:5.3f}"
-            extra = f"{row.sigma_xy:8.3f} {row.sigma_phi:8.3f} {row.n_indexed:4d}"
+            sd = f"{_num(row.sdcell, 6, 2)} {_num(row.fracn, 5, 3)}"
+            extra = (f"{_num(row.sigma_xy, 8, 3)} {_num(row.sigma_phi, 8, 3)} "
+                     f"{row.n_indexed:4d}")
         else:
             sd = "unrefined   "
             extra = " " * 22
         groups = ",".join(row.space_groups[:6])
-        out.line(f"{mark}{row.number:2d} {row.penalty:6.0f} {sd} {row.lattice:>4} "
+        out.line(f"{mark}{row.number:2d} {_num(row.penalty, 6, 0)} {sd} {row.lattice:>4} "
                  f"{_fmt_cell(row.cell)} {extra}  {groups}")
     sol = res.solution
     out.line("")

@@ -19,12 +19,19 @@ from mosflm_py.errors import IndexingError
 from mosflm_py.geometry.crystal import Crystal
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.reciprocal import spots_to_rlp
+from mosflm_py.indexing.cellparams import cell_to_params
 from mosflm_py.indexing.characters import space_groups_for_lattice
 from mosflm_py.indexing.detector_refine import DetectorSpots, refine_detector
 from mosflm_py.indexing.dps import find_basis, fit_basis
 from mosflm_py.indexing.niggli import cell_from_basis, niggli_reduce
 from mosflm_py.indexing.rlp_index import character_rows, conventional_ub
 from mosflm_py.indexing.solutions import IndexingParams, SolutionRow, choose_solution
+
+MAX_SIGMA_XY = 1.0
+"""mm: a solution fitting the spots worse than this (rms) is not a lattice, whatever its cell."""
+MIN_INDEXED = 10
+"""A solution must index at least this many spots (and as many as it has free parameters;
+each spot gives three observations, X, Y and phi)."""
 
 ADVICE = (
     "Check the direct beam position (it should be correct to better than half the minimum spot "
@@ -340,6 +347,18 @@ def autoindex(
     crystal = Crystal.from_ub(sol.ub, space_group=_space_group_name(sg))
     det = experiment.detector.replace(beam_x=sol.beam[0], beam_y=sol.beam[1], distance=sol.distance)
     exp_out = experiment.replace(detector=det, crystal=crystal)
+    n_free = 3 + len(cell_to_params(sol.cell, sol.lattice)) + 2
+    if not np.isfinite(sol.sigma_xy) or sol.sigma_xy > MAX_SIGMA_XY or (
+        sol.n_indexed < max(MIN_INDEXED, n_free)
+    ):
+        sd = f"{sol.sigma_xy:.2f} mm" if np.isfinite(sol.sigma_xy) else "no residual"
+        raise IndexingError(
+            f"Autoindexing failed: the best solution ({sol.lattice} "
+            f"{' '.join(f'{v:.2f}' for v in sol.cell)}) fits only {sol.n_indexed} of "
+            f"{int(mask.sum())} spots (rms {sd}): too few spots or too poor a fit to trust it "
+            f"(at least {max(MIN_INDEXED, n_free)} spots within {MAX_SIGMA_XY:g} mm "
+            f"needed). Use more images (sparse images: give every image of the sweep). {ADVICE}"
+        )
     if sol.sigma_xy > 0.5:
         warnings.append(
             f"The rms positional residual ({sol.sigma_xy:.2f} mm) is large: the solution may be "
