@@ -186,6 +186,19 @@ def read_cbf_header(path: str) -> ImageHeader:
         warnings.extend(geom.warnings)
         raw["imgcif_scan_axis"] = str(geom.scan_axis)
         raw["imgcif_rotation_axis"] = " ".join(f"{v:.6f}" for v in geom.rotation_axis_cif)
+        raw["goniometer"] = ", ".join(
+            f"{name} {angle:.2f}" + (" (scan)" if name == geom.scan_axis else "")
+            for name, angle in geom.goniometer
+        )
+        raw["scan_axis"] = str(geom.scan_axis)
+    else:
+        gon = [(k, _first_float(pil.get(k))) for k in ("Omega", "Chi", "Kappa", "Phi")]
+        gon = [(k, v) for k, v in gon if v is not None]
+        scan = osc_axis.split(",")[0].strip() or None
+        if gon:
+            raw["goniometer"] = ", ".join(f"{k.upper()} {v:.2f}" for k, v in gon)
+        if scan:
+            raw["scan_axis"] = scan
     phi_end, reverse = _phi_range(phi_start, width)
     if exposure is None:
         exposure = None
