@@ -148,3 +148,25 @@ def test_pixel_array_minpix_default_and_user_override(simulated):
     s.run_lines([f"DIRECTORY {out}", "TEMPLATE sim_#####.cbf", "FINDSPOTS MINPIX 5",
                  f"AUTOINDEX IMAGE {images[0]}", "GO"])
     assert s.state.spotfind.minpix == 5
+
+
+def test_autoindex_still_made_from_a_rotation_image(tmp_path):
+    """A still (issue 9.3): one simulated 0.02 deg image of the tP case rewritten with a zero
+    oscillation width in its header indexes as a still (no phi residual) with the right
+    lattice and every cell edge within 0.5 %."""
+    import re
+
+    p = case_params("tP", osc_width=0.02, mosaic=0.3)
+    simulate_dataset(p, tmp_path, fmt="cbf")
+    f = tmp_path / "sim_00001.cbf"
+    raw = f.read_bytes()
+    m = re.search(rb"# Angle_increment ([0-9.]+)", raw)
+    assert m is not None
+    zero = b"0." + b"0" * (len(m.group(1)) - 2)  # same length: the binary part stays put
+    f.write_bytes(raw.replace(m.group(0), b"# Angle_increment " + zero))
+    res, log = index_images(tmp_path, [1])
+    assert res is not None, log[-2000:]
+    assert res.solution.lattice == "tP"
+    np.testing.assert_allclose(res.crystal.cell[:3], p.cell[:3], rtol=0.005)
+    assert not np.isfinite(res.sigma_phi)  # indexed as a still
+    assert "nan" not in log.split("DPS Indexing using")[1]
