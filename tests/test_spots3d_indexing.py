@@ -93,3 +93,55 @@ def test_sparse_random_spots_fail_honestly_never_a_nonsense_cell():
     spots = DetectorSpots(x, y, phi, np.full(n, 0.1), np.full(n, 1e4), np.full(n, 100.0), img)
     with pytest.raises(IndexingError, match="Autoindexing failed"):
         autoindex(spots, exp)
+
+
+def _predicted_spots(experiment, phis, width):
+    """Spot list of the reflections predicted on images of ``width`` deg centred on ``phis``."""
+    from mosflm_py.geometry.prediction import predict
+
+    parts = []
+    for k, ph in enumerate(phis):
+        p = predict(experiment, ph - width / 2, ph + width / 2, d_min=2.2)
+        inside = np.abs(p.phi - ph) <= width / 2
+        parts.append((p.x_mm[inside], p.y_mm[inside], p.phi[inside], np.full(inside.sum(), k)))
+    return [np.concatenate(v) for v in zip(*parts)]
+
+
+def test_second_lattice_is_found_and_reported_with_its_rotation():
+    """Two P3 crystals (91.3 91.3 45.9) 23.2 deg apart on the same two images: AUTOINDEX keeps
+    the first (hP, right cell) and finds the second among the spots left unindexed, with its
+    rotation relative to the first (issue 9.5); one crystal alone gives no second lattice."""
+    from mosflm_py.geometry.beam import Beam
+    from mosflm_py.geometry.crystal import Crystal
+    from mosflm_py.geometry.detector import Detector
+    from mosflm_py.geometry.experiment import Experiment
+    from mosflm_py.geometry.rotation import rot_axis
+    from mosflm_py.indexing.autoindex import autoindex
+    from mosflm_py.indexing.detector_refine import DetectorSpots
+    from mosflm_py.simulate.crystal import random_rotation
+
+    cell = (91.34, 91.34, 45.91, 90.0, 90.0, 120.0)
+    u1 = random_rotation(3)
+    u2 = rot_axis(np.array([0.3, -0.5, 0.81]) / np.linalg.norm([0.3, -0.5, 0.81]), 23.2) @ u1
+    exp = Experiment(Beam(0.98), Detector(250.0, 150.0, 155.0, 0.172, 0.172, 1800, 1800))
+    spots = {}
+    for name, u in (("one", u1), ("two", u2)):
+        e = exp.replace(crystal=Crystal(cell=cell, U=u, space_group="P 3"))
+        x, y, phi, img = _predicted_spots(e, [0.5, 45.5], 1.0)
+        spots[name] = (x, y, np.round(phi - 0.5) + 0.5, img)  # phi: image centre
+    rng = np.random.default_rng(2)
+
+    def detector_spots(parts):
+        x, y, phi, img = (np.concatenate(v) for v in zip(*parts))
+        n = len(x)
+        return DetectorSpots(x + rng.normal(0, 0.02, n), y + rng.normal(0, 0.02, n), phi,
+                             np.full(n, 1.0), np.full(n, 1e4), np.full(n, 100.0), img)
+
+    both = autoindex(detector_spots([spots["one"], spots["two"]]), exp)
+    assert both.solution.lattice == "hP"
+    np.testing.assert_allclose(sorted(both.crystal.cell[:3]), sorted(cell[:3]), rtol=0.005)
+    sec = both.second_lattice
+    assert sec is not None and sec.lattice == "hP"
+    np.testing.assert_allclose(sorted(sec.cell[:3]), sorted(cell[:3]), rtol=0.005)
+    assert abs(sec.rotation - 23.2) < 0.5 or abs(sec.rotation - (120 - 23.2)) < 0.5
+    assert autoindex(detector_spots([spots["one"]]), exp).second_lattice is None

@@ -191,3 +191,13 @@ def report(session: Session, res: IndexingResult, spot_lists: dict) -> None:
              "{delta(XY) <= " + f"{session.state.index.sdcutoff:g} sigma}}")
     for w in res.warnings:
         out.warning(w)
+    sec = res.second_lattice
+    if sec is not None:
+        rot = f"{sec.rotation:.1f} degrees" if np.isfinite(sec.rotation) else "unknown (other cell)"
+        out.warning(
+            f"A second lattice indexes {sec.n_spots} of the {sec.n_left} spots the chosen "
+            f"solution leaves unindexed: {sec.lattice} {_fmt_cell(sec.cell).strip()}, rms "
+            f"{sec.sigma_xy:.3f} mm, rotated by {rot} from the first.  More than one crystal "
+            "is in the beam: only the first lattice is processed (multi-lattice processing "
+            "is not implemented yet); consider a better crystal or a smaller beam."
+        )
