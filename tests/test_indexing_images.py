@@ -170,3 +170,16 @@ def test_autoindex_still_made_from_a_rotation_image(tmp_path):
     np.testing.assert_allclose(res.crystal.cell[:3], p.cell[:3], rtol=0.005)
     assert not np.isfinite(res.sigma_phi)  # indexed as a still
     assert "nan" not in log.split("DPS Indexing using")[1]
+
+
+def test_weak_fine_sliced_series_gets_the_right_crystal_system(tmp_path):
+    """Issue 9.4: weak P212121 series of 60 x 0.1 deg images (mean reflection 25 photons on a
+    background of 20), indexed from images 1 and 60 as users do: ~30 spots pass, and the
+    suggested solution is oP (not mP or aP), cell edges within 0.5 %."""
+    p = default_params(n_images=60, osc_width=0.1, seed=8, mean_intensity=25.0,
+                       background=20.0, mosaic=0.2)
+    simulate_dataset(p, tmp_path, fmt="cbf")
+    res, log = index_images(tmp_path, [1, 60])
+    assert res is not None, log[-2000:]
+    assert res.solution.lattice == "oP", log[log.find("No PENALTY"):][:1500]
+    np.testing.assert_allclose(res.crystal.cell[:3], p.cell[:3], rtol=0.005)
