@@ -367,3 +367,19 @@ def test_two_theta_resolution_and_search_radius_in_the_swung_frame():
     s3, _ = find_spots(frame, det, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
                                                   autoresln=False, d_min=cut))
     assert np.all(s3.d_spacing >= cut) and len(s3) == int(np.sum(d >= cut))
+
+
+def test_two_theta_beam_off_the_detector_searches_the_whole_detector():
+    """A detector swung by 30 deg whose direct-beam position is off the panel (issue 9.1: the
+    real 2theta = 30 kappa sweep lost spots 'outside the search radii'): the default search
+    window is the whole detector, reported as such."""
+    rng = np.random.default_rng(12)
+    truth = grid_spots(rng, n_side=3, margin=40)
+    frame = rng.poisson(render(SHAPE, truth, 5.0))
+    det = DetectorFrame(**{**DET.__dict__, "two_theta": 30.0})
+    assert det.model(SHAPE).beam_hit_mm() is not None
+    hx, hy = det.model(SHAPE).beam_hit_mm()
+    assert not (0 <= hx <= SHAPE[0] * PIX and 0 <= hy <= SHAPE[1] * PIX)  # off the panel
+    spots, rep = find_spots(frame, det, SpotFindParams(threshold=5.0, autoresln=False))
+    assert len(spots) == 9 and rep.rejected["outside_radius"] == 0
+    assert rep.rmin == 0.0 and rep.rmax == np.inf
