@@ -24,3 +24,14 @@ def test_header_shows_goniometer_axes_and_scan_axis_once(real_data):
     body = [ln for ln in log.splitlines() if ln.startswith((" Wavelength", " Beam (X, Y)"))]
     assert len(body) == len(set(body)) == 2
     assert "two-theta 0.00 deg" in body[0]
+
+
+@pytest.mark.realdata
+def test_minicbf_header_goniometer_and_moving_scan_axis(real_data):
+    out = io.StringIO()
+    s = Session(out=out)
+    s.run_lines([f"DIRECTORY {real_data / 'pilatus6m_p3_and_thaumatin'}",
+                 "TEMPLATE example_###.cbf.gz", "IMAGE 9"])
+    gon = [ln for ln in out.getvalue().splitlines() if ln.startswith(" Goniometer:")]
+    assert gon == [" Goniometer: OMEGA 26549.10, CHI 0.00, KAPPA 0.00, PHI 0.00   "
+                   "scan axis OMEGA (X.CW +SLOW)"]

@@ -194,7 +194,12 @@ def read_cbf_header(path: str) -> ImageHeader:
     else:
         gon = [(k, _first_float(pil.get(k))) for k in ("Omega", "Chi", "Kappa", "Phi")]
         gon = [(k, v) for k, v in gon if v is not None]
-        scan = osc_axis.split(",")[0].strip() or None
+        # the scan axis is the one that moves (<axis>_increment), else the one the
+        # Oscillation_axis line names; that line's text (e.g. "X.CW +SLOW") is shown as well
+        moving = [k for k, _ in gon if (_first_float(pil.get(k + "_increment")) or 0.0) != 0.0]
+        scan = moving[0].upper() if moving else None
+        if osc_axis.strip():
+            scan = f"{scan} ({osc_axis.strip()})" if scan else osc_axis.strip()
         if gon:
             raw["goniometer"] = ", ".join(f"{k.upper()} {v:.2f}" for k, v in gon)
         if scan:
