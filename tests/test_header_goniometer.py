@@ -14,8 +14,9 @@ from mosflm_py.session import Session
 def test_header_shows_goniometer_axes_and_scan_axis_once(real_data):
     out = io.StringIO()
     s = Session(out=out)
-    s.run_lines([f"DIRECTORY {real_data / 'l_cysteine_sweep04'}",
-                 "TEMPLATE l-cyst_04_#####.cbf", "IMAGE 1"])
+    s.run_lines(
+        [f"DIRECTORY {real_data / 'l_cysteine_sweep04'}", "TEMPLATE l-cyst_04_#####.cbf", "IMAGE 1"]
+    )
     log = out.getvalue()
     gon = [ln for ln in log.splitlines() if ln.startswith(" Goniometer:")]
     assert len(gon) == 1, log  # printed once when the image is opened
@@ -30,8 +31,14 @@ def test_header_shows_goniometer_axes_and_scan_axis_once(real_data):
 def test_minicbf_header_goniometer_and_moving_scan_axis(real_data):
     out = io.StringIO()
     s = Session(out=out)
-    s.run_lines([f"DIRECTORY {real_data / 'pilatus6m_p3_and_thaumatin'}",
-                 "TEMPLATE example_###.cbf.gz", "IMAGE 9"])
+    s.run_lines(
+        [
+            f"DIRECTORY {real_data / 'pilatus6m_p3_and_thaumatin'}",
+            "TEMPLATE example_###.cbf.gz",
+            "IMAGE 9",
+        ]
+    )
     gon = [ln for ln in out.getvalue().splitlines() if ln.startswith(" Goniometer:")]
-    assert gon == [" Goniometer: OMEGA 26549.10, CHI 0.00, KAPPA 0.00, PHI 0.00   "
-                   "scan axis OMEGA (X.CW +SLOW)"]
+    assert gon == [
+        " Goniometer: OMEGA 26549.10, CHI 0.00, KAPPA 0.00, PHI 0.00   scan axis OMEGA (X.CW +SLOW)"
+    ]

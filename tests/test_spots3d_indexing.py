@@ -134,8 +134,15 @@ def test_second_lattice_is_found_and_reported_with_its_rotation():
     def detector_spots(parts):
         x, y, phi, img = (np.concatenate(v) for v in zip(*parts))
         n = len(x)
-        return DetectorSpots(x + rng.normal(0, 0.02, n), y + rng.normal(0, 0.02, n), phi,
-                             np.full(n, 1.0), np.full(n, 1e4), np.full(n, 100.0), img)
+        return DetectorSpots(
+            x + rng.normal(0, 0.02, n),
+            y + rng.normal(0, 0.02, n),
+            phi,
+            np.full(n, 1.0),
+            np.full(n, 1e4),
+            np.full(n, 100.0),
+            img,
+        )
 
     both = autoindex(detector_spots([spots["one"], spots["two"]]), exp)
     assert both.solution.lattice == "hP"
