@@ -1,10 +1,16 @@
 """Seconds of spot finding and AUTOINDEX on the real test images and a simulated two-image case,
-and (when DIALS is installed) dials.import + dials.find_spots + dials.index on the same images.
+and (when DIALS is installed) dials.import + dials.find_spots + dials.index on the same images;
+then AUTOINDEX on the development set (../shared/data/sim) beside DIALS 3.12's reference run.
 
-Usage: python scripts/bench_indexing.py [path/to/shared/data/real] [--no-dials]
+Usage: python scripts/bench_indexing.py [path/to/shared/data/real] [--no-dials] [--dev-only]
 
 Prints one line per case: our spot finding and AUTOINDEX seconds, the cell found, and the DIALS
-seconds (import, find_spots, index, total) with the ratio DIALS / ours.
+seconds (import, find_spots, index, total) with the ratio DIALS / ours.  For each development
+set (usage-contract command file ``AUTOINDEX DPS REFINE IMAGE 1 IMAGE n`` / GO, header geometry
+only): the lattice suggested, the largest cell-edge error against the truth (scored with the
+set's ``tools/score_matrix.py``) and the wall time, beside DIALS's recommended lattice, its
+refined cell error and its find_spots + index + refine_bravais_settings time (from
+``dials_ref/summary.json``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,14 @@ from mosflm_py.actions.findspots import spots_for_images
 from mosflm_py.session import Session
 
 _DEFAULT = Path(__file__).resolve().parents[2] / "shared/data/real"
+SIM = Path(__file__).resolve().parents[2] / "shared/data/sim"
+# development set: (image template, last image of the usage-contract AUTOINDEX line)
+DEV_SETS = {
+    "dev_hex_twotheta": ("hex2t_1_#####.cbf.gz", 40),
+    "dev_c2221_fine_weak": ("c2221_1_#####.cbf.gz", 60),
+    "dev_p21_highmosaic_ccd": ("p21ccd_1_###.img.gz", 30),
+    "dev_p1_smallcell": ("p1small_1_#####.cbf.gz", 30),
+}
 ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
 DATA = Path(ARGS[0]) if ARGS else _DEFAULT
 USE_DIALS = "--no-dials" not in sys.argv and shutil.which("dials.index") is not None
@@ -91,7 +105,47 @@ def dials(folder: Path, files: list[str], extra: list[str]) -> tuple[float, floa
         return times[0], times[1], times[2]
 
 
+def dev_set(name: str, template: str, last: int) -> str:
+    """One line: our lattice / cell error / time on a development set beside DIALS's."""
+    import json
+
+    folder = SIM / name
+    with tempfile.TemporaryDirectory() as work:
+        mat = Path(work) / "index.mat"
+        s = Session(out=io.StringIO())
+        t0 = time.perf_counter()
+        s.run_lines([f"TEMPLATE {template}", f"DIRECTORY {folder / 'images'}", f"NEWMAT {mat}",
+                     f"AUTOINDEX DPS REFINE IMAGE 1 IMAGE {last}", "GO"])
+        dt = time.perf_counter() - t0
+        r = s.results.indexing
+        if r is None or not mat.is_file():
+            ours_text = f"FAILED ({dt:.1f} s)"
+        else:
+            done = subprocess.run([sys.executable, str(SIM / "tools" / "score_matrix.py"),
+                                   str(mat), str(folder / "truth.json")],
+                                  capture_output=True, text=True)
+            err = json.loads(done.stdout)["static"]["cell_error_percent_abc"]
+            ours_text = (f"{r.solution.lattice} cell error {max(abs(v) for v in err):.3f} %, "
+                         f"{dt:.1f} s")
+    ref = json.loads((folder / "dials_ref" / "summary.json").read_text())
+    rec = ref["bravais_recommended_highest_symmetry"]["bravais"]
+    derr = ref["matrix_score_refined"]["static"]["cell_error_percent_abc"]
+    steps = ref["steps"]
+    dt_d = sum(steps[k]["wall_s"] for k in ("find_spots", "index_nosg", "refine_bravais")
+               if k in steps)
+    return (f"{name} (truth {ref['truth_lattice']}): mosflm-py {ours_text}; DIALS 3.12 {rec} "
+            f"cell error {max(abs(v) for v in derr):.3f} % (after refinement), {dt_d:.1f} s")
+
+
 def main() -> None:
+    if SIM.is_dir():
+        for name, (template, last) in DEV_SETS.items():
+            if (SIM / name / "truth.json").is_file():
+                print(dev_set(name, template, last), flush=True)
+    else:
+        print(f"development set not found at {SIM}")
+    if "--dev-only" in sys.argv:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         cases = dict(CASES)
         cases["simulated P212121 (2 x 1 deg, 90 deg apart)"] = simulated_case(Path(tmp))

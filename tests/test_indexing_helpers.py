@@ -68,13 +68,13 @@ def test_max_cell_uses_the_largest_per_image_estimate():
     np.testing.assert_allclose(estimate_max_cell(rlp, image), 150.0, rtol=1e-6)
 
 
-def test_max_cell_pooled_images_ignore_repeats_on_other_images():
-    """Few spots per image; the same reflection repeated on the next image is not a neighbour."""
-    base = np.array([[0.0, 0.1, 0.0], [0.0, 0.2, 0.0], [0.0, 0.0, 0.1]])
-    rlp = np.concatenate([base + 1e-4 * k for k in range(5)])  # 3 spots on each of 5 images
-    image = np.repeat(np.arange(1, 6), 3)
-    est = estimate_max_cell(rlp, image)
-    assert 10.0 <= est <= 1.5 / 0.1 + 1e-6  # from the same-image separations (>= 0.1 1/A)
+def test_max_cell_pooled_sparse_images_use_all_3d_spots():
+    """Few (3D) spots per image are pooled: the closest pair on any images sets MAXCELL."""
+    g = np.arange(5)
+    rlp = np.stack([g * 0.1, np.zeros(5), np.zeros(5)], 1)  # 1/10 A spacing, one per image
+    rlp = np.concatenate([rlp, rlp + [0, 0.25, 0]])
+    image = np.tile(np.arange(1, 6), 2)
+    np.testing.assert_allclose(estimate_max_cell(rlp, image), 15.0, rtol=1e-6)
 
 
 def test_basis_misfit_separates_right_and_wrong_bases():

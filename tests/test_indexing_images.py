@@ -148,3 +148,38 @@ def test_pixel_array_minpix_default_and_user_override(simulated):
     s.run_lines([f"DIRECTORY {out}", "TEMPLATE sim_#####.cbf", "FINDSPOTS MINPIX 5",
                  f"AUTOINDEX IMAGE {images[0]}", "GO"])
     assert s.state.spotfind.minpix == 5
+
+
+def test_autoindex_still_made_from_a_rotation_image(tmp_path):
+    """A still (issue 9.3): one simulated 0.02 deg image of the tP case rewritten with a zero
+    oscillation width in its header indexes as a still (no phi residual) with the right
+    lattice and every cell edge within 0.5 %."""
+    import re
+
+    p = case_params("tP", osc_width=0.02, mosaic=0.3)
+    simulate_dataset(p, tmp_path, fmt="cbf")
+    f = tmp_path / "sim_00001.cbf"
+    raw = f.read_bytes()
+    m = re.search(rb"# Angle_increment ([0-9.]+)", raw)
+    assert m is not None
+    zero = b"0." + b"0" * (len(m.group(1)) - 2)  # same length: the binary part stays put
+    f.write_bytes(raw.replace(m.group(0), b"# Angle_increment " + zero))
+    res, log = index_images(tmp_path, [1])
+    assert res is not None, log[-2000:]
+    assert res.solution.lattice == "tP"
+    np.testing.assert_allclose(res.crystal.cell[:3], p.cell[:3], rtol=0.005)
+    assert not np.isfinite(res.sigma_phi)  # indexed as a still
+    assert "nan" not in log.split("DPS Indexing using")[1]
+
+
+def test_weak_fine_sliced_series_gets_the_right_crystal_system(tmp_path):
+    """Issue 9.4: weak P212121 series of 60 x 0.1 deg images (mean reflection 25 photons on a
+    background of 20), indexed from images 1 and 60 as users do: ~30 spots pass, and the
+    suggested solution is oP (not mP or aP), cell edges within 0.5 %."""
+    p = default_params(n_images=60, osc_width=0.1, seed=8, mean_intensity=25.0,
+                       background=20.0, mosaic=0.2)
+    simulate_dataset(p, tmp_path, fmt="cbf")
+    res, log = index_images(tmp_path, [1, 60])
+    assert res is not None, log[-2000:]
+    assert res.solution.lattice == "oP", log[log.find("No PENALTY"):][:1500]
+    np.testing.assert_allclose(res.crystal.cell[:3], p.cell[:3], rtol=0.005)

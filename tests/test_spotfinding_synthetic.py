@@ -330,19 +330,56 @@ def test_errors_are_user_errors():
     assert len(spots) == 0 and rep.warnings
 
 
-def test_two_theta_needs_d_map_and_uses_it():
-    from mosflm_py.errors import GeometryError
+def _d_swung(x_mm, y_mm, det, tt_deg):
+    """Independent d-spacing on a detector swung by tt about the spindle (lab Z) through the
+    crystal: lab point Rz(tt) (D, -(X - Xb), Y - Yb), 2theta = angle to the beam (+X)."""
+    t = np.radians(tt_deg)
+    p = np.stack([np.full_like(x_mm, det.distance), -(x_mm - det.beam_x), y_mm - det.beam_y])
+    rx = np.cos(t) * p[0] - np.sin(t) * p[1]
+    two_theta = np.arccos(rx / np.linalg.norm(p, axis=0))
+    return det.wavelength / (2 * np.sin(two_theta / 2)), two_theta
 
+
+def test_two_theta_resolution_and_search_radius_in_the_swung_frame():
+    """2theta = 20 deg: d of every spot and the RMIN/RMAX window (D tan 2theta) follow the
+    swung detector (one model, the one prediction uses), not a flat detector about BEAM."""
     rng = np.random.default_rng(11)
     truth = grid_spots(rng, n_side=3, margin=40)
     frame = rng.poisson(render(SHAPE, truth, 5.0))
     det = DetectorFrame(**{**DET.__dict__, "two_theta": 20.0})
-    with pytest.raises(GeometryError):
-        find_spots(frame, det, OPEN)
-    d_map = np.full(SHAPE, 2.5)
-    d_map[:, 140:] = 4.0  # a fake map: fast >= 140 at 4 A
     spots, rep = find_spots(frame, det, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
-                                                       autoresln=False, d_max=3.0),
-                            d_map=d_map)
-    assert len(spots) == 6 and (spots.y_px < 140).all() and np.all(spots.d_spacing == 2.5)
-    assert rep.rejected["resolution"] == 3
+                                                       autoresln=False))
+    assert len(spots) == 9
+    d, tt = _d_swung(spots.x_mm, spots.y_mm, det, 20.0)
+    np.testing.assert_allclose(spots.d_spacing, d, rtol=1e-9)
+    # the flat formula about BEAM would be far off (the spots lie at 2theta ~ 10-30 deg)
+    flat = det.wavelength / (2 * np.sin(0.5 * np.arctan2(
+        np.hypot(spots.x_mm - det.beam_x, spots.y_mm - det.beam_y), det.distance)))
+    assert np.max(np.abs(flat / d - 1)) > 0.2
+    # search window as an angle: keep the spots with D tan(2theta) in [r1, r2]
+    r = det.distance * np.tan(tt)
+    r1, r2 = np.sort(r)[2] - 1e-6, np.sort(r)[6] + 1e-6
+    s2, rep2 = find_spots(frame, det, SpotFindParams(threshold=5.0, rmin=r1, rmax=r2,
+                                                     autoresln=False))
+    assert len(s2) == 5 and rep2.rejected["outside_radius"] == 4
+    # resolution limits from the same model
+    cut = float(np.median(d))
+    s3, _ = find_spots(frame, det, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
+                                                  autoresln=False, d_min=cut))
+    assert np.all(s3.d_spacing >= cut) and len(s3) == int(np.sum(d >= cut))
+
+
+def test_two_theta_beam_off_the_detector_searches_the_whole_detector():
+    """A detector swung by 30 deg whose direct-beam position is off the panel (issue 9.1: the
+    real 2theta = 30 kappa sweep lost spots 'outside the search radii'): the default search
+    window is the whole detector, reported as such."""
+    rng = np.random.default_rng(12)
+    truth = grid_spots(rng, n_side=3, margin=40)
+    frame = rng.poisson(render(SHAPE, truth, 5.0))
+    det = DetectorFrame(**{**DET.__dict__, "two_theta": 30.0})
+    assert det.model(SHAPE).beam_hit_mm() is not None
+    hx, hy = det.model(SHAPE).beam_hit_mm()
+    assert not (0 <= hx <= SHAPE[0] * PIX and 0 <= hy <= SHAPE[1] * PIX)  # off the panel
+    spots, rep = find_spots(frame, det, SpotFindParams(threshold=5.0, autoresln=False))
+    assert len(spots) == 9 and rep.rejected["outside_radius"] == 0
+    assert rep.rmin == 0.0 and rep.rmax == np.inf

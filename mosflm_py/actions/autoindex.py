@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mosflm_py.actions.common import experiment_for_image, set_crystal
-from mosflm_py.actions.findspots import spots_for_images
-from mosflm_py.errors import ImageError, IndexingError
+from mosflm_py.actions.indexspots import indexing_spots
+from mosflm_py.errors import ImageError
 from mosflm_py.indexing.autoindex import IndexingResult, autoindex
-from mosflm_py.indexing.detector_refine import DetectorSpots
 from mosflm_py.indexing.solutions import IndexingParams
 
 if TYPE_CHECKING:
@@ -92,30 +91,6 @@ def params_from_state(session: Session, job: Job | None = None) -> IndexingParam
     )
 
 
-def spots_to_detector_spots(spot_lists: dict, widths: dict[int, float],
-                            merge: bool = False) -> DetectorSpots:
-    """Concatenate per-image SpotLists into :class:`DetectorSpots`.
-
-    With ``merge`` a reflection found on consecutive images (fine slicing) becomes one spot
-    with its intensity-weighted position and phi centroid
-    (:func:`mosflm_py.spotfinding.merge.merge_across_images`).  Not the default: on the
-    L-cysteine sweep (15 x 0.1 deg, ~4 spots per image) merging leaves 17 reflections, too few
-    for a reliable cell, while the per-image spots (phi = image centre) index it within 0.7 %.
-    """
-    parts = [spot_lists[n] for n in sorted(spot_lists) if len(spot_lists[n].x_mm)]
-    if not parts:
-        raise IndexingError("no spots were found on the images selected for autoindexing")
-    if merge and len(parts) > 1:
-        from mosflm_py.spotfinding.merge import merge_across_images
-
-        parts = [merge_across_images(parts)]
-    cat = {f: np.concatenate([getattr(s, f) for s in parts])
-           for f in ("x_mm", "y_mm", "phi", "intensity", "sigma", "image")}
-    width = np.array([widths.get(int(i), 0.0) for i in cat["image"]])
-    return DetectorSpots(cat["x_mm"], cat["y_mm"], cat["phi"], width, cat["intensity"],
-                         cat["sigma"], cat["image"].astype(int))
-
-
 PIXEL_ARRAY_DETECTORS = ("PILATUS", "EIGER", "TIMEPIX")
 PIXEL_ARRAY_MINPIX = 3
 """MINPIX used on hybrid pixel-array detectors unless the user set it: their point-spread is
@@ -142,14 +117,9 @@ def run(session: Session, job: Job) -> None:
     if not numbers:
         numbers = default_images(session)
     pixel_array_defaults(session, numbers[0])
-    spot_lists = spots_for_images(session, numbers, report=True, phis=phis)
-    widths = {}
-    for n in numbers:
-        g = session.geometry(n)
-        a, b = phis.get(n, (g.phi_start, g.phi_end))
-        widths[n] = abs(b - a)
-    spots = spots_to_detector_spots(spot_lists, widths)
-    # spot phi: the middle of the image when the finder gives none
+    spots, spot_lists, notes = indexing_spots(session, numbers, phis)
+    for note in notes:
+        session.report.line(f" {note}")
     experiment = experiment_for_image(session, numbers[0], crystal=None)
     params = params_from_state(session, job)
     result = autoindex(spots, experiment, params)
@@ -205,3 +175,13 @@ def report(session: Session, res: IndexingResult, spot_lists: dict) -> None:
         res.sigma_phi, res.beam_start, res.beam_refined, min(sep) if sep else 0.0))
     for w in res.warnings:
         out.warning(w)
+    sec = res.second_lattice
+    if sec is not None:
+        rot = f"{sec.rotation:.1f} degrees" if np.isfinite(sec.rotation) else "unknown (other cell)"
+        out.warning(
+            f"A second lattice indexes {sec.n_spots} of the {sec.n_left} spots the chosen "
+            f"solution leaves unindexed: {sec.lattice} {_fmt_cell(sec.cell).strip()}, rms "
+            f"{sec.sigma_xy:.3f} mm, rotated by {rot} from the first.  More than one crystal "
+            "is in the beam: only the first lattice is processed (multi-lattice processing "
+            "is not implemented yet); consider a better crystal or a smaller beam."
+        )

@@ -119,20 +119,14 @@ def spotfind_params(session: Session, g: EffectiveGeometry) -> SpotFindParams:
     )
 
 
-def detector_frame(g: EffectiveGeometry) -> DetectorFrame:
-    """Spot-finder geometry of one image."""
+def detector_frame(g: EffectiveGeometry, session: Session | None = None) -> DetectorFrame:
+    """Spot-finder geometry of one image, with the detector model prediction uses."""
+    from mosflm_py.actions.common import detector_from_geometry
+
     return DetectorFrame(beam_x=g.beam_x, beam_y=g.beam_y, distance=g.distance,
                          wavelength=g.wavelength, pixel_slow=g.pixel_slow,
                          pixel_fast=g.pixel_fast, gain=g.gain if g.gain > 0 else 1.0,
-                         two_theta=g.two_theta)
-
-
-def _d_map(session: Session, n: int, g: EffectiveGeometry) -> np.ndarray | None:
-    if g.two_theta == 0.0:
-        return None
-    from mosflm_py.actions.common import detector_from_geometry
-
-    return detector_from_geometry(g, session).resolution_map(g.wavelength)
+                         two_theta=g.two_theta, detector=detector_from_geometry(g, session))
 
 
 def spot_file_name(session: Session) -> str | None:
@@ -157,7 +151,7 @@ def find_on_image(session: Session, n: int, phi: tuple[float, float] | None = No
     if phi is None:
         phi = (g.phi_start, g.phi_end)
     params = spotfind_params(session, g)
-    det = detector_frame(g)
+    det = detector_frame(g, session)
     key = (params, det, (float(phi[0]), float(phi[1])), g.adcoffset, g.nslow, g.nfast)
     cache = _cache(session)
     if n in cache and cache[n][0] == key:
@@ -171,8 +165,7 @@ def find_on_image(session: Session, n: int, phi: tuple[float, float] | None = No
     frame = session.images().frame(n)
     if g.adcoffset:
         frame = np.asarray(frame, np.float64) - g.adcoffset
-    spots, rep = find_spots(frame, det, params, image=n, phi=(float(phi[0]), float(phi[1])),
-                            d_map=_d_map(session, n, g))
+    spots, rep = find_spots(frame, det, params, image=n, phi=(float(phi[0]), float(phi[1])))
     cache[n] = (key, spots, rep)
     session.results.spots[n] = spots
     return spots, rep, True
@@ -318,7 +311,8 @@ def _report_image(session: Session, n: int, spots: SpotList, rep: FindSpotsRepor
         return
     out.line(f" Threshold used: {rep.threshold:.1f} sigma above background "
              f"(mean background {rep.background_mean:.1f} counts)")
-    out.line(f" Search radius: minimum {rep.rmin:.1f} mm, maximum {rep.rmax:.1f} mm")
+    rmax = f"{rep.rmax:.1f} mm" if np.isfinite(rep.rmax) else "the whole detector"
+    out.line(f" Search radius: minimum {rep.rmin:.1f} mm, maximum {rmax}")
     out.line(f" {rep.n_regions} regions above threshold, {rep.n_split} spots split off; "
              f"{rep.n_found} spots accepted ({rep.n_overloaded} with overloaded pixels)")
     rej = [(REASON_TEXT.get(k, k), v) for k, v in rep.rejected.items()

@@ -186,6 +186,24 @@ def read_cbf_header(path: str) -> ImageHeader:
         warnings.extend(geom.warnings)
         raw["imgcif_scan_axis"] = str(geom.scan_axis)
         raw["imgcif_rotation_axis"] = " ".join(f"{v:.6f}" for v in geom.rotation_axis_cif)
+        raw["goniometer"] = ", ".join(
+            f"{name} {angle:.2f}" + (" (scan)" if name == geom.scan_axis else "")
+            for name, angle in geom.goniometer
+        )
+        raw["scan_axis"] = str(geom.scan_axis)
+    else:
+        gon = [(k, _first_float(pil.get(k))) for k in ("Omega", "Chi", "Kappa", "Phi")]
+        gon = [(k, v) for k, v in gon if v is not None]
+        # the scan axis is the one that moves (<axis>_increment), else the one the
+        # Oscillation_axis line names; that line's text (e.g. "X.CW +SLOW") is shown as well
+        moving = [k for k, _ in gon if (_first_float(pil.get(k + "_increment")) or 0.0) != 0.0]
+        scan = moving[0].upper() if moving else None
+        if osc_axis.strip():
+            scan = f"{scan} ({osc_axis.strip()})" if scan else osc_axis.strip()
+        if gon:
+            raw["goniometer"] = ", ".join(f"{k.upper()} {v:.2f}" for k, v in gon)
+        if scan:
+            raw["scan_axis"] = scan
     phi_end, reverse = _phi_range(phi_start, width)
     if exposure is None:
         exposure = None

@@ -174,5 +174,13 @@ class ImageHeader:
             extras.append(f"exposure {self.exposure:g} s")
         if extras:
             lines.append(" " + ", ".join(extras))
+        gon, scan = self.raw.get("goniometer"), self.raw.get("scan_axis")
+        if gon or scan:
+            axis = self.raw.get("imgcif_rotation_axis")
+            lines.append(
+                " Goniometer: " + (gon or "no axis settings in the header")
+                + (f"   scan axis {scan}" if scan else "")
+                + (f" (imgCIF vector {axis})" if axis else "")
+            )
         lines.extend(f" Warning: {w}" for w in self.warnings)
         return lines

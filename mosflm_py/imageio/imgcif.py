@@ -52,6 +52,10 @@ class AxisGeometry:
     scan_axis: str | None
     rotation_axis_cif: tuple[float, float, float]
     warnings: tuple[str, ...]
+    goniometer: tuple[tuple[str, float], ...] = ()
+    """Goniometer rotation axes and their settings (deg) at the start of the image; all but
+    the scan axis are fixed and only set the direction of the rotation axis (an omega scan with
+    chi != 0 is a single rotation about the omega axis as the settings place it)."""
 
 
 def _num(s: str | None, default: float = 0.0) -> float:
@@ -360,4 +364,9 @@ def geometry_from_block(block, axis_hint: str | None = None) -> AxisGeometry | N
         scan_axis=scan_id,
         rotation_axis_cif=tuple(float(x) for x in _unit(rot)),
         warnings=tuple(warnings),
+        goniometer=tuple(
+            (a.id, float(settings.get(a.id, (0.0, 0.0))[0]))
+            for a in axes.values()
+            if a.type == "rotation" and a.equipment == "goniometer"
+        ),
     )

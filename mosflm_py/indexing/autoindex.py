@@ -19,18 +19,129 @@ from mosflm_py.errors import IndexingError
 from mosflm_py.geometry.crystal import Crystal
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.reciprocal import spots_to_rlp
+from mosflm_py.indexing.cellparams import cell_to_params
 from mosflm_py.indexing.characters import space_groups_for_lattice
 from mosflm_py.indexing.detector_refine import DetectorSpots, refine_detector
 from mosflm_py.indexing.dps import find_basis, fit_basis
+from mosflm_py.indexing.lattice_refine import index_fraction
 from mosflm_py.indexing.niggli import cell_from_basis, niggli_reduce
 from mosflm_py.indexing.rlp_index import character_rows, conventional_ub
 from mosflm_py.indexing.solutions import IndexingParams, SolutionRow, choose_solution
+
+MAX_SIGMA_XY = 1.0
+"""mm: a solution fitting the spots worse than this (rms) is not a lattice, whatever its cell."""
+MIN_INDEXED = 10
+"""A solution must index at least this many spots (and as many as it has free parameters;
+each spot gives three observations, X, Y and phi)."""
 
 ADVICE = (
     "Check the direct beam position (it should be correct to better than half the minimum spot "
     "separation), the distance and wavelength; try a different THRESHOLD, other images or single "
     "images, REVERSEPHI if the rotation sense may be reversed, or set MAXCELL."
 )
+
+
+@dataclass(frozen=True, eq=False)
+class SecondLattice:
+    """A second lattice indexed from the spots the first one leaves unindexed.
+
+    Attributes
+    ----------
+    lattice : str
+        Bravais lattice suggested for it.
+    cell : tuple
+        Its refined cell (Angstrom, degrees).
+    n_spots : int
+        Spots it indexes (of ``n_left`` left unindexed by the first lattice).
+    n_left : int
+    rotation : float
+        Smallest rotation (deg) taking the first lattice onto the second
+        (:func:`misorientation`; NaN when the reduced cells differ).
+    sigma_xy : float
+        Its rms positional residual (mm).
+    """
+
+    lattice: str
+    cell: tuple[float, ...]
+    n_spots: int
+    n_left: int
+    rotation: float
+    sigma_xy: float
+
+
+SECOND_MIN_SPOTS = 30
+"""Unindexed spots needed (and indexed by it) before a second lattice is looked for/reported."""
+SECOND_MIN_FRACTION = 0.1
+"""... and at least this fraction of all the spots."""
+
+
+def _unimodular_3() -> np.ndarray:
+    """All 3x3 matrices with entries -1, 0, 1 and determinant +1 (the changes of basis that
+    carry a reduced basis onto an equivalent one include the lattice's rotations)."""
+    import itertools
+
+    m = np.array(list(itertools.product((-1, 0, 1), repeat=9)), float).reshape(-1, 3, 3)
+    return m[np.abs(np.linalg.det(m) - 1.0) < 1e-6]
+
+
+def misorientation(basis1: np.ndarray, basis2: np.ndarray) -> float:
+    """Smallest rotation (deg) taking lattice 1 onto lattice 2 (reduced bases, rows a, b, c).
+
+    Over the changes of basis M (entries -1, 0, 1, det 1) for which M·basis2 has the metric of
+    basis1 within 2 % (the lattice's symmetry), the rotation R with M·basis2 = basis1·Rᵀ; NaN
+    when there is none (different cells).
+    """
+    b1 = np.asarray(basis1, float)
+    b2 = np.asarray(basis2, float)
+    ms = _unimodular_3()
+    cand = ms @ b2  # (K, 3, 3)
+    g1 = b1 @ b1.T
+    g = cand @ np.transpose(cand, (0, 2, 1))
+    scale = np.sqrt(np.outer(np.diag(g1), np.diag(g1)))
+    close = np.all(np.abs(g - g1) <= 0.02 * scale, axis=(1, 2))
+    best = np.nan
+    inv1 = np.linalg.inv(b1)
+    for c in cand[close]:
+        r = (inv1 @ c).T
+        u, _, vt = np.linalg.svd(r)
+        rot = u @ vt
+        if np.linalg.det(rot) < 0:
+            continue
+        ang = float(np.degrees(np.arccos(np.clip((np.trace(rot) - 1) / 2, -1, 1))))
+        best = ang if not np.isfinite(best) else min(best, ang)
+    return best
+
+
+def find_second_lattice(spots: DetectorSpots, result: IndexingResult,
+                        params: IndexingParams) -> SecondLattice | None:
+    """Index the spots the chosen solution leaves unindexed (Powell, Johnson & Leslie 2013).
+
+    Returns the second lattice when its own indexing succeeds and indexes at least
+    :data:`SECOND_MIN_SPOTS` spots and :data:`SECOND_MIN_FRACTION` of all, with an rms
+    residual no worse than twice the first lattice's (and it is not the first lattice again).
+    """
+    exp = result.experiment
+    rlp = spots_to_rlp(spots.x_mm, spots.y_mm, spots.phi, exp)
+    _, ok = index_fraction(rlp, exp.crystal.UB, params.hkldev)
+    left = ~ok
+    n_min = max(SECOND_MIN_SPOTS, int(np.ceil(SECOND_MIN_FRACTION * len(spots))))
+    if left.sum() < n_min:
+        return None
+    try:
+        second = autoindex(spots.select(left), exp.replace(crystal=None),
+                           replace(params, second_lattice=False, solution=None))
+    except IndexingError:
+        return None
+    if second.n_indexed < n_min or second.sigma_xy > 2.0 * max(result.sigma_xy, 0.05):
+        return None
+    b1 = niggli_reduce(np.linalg.inv(result.crystal.UB)).basis
+    b2 = niggli_reduce(np.linalg.inv(second.crystal.UB)).basis
+    rot = misorientation(b1, b2)
+    if np.isfinite(rot) and rot < 1.0:
+        return None  # the first lattice again (spots it missed), not a second crystal
+    return SecondLattice(lattice=second.solution.lattice, cell=tuple(second.crystal.cell),
+                         n_spots=second.n_indexed, n_left=int(left.sum()), rotation=rot,
+                         sigma_xy=second.sigma_xy)
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +174,8 @@ class IndexingResult:
     triclinic_cell : tuple
         Refined reduced triclinic cell (Angstrom, degrees).
     warnings : list of str
+    second_lattice : SecondLattice or None
+        Another lattice formed by the spots the chosen solution leaves unindexed.
     """
 
     crystal: Crystal
@@ -81,6 +194,7 @@ class IndexingResult:
     max_cell: float
     triclinic_cell: tuple[float, ...]
     warnings: list[str] = field(default_factory=list)
+    second_lattice: SecondLattice | None = None
 
     @property
     def solution(self) -> SolutionRow:
@@ -110,8 +224,10 @@ def estimate_max_cell(rlp: np.ndarray, image: np.ndarray | None = None) -> float
     the beam is invisible on a narrow image).  So each image (with at least 8 spots) gives its
     own estimate, 1.5 / (5th percentile of the nearest-neighbour separations), and the largest
     of them is used (MOSFLM estimates it from the minimum spot separation).  Images with fewer
-    than 8 spots are pooled, still counting only neighbours on the same image.  Clipped to
-    10..1000 Angstrom; 100 when nothing can be measured.
+    than 8 spots (sparse small-molecule images) are pooled: the spots are 3D spots (a reflection
+    recorded on consecutive images is one spot, :mod:`mosflm_py.actions.indexspots`), so any
+    two are different reflections.  Clipped to 10..1000 Angstrom; 100 when nothing can be
+    measured.
     """
     rlp = np.asarray(rlp, dtype=float)
     groups = [np.ones(len(rlp), bool)]
@@ -122,16 +238,8 @@ def estimate_max_cell(rlp: np.ndarray, image: np.ndarray | None = None) -> float
         pts = rlp[g]
         if len(pts) < 2:
             continue
-        k = min(len(pts), 12)
-        d, j = cKDTree(pts).query(pts, k=k)
-        d, j = d.reshape(len(pts), k)[:, 1:], j.reshape(len(pts), k)[:, 1:]
-        if image is not None:
-            # pooled images (too few spots per image): a neighbour on another image may be the
-            # same reflection recorded again on a fine-sliced sweep (L-cysteine: over up to 10
-            # images of 0.1 deg), not a lattice neighbour: use neighbours on the same image
-            img = np.asarray(image)[g]
-            d = np.where(img[j] != img[:, None], np.inf, d)
-        s = d.min(axis=1)
+        d, _ = cKDTree(pts).query(pts, k=2)
+        s = d.reshape(len(pts), 2)[:, 1]
         s = s[np.isfinite(s) & (s > 1e-6)]
         if len(s):
             estimates.append(1.5 / np.percentile(s, 5))
@@ -346,12 +454,24 @@ def autoindex(
     crystal = Crystal.from_ub(sol.ub, space_group=_space_group_name(sg))
     det = experiment.detector.replace(beam_x=sol.beam[0], beam_y=sol.beam[1], distance=sol.distance)
     exp_out = experiment.replace(detector=det, crystal=crystal)
+    n_free = 3 + len(cell_to_params(sol.cell, sol.lattice)) + 2
+    if not np.isfinite(sol.sigma_xy) or sol.sigma_xy > MAX_SIGMA_XY or (
+        sol.n_indexed < max(MIN_INDEXED, n_free)
+    ):
+        sd = f"{sol.sigma_xy:.2f} mm" if np.isfinite(sol.sigma_xy) else "no residual"
+        raise IndexingError(
+            f"Autoindexing failed: the best solution ({sol.lattice} "
+            f"{' '.join(f'{v:.2f}' for v in sol.cell)}) fits only {sol.n_indexed} of "
+            f"{int(mask.sum())} spots (rms {sd}): too few spots or too poor a fit to trust it "
+            f"(at least {max(MIN_INDEXED, n_free)} spots within {MAX_SIGMA_XY:g} mm "
+            f"needed). Use more images (sparse images: give every image of the sweep). {ADVICE}"
+        )
     if sol.sigma_xy > 0.5:
         warnings.append(
             f"The rms positional residual ({sol.sigma_xy:.2f} mm) is large: the solution may be "
             "wrong"
         )
-    return IndexingResult(
+    result = IndexingResult(
         crystal=crystal,
         experiment=exp_out,
         table=table,
@@ -369,6 +489,11 @@ def autoindex(
         triclinic_cell=niggli_reduce(np.linalg.inv(ap.ub)).cell,
         warnings=warnings,
     )
+    if params.second_lattice:
+        second = find_second_lattice(use, result, params)
+        if second is not None:
+            result = replace(result, second_lattice=second)
+    return result
 
 
 def _space_group_name(symbol: str) -> str:

@@ -296,7 +296,9 @@ def fit_characters(reduced_basis: np.ndarray, rel_tol: float = 0.06) -> list[Cha
         d2 = np.where(bad, d2 + 1.0, d2)
         # first (identity-first) variant among the numerically tied best ones
         best = int(np.flatnonzero(d2 <= d2.min() * (1 + 1e-9) + 1e-18)[0])
-        penalty = min(PENALTY_SCALE * float(np.sqrt(d2[best])), PENALTY_CAP)
+        penalty = PENALTY_SCALE * float(np.sqrt(d2[best]))
+        # a degenerate metric (NaN distance) is as far from the character as can be
+        penalty = min(penalty, PENALTY_CAP) if np.isfinite(penalty) else PENALTY_CAP
         t = ch.M @ ts_arr[best]
         g_proj = _metric_from_g(p[best])
         t_var_inv = np.linalg.inv(ts_arr[best])

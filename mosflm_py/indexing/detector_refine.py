@@ -49,6 +49,15 @@ class DetectorSpots:
         Intensity and its standard deviation.
     image : ndarray of int
         Image number of each spot.
+    xy_sigma : ndarray or None
+        Uncertainty (mm) of each spot position; None: :data:`SIGMA_XY` for all.  Larger for
+        a spot cut by the start or end of the images searched, whose centroid is that of part
+        of its rocking curve only.
+    phi_min, phi_max : ndarray or None
+        Interval (deg) known to hold the spot's φ centroid; None: the centroid is ``phi``.
+        For a spot cut by the first image searched the observed centroid is only an upper
+        bound (the unseen part of the rocking curve lies before it), for one cut by the last
+        image a lower bound; the φ residual is then the distance outside the interval.
     """
 
     x_mm: np.ndarray
@@ -58,6 +67,9 @@ class DetectorSpots:
     intensity: np.ndarray
     sigma: np.ndarray
     image: np.ndarray
+    xy_sigma: np.ndarray | None = None
+    phi_min: np.ndarray | None = None
+    phi_max: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.x_mm)
@@ -65,7 +77,12 @@ class DetectorSpots:
     def select(self, mask: np.ndarray) -> DetectorSpots:
         """Subset of the spots."""
         fields = self.__dataclass_fields__
-        return DetectorSpots(*(np.asarray(getattr(self, f))[mask] for f in fields))
+        return DetectorSpots(
+            *(
+                None if getattr(self, f) is None else np.asarray(getattr(self, f))[mask]
+                for f in fields
+            )
+        )
 
 
 def _bounds(x: np.ndarray, n_cell: int, bravais: str, n_par: int):
@@ -130,7 +147,20 @@ def refine_detector(
     u0 = u_from_ub(ub0, cell0)
     p0 = cell_to_params(cell0, bravais)
     rot_mask = spots.phi_width > 0
+    sig_xy = (
+        np.full(len(spots), SIGMA_XY)
+        if spots.xy_sigma is None
+        else np.maximum(np.asarray(spots.xy_sigma, float), 1e-3)
+    )
     sig_phi = np.maximum(0.5 * spots.phi_width, SIGMA_PHI_MIN)
+    phi_lo = spots.phi if spots.phi_min is None else np.minimum(spots.phi_min, spots.phi)
+    phi_hi = spots.phi if spots.phi_max is None else np.maximum(spots.phi_max, spots.phi)
+
+    def phi_miss(pc: np.ndarray, sel) -> np.ndarray:
+        """Observed minus calculated φ, or the distance outside the centroid's interval."""
+        lo, hi = phi_lo[sel], phi_hi[sel]
+        return np.where(pc > hi, hi - pc, np.where(pc < lo, lo - pc, 0.0))
+
     n_geo = 2 + (1 if refine_distance else 0)
     x = np.concatenate([np.zeros(3), p0, np.zeros(n_geo)])
     scale = np.concatenate([np.ones(3), np.maximum(np.abs(p0) * 1e-3, 1e-3), np.full(n_geo, 0.1)])
@@ -165,9 +195,9 @@ def refine_detector(
 
     def residuals(exp: Experiment, hkl: np.ndarray, sel: np.ndarray) -> np.ndarray:
         xc, yc, pc = predict(exp, hkl, sel)
-        rx = (spots.x_mm[sel] - xc) / SIGMA_XY
-        ry = (spots.y_mm[sel] - yc) / SIGMA_XY
-        rp = np.where(rot_mask[sel], (spots.phi[sel] - pc) / sig_phi[sel], 0.0)
+        rx = (spots.x_mm[sel] - xc) / sig_xy[sel]
+        ry = (spots.y_mm[sel] - yc) / sig_xy[sel]
+        rp = np.where(rot_mask[sel], phi_miss(pc, sel) / sig_phi[sel], 0.0)
         out = np.stack([rx, ry, rp], 1)
         return np.nan_to_num(out, nan=50.0, posinf=50.0, neginf=50.0)
 
@@ -222,7 +252,7 @@ def refine_detector(
     good = used & np.isfinite(dxy)
     sigma_xy = float(np.sqrt(np.mean(dxy[good] ** 2))) if good.any() else float("nan")
     rp = good & rot_mask
-    sigma_phi = float(np.sqrt(np.mean((spots.phi[rp] - pc[rp]) ** 2))) if rp.any() else float("nan")
+    sigma_phi = float(np.sqrt(np.mean(phi_miss(pc[rp], rp) ** 2))) if rp.any() else float("nan")
     esd = np.full(len(p0), np.nan)
     if sol is not None and sol.jac is not None and len(sol.fun) > len(sol.x):
         jac = np.asarray(sol.jac)

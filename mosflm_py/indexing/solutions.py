@@ -60,6 +60,8 @@ class IndexingParams:
         Penalty limit of the acceptable group for the automatic choice (20).
     spacing : float
         Angular spacing (rad) of the DPS hemisphere of directions (0.029 ~ 7300 directions).
+    second_lattice : bool
+        Look for a second lattice among the spots the chosen solution leaves unindexed.
     """
 
     threshold: float = 20.0
@@ -78,6 +80,7 @@ class IndexingParams:
     refine_penalty: float = 200.0
     low_penalty: float = 20.0
     spacing: float = 0.029
+    second_lattice: bool = True
 
 
 @dataclass(frozen=True, eq=False)

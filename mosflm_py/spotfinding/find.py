@@ -29,7 +29,14 @@ from mosflm_py.spotfinding.filters import (
     separation_from_spot_size,
     too_close,
 )
-from mosflm_py.spotfinding.mask import build_mask, inscribed_radius, on_ice_ring, resolution_at
+from mosflm_py.spotfinding.mask import (
+    beam_on_detector,
+    build_mask,
+    inscribed_radius,
+    on_ice_ring,
+    radius_from_beam,
+    resolution_at,
+)
 from mosflm_py.spotfinding.types import (
     FLAG_NEAR_INACTIVE,
     FLAG_OVERLOADED,
@@ -71,7 +78,7 @@ def find_spots(
     phi : float or (start, end)
         Spindle angle (deg) of the spots; a range gives its centre.
     d_map : ndarray, optional
-        Per-pixel d-spacing (Angstrom); required when ``det.two_theta`` is non-zero.
+        Per-pixel d-spacing (Angstrom) overriding the detector model's.
     mask : ndarray of bool, optional
         Extra active-pixel mask (True = usable), combined with the one built from ``params``.
 
@@ -95,8 +102,9 @@ def find_spots(
     act = active.view(np.uint8)
     bg_use = (active & (data < params.overload)).view(np.uint8)
     if params.background == "radial":
-        bg, _ = radial_background(data, bg_use, det.beam_x / det.pixel_slow,
-                                  det.beam_y / det.pixel_fast)
+        # about the direct beam on the (swung) detector plane
+        bx, by = beam_on_detector(frame.shape, det) or (det.beam_x, det.beam_y)
+        bg, _ = radial_background(data, bg_use, bx / det.pixel_slow, by / det.pixel_fast)
     else:
         bg = local_background(data, bg_use, params.box, det.gain, det.read_noise)
     sub = bg[::4, ::4][active[::4, ::4]]  # report value only: a 1-in-16 sample is plenty
@@ -136,11 +144,15 @@ def _filter(c: Candidates, shape, det: DetectorFrame, params: SpotFindParams, t:
     n = len(c)
     x_mm = c.x_px * det.pixel_slow
     y_mm = c.y_px * det.pixel_fast
-    r_mm = np.hypot(x_mm - det.beam_x, y_mm - det.beam_y)
+    r_mm = radius_from_beam(x_mm, y_mm, det)
     d = resolution_at(x_mm, y_mm, det, d_map) if n else np.zeros(0)
     r_in = inscribed_radius(shape, det)
     rmin = 0.05 * r_in if params.rmin is None else abs(params.rmin)
-    rmax = 0.95 * r_in if params.rmax is None else abs(params.rmax)
+    if params.rmax is not None:
+        rmax = abs(params.rmax)
+    else:
+        # swung detector with the beam off the panel: the whole detector
+        rmax = 0.95 * r_in if r_in > 0 else np.inf
     reason = np.full(n, -1, np.int64)
 
     def reject(code: str, bad: np.ndarray) -> None:

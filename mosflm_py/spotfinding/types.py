@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from mosflm_py.geometry.detector import Detector
 
 # Spot flags (bit values of ``SpotList.flags``)
 FLAG_OVERLOADED = 1
@@ -37,9 +41,14 @@ class DetectorFrame:
     gain : float
         Counts (ADU) per photon.
     two_theta : float
-        Detector swing (deg). If non-zero, resolution needs the caller's d-spacing map.
+        Detector swing (deg) about the rotation axis; BEAM is then the foot of the
+        perpendicular from the crystal (the direct-beam position before the swing).
     read_noise : float
         Read noise per pixel (counts, r.m.s.); 0 for photon-counting detectors.
+    detector : Detector or None
+        The geometry model prediction uses (:class:`mosflm_py.geometry.detector.Detector`:
+        two-theta, DETECTOR OMEGA, TILT, TWIST, YSCALE ...).  Resolution and search radii are
+        computed with it; None: built from the fields above (:meth:`model`).
     """
 
     beam_x: float
@@ -51,6 +60,18 @@ class DetectorFrame:
     gain: float = 1.0
     two_theta: float = 0.0
     read_noise: float = 0.0
+    detector: Detector | None = None
+
+    def model(self, shape: tuple[int, int]) -> Detector:
+        """The detector model of this frame (``detector``, or one made from the fields)."""
+        if self.detector is not None:
+            return self.detector
+        from mosflm_py.geometry.detector import Detector
+
+        return Detector(distance=self.distance, beam_x=self.beam_x, beam_y=self.beam_y,
+                        pixel_slow=self.pixel_slow, pixel_fast=self.pixel_fast,
+                        nslow=max(int(shape[0]), 1), nfast=max(int(shape[1]), 1),
+                        two_theta=self.two_theta)
 
 
 @dataclass(frozen=True)
