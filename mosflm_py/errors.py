@@ -35,5 +35,9 @@ class RefinementError(MosflmError):
     """Refinement failed or diverged (residual too large, too few reflections)."""
 
 
+class TooFewReflections(RefinementError):
+    """Too few usable reflections to refine: nothing was tried, so nothing failed."""
+
+
 class IntegrationError(MosflmError):
     """Integration could not proceed."""

@@ -170,14 +170,18 @@ class Run:
 
     @property
     def lattice(self) -> str | None:
-        """Bravais lattice of AUTOINDEX's suggested solution (``Suggested Solution: n aP ...``)."""
-        m = re.search(r"Suggested\s+Solution:?\s+\d+\s+([amothcrRiIF][PCIFRS])", self.log)
+        """Bravais lattice of AUTOINDEX's suggested solution: MOSFLM's ``Symmetry: oP (...)``
+        line after ``Suggested Solution: n``."""
+        m = re.search(r"Suggested\s+Solution:.*?Symmetry:\s+([amothcrRiIF][PCIFRS])", self.log,
+                      re.S)
         return m.group(1) if m else None
 
     @property
     def autoindex_cell(self) -> list[float] | None:
-        """AUTOINDEX's refined cell (the first ``Refined cell a b c al be ga`` line)."""
-        m = re.search(r"Refined cell\s+" + r"\s+".join([r"([\d.]+)"] * 6), self.log)
+        """AUTOINDEX's refined cell (the first ``Final cell (after refinement) is a b c al be ga``
+        line, as MOSFLM prints it)."""
+        m = re.search(r"Final cell \(after refinement\) is\s+" + r"\s+".join([r"([\d.]+)"] * 6),
+                      self.log)
         return [float(v) for v in m.groups()] if m else None
 
     @property
@@ -192,7 +196,8 @@ class Run:
         else the last per-image PROCESS line's ``mosaic x``."""
         vals = re.findall(r"Refined mosaic spread[^\d\n]*([-+]?\d+\.\d+)", self.log)
         if not vals:
-            vals = re.findall(r"^\s*Image\s+\d+:.*\bmosaic\s+([-+\d.]+)", self.log, re.MULTILINE)
+            vals = re.findall(r"Smoothed value for refined mosaic spread[^:]*:\s*([-+\d.]+)",
+                              self.log)
         return float(vals[-1]) if vals else None
 
 

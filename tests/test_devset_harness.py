@@ -55,18 +55,21 @@ def test_command_files_are_the_usage_contract_shapes():
 def test_run_log_parsing():
     log = "\n".join(
         [
-            " Suggested Solution: 6 oP with penalty 1",
-            " Refined cell        47.14   58.86   72.10   90.0   90.0   90.0   Space group P 2 2 2",
-            " The mosaicity has been estimated as --->  0.45 <---",
-            " Image     1: beam  90.9  84.5  dist 62.00  missets 0 0 0  mosaic 0.512",
-            " Image     2: beam  90.9  84.5  dist 62.00  missets 0 0 0  mosaic 0.498",
+            " Suggested Solution:  6  P222",
+            "            penalty:  1",
+            "           Symmetry: oP (primitive orthorhombic)",
+            "  Final cell (after refinement) is     47.1400   58.8600   72.1000  90.000  90.000"
+            "  90.000",
+            " The mosaicity has been estimated as ---> 0.45 <--- for this image only; ",
+            " Smoothed value for refined mosaic spread (including safety factor):   0.51",
+            " Smoothed value for refined mosaic spread (including safety factor):   0.50",
         ]
     )
     run = Run(kind="integrate", workdir=SIM_ROOT, returncode=0, log=log, seconds=1.0)
     assert run.lattice == "oP"
     assert run.autoindex_cell == [47.14, 58.86, 72.10, 90.0, 90.0, 90.0]
     assert run.mosaic_estimate == pytest.approx(0.45)
-    assert run.mosaic_refined == pytest.approx(0.498)
+    assert run.mosaic_refined == pytest.approx(0.50)
     run.log += "\n Refined mosaic spread (without safety factor) 0.310 +- 0.020 deg"
     assert run.mosaic_refined == pytest.approx(0.31)
     assert Run(kind="index", workdir=SIM_ROOT, returncode=1, log="", seconds=0).lattice is None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mosflm_py.errors import IntegrationError, MosflmError
+from mosflm_py.errors import IntegrationError, MosflmError, TooFewReflections
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.prediction import predict, predict_positions
 from mosflm_py.integration import Predictions as IntPredictions
@@ -238,6 +238,8 @@ def _positional(exp: Experiment, k: int, n_images: int,
                     isig=obs["intensity"][good] / obs["sigma"][good],
                     fraction=np.minimum(obs["fraction"][good], 1.0),
                 )
+            except TooFewReflections:
+                pass  # not a failure: pool more images, else keep the detector with a warning
             except MosflmError as err:
                 last_err = err
             else:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mosflm_py.errors import GeometryError, RefinementError
+from mosflm_py.errors import GeometryError, RefinementError, TooFewReflections
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.prediction import predict_positions
 from mosflm_py.refinement.lsq import least_squares, robust_outliers
@@ -166,7 +166,7 @@ def refine_detector(
         phi_ref = float(np.median(phi[usable])) if usable.any() else 0.0
     need = len(names) + 3
     if usable.sum() < need:
-        raise RefinementError(
+        raise TooFewReflections(
             f"only {int(usable.sum())} usable reflections for positional refinement of "
             f"{len(names)} parameters: the image is too weak or the prediction is wrong"
         )
