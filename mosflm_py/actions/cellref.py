@@ -108,6 +108,11 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
     if res.mosaic > 0:
         rep.line(f" Refined mosaic spread (without safety factor) {res.mosaic:.3f} +- "
                  f"{res.mosaic_esd:.3f} deg")
+    wd = res.experiment.crystal.domain_width
+    if wd > 0:
+        rep.line(f" Refined mosaic block size {1.0 / wd:.0f} A (reciprocal width {wd:.5f} +- "
+                 f"{res.postref.esds.get('BLOCKSIZE', 0.0):.5f} /A); post-refinement rms "
+                 f"observed - calculated fraction {res.postref.rms_fraction:.3f}")
     d = res.experiment.detector
     rep.line(f" Refined detector: beam {d.beam_x:.3f} {d.beam_y:.3f} mm, distance "
              f"{d.distance:.2f} mm, YSCALE {d.yscale:.4f}, TILT {d.tilt:.1f}, TWIST {d.twist:.1f}")

@@ -411,7 +411,8 @@ def _as_postref(g: GlobalRefinement, exp: Experiment, mosaic_esd: float, spots, 
     shifts = {k: g.shifts[k] for k in values}
     values["MOSAIC"], esds["MOSAIC"] = exp.crystal.mosaic, mosaic_esd
     values["DIVERGENCE"], esds["DIVERGENCE"] = exp.beam.mean_divergence, 0.0
-    shifts["MOSAIC"] = shifts["DIVERGENCE"] = 0.0
+    values["BLOCKSIZE"], esds["BLOCKSIZE"] = exp.crystal.domain_width, 0.0
+    shifts["MOSAIC"] = shifts["DIVERGENCE"] = shifts["BLOCKSIZE"] = 0.0
     per_image = {}
     _, _, phic = spot_predictions(exp, spots)
     for i in images:
