@@ -335,6 +335,10 @@ def _postref_cycle(st: _State, meas: dict, images: list[int], obs: PartialObserv
         st.pr_rows.append(postref_row(cycle, i, pr))
     shifts = [abs(pr.shifts[n]) / pr.esds[n] for n in CELL_NAMES if pr.esds[n] > 0]
     st.max_sig = max(shifts) if shifts else 0.0
+    # the reflections are measured over the predicted rocking widths: while the width still
+    # changes by more than 5 %, re-measure with it before calling the refinement converged
+    mos = pr.values["MOSAIC"]
+    st.more = "MOSAIC" in pr.free and abs(pr.shifts["MOSAIC"]) > 0.05 * max(mos, 1e-3)
     if global_detector:
         spots = spots_from_measurements([meas[i] for i in images], gp.min_isig)
         e0 = st.exp.replace(detector=_mean_detector([st.dets[i] for i in images]))
