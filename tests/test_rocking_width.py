@@ -69,10 +69,12 @@ def test_postrefinement_converges_from_small_and_large_mosaic():
     assert abs(got[0] - got[1]) < 0.1 * max(got)
 
 
-def test_rocking_width_from_partials_keeps_the_orientation():
+def test_rocking_width_from_partials_with_orientation_off():
     truth = _truth()
     obs = _observations(truth, (10.0,), 0.2, 10, 2.0, 4)
-    start = truth.replace(crystal=truth.crystal.replace(mosaic=1.2, domain_width=0.0))
+    cr = truth.crystal
+    off = tuple(m + d for m, d in zip(cr.missets, (0.0, 0.2, -0.2)))
+    start = truth.replace(crystal=cr.replace(mosaic=1.2, domain_width=0.0, missets=off))
     w = rocking_width_from_partials(start, obs)
     assert abs(w.mosaic - 0.35) < 0.1 * 0.35
     assert abs(w.domain_width - 2.5e-3) < 0.15 * 2.5e-3

@@ -113,6 +113,10 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
         rep.line(f" Refined mosaic block size {1.0 / wd:.0f} A (reciprocal width {wd:.5f} +- "
                  f"{res.postref.esds.get('BLOCKSIZE', 0.0):.5f} /A); post-refinement rms "
                  f"observed - calculated fraction {res.postref.rms_fraction:.3f}")
+        if res.postref.n_complete:
+            rep.line(f" Reflections recorded completely on the segments: "
+                     f"{res.postref.n_complete}, rms observed fraction - FRACTIONCALC "
+                     f"{res.postref.rms_fraction_complete:.3f}")
     d = res.experiment.detector
     rep.line(f" Refined detector: beam {d.beam_x:.3f} {d.beam_y:.3f} mm, distance "
              f"{d.distance:.2f} mm, YSCALE {d.yscale:.4f}, TILT {d.tilt:.1f}, TWIST {d.twist:.1f}")

@@ -182,10 +182,18 @@ def _rocking_width(session: Session, n: int, crystal, eta: float, osc: float, d_
                               MeasureParams(d_min=d_min, d_max=d_max))
     obs = PartialObservations.concatenate([m.partials() for m in measure(exp, imgs)])
     try:
-        return rocking_width_from_partials(exp, obs, postref_params(session)), imgs
+        w = rocking_width_from_partials(exp, obs, postref_params(session))
     except MosflmError as exc:
         session.report.line(f" (the rocking width could not be fitted to the partials: {exc})")
         return None
+    # the fitted curve must not be wider than the plateau says (the plateau includes the block
+    # term) and must describe the observed shares; otherwise keep MOSFLM's plateau value
+    if not (w.mosaic <= max(eta, 0.05) * 1.5 and w.rms_fraction <= 0.15):
+        session.report.line(f" (the fit to the partials gave {w.mosaic:.2f} deg with rms fraction "
+                            f"misfit {w.rms_fraction:.3f}, inconsistent with the plateau: the "
+                            "plateau value is used)")
+        return None
+    return w, imgs
 
 
 __all__ = ["default_image", "estimate", "mosaic_params"]

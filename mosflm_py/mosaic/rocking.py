@@ -5,11 +5,12 @@ plateau of the total intensity on one image.  That single number has to stand fo
 rocking width, which also has a part that does not grow with resolution (small mosaic blocks,
 :func:`mosflm_py.geometry.prediction.rocking_width`), so on crystals with small domains it
 comes out several times the post-refined spread.  Here the same quantities post-refinement uses
-are fitted, with the orientation and cell held at the indexing result: the share of each
-reflection's intensity recorded on each of the images (:func:`mosflm_py.refinement.postrefine`
-with only MOSAIC and BLOCKSIZE free).  The estimate and post-refinement therefore measure one
-thing: η, the full width of the uniform-ball rocking curve (MOSFLM's mosaicity) and the block
-width w_d (≈ 1/block size, 1/Å).
+are fitted, with the cell held at the indexing result: the share of each reflection's intensity
+recorded on each of the images (:func:`mosflm_py.refinement.postrefine` with MOSAIC, BLOCKSIZE
+and the two crystal rotations that move reflections through the sphere free; an orientation a
+few tenths of a degree off would otherwise be taken for a wider rocking curve).  The estimate
+and post-refinement therefore measure one thing: η, the full width of the uniform-ball rocking
+curve (MOSFLM's mosaicity) and the block width w_d (≈ 1/block size, 1/Å).
 
 Definition of η, for comparisons: a rocking curve of full width W in the uniform-ball model has
 the density 6q(1−q) (q = fraction of W traversed), whose FWHM is 0.71·W and whose rms is
@@ -48,7 +49,7 @@ def rocking_width_from_partials(
     observations: PartialObservations,
     params: PostrefParams | None = None,
 ) -> RockingWidth:
-    """Fit η and the block width to the observed shares, orientation and cell fixed.
+    """Fit η and the block width (and the crystal rotations) to the observed shares, cell fixed.
 
     Parameters
     ----------
@@ -62,7 +63,7 @@ def rocking_width_from_partials(
         Too few reflections on more than one image.
     """
     base = params or PostrefParams()
-    fix = frozenset({"PHIX", "PHIY", "PHIZ", "DIVERGENCE", *CELL_NAMES})
+    fix = frozenset({"DIVERGENCE", *CELL_NAMES})
     p = PostrefParams(fix=fix, nref=base.nref, sdfac=base.sdfac, maxresidual=1e9,
                       maxshift=base.maxshift, shiftfac=base.shiftfac, mossmooth=base.mossmooth,
                       mosadd=base.mosadd, frmin=base.frmin, frmax=base.frmax, multi=True,

@@ -74,6 +74,8 @@ class PostRefinement:
     free : names refined.  rms_resid : robust rms φ-equivalent residual (°).
     wrms : weighted residual.
     rms_fraction : rms of observed − calculated share of each part (fraction units).
+    rms_fraction_complete, n_complete : rms of observed share − FRACTIONCALC over the parts of
+        the ``n_complete`` reflections whose whole calculated rocking curve was measured.
     n_used : parts (observed fractions) used.  n_reflections : reflections they come from.
     per_image : image → (rms resid °, number of fractions) for the "Post refinement" table.
     reprocess : a misset shifted by more than MAXSHIFT.
@@ -94,6 +96,8 @@ class PostRefinement:
     phi_ref: float
     warnings: list[str] = field(default_factory=list)
     rms_fraction: float = float("nan")
+    rms_fraction_complete: float = float("nan")
+    n_complete: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -389,11 +393,24 @@ def postrefine(
     exp = model.experiment(fit.x)
     f, sc, _, _ = _model_shares(exp, sub)
     rms_frac = float(np.sqrt(np.mean((sub.g - sc[sub.gid] * f) ** 2)))
+    # the issue-8 criterion: reflections whose whole rocking curve lies on the measured images,
+    # observed share of each part against its FRACTIONCALC (no scale)
+    fall = _model_shares(exp, data.subset(active))
+    dd = data.subset(active)
+    covered = np.bincount(dd.gid, fall[0], dd.n_groups) >= 0.98
+    on = covered[dd.gid] & ((fall[0] > 0.002) | (dd.g > 2.0 * dd.sc))
+    rms_complete = float(np.sqrt(np.mean((dd.g - fall[0])[on] ** 2))) if on.any() else np.nan
     eps, edge = _phi_residuals(exp, sub)
     # robust rms (1.4826·median |ε|): the φ equivalent of a share misfit is unbounded where the
     # share hardly changes with φ_c, so a plain rms is dominated by a few such parts
     rms = float(1.4826 * np.median(np.abs(eps[edge]))) if edge.any() else 0.0
     cr = exp.crystal
+    if not (cr.mosaic < 20.0 and cr.domain_width < 0.2 and rms_frac < 0.3):
+        raise RefinementError(
+            f"post-refinement diverged (mosaic spread {cr.mosaic:.3g} deg, block width "
+            f"{cr.domain_width:.3g} /A, rms fraction misfit {rms_frac:.2f}): the orientation or "
+            "cell is too far off for the partials to constrain the rocking width"
+        )
     values: dict[str, float] = {}
     esds: dict[str, float] = {}
     esd_of = dict(zip(model.names, _cluster_esds(fun2, fit, model.steps, sub)))
@@ -442,6 +459,7 @@ def postrefine(
         rms_resid=rms, wrms=fit.weighted_rms, n_used=len(sub.g),
         n_reflections=sub.n_groups, per_image=per_image, reprocess=reprocess,
         phi_ref=phi_ref, warnings=warnings, rms_fraction=rms_frac,
+        rms_fraction_complete=rms_complete, n_complete=int(np.count_nonzero(covered)),
     )
 
 
