@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from mosflm_py.actions.common import experiment_for_image, resolution_limits, set_crystal
 from mosflm_py.actions.process import image_plan, starting_experiment
 
@@ -143,10 +141,13 @@ def _write_newmat(session: Session, res, first: int) -> None:
 
     exp = experiment_for_image(session, first, res.experiment.crystal)
     cr = res.experiment.crystal
-    write_matrix_file(path, cr.a_matrix(exp.beam.wavelength), np.asarray(cr.missets), cr.U,
-                      cr.cell)
-    session.report.line(f" Refined matrix written to {path} (missets are those of the first "
-                        "image)")
+    # the refined missets are folded into U (and A = λ·M·U·B), missets 0: the file then gives
+    # the refined orientation to any reader of the A matrix (DIALS, the dev-set scorer), and
+    # reading it back with MATRIX gives the same crystal
+    u = cr.M @ cr.U
+    write_matrix_file(path, exp.beam.wavelength * (u @ cr.B), (0.0, 0.0, 0.0), u, cr.cell)
+    session.report.line(f" Refined matrix written to {path} (refined missets folded into the "
+                        "orientation matrix)")
 
 
 def _write_summary(session: Session, res) -> None:

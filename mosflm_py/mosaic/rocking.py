@@ -5,10 +5,10 @@ plateau of the total intensity on one image.  That single number has to stand fo
 rocking width, which also has a part that does not grow with resolution (small mosaic blocks,
 :func:`mosflm_py.geometry.prediction.rocking_width`), so on crystals with small domains it
 comes out several times the post-refined spread.  Here the same quantities post-refinement uses
-are fitted, with the cell held at the indexing result: the share of each reflection's intensity
-recorded on each of the images (:func:`mosflm_py.refinement.postrefine` with MOSAIC, BLOCKSIZE
-and the two crystal rotations that move reflections through the sphere free; an orientation a
-few tenths of a degree off would otherwise be taken for a wider rocking curve).  The estimate
+are fitted: the share of each reflection's intensity recorded on each of the images
+(:func:`mosflm_py.refinement.postrefine` on these images alone, MOSAIC and BLOCKSIZE free with
+the crystal rotations and the cell; an orientation a few tenths of a degree or a cell a few
+tenths of a per cent off would otherwise be taken for a wider rocking curve).  The estimate
 and post-refinement therefore measure one thing: η, the full width of the uniform-ball rocking
 curve (MOSFLM's mosaicity) and the block width w_d (≈ 1/block size, 1/Å).
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mosflm_py.geometry.experiment import Experiment
-from mosflm_py.refinement.cell_params import CELL_NAMES
 from mosflm_py.refinement.observations import PartialObservations
 from mosflm_py.refinement.params import PostrefParams
 from mosflm_py.refinement.postref import postrefine
@@ -49,13 +48,13 @@ def rocking_width_from_partials(
     observations: PartialObservations,
     params: PostrefParams | None = None,
 ) -> RockingWidth:
-    """Fit η and the block width (and the crystal rotations) to the observed shares, cell fixed.
+    """Fit η and the block width (with the crystal rotations and cell) to the observed shares.
 
     Parameters
     ----------
     experiment : model with the crystal (its mosaic and domain width are the start values).
     observations : summation measurements of the parts on consecutive images.
-    params : POSTREF parameters (SDFAC, NREF, rejection); the fixed list is replaced.
+    params : POSTREF parameters (SDFAC, NREF, rejection); only the beam divergence is fixed.
 
     Raises
     ------
@@ -63,7 +62,7 @@ def rocking_width_from_partials(
         Too few reflections on more than one image.
     """
     base = params or PostrefParams()
-    fix = frozenset({"DIVERGENCE", *CELL_NAMES})
+    fix = frozenset({"DIVERGENCE"})
     p = PostrefParams(fix=fix, nref=base.nref, sdfac=base.sdfac, maxresidual=1e9,
                       maxshift=base.maxshift, shiftfac=base.shiftfac, mossmooth=base.mossmooth,
                       mosadd=base.mosadd, frmin=base.frmin, frmax=base.frmax, multi=True,
