@@ -314,6 +314,12 @@ def _postref_cycle(st: _State, meas: dict, images: list[int], obs: PartialObserv
             new_dets[i] = st.dets[i]
         else:
             st.warnings.extend(f"Cycle {cycle} image {i}: {w}" for w in dr.warnings)
+            if dr.wrms > rp.residual:
+                # as MOSFLM: a refinement whose weighted residual exceeds RESIDUAL is not used
+                st.warnings.append(f"Cycle {cycle} image {i}: refined detector parameters not "
+                                   "used (weighted residual above RESIDUAL)")
+                new_dets[i] = st.dets[i]
+                continue
             new_dets[i] = dr.experiment.detector
             if "PSIX" in dr.values:
                 psix[i] = (phi_ref, dr.values["PSIX"])
