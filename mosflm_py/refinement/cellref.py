@@ -44,6 +44,10 @@ from mosflm_py.refinement.tables import detector_row, global_detector_row, postr
 
 MeasureFn = Callable[[Experiment, Sequence[int]], list[ImageMeasurements]]
 
+MIN_SPOTS_PER_IMAGE = 20
+"""Median strong spots per image below which the per-image positional refinement of the detector
+(7 parameters) is not determined and the cell is refined globally instead."""
+
 
 @dataclass(frozen=True, eq=False)
 class CellRefinementResult:
@@ -224,14 +228,22 @@ def refine_cell_segments(
                 st.d_best = min(st.d_best, float(np.min(m.d[good])))
         obs = PartialObservations.concatenate([meas[i].partials() for i in images])
         if mode == "auto":
+            # post-refinement needs partials over several images; its per-image positional
+            # refinement of the detector needs enough strong spots on each image
             nfrac = count_fractions(obs, pp)
-            mode = "global" if nfrac < min_fractions else "postref"
+            nstrong = [int(np.count_nonzero(m.valid & (m.intensity > rp.min_isig * m.sigma)))
+                       for m in meas.values()]
+            few_spots = float(np.median(nstrong)) < MIN_SPOTS_PER_IMAGE
+            mode = "global" if (nfrac < min_fractions or few_spots) else "postref"
             if mode == "global":
+                why = (f"only {nfrac} observed fractions of partials measured on more than one "
+                       f"image (fewer than {min_fractions})" if nfrac < min_fractions else
+                       f"only {int(np.median(nstrong))} strong spots per image (fewer than "
+                       f"{MIN_SPOTS_PER_IMAGE}) for the per-image refinement of the detector")
                 st.warnings.append(
-                    f"Only {nfrac} observed fractions of fully measured partials (fewer than "
-                    f"{min_fractions}): post-refinement is not possible, so the cell, orientation, "
-                    "distance and beam are refined by global positional refinement against the "
-                    "X, Y and phi centroids of all spots on the images instead"
+                    f"{why[0].upper()}{why[1:]}: post-refinement is not possible, so the cell, "
+                    "orientation, distance and beam are refined by global positional refinement "
+                    "against the X, Y and phi centroids of all spots on the images instead"
                 )
         if mode == "global":
             # measure over a wider φ range: spots are found even where the starting model
