@@ -103,6 +103,15 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
                  f"{g.experiment.detector.distance:.2f} +- {e.get('DISTANCE', 0.0):.2f} mm, "
                  f"TILT {g.experiment.detector.tilt:.1f} TWIST {g.experiment.detector.twist:.1f}")
     _log_cycles(session, res)
+    wd = res.experiment.crystal.domain_width
+    if wd > 0:
+        rep.line(f" Refined mosaic block size {1.0 / wd:.0f} A (reciprocal width {wd:.5f} +- "
+                 f"{res.postref.esds.get('BLOCKSIZE', 0.0):.5f} /A); post-refinement rms "
+                 f"observed - calculated fraction {res.postref.rms_fraction:.3f}")
+        if res.postref.n_complete:
+            rep.line(f" Reflections recorded completely on the segments: "
+                     f"{res.postref.n_complete}, rms observed fraction - FRACTIONCALC "
+                     f"{res.postref.rms_fraction_complete:.3f}")
     for w in res.warnings:
         rep.warning(w)
     rep.line(f" Cell refinement: {res.cycles} cycle(s), "
@@ -175,12 +184,16 @@ def _write_newmat(session: Session, res, first: int) -> None:
     cr = res.experiment.crystal
     from mosflm_py.output.mosflm_log import space_group_short
 
-    write_matrix_file(path, cr.a_matrix(exp.beam.wavelength), np.asarray(cr.missets), cr.U,
-                      cr.cell, space_group_short(cr.space_group)[0])
+    # the refined missets are folded into U (and A = λ·M·U·B), missets 0: the file then gives
+    # the refined orientation to any reader of the A matrix (DIALS, the dev-set scorer), and
+    # reading it back with MATRIX gives the same crystal
+    u = cr.M @ cr.U
+    write_matrix_file(path, exp.beam.wavelength * (u @ cr.B), (0.0, 0.0, 0.0), u, cr.cell,
+                      space_group_short(cr.space_group)[0])
     session.report.lines([
         "", f" New orientation matrix written to (keyword NEWMAT): {path}",
-        " The missetting angles in this file are the refined missets for the FIRST image",
-        " in the post-refinement.", ""])
+        " The refined missetting angles of the FIRST image in the post-refinement are folded",
+        " into the orientation matrix (the missets in this file are zero).", ""])
 
 
 def _write_summary(session: Session, res) -> None:

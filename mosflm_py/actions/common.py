@@ -88,6 +88,8 @@ def current_crystal(session: Session, wavelength: float | None = None) -> Crysta
         changes["space_group"] = space_group_name(st.symmetry)
     if st.mosaic is not None:
         changes["mosaic"] = float(st.mosaic)
+    if st.blocksize is not None:
+        changes["domain_width"] = domain_width_from_blocksize(st.blocksize)
     if st.missets is not None:
         changes["missets"] = tuple(st.missets)
     return cr.replace(**changes) if changes else cr
@@ -101,6 +103,18 @@ def set_crystal(session: Session, crystal: Crystal) -> None:
     session.set("crystal.missets", tuple(float(m) for m in crystal.missets))
     if crystal.mosaic > 0:
         session.set("crystal.mosaic", float(crystal.mosaic))
+    if crystal.domain_width > 0:
+        session.set("crystal.blocksize", blocksize_from_domain_width(crystal.domain_width))
+
+
+def domain_width_from_blocksize(blocksize_um: float) -> float:
+    """MOSAIC ... BLOCKSIZE (µm, as iMosflm) → reciprocal-space width 1/t (1/Å); 0 for t <= 0."""
+    return 1.0 / (float(blocksize_um) * 1.0e4) if blocksize_um > 0 else 0.0
+
+
+def blocksize_from_domain_width(width: float) -> float:
+    """Inverse of :func:`domain_width_from_blocksize` (µm)."""
+    return 1.0 / (float(width) * 1.0e4)
 
 
 def experiment_for_image(session: Session, image_number: int,

@@ -128,13 +128,70 @@ def estimate(session: Session, job: Job) -> None:
     eta = float(result.eta)
     from mosflm_py.output.mosflm_log import mosaicity_estimated
 
+    width = None if psub is not None else _rocking_width(session, n, crystal, eta, phi[1] - phi[0],
+                                                           d_min, d_max)
+    if width is not None:
+        out.line(f" Plateau of the total intensity at {eta:.2f} deg; fitted to the partials on "
+                 f"images {width[1][0]} to {width[1][-1]} ({width[0].n_reflections} "
+                 f"reflections, rms observed - calculated fraction {width[0].rms_fraction:.3f}):")
+        w = width[0]
+        out.line(f"   mosaic spread {w.mosaic:.3f} +- {w.mosaic_esd:.3f} deg (full width), mosaic "
+                 f"block width {w.domain_width:.5f} /A"
+                 + (f" (block size about {1.0 / w.domain_width:.0f} A)"
+                    if w.domain_width > 0 else ""))
+        eta = float(w.mosaic)
     out.lines(mosaicity_estimated(eta))
     stored = eta
     if eta < 0.5 * result.step:
         stored = 0.5 * result.step
         out.line(f" A mosaic spread of {stored:.3f} degrees (half the trial step) will be used.")
     session.set("crystal.mosaic", float(stored))
-    set_crystal(session, crystal.replace(mosaic=float(stored)))
+    changes: dict = {"mosaic": float(stored)}
+    if width is not None:
+        changes["domain_width"] = float(width[0].domain_width)
+    set_crystal(session, crystal.replace(**changes))
+
+
+def _rocking_width(session: Session, n: int, crystal, eta: float, osc: float, d_min: float,
+                   d_max: float | None):
+    """η and block width fitted to the partials on image ``n`` and the next few (enough to hold
+    a rocking curve of the plateau width, 3 to 10 images); None when that is not possible."""
+    from mosflm_py.actions.integrate import postref_params
+    from mosflm_py.mosaic import rocking_width_from_partials
+    from mosflm_py.refinement import MeasureParams, PartialObservations, make_measure_fn
+
+    numbers = [int(i) for i in session.images().numbers]
+    if n not in numbers or osc <= 0:
+        return None
+    k = int(np.clip(np.ceil(2.0 * eta / osc) + 1, 3, 10))
+    i0 = numbers.index(n)
+    imgs = numbers[i0:i0 + k]
+    if len(imgs) < 3:
+        imgs = numbers[max(0, i0 - k + 1):i0 + 1]
+    if len(imgs) < 3:
+        return None
+
+    def phi_of(m: int) -> tuple[float, float]:
+        g = session.geometry(m)
+        return g.phi_start, g.phi_end
+
+    exp = experiment_for_image(session, imgs[0], crystal=crystal.replace(mosaic=max(eta, 0.05)))
+    measure = make_measure_fn(session.images().frame, phi_of,
+                              MeasureParams(d_min=d_min, d_max=d_max))
+    obs = PartialObservations.concatenate([m.partials() for m in measure(exp, imgs)])
+    try:
+        w = rocking_width_from_partials(exp, obs, postref_params(session))
+    except MosflmError as exc:
+        session.report.line(f" (the rocking width could not be fitted to the partials: {exc})")
+        return None
+    # the fitted curve must not be wider than the plateau says (the plateau includes the block
+    # term) and must describe the observed shares; otherwise keep MOSFLM's plateau value
+    if not (w.mosaic <= max(eta, 0.05) * 1.5 and w.rms_fraction <= 0.15):
+        session.report.line(f" (the fit to the partials gave {w.mosaic:.2f} deg with rms fraction "
+                            f"misfit {w.rms_fraction:.3f}, inconsistent with the plateau: the "
+                            "plateau value is used)")
+        return None
+    return w, imgs
 
 
 __all__ = ["default_image", "estimate", "mosaic_params"]

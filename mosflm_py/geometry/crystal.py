@@ -108,7 +108,10 @@ class Crystal:
     U : 3x3 rotation (crystal Cartesian → lab at φ = 0, before missets).
     missets : (PHIX, PHIY, PHIZ) missetting angles (degrees), M = Rz·Ry·Rx.
     space_group : space-group symbol (Hermann–Mauguin, e.g. ``"P 21 21 21"``).
-    mosaic : mosaic spread (degrees, full width).
+    mosaic : mosaic spread (degrees, full width of the rocking curve in the uniform-ball model of
+        :func:`mosflm_py.geometry.prediction.rocking_width`, as MOSFLM's mosaicity).
+    domain_width : reciprocal-space broadening from the finite mosaic-block size (1/Å, about
+        1/block size; 0 = large blocks).  Refined by post-refinement with the mosaic spread.
     """
 
     cell: Cell
@@ -116,6 +119,7 @@ class Crystal:
     missets: tuple[float, float, float] = (0.0, 0.0, 0.0)
     space_group: str = "P 1"
     mosaic: float = 0.0
+    domain_width: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cell", tuple(float(v) for v in _check_cell(self.cell)))

@@ -85,19 +85,33 @@ def remove_absences(hkl: np.ndarray, space_group: str) -> np.ndarray:
 
 def rocking_width(
     dstar: np.ndarray, zeta: np.ndarray, wavelength: float, mosaic: float,
-    divergence: float = 0.0, dispersion: float = 0.0,
+    divergence: float = 0.0, dispersion: float = 0.0, domain_width: float = 0.0,
 ) -> np.ndarray:
     """Full rocking width W (degrees) of reflections (conventions: uniform-ball model).
+
+    The reciprocal-lattice point is a ball of diameter
+
+        2ρ = d*·(η + δ) + d*·tanθ·(Δλ/λ) + w_d
+
+    crossing the Ewald sphere at |s0|·|ζ| per radian, so W = 2ρ λ / |ζ|.  η (mosaic spread) and
+    δ (beam divergence) are angular full widths, so their part of 2ρ grows with d*; the
+    dispersion part grows with d*·tanθ; w_d, the broadening from the finite size t of the mosaic
+    blocks (w_d ≈ 1/t, MOSFLM's mosaic block size), is the same at every resolution, so it
+    dominates the φ widths of low-resolution reflections of crystals with small domains
+    (Greenhough & Helliwell 1982, J. Appl. Cryst. 15, 493-508; Nave 1998, Acta Cryst. D54,
+    848-853).
 
     Parameters
     ----------
     dstar : |r| (1/Å).  zeta : m·(ŝ1 × ŝ0).  wavelength : Å.
     mosaic, divergence : full widths (degrees).  dispersion : Δλ/λ.
+    domain_width : w_d, reciprocal-space full width from the mosaic block size (1/Å).
     """
     dstar = np.asarray(dstar, dtype=float)
     sin_t = np.clip(dstar * wavelength / 2.0, 0.0, 0.999999)
     tan_t = sin_t / np.sqrt(1.0 - sin_t**2)
-    rho = 0.5 * dstar * np.radians(mosaic + divergence) + 0.5 * dstar * tan_t * dispersion
+    rho = (0.5 * dstar * np.radians(mosaic + divergence) + 0.5 * dstar * tan_t * dispersion
+           + 0.5 * domain_width)
     with np.errstate(divide="ignore"):
         w = 2.0 * rho * wavelength / np.abs(np.asarray(zeta, dtype=float))
     return np.degrees(w)
@@ -258,7 +272,7 @@ def predict(
         zeta = _m_cross(s0n, s1n) @ m * -1.0  # m . (s1^ x s0^) = -m . (s0^ x s1^)
         width = rocking_width(
             dstar[idx], zeta, wl, cr.mosaic, experiment.beam.mean_divergence,
-            experiment.beam.dispersion,
+            experiment.beam.dispersion, cr.domain_width,
         )
         cands.append((idx, phi_deg, s1, zeta, width))
     if margin is None:

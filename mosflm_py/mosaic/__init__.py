@@ -4,6 +4,8 @@ Public API::
 
     estimate_mosaic(frame, experiment, phi_start, phi_end, params=MosaicParams())
         -> MosaicEstimate (table rows + estimate + warnings)
+    rocking_width_from_partials(experiment, observations, params=None)
+        -> RockingWidth (η and mosaic-block width fitted to the partials on a few images)
     box_summation(frame, x_px, y_px, half, peak_half, gain=1.0, nullpix=None) -> (I, var, ok)
 """
 
@@ -16,7 +18,8 @@ from mosflm_py.mosaic.estimate import (
     estimate_mosaic,
     plateau_index,
 )
+from mosflm_py.mosaic.rocking import RockingWidth, rocking_width_from_partials
 from mosflm_py.mosaic.summation import box_summation
 
-__all__ = ["MosaicEstimate", "MosaicParams", "MosaicRow", "box_summation", "estimate_mosaic",
-           "plateau_index"]
+__all__ = ["MosaicEstimate", "MosaicParams", "MosaicRow", "RockingWidth", "box_summation",
+           "estimate_mosaic", "plateau_index", "rocking_width_from_partials"]

@@ -44,6 +44,10 @@ from mosflm_py.refinement.tables import detector_row, global_detector_row, postr
 
 MeasureFn = Callable[[Experiment, Sequence[int]], list[ImageMeasurements]]
 
+MIN_SPOTS_PER_IMAGE = 20
+"""Median strong spots per image below which the per-image positional refinement of the detector
+(7 parameters) is not determined and the cell is refined globally instead."""
+
 
 @dataclass(frozen=True, eq=False)
 class CellRefinementResult:
@@ -224,14 +228,22 @@ def refine_cell_segments(
                 st.d_best = min(st.d_best, float(np.min(m.d[good])))
         obs = PartialObservations.concatenate([meas[i].partials() for i in images])
         if mode == "auto":
+            # post-refinement needs partials over several images; its per-image positional
+            # refinement of the detector needs enough strong spots on each image
             nfrac = count_fractions(obs, pp)
-            mode = "global" if nfrac < min_fractions else "postref"
+            nstrong = [int(np.count_nonzero(m.valid & (m.intensity > rp.min_isig * m.sigma)))
+                       for m in meas.values()]
+            few_spots = float(np.median(nstrong)) < MIN_SPOTS_PER_IMAGE
+            mode = "global" if (nfrac < min_fractions or few_spots) else "postref"
             if mode == "global":
+                why = (f"only {nfrac} observed fractions of partials measured on more than one "
+                       f"image (fewer than {min_fractions})" if nfrac < min_fractions else
+                       f"only {int(np.median(nstrong))} strong spots per image (fewer than "
+                       f"{MIN_SPOTS_PER_IMAGE}) for the per-image refinement of the detector")
                 st.warnings.append(
-                    f"Only {nfrac} observed fractions of fully measured partials (fewer than "
-                    f"{min_fractions}): post-refinement is not possible, so the cell, orientation, "
-                    "distance and beam are refined by global positional refinement against the "
-                    "X, Y and phi centroids of all spots on the images instead"
+                    f"{why[0].upper()}{why[1:]}: post-refinement is not possible, so the cell, "
+                    "orientation, distance and beam are refined by global positional refinement "
+                    "against the X, Y and phi centroids of all spots on the images instead"
                 )
         if mode == "global":
             # measure over a wider φ range: spots are found even where the starting model
@@ -314,6 +326,12 @@ def _postref_cycle(st: _State, meas: dict, images: list[int], obs: PartialObserv
             new_dets[i] = st.dets[i]
         else:
             st.warnings.extend(f"Cycle {cycle} image {i}: {w}" for w in dr.warnings)
+            if dr.wrms > rp.residual:
+                # as MOSFLM: a refinement whose weighted residual exceeds RESIDUAL is not used
+                st.warnings.append(f"Cycle {cycle} image {i}: refined detector parameters not "
+                                   "used (weighted residual above RESIDUAL)")
+                new_dets[i] = st.dets[i]
+                continue
             new_dets[i] = dr.experiment.detector
             if "PSIX" in dr.values:
                 psix[i] = (phi_ref, dr.values["PSIX"])
@@ -335,6 +353,10 @@ def _postref_cycle(st: _State, meas: dict, images: list[int], obs: PartialObserv
         st.pr_rows.append(postref_row(cycle, i, pr))
     shifts = [abs(pr.shifts[n]) / pr.esds[n] for n in CELL_NAMES if pr.esds[n] > 0]
     st.max_sig = max(shifts) if shifts else 0.0
+    # the reflections are measured over the predicted rocking widths: while the width still
+    # changes by more than 5 %, re-measure with it before calling the refinement converged
+    mos = pr.values["MOSAIC"]
+    st.more = "MOSAIC" in pr.free and abs(pr.shifts["MOSAIC"]) > 0.05 * max(mos, 1e-3)
     if global_detector:
         spots = spots_from_measurements([meas[i] for i in images], gp.min_isig)
         e0 = st.exp.replace(detector=_mean_detector([st.dets[i] for i in images]))
@@ -411,7 +433,8 @@ def _as_postref(g: GlobalRefinement, exp: Experiment, mosaic_esd: float, spots, 
     shifts = {k: g.shifts[k] for k in values}
     values["MOSAIC"], esds["MOSAIC"] = exp.crystal.mosaic, mosaic_esd
     values["DIVERGENCE"], esds["DIVERGENCE"] = exp.beam.mean_divergence, 0.0
-    shifts["MOSAIC"] = shifts["DIVERGENCE"] = 0.0
+    values["BLOCKSIZE"], esds["BLOCKSIZE"] = exp.crystal.domain_width, 0.0
+    shifts["MOSAIC"] = shifts["DIVERGENCE"] = shifts["BLOCKSIZE"] = 0.0
     per_image = {}
     _, _, phic = spot_predictions(exp, spots)
     for i in images:

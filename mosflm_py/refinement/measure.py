@@ -169,7 +169,8 @@ def summation_measure(
     exp = experiment.replace(crystal=cr.replace(mosaic=wide))
     pred = predict_cached(exp, phi_start, phi_end, d_min=params.d_min, d_max=params.d_max)
     width = rocking_width(1.0 / pred.d, pred.zeta, experiment.beam.wavelength, cr.mosaic,
-                          experiment.beam.mean_divergence, experiment.beam.dispersion)
+                          experiment.beam.mean_divergence, experiment.beam.dispersion,
+                          cr.domain_width)
     frac = fraction_on_image(pred.phi, width, phi_start, phi_end)
     half = params.box // 2
     ci0, cj0 = np.floor(pred.x_px).astype(int), np.floor(pred.y_px).astype(int)

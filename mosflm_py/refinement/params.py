@@ -18,7 +18,7 @@ detector, so CCOMEGA is fixed by default."""
 
 #: Crystal parameters known to post-refinement (cell names are resolved under the symmetry).
 POSTREF_PARAMETERS = ("PHIX", "PHIY", "PHIZ", "A", "B", "C", "ALPHA", "BETA", "GAMMA", "MOSAIC",
-                      "DIVERGENCE")
+                      "BLOCKSIZE", "DIVERGENCE")
 
 _ALIASES = {"XTOFRA": "DISTANCE", "XTOFD": "DISTANCE", "DIST": "DISTANCE", "CCOM": "CCOMEGA",
             "PSIX": "PHIX", "PSIY": "PHIY", "PSIZ": "PHIZ", "BEAM": "DIVERGENCE",

@@ -160,7 +160,15 @@ def refine_detector(
                 f"Partials (fraction > {minfrac:.2f}) included in positional refinement: only "
                 f"{100 * full[usable].mean():.0f}% of the reflections are fully recorded"
             )
-        usable &= full if minfrac is None else (full | (fr >= minfrac))
+        base_usable = usable
+        usable = base_usable & (full if minfrac is None else (full | (fr >= minfrac)))
+        # fine slicing (rocking widths several images wide): no part holds half a reflection;
+        # the recorded part of a partial is still predicted where it is (at the φ of its
+        # middle), so use the parts holding at least 15 %
+        if usable.sum() < len(params.free) + 3 and minfrac is not None and minfrac > 0.15:
+            usable = base_usable & (full | (fr >= 0.15))
+            warnings.append("Partials with fraction > 0.15 included in positional refinement: "
+                            "the reflections are spread over several images")
     names = params.free
     if phi_ref is None:
         phi_ref = float(np.median(phi[usable])) if usable.any() else 0.0
