@@ -22,8 +22,12 @@ def test_header_shows_goniometer_axes_and_scan_axis_once(real_data):
     assert len(gon) == 1, log  # printed once when the image is opened
     assert "GON_OMEGA 0.00" in gon[0] and "scan axis GON_PHI" in gon[0]
     assert "imgCIF vector 0.577" in gon[0]  # the phi axis as the fixed chi setting places it
-    body = [ln for ln in log.splitlines() if ln.startswith((" Wavelength", " Beam (X, Y)"))]
+    body = [ln for ln in log.splitlines()
+            if ln.startswith((" Wavelength ", " Beam (X, Y)")) and "taken from" not in ln]
     assert len(body) == len(set(body)) == 2
+    # MOSFLM's own "... taken from image header" lines, once each
+    taken = [ln for ln in log.splitlines() if "taken from image header" in ln]
+    assert len(taken) == len(set(taken)) >= 1
     assert "two-theta 0.00 deg" in body[0]
 
 
