@@ -18,6 +18,7 @@ Everything here is pure: strings in, tokens out.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import NamedTuple
 
@@ -186,7 +187,7 @@ def parse_int(text: str) -> int:
     if _FORTRAN_INT.match(t):
         return int(t)
     value = parse_real(t)
-    if value != int(value):
+    if not math.isfinite(value) or value != int(value):
         raise ValueError(f"'{text}' is not a whole number")
     return int(value)
 

@@ -42,6 +42,7 @@ The parser turns a token list into a :class:`Record`; a user mistake raises
 from __future__ import annotations
 
 import importlib
+import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,7 +53,8 @@ from mosflm_py.errors import KeywordError
 from mosflm_py.lexer import Token, parse_int, parse_real
 
 Kind = Literal["setting", "action", "control"]
-ARG_TYPES = frozenset({"int", "float", "str", "word", "text", "choice", "onoff"})
+ARG_TYPES = frozenset({"int", "float", "str", "path", "word", "text", "choice", "onoff"})
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # whole numbers must fit a Fortran INTEGER
 _ON = {"ON": True, "YES": True, "TRUE": True, "OFF": False, "NO": False, "FALSE": False}
 
 
@@ -71,6 +73,9 @@ class ArgSpec:
     min: float | None = None
     max: float | None = None
     min_exclusive: bool = False
+    max_exclusive: bool = False
+    greater_than: str | None = None
+    not_less_than: str | None = None
     choices: tuple[str, ...] = ()
     unit: str = ""
     help: str = ""
@@ -99,20 +104,49 @@ class ArgSpec:
             "int": "a whole number",
             "float": "a number",
             "str": "a name",
+            "path": "a file name",
             "word": "a name",
             "text": "text",
             "onoff": "ON or OFF",
             "choice": "one of " + ", ".join(self.choices),
         }[self.type]
-        rng = ""
-        if self.min is not None and self.max is not None:
-            rng = f" between {_fmt(self.min)} and {_fmt(self.max)}"
-        elif self.min is not None:
-            rng = f" {'>' if self.min_exclusive else '>='} {_fmt(self.min)}"
-        elif self.max is not None:
-            rng = f" <= {_fmt(self.max)}"
         unit = f" ({self.unit})" if self.unit else ""
-        return f"<{self.name}> ({what}{rng}){unit}"
+        return f"<{self.name}> ({what}{self.range_text()}){unit}"
+
+    def limits(self) -> tuple[float | None, float | None]:
+        """Declared (min, max); whole numbers are always limited to a 32-bit INTEGER."""
+        lo, hi = self.min, self.max
+        if self.type == "int":
+            lo = INT32_MIN if lo is None else max(lo, INT32_MIN)
+            hi = INT32_MAX if hi is None else min(hi, INT32_MAX)
+        return lo, hi
+
+    def range_text(self) -> str:
+        """The allowed range in words (`` between 0 and 10``, `` > 0``), empty if unbounded."""
+        lo, hi = self.limits()
+        if lo is not None and hi is not None:
+            if self.min_exclusive or self.max_exclusive:
+                return (f" {'>' if self.min_exclusive else '>='} {_fmt(lo)} and "
+                        f"{'<' if self.max_exclusive else '<='} {_fmt(hi)}")
+            return f" between {_fmt(lo)} and {_fmt(hi)}"
+        if lo is not None:
+            return f" {'>' if self.min_exclusive else '>='} {_fmt(lo)}"
+        if hi is not None:
+            return f" {'<' if self.max_exclusive else '<='} {_fmt(hi)}"
+        return ""
+
+    def check(self, value: Any) -> str | None:
+        """Why a converted *value* is not allowed (None when it is): not finite, out of range."""
+        if self.type not in ("int", "float") or value is None:
+            return None
+        if self.type == "float" and not math.isfinite(value):
+            return "is not a finite number"
+        lo, hi = self.limits()
+        if lo is not None and (value <= lo if self.min_exclusive else value < lo):
+            return "is out of range"
+        if hi is not None and (value >= hi if self.max_exclusive else value > hi):
+            return "is out of range"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +341,8 @@ def _subs_from(d: Mapping[str, Any]) -> dict[str, SubSpec]:
 
 
 def _fmt(x: float) -> str:
+    if float(x).is_integer() and abs(x) < 1e12:
+        return str(int(x))
     return f"{x:g}"
 
 
@@ -498,14 +534,14 @@ def convert(arg: ArgSpec, tok: Token, where: str) -> Any:
             value = match_name(text, {c: c for c in arg.choices}, "choice")[1]
         else:
             value = text
-    except (ValueError, KeyError, LookupError):
+    except (ValueError, KeyError, LookupError, OverflowError):
         raise KeywordError(f"{where}: expected {arg.describe()}, found '{text}'") from None
-    if arg.type in ("int", "float"):
-        low_bad = arg.min is not None and (
-            value <= arg.min if arg.min_exclusive else value < arg.min)
-        high_bad = arg.max is not None and value > arg.max
-        if low_bad or high_bad:
-            raise KeywordError(f"{where}: value {text} is out of range; expected {arg.describe()}")
+    if "\0" in text:
+        raise KeywordError(f"{where}: the value for <{arg.name}> contains a NUL character")
+    if arg.type == "path" and not text.strip():
+        raise KeywordError(f"{where}: expected {arg.describe()}, found an empty name")
+    if why := arg.check(value):
+        raise KeywordError(f"{where}: value {text} {why}; expected {arg.describe()}")
     return value
 
 
@@ -575,10 +611,25 @@ def _parse_args(args: tuple[ArgSpec, ...], tokens: list[Token], i: int, where: s
             got_n.append(None if tok.empty else convert(arg, tok, where))
         if arg.literal or not got_n:
             continue
+        if None in got_n and not arg.optional and arg.default is None:
+            raise KeywordError(f"{where}: expected {arg.describe()}, found an empty value")
         value = got_n[0] if arg.count == 1 else tuple(got_n)
         if value is not None:
             values[arg.name] = value
+    _check_relations(args, values, where)
     return values, i
+
+
+def _check_relations(args: tuple[ArgSpec, ...], values: Mapping[str, Any], where: str) -> None:
+    """``greater_than``/``not_less_than``: an argument ordered after another one of the group."""
+    for arg in args:
+        other = arg.greater_than or arg.not_less_than
+        if other is None or arg.name not in values or other not in values:
+            continue
+        v, w = values[arg.name], values[other]
+        if (v <= w) if arg.greater_than else (v < w):
+            rel = "greater than" if arg.greater_than else "at least"
+            raise KeywordError(f"{where}: <{arg.name}> ({v:g}) must be {rel} <{other}> ({w:g})")
 
 
 def _parse_forms(forms: tuple[tuple[ArgSpec, ...], ...], tokens: list[Token], i: int, where: str,
