@@ -208,6 +208,11 @@ class LineJoiner:
         """True while a continued record waits for its next line."""
         return bool(self._text)
 
+    @property
+    def pending_text(self) -> str:
+        """The text of the continued record collected so far."""
+        return " ".join(self._text)
+
     def feed(self, line: str) -> tuple[list[Token], str] | None:
         """Add one physical line; return (tokens, joined text) when a record is complete."""
         tokens = tokenize(line)

@@ -13,6 +13,7 @@ A keyword file declares::
     apply    = "module:function"           # optional hook replacing the generic state update
     effect   = "module:function"           # optional hook run after the state update
     accumulate = true                      # actions: consecutive lines join one job (AUTOINDEX)
+    writes = ["files.hklout"]              # actions: output files checked writable before GO runs
     priority = 1                           # wins ties between abbreviations (DIST -> DISTANCE)
 
     [[args]]                               # positional values, in order
@@ -33,7 +34,11 @@ not one of the keyword's subkeywords), ``text`` (the rest of the line), ``choice
 ``choices``, 4-char matching), ``onoff`` (ON/OFF/YES/NO/TRUE/FALSE -> bool). ``count = n`` makes a
 tuple of n values; ``repeat = true`` on the last argument collects all following values;
 ``literal = "TO"`` is an optional/required fixed word (not stored). ``min``/``max`` are inclusive
-limits, ``min_exclusive = true`` makes ``min`` strict.
+limits, ``min_exclusive = true`` makes ``min`` strict (``max_exclusive`` likewise); whole numbers
+are always limited to a 32-bit INTEGER and real numbers must be finite. ``greater_than = "a"`` /
+``not_less_than = "a"`` order an argument after argument ``a`` of the same group (``PROCESS 5 1``,
+``IMAGE 1 PHI 10 TO 0``). Type ``path`` is a file name: not empty, no NUL character. The same
+bounds check values read from image headers (:mod:`mosflm_py.imageio.sanity`).
 
 The parser turns a token list into a :class:`Record`; a user mistake raises
 :class:`~mosflm_py.errors.KeywordError` whose message says what was expected.
@@ -164,6 +169,7 @@ class SubSpec:
     handler: str | None = None
     default: str = ""
     help: str = ""
+    writes: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, name: str, d: Mapping[str, Any]) -> SubSpec:
@@ -186,6 +192,7 @@ class SubSpec:
             handler=d.get("handler"),
             default=str(d.get("default", "")),
             help=d.get("help", ""),
+            writes=tuple(d.get("writes", ())),
         )
 
     @property
@@ -213,6 +220,7 @@ class KeywordSpec:
     effect: str | None = None
     accumulate: bool = False
     priority: int = 0
+    writes: tuple[str, ...] = ()
     source: str = ""
 
     @property
@@ -249,6 +257,7 @@ class KeywordSpec:
             effect=d.get("effect"),
             accumulate=bool(d.get("accumulate", False)),
             priority=int(d.get("priority", 0)),
+            writes=tuple(d.get("writes", ())),
             source=source,
         )
 
@@ -327,6 +336,16 @@ class Record:
             if sub_spec is not None and sub_spec.handler:
                 return sub_spec.handler
         return self.spec.handler if self.spec.kind != "setting" else None
+
+    @property
+    def writes(self) -> tuple[str, ...]:
+        """State paths of the output files the action of this record writes (``writes``)."""
+        out = list(self.spec.writes)
+        for s in self.subs:
+            sub_spec = self.spec.subkeywords.get(s.name)
+            if sub_spec is not None:
+                out.extend(sub_spec.writes)
+        return tuple(dict.fromkeys(out))
 
     @property
     def is_action(self) -> bool:

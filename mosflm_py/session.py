@@ -68,6 +68,7 @@ from mosflm_py.lexer import LineJoiner, Token, UnterminatedQuote, include_path
 from mosflm_py.registry import Record, Registry, default_registry, resolve_hook
 from mosflm_py.report import Report
 from mosflm_py.setters import apply_record
+from mosflm_py.signals import checkpoint, clear_interrupt, pending
 from mosflm_py.state import State, apply_setting, get_setting
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ class Session:
         Never raises for user errors: they are printed as `` *** ...`` and counted in
         ``self.failures``.
         """
+        checkpoint()
         line = line.rstrip("\r\n")
         lineno = self._lineno[source] = self._lineno.get(source, 0) + 1
         if self.interactive and self._include_depth == 0:
@@ -229,8 +231,8 @@ class Session:
                                            f"{MAX_INCLUDE_DEPTH} deep"), line, lineno, source)
         try:
             text = Path(path).expanduser().read_text(encoding="utf-8", errors="replace")
-        except OSError as err:
-            reason = err.strerror or str(err)
+        except (OSError, RuntimeError, ValueError) as err:  # no such user (~x), NUL byte
+            reason = getattr(err, "strerror", None) or str(err)
             return self._fail(KeywordError(f"cannot read the command file @{path}: {reason}"),
                               line, lineno, source)
         self._include_depth += 1
@@ -238,6 +240,7 @@ class Session:
             for sub in text.splitlines():
                 if self.execute(sub, source=path) is Outcome.EXIT:
                     return Outcome.EXIT
+            self._unfinished(path)
         finally:
             self._include_depth -= 1
             self._lineno.pop(path, None)
@@ -316,11 +319,17 @@ class Session:
             return
         for k, job in enumerate(jobs):
             try:
+                self._check_outputs(job)
                 func = _resolve_handler(job.keyword, job.handler)
                 func(self, job)
             except MosflmError as err:
+                if isinstance(err.__context__, KeyboardInterrupt) or pending():
+                    if not self.interactive:  # a batch run stops: one *** line, exit 130/143
+                        checkpoint()
+                        raise KeyboardInterrupt from None
+                    clear_interrupt()
                 self.failures += 1
-                self.report.error(str(err))
+                self.report.error(f"{err}{_origin(job)}")
                 if rest := jobs[k + 1:]:
                     names = ", ".join(j.keyword for j in rest)
                     self.report.error(f"Because {job.keyword} failed, {names} was not run.")
@@ -331,13 +340,38 @@ class Session:
                 self.failures += 1
                 self.report.error(
                     f"Internal error in mosflm-py while running {job.keyword} "
-                    f"({type(err).__name__}: {err}).\n"
+                    f"({type(err).__name__}: {err}).{_origin(job)}\n"
                     "Please report this bug with your input to the mosflm-py developers.")
                 return
+
+    def _check_outputs(self, job: Job) -> None:
+        """Every output file the job writes (``writes`` in its keyword file) can be written."""
+        from mosflm_py.atomic import check_output_folder, check_output_path
+
+        for path in dict.fromkeys(p for rec in job.records for p in rec.writes):
+            name = get_setting(self.state, path)
+            if name is None:
+                continue
+            what = path.rsplit(".", 1)[-1].upper()
+            if path.endswith("directory"):
+                check_output_folder(str(name), f"{what} folder")
+            else:
+                check_output_path(str(name), f"{what} file")
+
+    def _unfinished(self, source: str) -> None:
+        """The input ended inside a continued record: an error, the record is not run."""
+        if self._joiner.pending:
+            lineno = self._lineno.get(source, 0)
+            text = self._joiner.pending_text
+            self._joiner.reset()
+            self._fail(KeywordError("the input ends with a continuation mark (-, & or \\): the "
+                                    "last record is incomplete and was not run"),
+                       text, lineno, source)
 
     def finish(self) -> int:
         """End of input: warn about jobs never started; return the exit status (0 = no errors)."""
         if not self.finished:
+            self._unfinished("stdin")
             self.finished = True
             if self.pending:
                 names = ", ".join(j.keyword for j in self.pending)
@@ -348,6 +382,16 @@ class Session:
                 self.report.line(f" mosflm-py: {self.failures} input error(s) or failure(s); "
                                  "see the *** messages above.")
         return 1 if self.failures else 0
+
+
+def _origin(job: Job) -> str:
+    """`` (PROCESS 1 10, input line 7)``: where the failed job was given."""
+    rec = job.record
+    if rec.lineno is None:
+        return ""
+    where = f"line {rec.lineno}" + (f" of {rec.source}" if rec.source not in
+                                    ("stdin", "", None) else "")
+    return f"\n(job {rec.text.strip()} given in input {where})"
 
 
 def _sub_handler(record: Record, sub) -> bool:

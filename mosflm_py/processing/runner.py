@@ -20,6 +20,9 @@ _SOURCE = None
 def _init_worker(source_factory: Callable[[], Callable], threads: int) -> None:
     global _SOURCE
     from mosflm_py.kernels._jit import set_threads
+    from mosflm_py.signals import worker_init
+
+    worker_init()  # Ctrl-C is the main process's business; SIGTERM ends a worker quietly
 
     set_threads(threads)
     _SOURCE = source_factory()
