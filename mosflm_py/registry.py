@@ -14,6 +14,7 @@ A keyword file declares::
     effect   = "module:function"           # optional hook run after the state update
     accumulate = true                      # actions: consecutive lines join one job (AUTOINDEX)
     writes = ["files.hklout"]              # actions: output files checked writable before GO runs
+    checks = ["module:function"]           # actions: consistency checks run before GO runs them
     priority = 1                           # wins ties between abbreviations (DIST -> DISTANCE)
 
     [[args]]                               # positional values, in order
@@ -221,6 +222,7 @@ class KeywordSpec:
     accumulate: bool = False
     priority: int = 0
     writes: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
     source: str = ""
 
     @property
@@ -258,6 +260,7 @@ class KeywordSpec:
             accumulate=bool(d.get("accumulate", False)),
             priority=int(d.get("priority", 0)),
             writes=tuple(d.get("writes", ())),
+            checks=tuple(d.get("checks", ())),
             source=source,
         )
 

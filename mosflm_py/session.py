@@ -319,6 +319,8 @@ class Session:
             return
         for k, job in enumerate(jobs):
             try:
+                for check in job.record.spec.checks:
+                    resolve_hook(check)(self, job)
                 self._check_outputs(job)
                 func = _resolve_handler(job.keyword, job.handler)
                 func(self, job)
