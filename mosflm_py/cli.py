@@ -174,9 +174,9 @@ def _interrupted(exc: BaseException, report_stream: IO[str] | None, log: IO[str]
     signals.clear()
     signals.stop_workers()
     term = isinstance(exc, signals.Terminated)
-    text = (" *** Terminated (SIGTERM): the run was terminated; earlier output files are untouched.\n"
-            if term else
-            " *** Interrupted (Ctrl-C): the run was interrupted; earlier output files are untouched.\n")
+    what = "Terminated (SIGTERM): the run was terminated" if term else \
+        "Interrupted (Ctrl-C): the run was interrupted"
+    text = f" *** {what}; earlier output files are untouched.\n"
     for stream in (report_stream, log):
         if stream is None:
             continue
