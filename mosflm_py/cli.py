@@ -164,6 +164,7 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
         if handlers is not None:
             signal.signal(signal.SIGINT, handlers[0])
             signal.signal(signal.SIGTERM, handlers[1])
+            signals.uninstall()
             signals.clear()
 
 

@@ -255,6 +255,7 @@ class Session:
         except MosflmError as err:
             return self._fail(err, text, lineno, source)
         except Exception as err:  # noqa: BLE001 - never a traceback for the user
+            checkpoint()
             log.debug("internal error", exc_info=True)
             self._debug_traceback()
             msg = (f"Internal error in mosflm-py ({type(err).__name__}: {err}).\n"
@@ -325,6 +326,8 @@ class Session:
                 func = _resolve_handler(job.keyword, job.handler)
                 func(self, job)
             except MosflmError as err:
+                if pending() and not self.interactive:
+                    checkpoint()
                 if isinstance(err.__context__, KeyboardInterrupt) or pending():
                     if not self.interactive:  # a batch run stops: one *** line, exit 130/143
                         checkpoint()
@@ -336,7 +339,15 @@ class Session:
                     names = ", ".join(j.keyword for j in rest)
                     self.report.error(f"Because {job.keyword} failed, {names} was not run.")
                 return
+            except OSError as err:  # the system refused: disk full, permissions, I/O error
+                checkpoint()  # workers stopped by an interrupt: report the interrupt only
+                self.failures += 1
+                name = f" ({err.filename})" if getattr(err, "filename", None) else ""
+                self.report.error(f"{job.keyword} failed: {err.strerror or err}{name}; no output "
+                                  f"file was replaced.{_origin(job)}")
+                return
             except Exception as err:  # noqa: BLE001
+                checkpoint()  # e.g. BrokenProcessPool after an interrupt stopped the workers
                 log.debug("internal error in %s", job.keyword, exc_info=True)
                 self._debug_traceback()
                 self.failures += 1

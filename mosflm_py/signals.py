@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Iterator
 
 EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -37,10 +38,30 @@ _defer_depth = 0
 
 def install() -> None:
     """Install the handlers in the main process (idempotent)."""
-    global _main_pid
+    global _main_pid, _previous_hook
     _main_pid = os.getpid()
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
+    if sys.unraisablehook is not _unraisable:
+        _previous_hook = sys.unraisablehook
+
+
+def uninstall() -> None:
+    """Give back the unraisable-exception hook (the caller restores its signal handlers)."""
+    if sys.unraisablehook is _unraisable:
+        sys.unraisablehook = _previous_hook
+        sys.unraisablehook = _unraisable
+
+
+_previous_hook = sys.unraisablehook
+
+
+def _unraisable(info) -> None:
+    """Our interrupt raised where Python cannot propagate it (weakref and ctypes callbacks,
+    ``__del__``): it stays recorded for :func:`checkpoint`; print nothing."""
+    if _pending is not None and issubclass(info.exc_type, (KeyboardInterrupt, Terminated)):
+        return
+    _previous_hook(info)
 
 
 def worker_init() -> None:
