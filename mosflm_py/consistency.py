@@ -114,3 +114,46 @@ def check_symmetry(session: Session, job: Job) -> None:
     problem = symmetry_cell_problem(space_group_name(symmetry), tuple(crystal.cell))
     if problem:
         raise GeometryError(problem)
+
+
+MAX_EDGE_RESOLUTION = 50.0  # A: a detector that records nothing finer sees no Bragg spots
+
+
+def check_geometry(session: Session, job: Job) -> None:
+    """Job check: beam, distance, detector size and wavelength record a diffraction pattern.
+
+    The direct beam (with two-theta, the foot of the detector normal, MOSFLM's BEAM) must lie
+    within one detector width of the detector, and the highest resolution reached anywhere on
+    the detector (its corners and edges) must be better than 50 A; otherwise (a distance of
+    metres, a beam far off a small detector) every spot would fall off the detector and the job
+    could only produce nothing.
+    """
+    from mosflm_py.actions.common import detector_from_geometry
+    from mosflm_py.errors import MosflmError
+
+    rec = job.record
+    try:
+        series = session.images()
+        n = rec.get("first") if rec.keyword == "PROCESS" else None
+        if n is None:
+            n = session.state.images.image
+        if n is None or n not in series.numbers:
+            n = series.first
+        g = session.geometry(n)
+    except MosflmError:
+        return  # the job reports missing images or header values itself
+    sx, sy = g.nslow * g.pixel_slow, g.nfast * g.pixel_fast
+    if not (-sx <= g.beam_x <= 2 * sx and -sy <= g.beam_y <= 2 * sy):
+        raise GeometryError(
+            f"The beam position ({g.beam_x:g}, {g.beam_y:g} mm) is far outside the detector of "
+            f"image {n} (0 to {sx:.1f} mm by 0 to {sy:.1f} mm): the direct beam (with two-theta, "
+            "the foot of the detector normal) must lie within one detector width of it. Check "
+            "BEAM (mm, X along the slow direction) and the image header.")
+    d = detector_from_geometry(g, session).max_resolution(g.wavelength)
+    if d > MAX_EDGE_RESOLUTION:
+        raise GeometryError(
+            f"With the geometry of image {n} (wavelength {g.wavelength:g} A, distance "
+            f"{g.distance:g} mm, beam {g.beam_x:g} {g.beam_y:g} mm, {g.nslow} x {g.nfast} "
+            f"pixels of {g.pixel_slow:g} mm, two-theta {g.two_theta:g} deg) the detector records "
+            f"nothing finer than {d:.0f} A: no Bragg spots would be measured. Check DISTANCE, "
+            "BEAM, PIXEL, WAVELENGTH and TWOTHETA.")

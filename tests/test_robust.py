@@ -416,3 +416,23 @@ def test_interrupt_in_a_batch_stops_the_run(sim, tmp_path, monkeypatch):
     assert rc == 130
     assert "===> DISTANCE 100" not in out.getvalue()
     assert (folder / "keep.mtz").read_bytes() == b"old"
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("DISTANCE 19000", "the detector records nothing finer than 290 A: no Bragg spots would "
+                           "be measured"),
+        ("BEAM 4000 4000", "The beam position (4000, 4000 mm) is far outside the detector of "
+                           "image 1 (0 to 88.1 mm by 0 to 88.1 mm)"),
+    ],
+)
+def test_geometry_without_a_pattern_is_refused_before_work(sim, tmp_path, line, fragment):
+    folder = _copy(sim, tmp_path / "geom")
+    (folder / "old.mtz").write_bytes(b"old")
+    rc, out = session_output("TEMPLATE sim_master.h5", *PROCESS_LINES, "HKLOUT old.mtz", line,
+                             "PROCESS 1 2", "GO", cwd=folder)
+    assert rc == 1
+    assert fragment in " ".join(out.split()), out
+    assert "Internal error" not in out
+    assert (folder / "old.mtz").read_bytes() == b"old"
