@@ -13,7 +13,8 @@ A keyword file declares::
     apply    = "module:function"           # optional hook replacing the generic state update
     effect   = "module:function"           # optional hook run after the state update
     accumulate = true                      # actions: consecutive lines join one job (AUTOINDEX)
-    writes = ["files.hklout"]              # actions: output files checked writable before GO runs
+    writes = ["files.hklout", "PLOT.file"] # actions: output files (settings, or SUB.arg of the
+                                           # action line) checked writable before GO runs them
     checks = ["module:function"]           # actions: consistency checks run before GO runs them
     priority = 1                           # wins ties between abbreviations (DIST -> DISTANCE)
 

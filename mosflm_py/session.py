@@ -361,11 +361,18 @@ class Session:
         """Every output file the job writes (``writes`` in its keyword file) can be written."""
         from mosflm_py.atomic import check_output_folder, check_output_path
 
-        for path in dict.fromkeys(p for rec in job.records for p in rec.writes):
-            name = get_setting(self.state, path)
+        named: list[tuple[str, str]] = []
+        for rec in job.records:
+            for path in rec.writes:
+                if path[0].isupper():  # SUB.arg: a file named on the action line itself
+                    sub, _, arg = path.partition(".")
+                    named += [(path, sv.get(arg)) for sv in rec.all(sub) if sv.get(arg)]
+                else:  # a setting (state path)
+                    named.append((path, get_setting(self.state, path)))
+        for path, name in dict.fromkeys(named):
             if name is None:
                 continue
-            what = path.rsplit(".", 1)[-1].upper()
+            what = path.split(".")[0] if path[0].isupper() else path.rsplit(".", 1)[-1].upper()
             if path.endswith("directory"):
                 check_output_folder(str(name), f"{what} folder")
             else:
