@@ -8,7 +8,9 @@ NPROC keyword), ``--nolog`` (no ``.lp`` file), ``--batch`` / ``--interactive`` (
 Keyword input is read from stdin: piped input runs as a batch job (each line echoed as
 `` ===> line``, exit status 1 if any line failed); a terminal gives the interactive
 ``MOSFLM => `` prompt. The whole output is also written, line by line, to
-``mosflm_YYYYMMDD_HHMMSS.lp`` in the current directory (as iMosflm's date-stamped log).
+``mosflm_YYYYMMDD_HHMMSS.lp`` in the current directory (as iMosflm's date-stamped log; ``_2``,
+``_3`` ... are added when another run of the same second has the name). Ctrl-C and SIGTERM end
+the run with one `` *** `` line and exit status 130 / 143 (:mod:`mosflm_py.signals`).
 """
 
 from __future__ import annotations

@@ -155,7 +155,7 @@ def test_numbers_parse_or_raise_value_error(text):
 def test_every_keyword_parser_accepts_or_explains(name):
     spec = REG.specs[name]
 
-    @budget(40)
+    @budget(25)
     @given(tokens_for(spec))
     def check(tokens):
         try:
