@@ -57,7 +57,7 @@ def session_output(*lines: str, cwd: Path | None = None) -> tuple[int, str]:
                                   "number between 0 and 9999999)"),
         ("PROCESS 1 2 ADD 2147483646", "<offset> (a whole number between 0 and 9999999)"),
         ("PROCESS 5 1", "<last> (1) must be at least <first> (5)"),
-        ("RASTER 99999 99999 99999 1 1", "<nxs> (a whole number between 3 and 199)"),
+        ("RASTER 99999 99999 99999 1 1", "<nxs> (a whole number between 3 and 71)"),
         ("AUTOINDEX DPS THRESHOLD 1E999", "not a finite number"),
         ("AUTOINDEX MAXCELL 1", "<value> (a number between 5 and 5000) (A)"),
         ("AUTOINDEX NVECT 99999999999999", "out of range"),
