@@ -3,7 +3,9 @@
 Logical names (any case): HKLOUT, SUMMARY, SPOTOD, COORDS, GENFILE, NEWMAT, MATRIX and LOGFILE
 (mosflm-py: name of the ``.lp`` log). CCP4 flags ``-n``, ``-nohtml``, ``-nosummary``, ``-i`` and
 ``-v <level>`` are accepted. mosflm-py options: ``--nproc N`` (worker processes, same as the
-NPROC keyword), ``--nolog`` (no ``.lp`` file), ``--batch`` / ``--interactive`` (force the mode).
+NPROC keyword), ``--nolog`` (no ``.lp`` file), ``--batch`` / ``--interactive`` (force the mode),
+``--report[=file.html]`` (QuickScale and an HTML report at the end of every PROCESS run; the
+default name is the MTZ's with ``_report.html``).
 
 Keyword input is read from stdin: piped input runs as a batch job (each line echoed as
 `` ===> line``, exit status 1 if any line failed); a terminal gives the interactive
@@ -42,10 +44,13 @@ mosflm-py {__version__} - a Python re-implementation of MOSFLM
 usage: mosflm-py [HKLOUT file] [SUMMARY file] [SPOTOD file] [COORDS file] [GENFILE file]
                  [NEWMAT file] [MATRIX file] [LOGFILE file]
                  [-n] [-nohtml] [-nosummary] [-i] [-v level] [--nproc N] [--nolog]
-                 [--batch | --interactive] [--help] [--version]   < keywords
+                 [--report[=file.html]] [--batch | --interactive] [--help] [--version]
+                 < keywords
 
 Keywords are read from standard input: piped input runs as a batch job, a terminal gives
 the interactive 'MOSFLM => ' prompt. Type HELP at the prompt for the keywords.
+--report: after every PROCESS run, QuickScale (Laue group, scaling, merging statistics,
+merged MTZ) and an HTML report with PNG graphs (see HELP QUICKSCALE).
 Also installed as 'ipmosflm'; 'python -m mosflm_py' is the same program.
 """
 
@@ -63,7 +68,7 @@ def parse_argv(argv: Sequence[str]) -> dict:
         Unknown argument, or a logical name/option without its value.
     """
     opts: dict = {"files": {}, "nproc": None, "log": True, "mode": None, "help": False,
-                  "version": False}
+                  "version": False, "report": None}
     args = list(argv)
     i = 0
     while i < len(args):
@@ -95,6 +100,8 @@ def parse_argv(argv: Sequence[str]) -> dict:
                     raise ValueError
             except ValueError:
                 raise UsageError(f"--nproc needs a positive whole number, not '{value}'") from None
+        elif a == "--report" or a.startswith("--report="):
+            opts["report"] = a.split("=", 1)[1] if "=" in a else ""
         elif a == "--nolog":
             opts["log"] = False
         elif a in ("--batch", "--interactive"):
@@ -274,6 +281,9 @@ def _run(argv: Sequence[str] | None, stdin: IO[str] | None, stdout: IO[str],
     state = replace_files(State(), **opts["files"])
     if opts["nproc"]:
         state = apply_setting(state, "integration.nproc", opts["nproc"])
+    if opts["report"] is not None:
+        state = apply_setting(state, "quickscale.auto", True)
+        state = apply_setting(state, "quickscale.report", opts["report"])
     log = None
     if opts["log"]:
         try:

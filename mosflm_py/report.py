@@ -37,6 +37,7 @@ class Report:
         self.streams: list[IO[str]] = [s for s in streams if s is not None]
         self.log_only: list[IO[str]] = []
         self.warnings: list[str] = []
+        self._bar: str | None = None  # progress bar shown on a terminal's stderr
 
     def add_log(self, stream: IO[str]) -> None:
         """Also write everything to *stream* (the log file)."""
@@ -45,12 +46,54 @@ class Report:
     def _write(self, text: str, *, terminal: bool = True, log: bool = True) -> None:
         checkpoint()  # a Ctrl-C swallowed inside a library callback stops the run here
         targets = (self.streams if terminal else []) + (self.log_only if log else [])
+        bar = self._bar
+        if bar is not None and terminal:
+            self._draw("")  # take the bar off the terminal line before the text
         for s in targets:
             s.write(text)
             try:
                 s.flush()
             except (AttributeError, ValueError):
                 pass
+        if bar is not None and terminal and text.endswith("\n"):
+            self._draw(bar)
+
+    # ------------------------------------------------------------------ progress bar
+    def progress(self, done: int, total: int, elapsed: float) -> None:
+        """A progress bar on stderr when it is a terminal, redrawn in place.
+
+        Shows the images done, images per second and the time left.  Nothing is written when
+        stderr is not a terminal (a pipeline's pipe, a file), and the bar never goes to the
+        log file or stdout: log lines printed meanwhile erase it first and redraw it after.
+        The bar is removed when ``done == total``.
+        """
+        import sys
+
+        err = sys.stderr
+        if err is None or not getattr(err, "isatty", lambda: False)():
+            return
+        if done >= total:
+            self._draw("")
+            self._bar = None
+            return
+        frac = done / max(total, 1)
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = (total - done) / rate if rate > 0 else float("nan")
+        eta = f"{left:5.0f} s left" if left == left else "     ? s left"
+        width = 30
+        self._bar = (f" [{'#' * int(width * frac):<{width}}] {done}/{total} images "
+                     f"{rate:5.2f} images/s {eta}")
+        self._draw(self._bar)
+
+    def _draw(self, text: str) -> None:
+        import sys
+
+        err = sys.stderr
+        try:
+            err.write("\r\033[K" + text)
+            err.flush()
+        except (AttributeError, ValueError, OSError):
+            self._bar = None
 
     def line(self, text: str = "") -> None:
         """One output line (a leading space is MOSFLM's carriage-control column)."""

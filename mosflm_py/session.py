@@ -333,7 +333,10 @@ class Session:
                         checkpoint()
                         raise KeyboardInterrupt from None
                     clear_interrupt()
+                from mosflm_py.output.mosflm_log import FAILURE
+
                 self.failures += 1
+                self.report.lines(FAILURE)  # MOSFLM's words, which drivers look for
                 self.report.error(f"{err}{_origin(job)}")
                 if rest := jobs[k + 1:]:
                     names = ", ".join(j.keyword for j in rest)

@@ -348,6 +348,14 @@ class Strategy:
 
 
 @dataclass(frozen=True, slots=True)
+class QuickScale:
+    """QUICKSCALE AUTO / REPORT and the ``--report`` option: QuickScale after every PROCESS."""
+
+    auto: bool = False
+    report: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Misc:
     """GUI and miscellaneous switches."""
 
@@ -381,6 +389,7 @@ class State:
     rejection: Rejection = Rejection()
     integration: Integration = Integration()
     strategy: Strategy = Strategy()
+    quickscale: QuickScale = QuickScale()
     misc: Misc = Misc()
     user_set: frozenset[str] = field(default_factory=frozenset)
 

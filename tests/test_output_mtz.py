@@ -167,21 +167,22 @@ def test_batch_headers_decode(written):
         np.testing.assert_allclose(b["phixyz_start"], want.missets_start, atol=1e-6)
         np.testing.assert_allclose(b["phixyz_end"], want.missets_end, atol=1e-6)
         assert b["crydat"][0] == pytest.approx(0.45, abs=1e-6)
+        # as MOSFLM: PHIRANGE and SCANAX 0, the axis in E1, beam vectors towards the source
         assert (b["phistt"], b["phiend"], b["phirange"]) == pytest.approx(
-            (want.phi_start, want.phi_end, 1.0), abs=1e-5
+            (want.phi_start, want.phi_end, 0.0), abs=1e-5
         )
-        np.testing.assert_array_equal(b["scanax"], [0, 0, 1])
+        np.testing.assert_array_equal(b["scanax"], [0, 0, 0])
         np.testing.assert_array_equal(b["e1"], [0, 0, 1])
-        np.testing.assert_array_equal(b["source"], [1, 0, 0])
-        np.testing.assert_allclose(b["so"], [1, 0, 0], atol=1e-7)
+        np.testing.assert_array_equal(b["source"], [-1, 0, 0])
+        np.testing.assert_allclose(b["so"], [-1, 0, 0], atol=1e-7)
         assert b["alambd"] == pytest.approx(0.97966, abs=1e-6)
         assert b["delamb"] == pytest.approx(2e-4, rel=1e-5)
         assert (b["divhd"], b["divvd"]) == pytest.approx((0.02, 0.01), abs=1e-7)
         assert b["dx"] == pytest.approx(169.65, abs=1e-4)
         assert b["theta"] == pytest.approx(5.0, abs=1e-6)
         np.testing.assert_array_equal(b["detlm"], [0, 2048, 0, 2048])
-        assert (b["ldtype"], b["ndet"], b["ngonax"], b["jsaxs"], b["lbmflg"]) == (2, 1, 1, 1, 1)
-        assert b["misflg"] == 2 and b["ncryst"] == 1
+        assert (b["ldtype"], b["ndet"], b["ngonax"], b["jsaxs"], b["lbmflg"]) == (1, 1, 1, 1, 1)
+        assert b["misflg"] == 2 and b["ncryst"] == 0
         # jumpax: reciprocal axis with the largest direction cosine on Z of U.B
         ub = want.U @ np.diag([1 / CELL[0], 1 / CELL[1], 1 / CELL[2]])
         cos = np.abs(ub[2]) / np.linalg.norm(ub, axis=0)
@@ -192,7 +193,7 @@ def test_reverse_phi_scan_axis(tmp_path):
     path = tmp_path / "rev.mtz"
     write_unmerged_mtz(path, make_records(50), make_batches(reverse=True), META)
     b = read_unmerged_mtz(path).batches[0]
-    np.testing.assert_array_equal(b["scanax"], [0, 0, -1])
+    np.testing.assert_array_equal(b["e1"], [0, 0, -1])
 
 
 def test_missing_values_are_nan(tmp_path):

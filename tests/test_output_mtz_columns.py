@@ -72,7 +72,8 @@ def test_mpart_encoding_decodes_as_aimless_does():
     npart = np.array([1, 2, 2, 9, 10, 12, 40, -1, 3])
     ipart = np.array([1, 1, 2, 9, 1, 12, 40, 1, 4])
     m = encode_mpart(npart, ipart)
-    np.testing.assert_array_equal(m, [0, 21, 22, 99, 1001, 1212, 4040, 0, 34])
+    # MOSFLM's packing, 100 * Npart + Ipart for every partial (as in the real MOSFLM MTZ files)
+    np.testing.assert_array_equal(m, [0, 201, 202, 909, 1001, 1212, 4040, 0, 304])
     partial = npart != 1
     got_n, got_i = decode_mpart(m, partial)
     np.testing.assert_array_equal(got_n, [1, 2, 2, 9, 10, 12, 40, -1, 3])

@@ -42,3 +42,34 @@ def test_plan_start_angle_add_and_blocks():
     assert [len(b) for b in make_blocks(plan[:11], 5)] == [5, 6]
     s, e = phi_grid(plan)
     assert len(s) == 12 and (e > s).all()
+
+
+def test_many_parts_on_fine_slices_are_all_counted():
+    """A 1.25 deg wide reflection on 0.05 deg images touches ~25 images: every part is counted
+    (no cap on the number of parts), ipart runs 1..npart and the fractions add up to one."""
+    osc, n_img = 0.05, 80
+    starts = np.arange(n_img) * osc
+    ends = starts + osc
+    phi_c, width = np.array([2.0]), np.array([1.25])
+    fr, ip = [], []
+    for k in range(n_img):
+        f, npart, ipart = spread_over_images(phi_c, width, starts, ends, k)
+        if f[0] >= 1e-3:
+            fr.append(f[0])
+            ip.append(int(ipart[0]))
+            n = int(npart[0])
+    assert n == len(fr) >= 24
+    assert ip == list(range(1, n + 1))
+    assert abs(sum(fr) - 1.0) < 2e-3
+
+
+def test_maxwidth_is_an_angle_in_degrees():
+    import io
+
+    from mosflm_py.session import Session
+
+    s = Session(out=io.StringIO())
+    s.execute("MAXWIDTH 0.4")
+    assert s.state.integration.maxwidth == 0.4  # degrees: less than one image of many sweeps
+    s.execute("MAXWIDTH 12.5")  # more than the old limit of "10 images"
+    assert s.state.integration.maxwidth == 12.5

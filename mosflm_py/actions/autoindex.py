@@ -165,7 +165,10 @@ def run(session: Session, job: Job) -> None:
 
         wl = result.experiment.beam.wavelength
         cr = result.crystal
-        write_matrix_file(newmat, cr.a_matrix(wl), cr.missets, cr.U, cr.cell)
+        from mosflm_py.output.mosflm_log import space_group_short
+
+        write_matrix_file(newmat, cr.a_matrix(wl), cr.missets, cr.U, cr.cell,
+                          space_group_short(cr.space_group)[0])
         session.report.line(f" New matrix written to file {newmat}")
 
 
@@ -174,43 +177,31 @@ def _fmt_cell(cell) -> str:
 
 
 def report(session: Session, res: IndexingResult, spot_lists: dict) -> None:
-    """Print the MOSFLM-style autoindexing log."""
+    """Print the autoindexing log as MOSFLM does (:mod:`mosflm_py.output.mosflm_log`)."""
+    from mosflm_py.output import mosflm_log as ml
+
     out = session.report
+    out.line("")
     for n, s in spot_lists.items():
-        out.line(f" Image {n:5d}: {len(s.x_mm):6d} spots found")
+        out.line(f" {len(s.x_mm):5d} spots written for image {n:4d}")
+    out.line(f" A total of {sum(len(s.x_mm) for s in spot_lists.values()):5d} spots were "
+             "written to file")
+    out.line(f"DPS Indexing using {res.n_used:4d} reflections with I >= {res.threshold:3g} "
+             "I/sigma(I)")
+    out.line(f"DPS Indexing with {res.n_used:4d} reflections. Maximum expected cell edge "
+             f"{res.max_cell:7.2f}, Beam position is {res.beam_start[0]:7.2f} "
+             f"{res.beam_start[1]:7.2f}")
     out.line("")
-    out.line(f" Maximum expected cell edge {res.max_cell:8.2f}")
-    out.line(
-        f" DPS Indexing using {res.n_used} reflections with I >= {res.threshold:g} I/sigma(I)"
-    )
-    out.line(f" CELL(start) {_fmt_cell(res.triclinic_cell)}")
+    out.line("CELL(start) = " + " ".join(f"{v:7.3f}" for v in res.triclinic_cell[:3]) + " "
+             + " ".join(f"{v:6.2f}" for v in res.triclinic_cell[3:]))
     out.line("")
-    out.line(" No PENALTY SDCELL FRACN LATT     a       b       c   alpha  beta gamma"
-             "  sd(x,y)  sd(phi) Nref  Possible spacegroups")
-    for row in res.table:
-        mark = "*" if row is res.solution else " "
-        if row.refined:
-            sd = f"{row.sdcell:6.2f} {row.fracn:5.3f}"
-            extra = f"{row.sigma_xy:8.3f} {row.sigma_phi:8.3f} {row.n_indexed:4d}"
-        else:
-            sd = "unrefined   "
-            extra = " " * 22
-        groups = ",".join(row.space_groups[:6])
-        out.line(f"{mark}{row.number:2d} {row.penalty:6.0f} {sd} {row.lattice:>4} "
-                 f"{_fmt_cell(row.cell)} {extra}  {groups}")
+    out.lines(ml.solutions_table(res.table))
     sol = res.solution
-    out.line("")
-    out.line(f" Suggested Solution: {sol.number} {sol.lattice} with penalty {sol.penalty:.0f}")
-    out.line(f" Regularized cell  {_fmt_cell(sol.regularized_cell)}")
-    out.line(f" Refined cell      {_fmt_cell(res.crystal.cell)}   Space group "
-             f"{res.crystal.space_group}")
-    bx0, by0 = res.beam_start
-    bx, by = res.beam_refined
-    out.line(f" Beam coordinates of {bx0:8.2f}{by0:8.2f} have been refined to "
-             f"{bx:8.2f}{by:8.2f}")
-    phi = "" if not np.isfinite(res.sigma_phi) else f" and in phi {res.sigma_phi:.2f} degrees"
-    out.line(f" Final sd in spot positions is {res.sigma_xy:.3f} mm{phi}")
-    out.line(f" Using {res.n_indexed} indexed reflections "
-             "{delta(XY) <= " + f"{session.state.index.sdcutoff:g} sigma}}")
+    out.lines(ml.suggested_solution(sol, session.state.index.solution is not None))
+    sep = session.state.integration.separation
+    out.lines(ml.refined_solution(
+        sol.number, res.crystal.space_group, sol.regularized_cell, res.crystal.cell,
+        res.n_indexed, res.n_used, float(session.state.index.sdcutoff), res.sigma_xy,
+        res.sigma_phi, res.beam_start, res.beam_refined, min(sep) if sep else 0.0))
     for w in res.warnings:
         out.warning(w)

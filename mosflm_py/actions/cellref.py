@@ -73,6 +73,12 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
     pr = session.state.postref
     pp = postref_params(session)
     rp = detector_refinement_params(session)
+    if session.state.integration.raster is None:
+        # as MOSFLM: the measurement box (RASTER) and SEPARATION from the spot size on the
+        # first image, reported with the refinement ("Final optimised raster parameters")
+        from mosflm_py.actions.integrate import choose_raster
+
+        choose_raster(session, exp, first)
     measure = make_measure_fn(series.frame, phi_of, MeasureParams(d_min=d_min, d_max=d_max))
     if d_min > 3.5:
         rep.warning(f"The data extend only to {d_min:.2f} A: the cell from post-refinement may be "
@@ -87,39 +93,72 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
     res = refine_cell_segments(segments, exp, measure, rp, pp, max_cycles=5 * max(1, pr.repeat))
     elapsed = time.perf_counter() - t0
     rep.line(f" Method: {res.method}")
-    phi_name = "post-refinement" if res.method == "post-refinement" else "phi"
-    for row in res.cycle_rows:
-        rep.line(f" Cycle {row['cycle']}: rms positional residual {row['rms_mm']:.3f} mm, "
-                 f"{phi_name} rms {row['postref_rms_deg']:.3f} deg, distance spread "
-                 f"{row['dist_spread']:.2f} mm, YSCALE spread {row['yscale_spread']:.4f}, "
-                 f"largest cell shift {row['max_shift_sds']:.1f} sds")
     g = res.global_refinement
     if g is not None:
         e = g.esds
         rep.line(f" Global positional refinement: {g.n_used} spots ({g.n_phi} with a phi "
-                 f"centroid), rms {g.rms_xy:.3f} mm and {g.rms_phi:.3f} deg; distance "
+                 f"centroid), rms {g.rms_xy:.3f} mm"
+                 + (f" and {g.rms_phi:.3f} deg" if np.isfinite(g.rms_phi) else "")
+                 + "; distance "
                  f"{g.experiment.detector.distance:.2f} +- {e.get('DISTANCE', 0.0):.2f} mm, "
                  f"TILT {g.experiment.detector.tilt:.1f} TWIST {g.experiment.detector.twist:.1f}")
-    rep.table(["", *CELL_NAMES], [
-        ["Initial cell", *[f"{v:.4f}" for v in res.initial_cell]],
-        ["Refined cell", *[f"{v:.4f}" for v in res.final_cell]],
-        ["esd", *[f"{v:.4f}" for v in res.cell_esds]],
-    ])
-    if res.mosaic > 0:
-        rep.line(f" Refined mosaic spread (without safety factor) {res.mosaic:.3f} +- "
-                 f"{res.mosaic_esd:.3f} deg")
-    d = res.experiment.detector
-    rep.line(f" Refined detector: beam {d.beam_x:.3f} {d.beam_y:.3f} mm, distance "
-             f"{d.distance:.2f} mm, YSCALE {d.yscale:.4f}, TILT {d.tilt:.1f}, TWIST {d.twist:.1f}")
+    _log_cycles(session, res)
     for w in res.warnings:
         rep.warning(w)
-    rep.line(f" Cell refinement is complete ({res.cycles} cycle(s), "
+    rep.line(f" Cell refinement: {res.cycles} cycle(s), "
              f"{'converged' if res.converged else 'NOT converged'}; {elapsed:.1f} s, "
-             f"{elapsed / max(res.cycles, 1):.1f} s per cycle)")
+             f"{elapsed / max(res.cycles, 1):.1f} s per cycle")
     set_crystal(session, res.experiment.crystal)
     session.results.refinement = res
     _write_newmat(session, res, first)
+    _log_complete(session, res, segments)
     _write_summary(session, res)
+
+
+def _log_cycles(session: Session, res) -> None:
+    """Per cycle and image, MOSFLM's ``Processing Image`` blocks (refined detector, crystal)."""
+    from mosflm_py.output import mosflm_log as ml
+
+    rep = session.report
+    cycles = sorted({int(r["cycle"]) for r in res.detector_rows})
+    post = {(int(r["cycle"]), int(r["Image"])): r for r in res.postref_rows}
+    for k, c in enumerate(cycles):
+        if k:
+            rep.lines(ml.REPEATING_RUN)
+        rep.lines(ml.POSTREF_MULTI)
+        for r in (r for r in res.detector_rows if int(r["cycle"]) == c):
+            n = int(r["IMAGE"])
+            g = session.geometry(n)
+            rep.lines(ml.image_banner("Processing", n, g.phi_start, g.phi_end))
+            rep.lines(ml.positional_refinement(
+                r["RESID"], r["WRESID"], r["XCEN"], r["YCEN"], r["DIST"], r["YSCALE"],
+                r["TILT"], r["TWIST"], r["CCX"], r["CCY"], r["CCOM"]))
+            raster = session.state.integration.raster
+            sep = session.state.integration.separation
+            if n == res.detector_rows[0]["IMAGE"] and raster:
+                rep.lines(ml.raster_optimised(raster))
+                if sep:
+                    rep.lines(ml.separation_updated(sep))
+            p = post.get((c, n))
+            if p is not None:
+                rep.lines(ml.postref_result((p["PHIX"], p["PHIY"], p["PHIZ"]),
+                                            tuple(p[x] for x in ("A", "B", "C", "ALPHA", "BETA",
+                                                                 "GAMMA")),
+                                            p["MOSAIC"], p["Resid"], p["NR"]))
+
+
+def _log_complete(session: Session, res, segments: list[list[int]]) -> None:
+    """MOSFLM's closing block (``Cell refinement is complete``, tables, mosaic, missets)."""
+    from mosflm_py.output.mosflm_log import cell_refinement_complete
+
+    first, last = segments[0][0], segments[-1][-1]
+    last_cycle = max((int(r["cycle"]) for r in res.postref_rows), default=0)
+    mis = {int(r["Image"]): (r["PHIX"], r["PHIY"], r["PHIZ"]) for r in res.postref_rows
+           if int(r["cycle"]) == last_cycle}
+    m0 = tuple(res.experiment.crystal.missets)
+    session.report.lines(cell_refinement_complete(
+        res.initial_cell, res.final_cell, res.cell_esds, res.detector_rows, res.mosaic,
+        mis.get(first, m0), mis.get(last, m0), first, last))
 
 
 def _cell(cell) -> str:
@@ -134,29 +173,54 @@ def _write_newmat(session: Session, res, first: int) -> None:
 
     exp = experiment_for_image(session, first, res.experiment.crystal)
     cr = res.experiment.crystal
+    from mosflm_py.output.mosflm_log import space_group_short
+
     write_matrix_file(path, cr.a_matrix(exp.beam.wavelength), np.asarray(cr.missets), cr.U,
-                      cr.cell)
-    session.report.line(f" Refined matrix written to {path} (missets are those of the first "
-                        "image)")
+                      cr.cell, space_group_short(cr.space_group)[0])
+    session.report.lines([
+        "", f" New orientation matrix written to (keyword NEWMAT): {path}",
+        " The missetting angles in this file are the refined missets for the FIRST image",
+        " in the post-refinement.", ""])
 
 
 def _write_summary(session: Session, res) -> None:
+    """SUMMARY with MOSFLM's two tables, from the last cycle of the cell refinement.
+
+    Counts of integrated reflections do not exist here and are written 0; the per-cycle
+    tables are in the log ("... as a function of cycle for each image").
+    """
     path = session.state.files.summary
     if not path:
         return
     from mosflm_py.output.summary import (
-        CellCycle,
-        CellImageCycle,
+        DetectorImageResult,
+        PostrefImageResult,
         SummaryWriter,
-        cell_refinement_images_table,
-        cell_refinement_table,
+        detector_parameters_table,
+        postrefinement_table,
     )
 
-    cycles = [CellCycle(cycle=r["cycle"], cell=tuple(res.final_cell), rms_resid=r["rms_mm"],
-                        rms_phi_resid=r["postref_rms_deg"], nref=res.postref.n_used)
-              for r in res.cycle_rows]
-    images = [CellImageCycle(cycle=r["cycle"], image=r["IMAGE"], rms_resid=r["RESID"],
-                             yscale=r["YSCALE"], distance=r["DIST"]) for r in res.detector_rows]
-    w = SummaryWriter(path, header="mosflm-py cell refinement summary")
-    w.add_table(cell_refinement_table(cycles))
-    w.add_table(cell_refinement_images_table(images))
+    def num(x) -> float:
+        return float(x) if x is not None and np.isfinite(x) else 0.0
+
+    last = max((int(r["cycle"]) for r in res.detector_rows), default=0)
+    det = [DetectorImageResult(
+        image=int(r["IMAGE"]), ccx=num(r["CCX"]), ccy=num(r["CCY"]), ccom=num(r["CCOM"]),
+        dist=num(r["DIST"]), yscale=num(r["YSCALE"]), tilt=num(r["TILT"]),
+        twist=num(r["TWIST"]), roff=0.0, toff=0.0, resid=num(r["RESID"]),
+        wresid=num(r["WRESID"]), full=0, part=0, ovrl=0, neg=0, bad=0, i_sigi=0.0,
+        i_sigi_outer=0.0, rsym=0.0, nsym=0, sdrat=0.0)
+        for r in res.detector_rows if int(r["cycle"]) == last]
+    last_p = max((int(r["cycle"]) for r in res.postref_rows), default=0)
+    post = [PostrefImageResult(
+        image=int(r["Image"]), phix=num(r["PHIX"]), phiy=num(r["PHIY"]), phiz=num(r["PHIZ"]),
+        cell=tuple(num(r[k]) for k in ("A", "B", "C", "ALPHA", "BETA", "GAMMA")),
+        mosaic=num(r["MOSAIC"]), divh=num(r["DIVH"]), divv=num(r["DIVV"]),
+        resid=num(r["Resid"]), nref=int(r["NR"]))
+        for r in res.postref_rows if int(r["cycle"]) == last_p and int(r["NR"]) > 0]
+    names = session.state.names
+    w = SummaryWriter(path, header=f" Generate File TITLE:   {names.title or '.'}\n"
+                                   f" Crystal Identifier:    {names.xname or names.ident or ''}"
+                                   "\n\n")
+    w.add_table(detector_parameters_table(det))
+    w.add_table(postrefinement_table(post))

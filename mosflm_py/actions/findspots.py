@@ -284,17 +284,18 @@ def _set_box_and_separation(session: Session, numbers: list[int], report: bool) 
         session.set("integration.separation", (float(sep[0]), float(sep[1])))
     if not report:
         return
-    size = f"{int(np.ceil(mx))} by {int(np.ceil(my))} pixels"
+    from mosflm_py.output.mosflm_log import raster_set, separation_set
+
+    ix, iy = int(np.ceil(mx)), int(np.ceil(my))
     r = " ".join(str(v) for v in raster)
+    session.report.line()
     if set_raster:
-        session.report.line(f" Based on a median spot size of {size}, the measurement box")
-        session.report.line(f" parameters (RASTER) have been set to {r}")
+        session.report.lines(raster_set(ix, iy, raster))
     else:
-        session.report.line(f" Median spot size {size} (would imply RASTER {r}; "
+        session.report.line(f" Median spot size {ix} by {iy} pixels (would imply RASTER {r}; "
                             "the RASTER given is kept)")
     if set_sep:
-        session.report.line(f" and the minimum spot separation (SEPARATION) to "
-                            f"{sep[0]:.2f} {sep[1]:.2f} mm")
+        session.report.lines(separation_set(ix, iy, sep))
     else:
         cur = st.integration.separation
         kept = f"{cur[0]:.2f} {cur[1]:.2f} mm" if cur else "as given"
@@ -331,6 +332,12 @@ def _report_image(session: Session, n: int, spots: SpotList, rep: FindSpotsRepor
                  f"spots found to {rep.d_min_spots:.2f} A resolution")
         if rep.d_limit is not None:
             out.line(f" Weak image: spots beyond {rep.d_limit:.2f} A ignored (AUTORESLN)")
+    from mosflm_py.output.mosflm_log import spot_search_summary
+
+    sep = session.state.integration.separation or rep.separation
+    out.line()
+    out.lines(spot_search_summary(rep.n_regions, rep.rejected, rep.n_found, sep,
+                                  np.asarray(spots.d_spacing, float)))
 
 
 # -------------------------------------------------------------------------------------------

@@ -135,6 +135,7 @@ def describe_series(session: Session, series: Any) -> None:
         rep.line(f" Number of images {len(nums)}, image numbers {rng}")
         header = series.header(nums[0])
         rep.lines(header.describe())
+        _header_values(session, header)
         for w in [*(getattr(series, "warnings", ()) or ()),
                   *(getattr(header, "warnings", ()) or ())]:
             session.report.warning(w)
@@ -225,6 +226,17 @@ def on_image(session: Session, record: Record) -> None:
     session.report.line(f" Image {n}: {series.path(n)}")
     g = effective_geometry(session, n, header=header)
     session.report.line(f"   Phi {g.phi_start:.3f} to {g.phi_end:.3f} deg")
+
+
+def _header_values(session: Session, header: Any) -> None:
+    """MOSFLM's "... taken from image header" lines (drivers read the distance from them)."""
+    from mosflm_py.output.mosflm_log import image_header_values
+
+    vals = (getattr(header, "distance", None), getattr(header, "wavelength", None),
+            getattr(header, "pixel_slow", None))
+    if all(v is not None and v > 0 for v in vals):
+        session.report.line()
+        session.report.lines(image_header_values(*(float(v) for v in vals)))
 
 
 def header(session: Session, record: Record) -> None:
@@ -390,7 +402,7 @@ def effective_geometry(session: Session, image_number: int,
         gain=float(_pick(det.gain, header.gain, 1.0)),
         overload=float(_pick(det.overload, header.overload, 65500.0)),
         nullpix=float(_pick(det.nullpix, header.nullpix, 0.0)),
-        adcoffset=float(_pick(det.adcoffset, None, 0.0)),
+        adcoffset=float(_pick(det.adcoffset, getattr(header, "adcoffset", None), 0.0)),
         detector_type=str(_pick(det.type, header.detector_type, "UNKNOWN")),
         detector_omega=float(_pick(det.omega, header.detector_omega, 0.0)),
         reverse_phi=bool(det.reverse_phi or header.reverse_phi),
@@ -411,5 +423,7 @@ def on_matrix(session: Session, record: Record) -> None:
         return
     mat = read_matrix_file(path)
     session.results.matrix = mat
+    # the matrix read now is the current orientation, replacing one from an earlier AUTOINDEX
+    session.results.extra.pop("crystal", None)
     cell = " ".join(f"{c:.4f}" for c in mat.cell)
     session.report.line(f" Matrix file {path} read: cell {cell}")

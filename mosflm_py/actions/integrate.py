@@ -27,6 +27,7 @@ from mosflm_py.integration import (
     SeparationParams,
 )
 from mosflm_py.processing.block import BlockJob
+from mosflm_py.processing.fractions import FractionNormaliser
 from mosflm_py.processing.params import ProcessParams
 from mosflm_py.processing.plan import make_blocks, phi_grid
 from mosflm_py.processing.runner import run_blocks
@@ -190,42 +191,182 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     rep.line(f" Resolution {d_min:.2f} A{'' if d_max is None else f' to {d_max:.2f} A'};"
              f" RASTER {raster.nxs} {raster.nys} {raster.nc} {raster.nrx} {raster.nry};"
              f" {session.nproc} worker process(es)")
+    if st.files.coords:
+        from mosflm_py.errors import NotImplementedYet
+
+        raise NotImplementedYet(f"COORDS {st.files.coords}: writing MOSFLM's spot coordinates "
+                                "file is not implemented yet; remove COORDS (the generate file, "
+                                "GENFILE, lists the predicted positions)")
     series = session.images()
     mtz_path = _mtz_path(session, plan)
     t0 = time.perf_counter()
     image_rows = []
     n_records = 0
     done = 0
+    from contextlib import ExitStack
+
+    from mosflm_py.output.genfile import GenerateFileWriter
     from mosflm_py.output.mtz_stream import UnmergedMtzWriter
 
+    fractions = FractionNormaliser(plan[0].phi_start, plan[-1].phi_end)
+
+    progress(session, 0, len(plan), t0)
     try:
-        with UnmergedMtzWriter(mtz_path, _mtz_meta(session, exp)) as writer:
+        with ExitStack() as stack:
+            writer = stack.enter_context(UnmergedMtzWriter(mtz_path, _mtz_meta(session, exp)))
+            gen = (stack.enter_context(GenerateFileWriter(st.files.genfile,
+                                                          st.names.title or ""))
+                   if st.files.genfile else None)
             for res in run_blocks(jobs, _source(series), session.nproc):
                 for w in res.warnings:
                     rep.warning(w)
+                ims = plan[done:done + len(res.stats)]
+                for k, (im, ref) in enumerate(zip(ims, res.refinement)):
+                    _log_image(session, im, ref, res.profiles_report if k == 0 else None)
                 _log_profiles(session, res)
-                for st_img, ref, rec in zip(res.stats, res.refinement, res.records):
+                for st_img, ref, rec, parts in zip(res.stats, res.refinement, res.records,
+                                                   res.parts):
                     im = plan[done]
-                    writer.add(rec, [_batch_header(session, im, ref)])
+                    for r, hdr in fractions.add(rec, parts, im.phi_end,
+                                                _batch_header(session, im, ref)):
+                        writer.add(r, [hdr])
+                        if gen is not None:
+                            gen.add(r)
                     n_records += len(rec)
-                    image_rows.append((st_img, ref))
-                    _log_image(session, st_img, ref)
+                    image_rows.append((st_img, ref, _agreement(rec, ref)))
+                    _log_integrated(session, im, st_img, rec, ref)
                     done += 1
                     progress(session, done, len(plan), t0)
-                _log_resolution(session, res, exp)
+            for r, hdr in fractions.finish():
+                writer.add(r, [hdr])
+                if gen is not None:
+                    gen.add(r)
+            # honest failure: raising inside the writer discards the new file (an earlier
+            # file of the same name is untouched)
+            _check_outcome(session, first, last, image_rows, n_records,
+                           st.refinement.enabled)
     except KeyboardInterrupt:
         raise IntegrationError("PROCESS interrupted: no MTZ file was written (any earlier file "
                                "is untouched).") from None
+    finally:
+        rep.progress(len(plan), len(plan), 0.0)  # take the bar off the terminal
     elapsed = time.perf_counter() - t0
+    from mosflm_py.output.mosflm_log import END_OF_PROCESSING, mtz_written
+
     rep.line("")
     rep.line(f" {n_records} reflections integrated on {len(plan)} images in {elapsed:.1f} s "
              f"({len(plan) / max(elapsed, 1e-9):.2f} images/s)")
-    rep.line(f" MTZ file written: {mtz_path}")
+    _log_image_statistics(session, image_rows)
+    rep.lines(END_OF_PROCESSING)
+    import gemmi
+
+    mtz = gemmi.read_mtz_file(str(mtz_path))
+    rep.lines(mtz_written(mtz_path, mtz))
+    if st.files.genfile:
+        rep.line(f" Generate file written: {st.files.genfile}")
+    if st.files.harvest:
+        _write_harvest(session, plan, image_rows, mtz)
     summary = _write_summary(session, image_rows)
     if summary:
         rep.line(f" SUMMARY file written: {summary}")
-    session.results.integration = {"n_records": n_records, "images": image_rows,
+    session.results.integration = {"n_records": n_records,
+                                   "images": [(s, r) for s, r, _ in image_rows],
                                    "mtz": mtz_path, "seconds": elapsed}
+
+
+def _check_outcome(session: Session, first: int, last: int, image_rows, n_records: int,
+                   refine: bool) -> None:
+    """Raise :class:`IntegrationError` when the run integrated nothing or refinement failed.
+
+    A PROCESS that wrote no reflection, or whose positional refinement failed on more than half
+    of its images, has not produced usable data: it must say why and exit non-zero, and no MTZ
+    file is written (issue 8, item 8).
+    """
+    n_img = len(image_rows)
+    predicted = sum(s.n_predicted for s, _, _ in image_rows)
+    too_wide = sum(s.n_too_wide for s, _, _ in image_rows)
+    overlap = sum(s.n_overlap for s, _, _ in image_rows)
+    maxwidth = session.state.integration.maxwidth
+    if n_records == 0:
+        why = [f"{predicted} reflection parts were predicted"]
+        if too_wide:
+            why.append(f"{too_wide} were too wide in phi (rocking width above MAXWIDTH "
+                       f"{maxwidth:g} degrees)")
+        if overlap:
+            why.append(f"{overlap} overlapped a neighbour")
+        raise IntegrationError(
+            f"PROCESS {first} {last}: no reflection was integrated on any of the {n_img} images "
+            f"({'; '.join(why)}). No MTZ file was written (an earlier file is untouched). "
+            "Check the orientation matrix, beam position and distance against the images "
+            "(PREDICT_SPOTS shows the predictions), the mosaic spread (MOSAIC or MOSAIC "
+            f"ESTIMATE) and the resolution limits; raise MAXWIDTH (now {maxwidth:g} degrees) if "
+            "the reflections are wider than that.")
+    if not refine:
+        return
+    failed = [ref.number for _, ref, _ in image_rows if not ref.refined]
+    if 2 * len(failed) > n_img:
+        shown = ", ".join(str(n) for n in failed[:8]) + (" ..." if len(failed) > 8 else "")
+        raise IntegrationError(
+            f"PROCESS {first} {last}: positional refinement failed on {len(failed)} of the "
+            f"{n_img} images (images {shown}), even with the reflections of neighbouring images "
+            "pooled: the predictions do not match the spots, or the images are too weak. "
+            "No MTZ file was written (an earlier file is untouched). Check the orientation "
+            "matrix, beam position and distance (PREDICT_SPOTS), and the mosaic spread; for "
+            "very weak images integrate with the detector parameters as they are (NOREFINE).")
+def _write_harvest(session: Session, plan, image_rows, mtz) -> None:
+    """HARVEST ON: the CCP4 harvest file of this run (:mod:`mosflm_py.output.harvest`)."""
+    from mosflm_py import __version__
+    from mosflm_py.output.harvest import HarvestImage, HarvestRun, harvest_path, write_harvest
+    from mosflm_py.output.mosflm_log import space_group_short
+
+    st = session.state
+    names = st.names
+    pname, dname = names.pname or "Unspecified", names.dname or "Unspecified"
+    first, last = plan[0].number, plan[-1].number
+    exp = image_rows[-1][1].experiment if image_rows else None
+    if exp is None:
+        return
+    g = session.geometry(first)
+    sg_name, sg_num = space_group_short(exp.crystal.space_group)
+    images = [HarvestImage(s.image, _f0(ref.rms), _f0(ref.wrms), _f0(s.isig_prf),
+                           _f0(s.isig_prf_outer), rsym, nsym, sdrat)
+              for s, ref, (rsym, nsym, sdrat) in image_rows]
+    run = HarvestRun(
+        pname=pname, dname=dname, first=first, last=last, cell=tuple(mtz.cell.parameters),
+        space_group_number=sg_num, space_group_name=sg_name, distance=exp.detector.distance,
+        wavelength=exp.beam.wavelength, synchrotron=g.polarisation > 0.5,
+        detector=str(g.detector_type), polarisation=float(g.polarisation),
+        mosaics=[r.experiment.crystal.mosaic for _, r, _ in image_rows],
+        divergence=tuple(exp.beam.divergence), d_high=mtz.resolution_high(),
+        d_low=mtz.resolution_low(), images=images, version=__version__)
+    path = write_harvest(harvest_path(pname, dname, first, last, bool(st.files.ucwd)), run)
+    session.report.line(f" Harvest file written: {path}")
+
+
+def _agreement(rec, ref) -> tuple[float, int, float]:
+    """Rsym, Nsym, SDRAT of the fully recorded reflections of one image (SUMMARY Table 1)."""
+    from mosflm_py.output.mtz_columns import hkl_to_asu
+    from mosflm_py.output.summary import symmetry_agreement
+
+    full = ~np.asarray(rec.partial, bool)
+    if full.sum() < 2:
+        return 0.0, 0, 0.0
+    hkl, _ = hkl_to_asu(np.asarray(rec.hkl)[full], ref.experiment.crystal.space_group)
+    return symmetry_agreement(hkl, np.asarray(rec.Ipr)[full], np.asarray(rec.sigIpr)[full])
+
+
+def _log_image_statistics(session: Session, image_rows) -> None:
+    """Per-image counts and <I/sigma(I)> (kept out of SUMMARY, which has MOSFLM's two tables)."""
+    rep = session.report
+    rep.line("")
+    rep.line(" Reflection counts and <I/sigma(I)> per image (profile fitted and summation, "
+             "overall and in the outer shell)")
+    rep.table(["Image", "FULL", "PART", "OVRLAP", "OVRLOAD", "BADSPOT", "IsigI_prf",
+               "IsigI_prf_out", "IsigI_sum", "IsigI_sum_out"],
+              [[s.image, s.n_full, s.n_partial, s.n_overlap, s.n_overload, s.n_bad,
+                _f0(s.isig_prf), _f0(s.isig_prf_outer), _f0(s.isig_sum),
+                _f0(s.isig_sum_outer)] for s, _, _ in image_rows],
+              ["d", "d", "d", "d", "d", "d", ".1f", ".1f", ".1f", ".1f"])
 
 
 def _log_profiles(session: Session, res) -> None:
@@ -248,56 +389,59 @@ def _log_profiles(session: Session, res) -> None:
         rep.line("   " + line)
 
 
-def _log_resolution(session: Session, res, exp) -> None:
-    """<I/sigma(I)> of the block's reflections in shells of resolution (profile fitted)."""
-    recs = [r for r in res.records if len(r)]
-    if not recs:
-        return
-    hkl = np.concatenate([r.hkl for r in recs]).astype(float)
-    ipr = np.concatenate([r.Ipr for r in recs])
-    spr = np.concatenate([r.sigIpr for r in recs])
-    isum = np.concatenate([r.I for r in recs])
-    ssum = np.concatenate([r.sigI for r in recs])
+def _log_integrated(session: Session, im, s, rec, ref) -> None:
+    """MOSFLM's ``Integrating Image`` block: counts and the analysis by resolution."""
     from mosflm_py.geometry.crystal import b_matrix
+    from mosflm_py.output.mosflm_log import image_banner, integrated_image, resolution_analysis
 
-    dstar2 = np.sum((hkl @ b_matrix(exp.crystal.cell).T) ** 2, axis=1)
-    if len(dstar2) < 10:
-        return
-    nbin = 8
-    edges = np.linspace(dstar2.min(), dstar2.max() * (1 + 1e-9), nbin + 1)
-    idx = np.clip(np.searchsorted(edges, dstar2, "right") - 1, 0, nbin - 1)
-    rows = []
-    for b in range(nbin):
-        m = idx == b
-        okp = m & np.isfinite(ipr) & (spr > 0)
-        oks = m & np.isfinite(isum) & (ssum > 0)
-        if not m.any():
-            continue
-        rows.append([f"{1 / np.sqrt(edges[b + 1]):.2f}", int(m.sum()),
-                     f"{np.mean(ipr[okp]):.0f}" if okp.any() else "-",
-                     f"{np.mean(ipr[okp] / spr[okp]):.1f}" if okp.any() else "-",
-                     f"{np.mean(isum[oks] / ssum[oks]):.1f}" if oks.any() else "-"])
     rep = session.report
+    rep.lines(image_banner("Integrating", s.image, im.phi_start, im.phi_end))
     rep.line("")
-    rep.line(f" Analysis as a function of resolution, images {res.stats[0].image} to "
-             f"{res.stats[-1].image} (fulls and partial parts)")
-    rep.table(["Dmin(A)", "Number", "<I> prf", "<I/sig> prf", "<I/sig> sum"], rows)
+    rep.lines(integrated_image(s.n_full + s.n_partial, s.n_full, s.n_overload, s.n_edge,
+                               s.n_bad, len(rec), im.batch))
+    if len(rec) >= 10:
+        hkl = np.asarray(rec.hkl, float)
+        dstar2 = np.sum((hkl @ b_matrix(ref.experiment.crystal.cell).T) ** 2, axis=1)
+        rep.line("")
+        rep.lines(resolution_analysis(dstar2, rec.Ipr, rec.sigIpr, rec.I, rec.sigI,
+                                      ~np.asarray(rec.partial, bool)))
+    rep.line("")
+    rep.line(" " + "@" * 60)
 
 
-def _log_image(session: Session, s, ref) -> None:
+def _log_image(session: Session, im, ref, profiles: list[dict] | None = None) -> None:
+    """MOSFLM's ``Processing Image`` block: positional and post-refinement results.
+
+    On the first image of a block also the measurement box of the central standard profile
+    and the SEPARATION in use (MOSFLM's "Final optimised raster parameters").
+    """
+    from mosflm_py.output.mosflm_log import (
+        image_banner,
+        positional_refinement,
+        postref_result,
+        raster_optimised,
+        separation_updated,
+    )
+
     rep = session.report
     det = ref.experiment.detector
     cr = ref.experiment.crystal
-    rep.line(f" Image {s.image:5d}: beam {det.beam_x:8.3f} {det.beam_y:8.3f}  dist "
-             f"{det.distance:8.2f}  yscale {det.yscale:.4f}  tilt {det.tilt:6.1f}  twist "
-             f"{det.twist:6.1f}  rms {ref.rms:6.3f} mm ({ref.n_refine} refl)  wrms "
-             f"{ref.wrms:5.2f}  missets "
-             f"{cr.missets[0]:6.3f} {cr.missets[1]:6.3f} {cr.missets[2]:6.3f}  mosaic "
-             f"{cr.mosaic:5.3f}")
-    rep.line(f"              full {s.n_full:6d}  partial {s.n_partial:6d}  overlap "
-             f"{s.n_overlap:5d}  overload {s.n_overload:4d}  bad {s.n_bad:4d}  "
-             f"<I/sig> prf {s.isig_prf:6.1f} (outer {s.isig_prf_outer:5.1f})  sum "
-             f"{s.isig_sum:6.1f} (outer {s.isig_sum_outer:5.1f})")
+    rep.lines(image_banner("Processing", ref.number, im.phi_start, im.phi_end))
+    rep.lines(positional_refinement(ref.rms, ref.wrms, det.beam_x, det.beam_y, det.distance,
+                                    det.yscale, det.tilt, det.twist, ref.ccx, ref.ccy,
+                                    ref.ccom))
+    if profiles:
+        centre = max(profiles, key=lambda r: r["n_contrib"])
+        rep.line("")
+        rep.lines(raster_optimised(centre["raster"]))
+        sep = session.state.integration.separation
+        if sep:
+            rep.lines(separation_updated(sep))
+    rep.lines(postref_result(cr.missets, cr.cell, cr.mosaic, ref.postref_resid,
+                             ref.postref_n))
+    if ref.pooled is not None:
+        rep.line(f" Positional refinement used the reflections of images {ref.pooled[0]} to "
+                 f"{ref.pooled[1]} (too few on this image alone)")
     for w in ref.warnings:
         rep.line(f"   Warning: {w}")
 
@@ -342,44 +486,56 @@ def _mtz_meta(session: Session, exp):
 
 
 def _write_summary(session: Session, image_rows) -> str | None:
+    """SUMMARY with MOSFLM's two tables ("Refined detector parameters", "Post refinement").
+
+    Numbers wherever MOSFLM has numbers (a value that could not be determined is written 0, as
+    MOSFLM does); images that were not post-refined are left out of Table 2, as in MOSFLM.
+    """
     from mosflm_py.output.summary import (
         DetectorImageResult,
-        ImageCounts,
         PostrefImageResult,
         SummaryWriter,
         detector_parameters_table,
-        image_statistics_table,
         postrefinement_table,
     )
 
     path = session.state.files.summary
     if not path:
         return None
-    det_rows, post_rows, count_rows = [], [], []
-    for s, ref in image_rows:
+    det_rows, post_rows = [], []
+    for s, ref, (rsym, nsym, sdrat) in image_rows:
         e = ref.experiment
         d = e.detector
         cr = e.crystal
         det_rows.append(DetectorImageResult(
-            image=s.image, ccx=ref.ccx, ccy=ref.ccy, ccom=ref.ccom, dist=d.distance,
-            yscale=d.yscale, tilt=d.tilt, twist=d.twist, roff=0.0, toff=0.0,
-            resid=_f(ref.rms), wresid=_f(ref.wrms), full=s.n_full, part=s.n_partial,
-            ovrl=s.n_overload, neg=s.n_negative, bad=s.n_bad, i_sigi=_f(s.isig_prf),
-            i_sigi_outer=_f(s.isig_prf_outer)))
-        post_rows.append(PostrefImageResult(
-            image=s.image, phix=cr.missets[0], phiy=cr.missets[1], phiz=cr.missets[2],
-            cell=cr.cell, mosaic=cr.mosaic, divh=e.beam.divergence[0],
-            divv=e.beam.divergence[1], resid=_f(ref.postref_resid), nref=ref.postref_n))
-        count_rows.append(ImageCounts(
-            image=s.image, full=s.n_full, part=s.n_partial, overlap=s.n_overlap,
-            overload=s.n_overload, bad=s.n_bad, i_sigi_prf=_f(s.isig_prf),
-            i_sigi_prf_outer=_f(s.isig_prf_outer), i_sigi_sum=_f(s.isig_sum),
-            i_sigi_sum_outer=_f(s.isig_sum_outer)))
-    w = SummaryWriter(path, header="mosflm-py integration summary")
+            image=s.image, ccx=_f0(ref.ccx), ccy=_f0(ref.ccy), ccom=_f0(ref.ccom),
+            dist=d.distance, yscale=d.yscale, tilt=d.tilt, twist=d.twist, roff=0.0, toff=0.0,
+            resid=_f0(ref.rms), wresid=_f0(ref.wrms), full=s.n_full, part=s.n_partial,
+            ovrl=s.n_overload, neg=s.n_negative, bad=s.n_bad, i_sigi=_f0(s.isig_prf),
+            i_sigi_outer=_f0(s.isig_prf_outer), rsym=rsym, nsym=nsym, sdrat=sdrat))
+        if _f(ref.postref_resid) is not None and ref.postref_n > 0:
+            post_rows.append(PostrefImageResult(
+                image=s.image, phix=cr.missets[0], phiy=cr.missets[1], phiz=cr.missets[2],
+                cell=cr.cell, mosaic=cr.mosaic, divh=e.beam.divergence[0],
+                divv=e.beam.divergence[1], resid=float(ref.postref_resid),
+                nref=ref.postref_n))
+    w = SummaryWriter(path, header=_summary_header(session))
     w.add_table(detector_parameters_table(det_rows))
     w.add_table(postrefinement_table(post_rows))
-    w.add_table(image_statistics_table(count_rows))
     return str(path)
+
+
+def _summary_header(session: Session) -> str:
+    """MOSFLM's SUMMARY header: title and crystal identifier."""
+    names = session.state.names
+    ident = names.xname or names.ident or ""
+    return (f" Generate File TITLE:   {names.title or '.'}\n"
+            f" Crystal Identifier:    {ident}\n\n")
+
+
+def _f0(x: float | None) -> float:
+    """A number for SUMMARY and the log: 0 for a value that could not be determined."""
+    return 0.0 if x is None or not np.isfinite(x) else float(x)
 
 
 def _f(x: float) -> float | None:

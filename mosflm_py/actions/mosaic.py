@@ -5,8 +5,8 @@ series).  The algorithm is :func:`mosflm_py.mosaic.estimate_mosaic` (algorithms.
 table of trial spreads with the number of reflections gained, the total intensity and its SD is
 printed, then::
 
-    The mosaicity has been estimated as --->  0.66 <---
-    (for this image only; it can be used cautiously as an initial estimate)
+    The mosaicity has been estimated as ---> 0.66 <--- for this image only;
+    This value can be used cautiously as an initial estimate.
 
 The estimate becomes the crystal's mosaic spread (``crystal.mosaic``, a derived value) and is
 kept in ``session.results.mosaic``.  For a still image, or when no estimate can be made, the
@@ -126,9 +126,9 @@ def estimate(session: Session, job: Job) -> None:
                  "is kept.")
         return
     eta = float(result.eta)
-    out.line(f" The mosaicity has been estimated as ---> {eta:5.2f} <---")
-    out.line(" (for this image only; it can be used cautiously as an initial estimate,")
-    out.line("  post-refinement during cell refinement or integration refines it)")
+    from mosflm_py.output.mosflm_log import mosaicity_estimated
+
+    out.lines(mosaicity_estimated(eta))
     stored = eta
     if eta < 0.5 * result.step:
         stored = 0.5 * result.step

@@ -3,7 +3,7 @@
 Predicts the reflections on one image with the current crystal, mosaic, beam and detector and
 classes them as iMosflm colours them (Battye et al. 2011, Acta Cryst. D67, 271-281):
 
-* **too wide** - rocking width larger than MAXWIDTH images (green);
+* **too wide** - rocking width larger than MAXWIDTH degrees (green);
 * **overlapped** - another prediction closer than SEPARATION in X *and* Y (red);
 * **partial** - rocking curve not wholly inside the image's φ range (yellow);
 * **full** - the rest (blue).
@@ -114,9 +114,8 @@ def predict_image(session: Session, n: int) -> ImagePrediction:
         lo, hi = lo - 1e-4, lo + 1e-4
     pred = predict(experiment, lo, hi, d_min=d_min, d_max=d_max)
     sep = _separation(session, n, g)
-    osc = g.osc_width if g.osc_width > 0 else 1.0
     cls, frac = classify_predictions(pred.phi, pred.width, pred.x_mm, pred.y_mm, lo, hi, sep,
-                                     session.state.integration.maxwidth * osc)
+                                     session.state.integration.maxwidth)
     return ImagePrediction(n, g.phi_start, g.phi_end, pred, cls, frac, sep)
 
 
@@ -202,7 +201,8 @@ def run(session: Session, job: Job) -> None:
     out.line(f" {ip.count(PredictionClass.OVERLAP):8d} spatially overlapped")
     out.line(f" {ip.count(PredictionClass.TOO_WIDE):8d} too wide in phi")
     out.line(f" (overlap: closer than SEPARATION {ip.separation[0]:.2f} {ip.separation[1]:.2f} mm;"
-             f" too wide: more than MAXWIDTH {session.state.integration.maxwidth:g} images)")
+             f" too wide: rocking width more than MAXWIDTH "
+             f"{session.state.integration.maxwidth:g} degrees)")
     plot = None
     for rec in job.records:
         sub = rec.sub("PLOT")

@@ -9,7 +9,6 @@ Otherwise the images are integrated in blocks (:mod:`mosflm_py.processing`) and 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -79,8 +78,10 @@ def run(session: Session, job: Job) -> None:
         add_segment(session, first, last)
         return
     from mosflm_py.actions.integrate import integrate_sweep
+    from mosflm_py.actions.quickscale import auto_after_process
 
     integrate_sweep(session, first, last, start, angle, block, add)
+    auto_after_process(session)  # QUICKSCALE AUTO / --report
 
 
 def image_plan(session: Session, first: int, last: int, start: float | None,
@@ -128,16 +129,8 @@ def exclude_shells(session: Session) -> tuple[tuple[float, float], ...]:
 
 
 def progress(session: Session, done: int, total: int, t0: float) -> None:
-    """A progress bar on an interactive terminal (stderr)."""
-    if not (session.interactive and sys.stderr.isatty()):
-        return
-    frac = done / max(total, 1)
-    bar = "#" * int(40 * frac)
-    rate = done / max(time.perf_counter() - t0, 1e-6)
-    sys.stderr.write(f"\r [{bar:<40}] {done}/{total} images  {rate:.1f} images/s")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+    """Advance the progress bar (stderr, only on a terminal; see ``Report.progress``)."""
+    session.report.progress(done, total, time.perf_counter() - t0)
 
 
 __all__ = ["SeriesSource", "exclude_shells", "image_plan", "progress", "run",

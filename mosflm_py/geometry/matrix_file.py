@@ -220,8 +220,13 @@ def format_matrix_file(
     missets: tuple[float, float, float] | np.ndarray,
     U: np.ndarray,
     cell: tuple[float, ...] | np.ndarray,
+    symmetry: str | None = None,
 ) -> str:
-    """Text of a MOSFLM matrix file (3F12.8 x3, 3F12.3, 3F12.8 x3, 6F12.4, 3F12.3)."""
+    """Text of a MOSFLM matrix file (3F12.8 x3, 3F12.3, 3F12.8 x3, 6F12.4, 3F12.3).
+
+    With *symmetry* (a space-group name such as ``P4`` or ``P212121``) MOSFLM's final
+    ``SYMM <name>`` line is added; readers that take the first nine lines are unaffected.
+    """
     A = np.asarray(A, dtype=np.float64)
     U = np.asarray(U, dtype=np.float64)
     m = np.asarray(missets, dtype=np.float64).reshape(3)
@@ -233,6 +238,8 @@ def format_matrix_file(
     lines += [_fmt(row, "12.8f") for row in U]
     lines.append(_fmt(c, "12.4f"))
     lines.append(_fmt(m, "12.3f"))
+    if symmetry:
+        lines.append(f"SYMM {symmetry}\n")
     return "".join(lines)
 
 
@@ -242,6 +249,7 @@ def write_matrix_file(
     missets: tuple[float, float, float] | np.ndarray,
     U: np.ndarray,
     cell: tuple[float, ...] | np.ndarray,
+    symmetry: str | None = None,
 ) -> None:
     """Write a MOSFLM matrix file atomically (see :func:`format_matrix_file`).
 
@@ -257,5 +265,7 @@ def write_matrix_file(
         Orientation matrix.
     cell : sequence of 6 float
         a, b, c (Angstrom), alpha, beta, gamma (deg).
+    symmetry : str, optional
+        Space-group name for the ``SYMM`` line (MOSFLM writes it after the missets).
     """
-    atomic_write_text(path, format_matrix_file(A, missets, U, cell))
+    atomic_write_text(path, format_matrix_file(A, missets, U, cell, symmetry))

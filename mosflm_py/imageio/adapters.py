@@ -129,6 +129,7 @@ def smv_adapter(path: str, img) -> ImageHeader:
         wavelength=wavelength, distance=distance, beam_x=beam_x, beam_y=beam_y,
         phi_start=phi_start, phi_end=phi_end, two_theta=two_theta, gain=gain, overload=overload,
         nullpix=0.0 if dtype == "ADSC" else None, detector_omega=0.0, reverse_phi=rev,
+        adcoffset=_f(h.get("IMAGE_PEDESTAL")),
         serial=str(h.get("DETECTOR_SN", h.get("SERIAL", ""))) or None,
         exposure=_f(h.get("TIME")), warnings=tuple(warnings),
     )

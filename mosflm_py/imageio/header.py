@@ -77,6 +77,9 @@ class ImageHeader:
         Saturation value (counts); pixels at or above it are overloaded.
     nullpix : float or None
         Pixels at or below this value are not active (e.g. -1 for Pilatus gaps/dead pixels).
+    adcoffset : float or None
+        Pedestal added to every pixel by the detector electronics (ADU; ADSC/SMV
+        ``IMAGE_PEDESTAL``), subtracted before dividing by the gain (MOSFLM ADCOFFSET).
     detector_omega : float or None
         In-plane detector rotation (deg), see the module docstring.
     reverse_phi : bool
@@ -112,6 +115,7 @@ class ImageHeader:
     gain: float | None = None
     overload: float | None = None
     nullpix: float | None = None
+    adcoffset: float | None = None
     detector_omega: float | None = None
     reverse_phi: bool = False
     serial: str | None = None
@@ -168,6 +172,8 @@ class ImageHeader:
             extras.append(f"overload cutoff {self.overload:g}")
         if self.nullpix is not None:
             extras.append(f"nullpix {self.nullpix:g}")
+        if self.adcoffset:
+            extras.append(f"adcoffset {self.adcoffset:g}")
         if self.exposure is not None:
             extras.append(f"exposure {self.exposure:g} s")
         if extras:

@@ -7,7 +7,7 @@ are returned per image, adding them is the caller's business.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,6 +18,47 @@ from mosflm_py.integration.predictions import Predictions
 from mosflm_py.integration.profiles import StandardProfiles, blend_weights
 from mosflm_py.integration.shoebox import extract_shoeboxes, measure_boxes
 from mosflm_py.kernels import integrate_profile as _kp
+
+MAX_MISSING_EDGE = 0.5
+"""Largest fraction of a standard profile that may fall on inactive or off-image pixels for
+an EDGE reflection to be measured (profile fitted from the rest)."""
+
+
+def excess_background_variance(meas) -> float:
+    """Background variance per pixel beyond counting statistics on this image (photons²).
+
+    The scatter of the background pixels about each box's plane, ``BGRATIO² · b``, exceeds the
+    Poisson value ``b`` when the detector adds read noise (CCDs: a few ADU per pixel, which
+    matters for weak data once ADCOFFSET and GAIN are taken out) or the background has structure
+    the plane does not follow.  The median excess over all boxes of the image (n/(n−3) for the
+    three plane parameters) is one number for the image, precise where one box's estimate is
+    not; 0 for photon-counting detectors, where it scatters about zero.  It is added to the
+    variance of every pixel in σ(I) (Leslie 1999's σ² = ΣI + m·B(1 + m/n), B then the
+    observed, not the Poisson, background variance).
+    """
+    ok = np.isfinite(meas.bgratio) & (meas.n_bg > 3) & (meas.plane[:, 2] > 0)
+    if np.count_nonzero(ok) < 10:
+        return 0.0
+    n = meas.n_bg[ok].astype(np.float64)
+    b = meas.plane[ok, 2]
+    excess = meas.bgratio[ok] ** 2 * b * n / (n - 3.0) - b
+    return float(max(np.median(excess), 0.0))
+
+
+def _plane_quad(boxes, meas) -> np.ndarray:
+    """s^T (G^T G)^-1 s of each box, s = sum of (dx, dy, 1) over its usable peak pixels: the
+    factor of the background variance in the summation variance (as the kernel computes it)."""
+    n = len(boxes)
+    if n == 0:
+        return np.zeros(0)
+    codes = boxes.codes.reshape(n, boxes.nx, boxes.ny)
+    ok = ((codes & 3) == 1) & ((codes >> 2) == 0)
+    dx = (np.arange(boxes.nx) - boxes.nx // 2)[None, :, None]
+    dy = (np.arange(boxes.ny) - boxes.ny // 2)[None, None, :]
+    g = np.stack([(ok * dx).sum(axis=(1, 2)), (ok * dy).sum(axis=(1, 2)), ok.sum(axis=(1, 2))],
+                 axis=1).astype(np.float64)
+    m = meas.plane[:, 3:12].reshape(n, 3, 3)
+    return np.einsum("ni,nij,nj->n", g, m, g)
 
 
 @dataclass(frozen=True)
@@ -97,6 +138,11 @@ def integrate_image(
         mask_id = None
     boxes = extract_shoeboxes(frame, predictions.x_px, predictions.y_px, masks, params, mask_id)
     meas = measure_boxes(boxes, params)
+    extra = excess_background_variance(meas)
+    if extra > 0:
+        meas = replace(meas, sigma_b2=meas.sigma_b2 + extra,
+                       var_sum=meas.var_sum + extra * (meas.counts[:, 0] + _plane_quad(boxes,
+                                                                                       meas)))
     n = len(predictions)
     c = meas.counts
     reject = np.zeros(n, np.int32)
@@ -122,6 +168,11 @@ def integrate_image(
                       float(params.profile.wdlim2),
                       np.nan_to_num(meas.i_sum), Ipr, varpr, pkratio, nfit, missing)
         partial = over | edge
+        # a spot mostly in a detector gap or off the image: its intensity would be an
+        # extrapolation from less than half of its profile (and the background plane from one
+        # side of the box), dominated by model error, so it is not measured
+        reject[edge & ~over & (np.nan_to_num(missing, nan=1.0) > MAX_MISSING_EDGE)] |= (
+            Reject.NO_PROFILE)
         done = partial & np.isfinite(Ipr)
         I[done] += Ipr[done] * missing[done]
         var[done] += missing[done] ** 2 * varpr[done] + np.maximum(Ipr[done], 0) * missing[done]

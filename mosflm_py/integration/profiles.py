@@ -243,17 +243,25 @@ def accumulate_profiles(
         boxes = extract_shoeboxes(frame, pred.x_px, pred.y_px, base_mask[None], params)
         meas = measure_boxes(boxes, params)
         clean = ((meas.counts[:, 1:4].sum(axis=1) == 0) & (meas.counts[:, 0] > 0)
-                 & (meas.n_bg >= params.rejection.nbgmin)
-                 & (meas.i_sum > pp.isdr * np.sqrt(np.maximum(meas.var_sum, 1e-12))))
-        per_image.append((boxes, meas, pred, clean))
-    n_full = sum(int(np.count_nonzero(c & (p.fraction >= 0.999))) for _, _, p, c in per_image)
+                 & (meas.n_bg >= params.rejection.nbgmin))
+        sig = np.sqrt(np.maximum(meas.var_sum, 1e-12))
+        per_image.append((boxes, meas, pred, clean, meas.i_sum > pp.isdr * sig,
+                          meas.i_sum > sig))
+    strong_refl = _strong_over_block(per_image, pp.isdr)
+    n_full = sum(int(np.count_nonzero(c & s & (p.fraction >= 0.999)))
+                 for _, _, p, c, s, _ in per_image)
     use_partials = pp.partials if pp.partials is not None else n_full < pp.nref * grid.valid.sum()
     k = int(pp.subpixel) if pp.interpolate else 1
     sums = np.zeros((nreg, nx * k, ny * k))
     norms = np.zeros((nreg, nx * k, ny * k))
     count = np.zeros(nreg, np.int64)
-    for boxes, meas, pred, clean in per_image:
-        good = clean & ((pred.fraction >= 0.999) | (use_partials & (pred.fraction >= 0.3)))
+    for (boxes, meas, pred, clean, strong, above1), pooled in zip(per_image, strong_refl):
+        # fulls strong on their own; partial parts strong on their own (fraction >= 0.3) or,
+        # on finely sliced weak images, parts (>= 1 sigma) of reflections whose parts added
+        # over the block are strong (MOSFLM's fine-slicing logic: the block, not the image,
+        # holds the strong reflections)
+        part_ok = (strong & (pred.fraction >= 0.3)) | (pooled & above1)
+        good = clean & ((strong & (pred.fraction >= 0.999)) | (use_partials & part_ok))
         sel = np.flatnonzero(good)
         if sel.size == 0:
             continue
@@ -265,6 +273,32 @@ def accumulate_profiles(
                        np.ascontiguousarray(fy), sums, norms, count)
     fine = fill_ratio(sums, norms)
     return finish_profiles(fine_to_pixels(fine, k), count, raster, grid, params, fine, k)
+
+
+def _strong_over_block(per_image: list, isdr: float) -> list[np.ndarray]:
+    """Per image, whether each reflection is stronger than ``isdr`` σ with its clean parts on
+    all images of the block added (hkl as the key; a block spans far less than 180°)."""
+    if not per_image:
+        return []
+    hkl = np.concatenate([p.hkl for _, _, p, _, _, _ in per_image]).astype(np.int64)
+    if len(hkl) == 0:
+        return [np.zeros(0, bool) for _ in per_image]
+    clean = np.concatenate([c for _, _, _, c, _, _ in per_image])
+    i_sum = np.concatenate([m.i_sum for _, m, _, _, _, _ in per_image])
+    var = np.concatenate([m.var_sum for _, m, _, _, _, _ in per_image])
+    _, inv = np.unique(hkl, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    tot = np.bincount(inv, np.where(clean, i_sum, 0.0))
+    tvar = np.bincount(inv, np.where(clean, np.maximum(var, 0.0), 0.0))
+    strong = (tot > isdr * np.sqrt(np.maximum(tvar, 1e-12)))[inv]
+    own = np.concatenate([s for _, _, _, _, s, _ in per_image])
+    unknown = ~hkl.any(axis=1)  # no Miller indices given: each part stands alone
+    strong = np.where(unknown, own, strong)
+    out, pos = [], 0
+    for _, _, p, _, _, _ in per_image:
+        out.append(strong[pos:pos + len(p)])
+        pos += len(p)
+    return out
 
 
 def fill_ratio(sums: np.ndarray, norms: np.ndarray, rel: float = 0.05) -> np.ndarray:

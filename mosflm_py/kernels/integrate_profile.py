@@ -112,9 +112,11 @@ def fit_boxes(values, codes, plane, sigma_b2, nx, ny, profiles, k, prof_idx, pro
     reflection's profile is ``P = sum_w prof_w * profiles[prof_idx]`` sampled at its peak pixels,
     clipped at 0 and normalised to sum 1 over the peak.
     J = sum(P D / v) / sum(P^2 / v), var = 1 / sum(P^2 / v) + plane term,
-    v = max(b + max(J, 0) P, vmin) (the model, not the observed rho, so that weights do not
-    correlate with the noise), iterated from ``j_start``; pixels beyond wdlim sigma are rejected
-    once and the fit repeated.  PKRATIO = rms of residual / sqrt(v + (efac m)^2).
+    v = max(b + e + max(J, 0) P, vmin) with e = sigma_b2 - max(b_centre, 0) the background
+    variance per pixel beyond counting statistics (0 unless the caller adds it); the model,
+    not the observed rho, so that weights do not correlate with the noise; iterated from
+    ``j_start``; pixels beyond wdlim sigma are rejected once and the fit repeated.
+    PKRATIO = rms of residual / sqrt(v + (efac m)^2).
     ``out_missing`` = sum of P over unusable peak pixels (overloaded, inactive, off image,
     neighbour peak, rejected).
     """
@@ -160,6 +162,8 @@ def fit_boxes(values, codes, plane, sigma_b2, nx, ny, profiles, k, prof_idx, pro
                 else:
                     missing += pk[p]
         a_, b_, c_ = plane[kk, 0], plane[kk, 1], plane[kk, 2]
+        # background variance beyond counting statistics (read noise), carried in sigma_b2
+        eb = max(sigma_b2[kk] - max(c_, 0.0), 0.0)
         j = max(j_start[kk], 0.0)
         den = 0.0
         for rnd in range(2):
@@ -169,7 +173,7 @@ def fit_boxes(values, codes, plane, sigma_b2, nx, ny, profiles, k, prof_idx, pro
                 for p in range(stride):
                     if use[p]:
                         bg = a_ * (p // ny - hx) + b_ * (p % ny - hy) + c_
-                        v = _variance(bg, j, pk[p], vmin)
+                        v = _variance(bg + eb, j, pk[p], vmin)
                         num += pk[p] * (values[base + p] - bg) / v
                         den += pk[p] * pk[p] / v
                 if den <= 0.0:
@@ -186,7 +190,7 @@ def fit_boxes(values, codes, plane, sigma_b2, nx, ny, profiles, k, prof_idx, pro
                 if use[p]:
                     bg = a_ * (p // ny - hx) + b_ * (p % ny - hy) + c_
                     m = max(bg, 0.0) + max(j, 0.0) * pk[p]
-                    v = _variance(bg, j, pk[p], vmin) + (efac * m) ** 2
+                    v = _variance(bg + eb, j, pk[p], vmin) + (efac * m) ** 2
                     if abs(values[base + p] - bg - j * pk[p]) > wd * np.sqrt(v):
                         use[p] = False
                         missing += pk[p]
@@ -208,7 +212,7 @@ def fit_boxes(values, codes, plane, sigma_b2, nx, ny, profiles, k, prof_idx, pro
                 x = p // ny - hx
                 y = p % ny - hy
                 bg = a_ * x + b_ * y + c_
-                v = _variance(bg, j, pk[p], vmin)
+                v = _variance(bg + eb, j, pk[p], vmin)
                 m = max(bg, 0.0) + max(j, 0.0) * pk[p]
                 ssq += (values[base + p] - bg - j * pk[p]) ** 2 / (v + (efac * m) ** 2)
                 n += 1

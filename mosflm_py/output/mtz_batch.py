@@ -60,7 +60,7 @@ BATCH_INTS: dict[str, slice] = {
     "jumpax": slice(11, 12),  # reciprocal axis closest to the rotation axis (1, 2, 3)
     "ncryst": slice(12, 13),  # crystal number
     "lcrflg": slice(13, 14),  # mosaicity model (0 isotropic)
-    "ldtype": slice(14, 15),  # 2 = 3D rotation data
+    "ldtype": slice(14, 15),  # data type; MOSFLM writes 1 (both real MOSFLM files)
     "jsaxs": slice(15, 16),  # goniostat scan axis number
     "nbscal": slice(16, 17),  # number of batch scales (0 = unset)
     "ngonax": slice(17, 18),  # number of goniostat axes
@@ -117,7 +117,7 @@ class BatchHeader:
     time_start, time_end : float
         Optional exposure times (s), 0 if unknown.
     cell_flags : 6 ints
-        ``lbcell``: refinement flags of the cell parameters (-1 = not recorded).
+        ``lbcell``: refinement flags of the cell parameters (0, as MOSFLM writes them).
     """
 
     number: int
@@ -140,7 +140,7 @@ class BatchHeader:
     dataset_id: int = 1
     time_start: float = 0.0
     time_end: float = 0.0
-    cell_flags: tuple[int, int, int, int, int, int] = (-1, -1, -1, -1, -1, -1)
+    cell_flags: tuple[int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "U", _ro(np.array(self.U, dtype=np.float64).reshape(3, 3)))
@@ -155,10 +155,17 @@ def _jumpax(U: np.ndarray, cell: tuple[float, ...], axis: np.ndarray) -> int:
 
 
 def batch_to_gemmi(header: BatchHeader) -> gemmi.Mtz.Batch:
-    """A gemmi batch with the orientation block of *header* (offsets of BATCH_FLOATS/INTS)."""
+    """A gemmi batch with the orientation block of *header* (offsets of BATCH_FLOATS/INTS).
+
+    Fields are set as in the real MOSFLM files (``../shared/data/real/mosflm_mtz``, checked
+    field by field in ``tests/test_mtz_header_vs_mosflm.py``): the idealised and actual beam
+    vectors point from the crystal to the source (-1 0 0), the rotation axis is given by the
+    goniostat axis E1 (SCANAX and PHIRANGE left 0), ldtype 1, ncryst 0, lbcell 0, and the batch
+    title is the TITLE (blank when none was given).
+    """
     b = gemmi.Mtz.Batch()
     b.number = int(header.number)
-    b.title = (header.title or f"Batch {header.number}")[:70]
+    b.title = (header.title or "")[:70]
     b.axes = ["PHI"]
     floats = np.zeros(len(b.floats), dtype=np.float64)
     ints = np.zeros(len(b.ints), dtype=np.int64)
@@ -173,14 +180,12 @@ def batch_to_gemmi(header: BatchHeader) -> gemmi.Mtz.Batch:
         "crydat": [header.mosaic] + [0.0] * 11,
         "phistt": [header.phi_start],
         "phiend": [header.phi_end],
-        "scanax": axis,
         "time1": [header.time_start],
         "time2": [header.time_end],
         "bscale": [1.0],
-        "phirange": [header.phi_end - header.phi_start],
         "e1": axis,
-        "source": [1.0, 0.0, 0.0],
-        "so": beam / np.linalg.norm(beam),
+        "source": [-1.0, 0.0, 0.0],
+        "so": -beam / np.linalg.norm(beam),
         "alambd": [header.wavelength],
         "delamb": [header.dispersion],
         "divhd": [header.divergence[0]],
@@ -196,8 +201,8 @@ def batch_to_gemmi(header: BatchHeader) -> gemmi.Mtz.Batch:
         "lbcell": header.cell_flags,
         "misflg": [1 if same_missets else 2],
         "jumpax": [_jumpax(header.U, header.cell, axis)],
-        "ncryst": [1],
-        "ldtype": [2],
+        "ncryst": [0],
+        "ldtype": [1],
         "jsaxs": [1],
         "ngonax": [1],
         "lbmflg": [1],

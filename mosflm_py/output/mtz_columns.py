@@ -103,14 +103,13 @@ def decode_bgpkratios(bgpk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
 def encode_mpart(npart: np.ndarray, ipart: np.ndarray) -> np.ndarray:
     """MPART code of each record from the number of parts and the serial number of this part.
 
-    The encoding is chosen to be what Aimless/Pointless decode (``mtz_unmerge_io.cpp``: for a
-    partial (M = 1), MPART > 200 -> Npart = MPART/100, Ipart = MPART%100; MPART > 20 ->
-    Npart = MPART/10, Ipart = MPART%10; MPART = 10 -> previously summed, treated as full;
-    anything else -> Npart unknown):
+    MOSFLM writes ``100*npart + ipart`` for every part of a partial (201 = part 1 of 2, ...,
+    1010 = part 10 of 10; read from the real MOSFLM files in ``../shared/data/real/mosflm_mtz``),
+    which Aimless/Pointless decode (``mtz_unmerge_io.cpp``: for a partial, MPART > 200 ->
+    Npart = MPART/100, Ipart = MPART%100):
 
     * full (npart <= 1): 0;
-    * 2 <= npart <= 9 (and 1 <= ipart <= 9): ``10*npart + ipart`` (21..99);
-    * npart >= 10 (1 <= ipart <= 99): ``100*npart + ipart`` (>= 1001);
+    * npart >= 2 (1 <= ipart <= 99): ``100*npart + ipart`` (>= 201);
     * npart < 0 (unknown) or an ipart out of range: 0 (decodes as "number of parts unknown").
 
     Parameters
@@ -122,9 +121,8 @@ def encode_mpart(npart: np.ndarray, ipart: np.ndarray) -> np.ndarray:
     """
     n = np.asarray(npart, dtype=np.int64)
     i = np.asarray(ipart, dtype=np.int64)
-    small = (n >= 2) & (n <= 9) & (i >= 1) & (i <= 9)
-    large = (n >= 10) & (i >= 1) & (i <= 99)
-    return np.where(small, 10 * n + i, np.where(large, 100 * n + i, 0)).astype(np.int32)
+    ok = (n >= 2) & (i >= 1) & (i <= 99)
+    return np.where(ok, 100 * n + i, 0).astype(np.int32)
 
 
 def decode_mpart(mpart: np.ndarray, partial: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

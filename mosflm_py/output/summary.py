@@ -2,11 +2,13 @@
 
 MOSFLM 6.2.6 writes (mosflm_outputs.md 2.2) a header, per-block plain-text tables, a warnings
 summary and two loggraph tables, "Refined detector parameters" (22 columns) and "Post
-refinement"; xia2 relies on exactly those two being present. mosflm_py writes the same two
-tables (same titles, column headers and graph lists) and, after them, tables of per-image
-counts and <I/sigma(I)> and of cell refinement. The tables are built by pure functions from
-plain per-image records; :class:`SummaryWriter` keeps the file complete at every moment by
-rewriting it atomically after each addition.
+refinement"; xia2 relies on exactly those two being present (it splits the file on ``$$`` and
+expects 9 pieces).  mosflm_py's PROCESS and cell refinement write exactly those two tables
+(same titles, column headers and graph lists, numbers where MOSFLM has numbers); the other
+tables built here (per-image counts and <I/sigma(I)>, cell refinement per cycle) are printed in
+the log instead.  The tables are built by pure functions from plain per-image records;
+:class:`SummaryWriter` keeps the file complete at every moment by rewriting it atomically after
+each addition.
 
 View with CCP4 ``loggraph`` or read with :func:`~mosflm_py.output.loggraph.parse_loggraph`.
 """
@@ -33,6 +35,7 @@ __all__ = [
     "detector_parameters_table",
     "image_statistics_table",
     "postrefinement_table",
+    "symmetry_agreement",
 ]
 
 F = float | None  # a value that may be missing (written ******)
@@ -145,6 +148,46 @@ def postrefinement_table(rows: Sequence[PostrefImageResult]) -> LoggraphTable:
             for r in rows]  # fmt: skip
     return LoggraphTable("Post refinement", POSTREF_GRAPHS, POSTREF_COLUMNS, data,
                          POSTREF_FORMATS)  # fmt: skip
+
+
+def symmetry_agreement(hkl_asu, intensity, sigma) -> tuple[float, int, float]:
+    """Rsym, Nsym and SDRAT of the fully recorded reflections of one image (SUMMARY Table 1).
+
+    As MOSFLM's "Agreement between symmetry related fully recorded reflections": reflections
+    with the same asymmetric-unit index measured more than once on the image are compared with
+    their mean, ``Rsym = sum|I - <I>| / sum I``, ``Nsym`` = number of such observations and
+    ``SDRAT`` = rms of ``(I - <I>) / sigma * sqrt(n / (n - 1))`` (1 when sigma describes the
+    scatter).  0, 0, 0 when no reflection is measured twice (MOSFLM writes numbers, never a
+    missing-value marker).
+
+    Parameters
+    ----------
+    hkl_asu : (N, 3) int
+        Asymmetric-unit indices of the fully recorded reflections of the image.
+    intensity, sigma : (N,) float
+        Their (profile-fitted) intensities and sigmas.
+    """
+    import numpy as np
+
+    hkl = np.asarray(hkl_asu, dtype=np.int64).reshape(-1, 3)
+    i = np.asarray(intensity, dtype=float)
+    sd = np.asarray(sigma, dtype=float)
+    ok = np.isfinite(i) & np.isfinite(sd) & (sd > 0)
+    hkl, i, sd = hkl[ok], i[ok], sd[ok]
+    if len(i) < 2:
+        return 0.0, 0, 0.0
+    _, inv, counts = np.unique(hkl, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.ravel()
+    n = counts[inv]
+    multi = n >= 2
+    if not multi.any():
+        return 0.0, 0, 0.0
+    mean = np.bincount(inv, weights=i) / counts
+    dev = i - mean[inv]
+    denom = float(np.sum(i[multi]))  # signed, as MOSFLM (weak images give Rsym < 0)
+    rsym = float(np.sum(np.abs(dev[multi])) / denom) if denom != 0 else 0.0
+    z = dev[multi] / sd[multi] * np.sqrt(n[multi] / (n[multi] - 1.0))
+    return rsym, int(multi.sum()), float(np.sqrt(np.mean(z * z)))
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,13 @@ from mosflm_py.integration import (
     part_centroid_phi,
 )
 from mosflm_py.output.mtz import MtzRecords
+from mosflm_py.processing.fractions import ImageParts
 from mosflm_py.processing.params import ProcessParams
 from mosflm_py.processing.parts import spread_over_images
 from mosflm_py.processing.plan import ImagePlan
 from mosflm_py.processing.records import ImageStats, image_records
 from mosflm_py.refinement import (
+    ImageMeasurements,
     MeasureParams,
     PartialObservations,
     postrefine,
@@ -70,6 +72,10 @@ class ImageRefinement:
     ccom: float = 0.0
     postref_resid: float = float("nan")
     postref_n: int = 0
+    # False when positional refinement was tried and failed (not when there were too few
+    # strong reflections to try: the detector parameters are then kept, with a warning)
+    refined: bool = True
+    pooled: tuple[int, int] | None = None  # images whose reflections were pooled (first, last)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -83,33 +89,53 @@ class BlockResult:
     refinement: list[ImageRefinement]
     profiles_report: list[dict]
     warnings: list[str]
+    parts: list[ImageParts] = field(default_factory=list)
 
 
 def _refine_images(job: BlockJob, frames: dict[int, np.ndarray]) -> list[ImageRefinement]:
     """Per-image positional refinement, then post-refinement over the whole block.
 
     Each image is measured by summation with the current model and its detector refined against
-    the strong spots (starting from the previous image's detector).  The partials of all images
-    of the block are then post-refined together (missets and mosaic spread; the cell only if
-    asked), so that every image of the block is predicted with the same crystal — the fractions
-    of a reflection's parts then add up to one.
+    the strong spots (starting from the previous image's detector).  When one image has too few
+    strong reflections (weak or finely sliced data), the measurements of its neighbours in the
+    block are pooled, the parts of each reflection added into one observation, until there are
+    enough (:func:`_positional`).  The partials of all images of the block are then post-refined
+    together (missets and mosaic spread; the cell only if asked), so that every image of the
+    block is predicted with the same crystal — the fractions of a reflection's parts then add up
+    to one.
     """
     p = job.params
     exp = job.experiment
     out: list[ImageRefinement] = []
     obs: list[PartialObservations] = []
     mparams = MeasureParams(d_min=p.d_min, d_max=p.d_max)
-    for im in job.images:
-        ref = ImageRefinement(im.number, exp)
-        frame = frames[im.number]
-        if p.refine_detector or p.postref:
+    cache: dict[int, ImageMeasurements | None] = {}
+    errors: dict[int, str] = {}
+
+    def measure(k: int, model: Experiment) -> ImageMeasurements | None:
+        if k not in cache:
+            im = job.images[k]
             try:
-                meas = summation_measure(frame, im.number, im.phi_start, im.phi_end, exp, mparams)
+                cache[k] = summation_measure(frames[im.number], im.number, im.phi_start,
+                                             im.phi_end, model, mparams)
             except MosflmError as err:
-                ref.warnings.append(f"image {im.number}: measurement for refinement failed: {err}")
-                meas = None
+                cache[k], errors[k] = None, str(err)
+        return cache[k]
+
+    for k, im in enumerate(job.images):
+        ref = ImageRefinement(im.number, exp)
+        if p.refine_detector or p.postref:
+            meas = measure(k, exp)
+            if meas is None:
+                ref.warnings.append(f"image {im.number}: measurement for refinement failed: "
+                                    f"{errors.get(k, '')}")
+                ref.refined = not p.refine_detector
             if meas is not None and p.refine_detector:
-                exp = _positional(exp, meas, p, ref)
+                exp = _positional(exp, k, len(job.images), lambda j, e=exp: measure(j, e), p,
+                                  ref)
+                if ref.pooled is not None:
+                    ref.pooled = (job.images[ref.pooled[0]].number,
+                                  job.images[ref.pooled[1]].number)
             if meas is not None and p.postref:
                 obs.append(meas.partials())
         ref.experiment = exp
@@ -133,28 +159,109 @@ def _refine_images(job: BlockJob, frames: dict[int, np.ndarray]) -> list[ImageRe
     return out
 
 
-def _positional(exp: Experiment, meas, p: ProcessParams, ref: ImageRefinement) -> Experiment:
-    """Positional refinement of one image against its strong measured spots."""
-    good = meas.valid & (meas.intensity > p.min_isig_refine * meas.sigma)
-    if good.sum() < max(6, p.refinement.nref // 2):
-        ref.warnings.append(
-            f"image {meas.image}: only {int(good.sum())} strong reflections, too few for "
-            "positional refinement; detector parameters kept")
-        return exp
-    try:
-        dr = refine_detector(
-            exp, meas.hkl[good], meas.x_obs[good], meas.y_obs[good], meas.phi_obs[good],
-            np.column_stack([meas.sigma_x[good], meas.sigma_y[good]]), p.refinement,
-            isig=meas.intensity[good] / meas.sigma[good], fraction=meas.fraction[good],
-        )
-    except MosflmError as err:
-        ref.warnings.append(f"image {meas.image}: positional refinement failed ({err}); the "
+def pool_measurements(measurements: list[ImageMeasurements]) -> dict[str, np.ndarray]:
+    """Add the parts of each reflection measured on consecutive images into one observation.
+
+    Intensities and variances add; the position (mm) and φ (°) are the intensity-weighted means
+    of the parts' (only parts with positive intensity weigh; a reflection with none takes the
+    plain mean), their σ the weighted combination; the fraction is the sum of the parts'
+    calculated fractions.  This is what MOSFLM does for finely sliced images when it adds
+    partials over several images for refinement ("Reflections from up to N images will be
+    used"), and the 3D centroid of DIALS and XDS.
+
+    Returns
+    -------
+    dict of arrays: hkl, x, y, phi, sigma_x, sigma_y, intensity, sigma, fraction.
+    """
+    ms = [m for m in measurements if m is not None]
+    if not ms:
+        z = np.zeros(0)
+        return {"hkl": np.zeros((0, 3), np.int32), "x": z, "y": z, "phi": z, "sigma_x": z,
+                "sigma_y": z, "intensity": z, "sigma": z, "fraction": z}
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([np.asarray(getattr(m, name))[m.valid] for m in ms])
+
+    hkl = cat("hkl")
+    phi = np.concatenate([m.phi_obs[m.valid] for m in ms])
+    inten, sig, frac = cat("intensity"), cat("sigma"), cat("fraction")
+    x, y, sx, sy = cat("x_obs"), cat("y_obs"), cat("sigma_x"), cat("sigma_y")
+    if len(hkl) == 0:
+        return pool_measurements([])
+    keys, inv = np.unique(hkl, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    ng = len(keys)
+    w = np.maximum(inten, 0.0)
+    wsum = np.bincount(inv, w, ng)
+    flat = wsum <= 0
+    w = np.where(flat[inv], 1.0, w)
+    wsum = np.bincount(inv, w, ng)
+
+    def wmean(v: np.ndarray) -> np.ndarray:
+        return np.bincount(inv, w * v, ng) / wsum
+
+    return {
+        "hkl": keys.astype(np.int32), "x": wmean(x), "y": wmean(y), "phi": wmean(phi),
+        "sigma_x": np.sqrt(np.bincount(inv, (w * sx) ** 2, ng)) / wsum,
+        "sigma_y": np.sqrt(np.bincount(inv, (w * sy) ** 2, ng)) / wsum,
+        "intensity": np.bincount(inv, inten, ng),
+        "sigma": np.sqrt(np.bincount(inv, sig**2, ng)),
+        "fraction": np.bincount(inv, frac, ng),
+    }
+
+
+def _positional(exp: Experiment, k: int, n_images: int,
+                measure: Callable[[int], ImageMeasurements | None], p: ProcessParams,
+                ref: ImageRefinement) -> Experiment:
+    """Positional refinement of image ``k`` of the block against its strong measured spots.
+
+    When the image alone has too few strong reflections, or the refinement fails on them, the
+    measurements of the images around it in the block are pooled (window growing one image on
+    each side at a time, parts of a reflection added, :func:`pool_measurements`) until the
+    refinement succeeds or the whole block has been used.
+    """
+    need = max(6, p.refinement.nref // 2)
+    image = ref.number
+    last_err = None
+    n_strong = 0
+    r = 0
+    while True:
+        lo, hi = max(0, k - r), min(n_images - 1, k + r)
+        obs = pool_measurements([measure(j) for j in range(lo, hi + 1)])
+        good = obs["intensity"] > p.min_isig_refine * obs["sigma"]
+        n_strong = int(good.sum())
+        if n_strong >= need:
+            try:
+                dr = refine_detector(
+                    exp, obs["hkl"][good], obs["x"][good], obs["y"][good], obs["phi"][good],
+                    np.column_stack([obs["sigma_x"][good], obs["sigma_y"][good]]), p.refinement,
+                    isig=obs["intensity"][good] / obs["sigma"][good],
+                    fraction=np.minimum(obs["fraction"][good], 1.0),
+                )
+            except MosflmError as err:
+                last_err = err
+            else:
+                ref.rms, ref.wrms, ref.n_refine = dr.rms, dr.wrms, dr.n_used
+                ref.ccx, ref.ccy, ref.ccom = dr.ccx, dr.ccy, dr.ccom
+                ref.warnings.extend(w for w in dr.warnings
+                                    if "included in positional refinement" not in w)
+                if hi > lo:
+                    ref.pooled = (lo, hi)
+                return dr.experiment
+        if lo == 0 and hi == n_images - 1:
+            break
+        r += 1
+    if last_err is not None:
+        # refinement was tried and rejected: the prediction does not match the spots
+        ref.refined = False
+        ref.warnings.append(f"image {image}: positional refinement failed ({last_err}), also "
+                            "with the reflections of the neighbouring images of the block; the "
                             "previous detector parameters are kept")
-        return exp
-    ref.rms, ref.wrms, ref.n_refine = dr.rms, dr.wrms, dr.n_used
-    ref.ccx, ref.ccy, ref.ccom = dr.ccx, dr.ccy, dr.ccom
-    ref.warnings.extend(w for w in dr.warnings if "included in positional refinement" not in w)
-    return dr.experiment
+    else:
+        ref.warnings.append(
+            f"image {image}: only {n_strong} strong reflections even with the images of its "
+            "block pooled, too few for positional refinement; detector parameters kept")
+    return exp
 
 
 def _predict_block(job: BlockJob, refinements: list[ImageRefinement]) -> list[tuple]:
@@ -187,7 +294,7 @@ def _predict_image(job: BlockJob, k: int, exp: Experiment, pred) -> tuple[IntPre
     keep = frac >= 1e-3
     for lo, hi in p.exclude_shells:
         keep &= ~((pred.d >= min(lo, hi)) & (pred.d <= max(lo, hi)))
-    too_wide = npart > p.maxwidth
+    too_wide = np.nan_to_num(pred.width, posinf=360.0) > p.maxwidth  # MAXWIDTH: degrees
     keep &= ~too_wide
     sel = np.nonzero(keep)[0]
     # each part is predicted where the reflection is at the centroid of its recorded portion
@@ -238,7 +345,7 @@ def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
             warnings.append(f"standard profiles for images {job.images[0].number}-"
                             f"{job.images[-1].number} could not be formed ({err}); "
                             "summation integration only")
-    records, stats = [], []
+    records, stats, parts = [], [], []
     for im, ref, (ip, extra) in zip(job.images, refinements, preds):
         res = integrate_image(frames[im.number], ip, p.integration, profiles)
         exp = ref.experiment
@@ -246,4 +353,6 @@ def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
         rec, st = image_records(im, res, extra, lpm, p)
         records.append(rec)
         stats.append(st)
-    return BlockResult(job.index, records, stats, refinements, report, warnings)
+        parts.append(ImageParts(hkl=res.hkl, fraction=np.asarray(res.fraction, float),
+                                phi=extra["phi"], width=extra["width"], accepted=res.accepted))
+    return BlockResult(job.index, records, stats, refinements, report, warnings, parts)

@@ -14,14 +14,15 @@ from mosflm_py.refinement import PostrefParams, RefinementParams
 class ProcessParams:
     """Everything a block of images needs besides the images and the model.
 
-    d_min, d_max : resolution limits (Å).  maxwidth : reflections spread over more images are
-    not integrated (MAXWIDTH).  refine_detector / postref : per-image positional refinement and
-    post-refinement on/off.  mossmooth, mosadd : smoothing window (images) and safety factor of
-    the refined mosaic spread.  high_resolution : 21 standard-profile regions (data beyond 2.5 Å)
-    or 9.  min_isig_refine : I/σ of reflections used for positional refinement.
-    exclude_shells : resolution shells (Å, pairs) excluded (RESOLUTION EXCLUDE / EXCLUDE ICE).
-    mask : active-pixel mask [slow, fast] (BACKSTOP, LIMITS EXCLUDE / QUADRILATERAL), True =
-    usable; masked pixels are treated like inactive (NULLPIX) pixels.
+    d_min, d_max : resolution limits (Å).  maxwidth : reflections whose full rocking width
+    exceeds this angle (degrees) are not integrated (MAXWIDTH).  refine_detector / postref :
+    per-image positional refinement and post-refinement on/off.  mossmooth, mosadd : smoothing
+    window (images) and safety factor of the refined mosaic spread.  high_resolution : 21
+    standard-profile regions (data beyond 2.5 Å) or 9.  min_isig_refine : I/σ of reflections
+    used for positional refinement.  exclude_shells : resolution shells (Å, pairs) excluded
+    (RESOLUTION EXCLUDE / EXCLUDE ICE).  mask : active-pixel mask [slow, fast] (BACKSTOP,
+    LIMITS EXCLUDE / QUADRILATERAL), True = usable; masked pixels are treated like inactive
+    (NULLPIX) pixels.
     """
 
     d_min: float

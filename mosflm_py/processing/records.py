@@ -40,6 +40,19 @@ def _mean_isig(i: np.ndarray, s: np.ndarray, mask: np.ndarray) -> float:
     return float(np.mean(i[ok] / s[ok])) if ok.any() else float("nan")
 
 
+def _fitted_or_summed(value: np.ndarray, summed: np.ndarray,
+                      fitted: np.ndarray | None = None) -> np.ndarray:
+    """Profile-fitted value, or the summation value where no profile fit was possible.
+
+    The MTZ never holds a NaN IPR (neither real MOSFLM file does): a reflection that could not
+    be profile fitted (no usable standard profile) carries its summation intensity and sigma in
+    IPR/SIGIPR, so scaling programs that use IPR keep it.  ``fitted`` decides (for the sigma)
+    which reflections were not fitted; by default ``value`` itself.
+    """
+    bad = ~np.isfinite(value if fitted is None else fitted) | ~np.isfinite(value)
+    return np.where(bad, summed, value)
+
+
 def image_records(
     image: ImagePlan,
     res: ImageIntegration,
@@ -58,8 +71,8 @@ def image_records(
         batch=np.full(int(acc.sum()), image.batch, np.int32),
         I=(res.I * lpm)[acc],
         sigI=(res.sigI * lpm)[acc],
-        Ipr=(res.Ipr * lpm)[acc],
-        sigIpr=(res.sigIpr * lpm)[acc],
+        Ipr=(_fitted_or_summed(res.Ipr, res.I) * lpm)[acc],
+        sigIpr=(_fitted_or_summed(res.sigIpr, res.sigI, res.Ipr) * lpm)[acc],
         fraction=res.fraction[acc],
         xdet=res.x_px[acc],
         ydet=res.y_px[acc],

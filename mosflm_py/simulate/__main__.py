@@ -7,7 +7,7 @@ import sys
 
 from mosflm_py.errors import MosflmError
 from mosflm_py.simulate.dataset import FORMATS, simulate_dataset
-from mosflm_py.simulate.params import default_params
+from mosflm_py.simulate.params import default_params, nanobragg_like_params
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +39,22 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--backstop", type=float, help="backstop radius (mm)")
     ap.add_argument("--reverse-phi", action="store_true")
     ap.add_argument("--seed", type=int)
+    nb = ap.add_argument_group(
+        "nanoBragg-like crystal (mosflm_py.simulate.domains)",
+        "--nanobragg starts from nanobragg_like_params(): discrete mosaic domains (--mosaic is "
+        "then the spherical-cap maximum rotation), Gaussian domains of Na x Nb x Nc cells, "
+        "rotation sub-steps, point-spread blur.  The other options of this group imply it.",
+    )
+    nb.add_argument("--nanobragg", action="store_true", help="use the 'domains' crystal model")
+    nb.add_argument("--domains", type=int, help="number of mosaic domains")
+    nb.add_argument("--domain-size", type=int, nargs=3, metavar=("NA", "NB", "NC"),
+                    help="Gaussian domain size in unit cells")
+    nb.add_argument("--phi-steps", type=int, help="rotation sub-steps per image")
+    nb.add_argument("--oversample", type=int, help="sub-pixels per pixel edge")
+    ap.add_argument("--psf", type=float, help="detector point-spread sigma (px)")
+    ap.add_argument("--gain", type=float, help="ADU per photon (CCD-like: 2)")
+    ap.add_argument("--pedestal", type=float, help="ADU added to every pixel (CCD-like: 40)")
+    ap.add_argument("--read-noise", type=float, help="Gaussian read noise, ADU rms")
     return ap
 
 
@@ -50,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
               "spacegroup": "space_group", "mosaic": "mosaic", "wavelength": "wavelength",
               "distance": "distance", "pixel": "pixel_size", "resolution": "resolution",
               "mean_intensity": "mean_intensity", "background": "background",
-              "backstop": "backstop_radius", "seed": "seed"}
+              "backstop": "backstop_radius", "seed": "seed", "domains": "mosaic_domains",
+              "phi_steps": "phi_steps", "oversample": "oversample", "psf": "psf_sigma",
+              "gain": "gain", "pedestal": "adc_offset", "read_noise": "read_noise"}
     for arg, fld in simple.items():
         if getattr(a, arg) is not None:
             ch[fld] = getattr(a, arg)
@@ -68,8 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         ch["module_gaps"] = True
     if a.reverse_phi:
         ch["reverse_phi"] = True
+    if a.domain_size:
+        ch["domain_size"] = tuple(a.domain_size)
+    domain_options = (a.domains, a.domain_size, a.phi_steps, a.oversample)
+    nano = a.nanobragg or any(v is not None for v in domain_options)  # they imply the model
+    make = nanobragg_like_params if nano else default_params
     try:
-        ds = simulate_dataset(default_params(**ch), a.out_dir, fmt=a.fmt, name=a.name)
+        ds = simulate_dataset(make(**ch), a.out_dir, fmt=a.fmt, name=a.name)
     except MosflmError as exc:
         print(f" *** {exc}", file=sys.stderr)
         return 1

@@ -98,7 +98,8 @@ def to_detector_counts(expected: np.ndarray, p: SimulationParams, number: int,
     out = np.empty(lam.shape, dtype=np.int32)
     detector_counts(lam, np.ascontiguousarray(shadow, dtype=np.bool_), BACKSTOP_TRANSMISSION,
                     np.ascontiguousarray(invalid, dtype=np.bool_), noise_key(p.seed, number),
-                    bool(p.poisson), float(p.gain), float(p.adc_offset), float(p.overload), out)
+                    bool(p.poisson), float(p.gain), float(p.adc_offset), float(p.overload), out,
+                    float(p.read_noise))
     return out
 
 
@@ -165,18 +166,33 @@ def simulate_dataset(
     part_refl, part_img, part_g, part_counts = [], [], [], []
     batch = max(1, int(batch))
     try:
+        dom = None
+        if p.model == "domains":
+            from mosflm_py.simulate.domains import blur, domain_model, render_domains_batch
+
+            dom = domain_model(p, model.M @ model.U @ model.B)
         for first in range(0, p.n_images, batch):
             count = min(batch, p.n_images - first)
-            rec = sweep(model, p, first, count, det)
-            counts = model.intensity[rec.refl] * rec.pol * rec.g
-            expected = render(rec, counts, p, count, base=bg)
-            # per (reflection, image) sums for the truth
-            key = rec.refl.astype(np.int64) * count + rec.img
-            uk, inv = np.unique(key, return_inverse=True)
-            part_refl.append(uk // count)
-            part_img.append(uk % count + first)
-            part_g.append(np.bincount(inv, weights=rec.g, minlength=uk.size))
-            part_counts.append(np.bincount(inv, weights=counts, minlength=uk.size))
+            if dom is not None:
+                spots, acc_g, acc_c = render_domains_batch(model, p, first, count, det, dom)
+                expected = blur(spots, p)
+                expected += bg.astype(np.float32)
+                ri, ii = np.nonzero(acc_g > 0.0)
+                part_refl.append(ri.astype(np.int64))
+                part_img.append(ii.astype(np.int64) + first)
+                part_g.append(acc_g[ri, ii])
+                part_counts.append(acc_c[ri, ii])
+            else:
+                rec = sweep(model, p, first, count, det)
+                counts = model.intensity[rec.refl] * rec.pol * rec.g
+                expected = render(rec, counts, p, count, base=bg)
+                # per (reflection, image) sums for the truth
+                key = rec.refl.astype(np.int64) * count + rec.img
+                uk, inv = np.unique(key, return_inverse=True)
+                part_refl.append(uk // count)
+                part_img.append(uk % count + first)
+                part_g.append(np.bincount(inv, weights=rec.g, minlength=uk.size))
+                part_counts.append(np.bincount(inv, weights=counts, minlength=uk.size))
             for k in range(count):
                 number = p.first_image + first + k
                 frame = to_detector_counts(expected[k], p, number, invalid, shadow)

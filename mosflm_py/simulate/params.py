@@ -10,6 +10,8 @@ import numpy as np
 
 from mosflm_py.errors import GeometryError, KeywordError
 
+MODELS = ("ball", "domains")
+
 
 @dataclass(frozen=True)
 class SimulationParams:
@@ -24,8 +26,16 @@ class SimulationParams:
         ``cell`` (a, b, c in Angstrom, alpha, beta, gamma in deg), ``space_group`` (any symbol gemmi
         understands; systematic absences are removed), ``U`` (3x3 rows; ``None``: a random
         rotation drawn from ``seed``), ``missets`` (PHIX, PHIY, PHIZ, deg).
-    Rocking curve
-        ``mosaic`` (full width, deg), ``divergence_h``/``divergence_v`` (deg), ``dispersion``
+    Crystal model
+        ``model``: ``"ball"`` (default: each reflection a uniformly filled ball, swept
+        continuously) or ``"domains"`` (nanoBragg-like, :mod:`mosflm_py.simulate.domains`:
+        ``mosaic_domains`` discrete domains rotated by up to ``mosaic`` deg (spherical cap),
+        Gaussian domains of ``domain_size`` = (Na, Nb, Nc) cells, ``phi_steps`` discrete rotation
+        sub-steps per image, pixels sampled at ``oversample^2`` points, the point-spread applied
+        as a blur of the spots).
+    Rocking curve (``"ball"`` model)
+        ``mosaic`` (full width, deg; the maximum domain rotation in the ``"domains"`` model),
+        ``divergence_h``/``divergence_v`` (deg), ``dispersion``
         (d lambda / lambda).  Ball radius ``rho = 0.5 d* (eta + (divh + divv)/2) +
         0.5 d* tan(theta) dispersion`` (conventions.txt).
     Sweep
@@ -42,7 +52,8 @@ class SimulationParams:
         photons/pixel of a smooth radial term ``q exp(1 - q)``, ``q = d*/0.4``),
         ``water_ring`` (peak photons/pixel of a Gaussian ring at d = 3.7 Angstrom, sigma
         d* = 0.02 /Angstrom), ``poisson`` noise, ``gain`` (ADU/photon), ``adc_offset`` (ADU),
-        ``overload`` (ADU; saturated pixels are clipped to it), ``module_gaps`` (Pilatus 487x195
+        ``overload`` (ADU; saturated pixels are clipped to it), ``read_noise`` (Gaussian, ADU rms,
+        as a CCD's), ``module_gaps`` (Pilatus 487x195
         modules with 7/17 px gaps set to -1), ``backstop_radius`` (mm; shadowed pixels get 2 % of
         the background plus an arm towards +slow), ``n_dead_pixels`` (set to -1),
         ``polarisation`` (degree tau) with electric vector ``e_vector`` (lab, default +Z:
@@ -65,6 +76,11 @@ class SimulationParams:
     space_group: str = "P 21 21 21"
     U: tuple[tuple[float, float, float], ...] | None = None
     missets: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    model: str = "ball"
+    mosaic_domains: int = 20
+    domain_size: tuple[int, int, int] = (10, 10, 10)
+    phi_steps: int = 3
+    oversample: int = 1
     mosaic: float = 0.3
     divergence_h: float = 0.0
     divergence_v: float = 0.0
@@ -86,6 +102,7 @@ class SimulationParams:
     gain: float = 1.0
     adc_offset: float = 0.0
     overload: float = 1.0e6
+    read_noise: float = 0.0
     module_gaps: bool = False
     backstop_radius: float = 0.0
     n_dead_pixels: int = 0
@@ -119,7 +136,21 @@ class SimulationParams:
             raise KeywordError(f"Simulation cell must be a b c alpha beta gamma (got {self.cell}).")
         if self.n_images < 1 or self.osc_width <= 0:
             raise KeywordError("Simulation needs n_images >= 1 and a positive oscillation width.")
-        if self.mosaic + 0.5 * (self.divergence_h + self.divergence_v) <= 0:
+        if self.model not in MODELS:
+            raise KeywordError(f"Simulation model must be one of {', '.join(MODELS)} "
+                               f"(got {self.model!r}).")
+        if self.model == "domains":
+            if self.mosaic < 0 or self.mosaic_domains < 1:
+                raise KeywordError("Simulation needs mosaic >= 0 and at least one mosaic domain.")
+            if len(self.domain_size) != 3 or min(self.domain_size) < 1:
+                raise KeywordError("Simulation domain size must be three cell counts >= 1 "
+                                   f"(got {self.domain_size}).")
+            if self.phi_steps < 1 or not 1 <= self.oversample <= 16:
+                raise KeywordError("Simulation needs phi_steps >= 1 and 1 <= oversample <= 16.")
+            if self.divergence_h or self.divergence_v or self.dispersion:
+                raise KeywordError("Beam divergence and dispersion are not implemented yet in the "
+                                   "'domains' simulation model (use the 'ball' model).")
+        elif self.mosaic + 0.5 * (self.divergence_h + self.divergence_v) <= 0:
             raise KeywordError("Simulation needs a positive mosaic spread or beam divergence.")
         if self.resolution is not None and self.resolution <= 0.5 * self.wavelength:
             raise KeywordError(
@@ -128,6 +159,8 @@ class SimulationParams:
             )
         if self.psf_sigma <= 0 or (self.psf_sigma_fast is not None and self.psf_sigma_fast <= 0):
             raise KeywordError("Simulation point-spread sigma must be positive.")
+        if self.read_noise < 0:
+            raise KeywordError("Simulation read noise must not be negative.")
         if not 0.0 <= self.polarisation <= 1.0:
             raise KeywordError("Degree of polarisation must lie in [0, 1].")
         if self.U is not None:
@@ -148,3 +181,17 @@ def default_params(**changes) -> SimulationParams:
     p = SimulationParams(**changes)
     p.validate()
     return p
+
+
+def nanobragg_like_params(**changes) -> SimulationParams:
+    """:func:`default_params` with the nanoBragg-like ``"domains"`` model, as the development set.
+
+    20 mosaic domains within a 0.3 deg cap, Gaussian domains of 10 x 10 x 10 cells, 3 rotation
+    sub-steps per image, pixel-centre sampling (nanoBragg ``-oversample 1``), point-spread sigma
+    0.6 px, polarisation 0.99; ``changes`` override any field.
+    """
+    base = {"model": "domains", "mosaic": 0.3, "mosaic_domains": 20,
+            "domain_size": (10, 10, 10), "phi_steps": 3, "oversample": 1, "psf_sigma": 0.6,
+            "polarisation": 0.99}
+    base.update(changes)
+    return default_params(**base)

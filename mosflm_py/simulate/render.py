@@ -84,7 +84,12 @@ def crystal_model(p: SimulationParams) -> CrystalModel:
     sin_t = np.clip(0.5 * p.wavelength * dstar, 0.0, 0.999999)
     tan_t = sin_t / np.sqrt(1.0 - sin_t**2)
     delta = 0.5 * (p.divergence_h + p.divergence_v)
-    rho = 0.5 * dstar * np.radians(p.mosaic + delta) + 0.5 * dstar * tan_t * p.dispersion
+    if p.model == "domains":
+        from mosflm_py.simulate.domains import effective_radius
+
+        rho = effective_radius(p, dstar, M @ U @ B)
+    else:
+        rho = 0.5 * dstar * np.radians(p.mosaic + delta) + 0.5 * dstar * tan_t * p.dispersion
     return CrystalModel(
         hkl=np.ascontiguousarray(hkl, dtype=np.int32),
         intensity=np.ascontiguousarray(inten, dtype=float),

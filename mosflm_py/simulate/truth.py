@@ -283,6 +283,11 @@ def summary_text(p: SimulationParams, model: CrystalModel, obs: Observations,
         f"mosaic (full width) {p.mosaic:.4f} deg;"
         f" divergence h/v {p.divergence_h:.4f} {p.divergence_v:.4f} deg;"
         f" dispersion {p.dispersion:g}",
+        (f"crystal model       nanoBragg-like domains: {p.mosaic_domains} domains within a"
+         f" {p.mosaic:g} deg spherical cap, Gaussian domains of"
+         f" {' x '.join(str(n) for n in p.domain_size)} cells, {p.phi_steps} phi steps per"
+         f" image, oversample {p.oversample}, read noise {p.read_noise:g} ADU"
+         if p.model == "domains" else "crystal model       uniform mosaic ball"),
         f"polarisation        tau {p.polarisation:.3f}, E vector"
         f" ({' '.join(f'{v:.4f}' for v in e_vector(p))})",
         f"point spread sigma  {p.psf_sigma:.3f} px"

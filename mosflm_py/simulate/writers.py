@@ -99,6 +99,8 @@ def smv_header(p: SimulationParams, number: int) -> str:
         ("GAIN", f"{p.gain:.4f}"),
         ("CCD_IMAGE_SATURATION", str(int(min(p.overload, 65535)))),
     ]
+    if p.adc_offset:  # CCD-like data (as the development set's ADSC images)
+        fields.append(("IMAGE_PEDESTAL", f"{p.adc_offset:g}"))
     return "{\n" + "".join(f"{k}={v};\n" for k, v in fields) + "}\n"
 
 

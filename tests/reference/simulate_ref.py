@@ -155,7 +155,7 @@ def poisson_ref(lam: float, key: int, n: int) -> float:
 
 
 def detector_counts_ref(expected, shadow, transmission, invalid, key, poisson, gain, offset,
-                        overload):
+                        overload, read_noise=0.0):
     """Same as ``detector_counts``, returning a new int32 array."""
     out = np.zeros(expected.shape, dtype=np.int32)
     nslow, nfast = expected.shape
@@ -166,5 +166,60 @@ def detector_counts_ref(expected, shadow, transmission, invalid, key, poisson, g
                 continue
             lam = expected[i, j] * (transmission if shadow[i, j] else 1.0)
             ph = poisson_ref(lam, key, i * nfast + j) if poisson else math.floor(lam + 0.5)
-            out[i, j] = min(math.floor(gain * ph + offset + 0.5), overload)
+            val = gain * ph + offset
+            if read_noise > 0:
+                u1 = uniform_ref(key, i * nfast + j, 1 << 40)
+                u2 = uniform_ref(key, i * nfast + j, (1 << 40) + 1)
+                val = max(0.0, val + read_noise * math.sqrt(-2 * math.log(u1))
+                          * math.cos(2 * math.pi * u2))
+            out[i, j] = min(math.floor(val + 0.5), overload)
     return out
+
+
+def render_domains_ref(r0, intensity, rot, prec, norm, s0, sign, phi_sub, dphi, det, oversample,
+                       e_pol, tau, shape):
+    """Same sums as ``render_domains`` but over EVERY pixel (no window, no cut-offs).
+
+    Returns (images, acc_g, acc_c).  For each image, sub-step, domain and reflection the whole
+    detector is evaluated with whole-array numpy: sub-pixel lab positions, the scattering vector
+    ``q = s0 (s1 - x)``, its offset from the rotated lattice point taken back to phi = 0 with an
+    explicit rotation matrix, the Gaussian blob, solid angle and Kahn polarisation.
+    """
+    n_img, nslow, nfast = shape
+    origin, e_slow, e_fast, normal = det[0:3], det[3:6], det[6:9], det[9:12]
+    bx, by, pxs, pxf = det[13:17]
+    sub = (np.arange(oversample) + 0.5) / oversample
+    slow = (np.arange(nslow)[:, None] + sub[None, :]).ravel()  # (nslow*os,)
+    fast = (np.arange(nfast)[:, None] + sub[None, :]).ravel()
+    xd = slow * pxs - bx
+    yd = fast * pxf - by
+    lab = origin + xd[:, None, None] * e_slow + yd[None, :, None] * e_fast
+    ln = np.linalg.norm(lab, axis=2)
+    s1 = lab / ln[..., None]
+    d_omega = pxs * pxf / oversample**2 * (s1 @ normal) / ln**2
+    cos2t = s1[..., 0]
+    perp = np.hypot(s1[..., 1], s1[..., 2])
+    cr = np.where(perp > 0, (s1[..., 1] * e_pol[1] + s1[..., 2] * e_pol[2]) / np.maximum(perp,
+                                                                                         1e-300),
+                  0.0)
+    cos2rho = np.where(perp > 0, 2 * cr**2 - 1, 0.0)
+    pol = 0.5 * (1 + cos2t**2 - tau * cos2rho * (1 - cos2t**2))
+    q = s0 * (s1 - np.array([1.0, 0.0, 0.0]))
+    n_dom = rot.shape[0]
+    out = np.zeros(shape)
+    acc_g = np.zeros((r0.shape[0], n_img))
+    acc_c = np.zeros((r0.shape[0], n_img))
+    for k in range(n_img):
+        for phi in phi_sub[k]:
+            rz = _rz(sign * phi)
+            for d in range(n_dom):
+                for i in range(r0.shape[0]):
+                    r = rz @ rot[d] @ r0[i]
+                    dq0 = (q - r) @ rz  # = (rz^T (q - r)^T)^T
+                    quad = np.einsum("...i,ij,...j->...", dq0, prec[d], dq0)
+                    w = norm * np.exp(-0.5 * quad) * d_omega * dphi * s0**3 / n_dom
+                    wp = (w * pol).reshape(nslow, oversample, nfast, oversample).sum(axis=(1, 3))
+                    out[k] += intensity[i] * wp
+                    acc_g[i, k] += w.sum()
+                    acc_c[i, k] += intensity[i] * wp.sum()
+    return out, acc_g, acc_c
