@@ -68,6 +68,28 @@ def worker_init() -> None:
     """Signal dispositions for a worker process: ignore SIGINT, default SIGTERM."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with contextlib.suppress(AttributeError, OSError):  # started with SIGINT blocked
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """Block SIGINT while worker processes are started.
+
+    A child inherits the blocked mask across fork and exec, so a Ctrl-C that reaches the
+    process group while a worker is still importing stays pending in it and is discarded when
+    :func:`worker_init` ignores SIGINT (instead of a KeyboardInterrupt traceback from the
+    worker's bootstrap). In this process the signal is delivered when the block ends.
+    """
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    except (AttributeError, OSError, ValueError):  # no POSIX masks, or not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _exception(signum: int) -> BaseException:

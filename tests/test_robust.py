@@ -366,7 +366,9 @@ def _signal_run(folder: Path, sig: int, group: bool, after: str | None, delay: f
     ("sig", "group", "after", "delay"),
     [
         (signal.SIGINT, True, None, 0.3),  # during the imports
-        (signal.SIGINT, True, " ===> GO", 0.5),  # PROCESS starting its workers (Ctrl-C)
+        (signal.SIGINT, True, " ===> GO", 0.1),  # PROCESS starting its workers (Ctrl-C)
+        (signal.SIGINT, True, " ===> GO", 0.5),
+        (signal.SIGINT, True, " ===> GO", 1.0),
         (signal.SIGINT, True, "Standard profiles", 0.0),  # PROCESS with workers busy
         (signal.SIGTERM, False, " ===> GO", 1.0),  # SIGTERM to the main process only
         (signal.SIGTERM, True, None, 0.5),
