@@ -171,6 +171,8 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
         return _main(argv, stdin, stdout)
     finally:
         if handlers is not None:
+            if signals.received():  # the run was stopped by a signal: a late one must not
+                handlers = (signal.SIG_IGN, signal.SIG_IGN)  # kill the exiting interpreter
             signal.signal(signal.SIGINT, handlers[0])
             signal.signal(signal.SIGTERM, handlers[1])
             signals.uninstall()

@@ -33,13 +33,15 @@ class Terminated(BaseException):  # noqa: N818 - named like KeyboardInterrupt
 
 _main_pid: int | None = None
 _pending: int | None = None
+_received = False  # a real signal arrived during this run (cleared by install())
 _defer_depth = 0
 
 
 def install() -> None:
     """Install the handlers in the main process (idempotent)."""
-    global _main_pid, _previous_hook
+    global _main_pid, _previous_hook, _received
     _main_pid = os.getpid()
+    _received = False
     signal.signal(signal.SIGINT, _handler)
     signal.signal(signal.SIGTERM, _handler)
     if sys.unraisablehook is not _unraisable:
@@ -82,11 +84,12 @@ def sigint_blocked() -> Iterator[None]:
     worker's bootstrap). In this process the signal is delivered when the block ends.
     """
     try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    except (AttributeError, OSError, ValueError):  # no POSIX masks, or not the main thread
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, set())  # the current mask
+    except (AttributeError, OSError, ValueError):  # no POSIX masks
         yield
         return
     try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -97,9 +100,10 @@ def _exception(signum: int) -> BaseException:
 
 
 def _handler(signum: int, frame) -> None:
-    global _pending
+    global _pending, _received
     if _main_pid is not None and os.getpid() != _main_pid:  # a forked child: just stop
         os._exit(EXIT_STATUS.get(signum, 1))
+    _received = True
     if _pending is None or signum == signal.SIGTERM:
         _pending = signum
     stop_workers()
@@ -144,6 +148,11 @@ def checkpoint() -> None:
     """Raise a recorded signal whose exception has not reached the main loop yet."""
     if _pending is not None and not _defer_depth and os.getpid() == _main_pid:
         raise _exception(_pending)
+
+
+def received() -> bool:
+    """True when SIGINT or SIGTERM reached this process since :func:`install`."""
+    return _received
 
 
 def pending() -> int | None:
