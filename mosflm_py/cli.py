@@ -167,16 +167,28 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
         handlers = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
         signals.clear()
         signals.install()
+    status = 1
     try:
-        return _main(argv, stdin, stdout)
+        status = _main(argv, stdin, stdout)
+        return status
     finally:
         if handlers is not None:
-            if signals.received():  # the run was stopped by a signal: a late one must not
+            stopped = signals.received()
+            if stopped:  # the run was stopped by a signal: a late one must not
                 handlers = (signal.SIG_IGN, signal.SIG_IGN)  # kill the exiting interpreter
             signal.signal(signal.SIGINT, handlers[0])
             signal.signal(signal.SIGTERM, handlers[1])
             signals.uninstall()
             signals.clear()
+            if stopped and argv is None:
+                # The program itself (not a caller): everything is cleaned up and flushed, so
+                # leave now. CPython remembers a KeyboardInterrupt raised inside code it ran
+                # for an extension (PyRun_*) even when it was handled, and would then end the
+                # process by SIGINT (status -2) instead of our 130.
+                for stream in (sys.stdout, sys.stderr):
+                    with contextlib.suppress(Exception):
+                        stream.flush()
+                os._exit(status)
 
 
 def _interrupted(exc: BaseException, report_stream: IO[str] | None, log: IO[str] | None) -> int:
