@@ -328,9 +328,9 @@ EXTRA_LINES = ["DISTANCE 1e-9", "TWOTHETA 180", "SIZE 1 1", "MOSAIC 1E999", "GAI
                "PROCESS 1 2 ADD 2147483646", "RESOLUTION 0.01", "RESOLUTION 3 2",
                "BEAM 1e9 1e9", "WAVELENGTH 0", "PIXEL 0", "IMAGE 1 PHI 10 TO 0",
                "DISTANCE 60 -", "NPROC 1E999", "CELL 41.3 47.9 58.2 90 90 90", "MOSAIC 0.3",
-               # accepted but extreme values: where numerical failures hide. (Values that leave
-               # nothing to integrate - MOSAIC 10, NULLPIX 1000, OVERLOAD CUTOFF 1, RESOLUTION 50
-               # - wait for PROCESS to fail when it integrates nothing, issue 8 item 8.)
+               # accepted but extreme values: where numerical failures hide (the first three
+               # leave nothing to integrate: PROCESS must fail and keep the old MTZ)
+               "MOSAIC 10", "NULLPIX 1000", "RESOLUTION 50",
                "MOSAIC 0", "DIVERGENCE 2 2", "DISPERSION 0.2", "RASTER 71 71 71 35 35",
                "SEPARATION 100 100", "RESOLUTION 0.06", "DISTANCE 20000", "WAVELENGTH 0.01",
                "WAVELENGTH 10", "PIXEL 10", "GAIN 1000", "BEAM 0 0", "MAXWIDTH 1",
