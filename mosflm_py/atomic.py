@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from mosflm_py.errors import MosflmError
+from mosflm_py.signals import checkpoint
 
 __all__ = [
     "OutputFileError",
+    "check_output_folder",
+    "check_output_path",
     "atomic_path",
     "atomic_write",
     "atomic_write_bytes",
@@ -38,6 +41,44 @@ __all__ = [
 
 class OutputFileError(MosflmError):
     """An output file cannot be created (missing folder, no permission, disk full)."""
+
+
+def check_output_path(path: str | os.PathLike[str], what: str = "output file") -> None:
+    """Raise :class:`OutputFileError` unless *path* can be written by :func:`atomic_path`.
+
+    Done at the start of a job that writes the file, so that an impossible name (empty, holding
+    a NUL byte, a folder, in a folder that does not exist or cannot be written) is reported
+    before any work, not after an hour of integration.
+    """
+    name = os.fspath(path)
+    if not name.strip():
+        raise OutputFileError(f"The {what} name is empty: give a file name.")
+    if "\0" in name:
+        raise OutputFileError(f"The {what} name {name!r} contains a NUL character.")
+    target = Path(name).expanduser() if name.startswith("~") else Path(name)
+    if target.is_dir():
+        raise OutputFileError(f"The {what} {name} is a folder, not a file name.")
+    folder = target.parent if str(target.parent) else Path(".")
+    check_output_folder(folder, f"folder of the {what} {name}")
+
+
+def check_output_folder(folder: str | os.PathLike[str], what: str = "output folder") -> None:
+    """Raise :class:`OutputFileError` unless *folder* is an existing, writable folder."""
+    name = os.fspath(folder)
+    if "\0" in name:
+        raise OutputFileError(f"The {what} name {name!r} contains a NUL character.")
+    path = Path(name or ".")
+    if not path.exists():
+        raise OutputFileError(f"The {what} ({name}) does not exist.")
+    if not path.is_dir():
+        raise OutputFileError(f"The {what} ({name}) is not a folder.")
+    try:  # the real test (os.access is not enough for root or special file systems)
+        fd, probe = tempfile.mkstemp(prefix=".mosflm_py_probe.", suffix=".tmp", dir=path)
+    except OSError as err:
+        raise OutputFileError(f"The {what} ({name}) is not writable: "
+                              f"{err.strerror or err}.") from None
+    os.close(fd)
+    _remove_quietly(probe)
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -92,6 +133,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         _copy_mode(target, tmp)
+        checkpoint()  # an interrupt swallowed earlier (numba callbacks) must not publish
         os.replace(tmp, target)
     except BaseException:
         _remove_quietly(tmp)

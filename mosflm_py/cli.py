@@ -10,12 +10,16 @@ default name is the MTZ's with ``_report.html``).
 Keyword input is read from stdin: piped input runs as a batch job (each line echoed as
 `` ===> line``, exit status 1 if any line failed); a terminal gives the interactive
 ``MOSFLM => `` prompt. The whole output is also written, line by line, to
-``mosflm_YYYYMMDD_HHMMSS.lp`` in the current directory (as iMosflm's date-stamped log).
+``mosflm_YYYYMMDD_HHMMSS.lp`` in the current directory (as iMosflm's date-stamped log; ``_2``,
+``_3`` ... are added when another run of the same second has the name). Ctrl-C and SIGTERM end
+the run with one `` *** `` line and exit status 130 / 143 (:mod:`mosflm_py.signals`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import os
 import sys
 from collections.abc import Sequence
 from typing import IO
@@ -115,6 +119,34 @@ def default_logfile(now: _dt.datetime | None = None) -> str:
     return f"mosflm_{now:%Y%m%d_%H%M%S}.lp"
 
 
+def open_new_log(name: str | None = None) -> tuple[IO[str], str]:
+    """Open the log file; a date-stamped name is never shared by two runs.
+
+    With no *name*, ``mosflm_YYYYMMDD_HHMMSS.lp`` is created exclusively; when another run of
+    the same second has it, ``mosflm_YYYYMMDD_HHMMSS_2.lp``, ``_3`` ... are tried. A name given
+    with LOGFILE is opened as given (truncated).
+
+    Raises
+    ------
+    OSError
+        The file cannot be created.
+    """
+    if name is not None:
+        if "\0" in name or not name.strip():
+            raise OSError(f"invalid file name {name!r}")
+        if os.path.isdir(name):
+            raise IsADirectoryError(21, "it is a folder", name)
+        return open(name, "w", encoding="utf-8", buffering=1), name  # noqa: SIM115
+    stem = default_logfile()[:-3]
+    for k in range(1, 1000):
+        candidate = f"{stem}.lp" if k == 1 else f"{stem}_{k}.lp"
+        try:
+            return open(candidate, "x", encoding="utf-8", buffering=1), candidate  # noqa: SIM115
+        except FileExistsError:
+            continue
+    raise FileExistsError(17, "too many logs with the same time stamp", f"{stem}.lp")
+
+
 def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
          stdout: IO[str] | None = None) -> int:
     """Entry point of ``mosflm-py`` / ``ipmosflm`` / ``python -m mosflm_py``.
@@ -122,17 +154,116 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
     Returns
     -------
     int
-        0 when every input line and action succeeded, 1 otherwise, 2 for a bad command line.
+        0 when every input line and action succeeded, 1 otherwise, 2 for a bad command line,
+        130 after Ctrl-C (SIGINT), 143 after SIGTERM.
     """
+    import signal
+    import threading
+
+    from mosflm_py import signals
+
+    handlers = None
+    if threading.current_thread() is threading.main_thread():
+        handlers = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+        signals.clear()
+        signals.install()
+    status = 1
+    try:
+        status = _main(argv, stdin, stdout)
+        return status
+    finally:
+        if handlers is not None:
+            stopped = signals.received()
+            if stopped:  # the run was stopped by a signal: a late one must not
+                handlers = (signal.SIG_IGN, signal.SIG_IGN)  # kill the exiting interpreter
+            signal.signal(signal.SIGINT, handlers[0])
+            signal.signal(signal.SIGTERM, handlers[1])
+            signals.uninstall()
+            signals.clear()
+            if stopped and argv is None:
+                # The program itself (not a caller): everything is cleaned up and flushed, so
+                # leave now. CPython remembers a KeyboardInterrupt raised inside code it ran
+                # for an extension (PyRun_*) even when it was handled, and would then end the
+                # process by SIGINT (status -2) instead of our 130.
+                for stream in (sys.stdout, sys.stderr):
+                    with contextlib.suppress(Exception):
+                        stream.flush()
+                os._exit(status)
+
+
+def _interrupted(exc: BaseException, report_stream: IO[str] | None, log: IO[str] | None) -> int:
+    """One ` *** ` line for Ctrl-C / SIGTERM; the exit status (130 / 143)."""
+    from mosflm_py import signals
+
+    signals.clear()
+    signals.stop_workers()
+    term = isinstance(exc, signals.Terminated)
+    what = "Terminated (SIGTERM): the run was terminated" if term else \
+        "Interrupted (Ctrl-C): the run was interrupted"
+    text = f" *** {what}; earlier output files are untouched.\n"
+    for stream in (report_stream, log):
+        if stream is None:
+            continue
+        try:
+            stream.write("\n" + text)
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    return 143 if term else 130
+
+
+def _main(argv: Sequence[str] | None, stdin: IO[str] | None, stdout: IO[str] | None) -> int:
+    from mosflm_py import signals
+
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    logs: list[IO[str]] = []  # the log file, once _run has opened it
+    try:
+        return _run(argv, stdin, stdout, logs)
+    except (KeyboardInterrupt, signals.Terminated) as exc:
+        return _interrupted(exc, stdout, logs[0] if logs else None)
+    except BrokenPipeError:  # output piped into e.g. head
+        _silence_stdout()
+        return 1
+    except OSError as err:  # terminal output or log file cannot be written (disk full)
+        _silence_stdout()
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"mosflm-py: cannot write the output: {err.strerror or err}\n")
+        return 1
+    finally:
+        for log in logs:
+            with contextlib.suppress(OSError):
+                log.close()
+        try:
+            stdout.flush()
+        except (OSError, ValueError):
+            _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point file descriptor 1 at /dev/null so the interpreter's final flush cannot fail."""
+    if sys.stdout is not sys.__stdout__:  # called from a test or an embedding program
+        return
+    with contextlib.suppress(Exception):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+
+
+def _run(argv: Sequence[str] | None, stdin: IO[str] | None, stdout: IO[str],
+         logs: list[IO[str]]) -> int:
+    from mosflm_py import signals
     from mosflm_py.errors import MosflmError
     from mosflm_py.session import Outcome, Session, replace_files
     from mosflm_py.state import State, apply_setting
 
-    stdin = stdin or sys.stdin
-    stdout = stdout or sys.stdout
+    if stdin is None or getattr(stdin, "closed", False):
+        sys.stderr.write("mosflm-py: standard input is closed: there are no keywords to read "
+                         "(pipe a command file into mosflm-py, or run it in a terminal)\n")
+        return 2
     if hasattr(stdin, "reconfigure"):
-        try:  # a stray non-UTF-8 byte must not stop the run
-            stdin.reconfigure(errors="replace")
+        try:  # a stray non-UTF-8 byte must not stop the run; CR-only lines are lines too
+            stdin.reconfigure(errors="replace", newline=None)
         except (ValueError, OSError):  # pragma: no cover
             pass
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -147,10 +278,19 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
     if opts["version"]:
         stdout.write(f"mosflm-py {__version__}\n")
         return 0
+    for name, value in opts["files"].items():
+        if "\0" in value or not value.strip():
+            sys.stderr.write(f"mosflm-py: logical name {name.upper()} needs a file name, not "
+                             f"{value!r}\n")
+            return 2
     if opts["mode"] is None:
-        interactive = stdin.isatty() if hasattr(stdin, "isatty") else False
+        try:
+            interactive = stdin.isatty() if hasattr(stdin, "isatty") else False
+        except (ValueError, OSError):
+            interactive = False
     else:
         interactive = opts["mode"] == "interactive"
+    signals.preload()
 
     state = replace_files(State(), **opts["files"])
     if opts["nproc"]:
@@ -160,45 +300,36 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
         state = apply_setting(state, "quickscale.report", opts["report"])
     log = None
     if opts["log"]:
-        logname = opts["files"].get("logfile") or default_logfile()
         try:
-            log = open(logname, "w", encoding="utf-8", buffering=1)  # noqa: SIM115
+            log, logname = open_new_log(opts["files"].get("logfile"))
         except OSError as err:
-            sys.stderr.write(f"mosflm-py: cannot write the log file {logname}: "
+            name = opts["files"].get("logfile") or default_logfile()
+            sys.stderr.write(f"mosflm-py: cannot write the log file {name}: "
                              f"{err.strerror or err}\n")
             return 2
+        logs.append(log)
         state = apply_setting(state, "files.logfile", logname)
-    try:
-        session = Session(out=stdout, interactive=interactive, log=log, state=state)
-        session.report.banner(__version__)
-        for name, value in opts["files"].items():
-            session.report.line(f" Logical name: {name.upper()}, Filename: {value}")
-        if state.files.matrix:
-            try:
-                from mosflm_py.actions.images import on_matrix
+    session = Session(out=stdout, interactive=interactive, log=log, state=state)
+    session.report.banner(__version__)
+    for name, value in opts["files"].items():
+        session.report.line(f" Logical name: {name.upper()}, Filename: {value}")
+    if state.files.matrix:
+        try:
+            from mosflm_py.actions.images import on_matrix
 
-                on_matrix(session, None)  # type: ignore[arg-type]
-            except MosflmError as err:
-                session.failures += 1
-                session.report.error(str(err))
-        if interactive:
-            from mosflm_py.repl import MosflmShell, run_interactive
+            on_matrix(session, None)  # type: ignore[arg-type]
+        except MosflmError as err:
+            session.failures += 1
+            session.report.error(str(err))
+    if interactive:
+        from mosflm_py.repl import MosflmShell, run_interactive
 
-            if stdin is sys.stdin:
-                return run_interactive(session)
-            shell = MosflmShell(session, stdin=stdin, stdout=stdout)
-            shell.cmdloop()
-            return session.finish()
-        for line in stdin:
-            if session.execute(line) is Outcome.EXIT:
-                break
+        if stdin is sys.stdin:
+            return run_interactive(session)
+        shell = MosflmShell(session, stdin=stdin, stdout=stdout)
+        shell.cmdloop()
         return session.finish()
-    except KeyboardInterrupt:
-        stdout.write("\n *** Interrupted.\n")
-        return 130
-    except BrokenPipeError:  # output piped into e.g. head
-        sys.stderr.close()
-        return 1
-    finally:
-        if log is not None:
-            log.close()
+    for line in stdin:
+        if session.execute(line) is Outcome.EXIT:
+            break
+    return session.finish()

@@ -65,7 +65,37 @@ def keyword_page(spec: KeywordSpec) -> list[str]:
         lines = [f" {spec.syntax}", "", f" {spec.summary}"]
     if spec.synonyms:
         lines.append(f" Also accepted as: {', '.join(spec.synonyms)}")
-    return lines
+    return lines + allowed_values(spec)
+
+
+def allowed_values(spec: KeywordSpec) -> list[str]:
+    """The declared ranges of the keyword's numbers (``keywords/*.toml``), as the parser checks
+    them; infinities and NaN are never accepted and whole numbers fit a 32-bit INTEGER."""
+    rows: list[str] = []
+
+    def add(prefix: str, forms) -> None:
+        for form in forms:
+            for a in form:
+                if a.literal or a.type not in ("int", "float"):
+                    continue
+                kind = "whole number" if a.type == "int" else "number"
+                unit = f" {a.unit}" if a.unit else ""
+                order = (f", greater than <{a.greater_than}>" if a.greater_than else
+                         f", at least <{a.not_less_than}>" if a.not_less_than else "")
+                row = f"   {prefix}<{a.name}>: a {kind}{a.range_text()}{unit}{order}"
+                if row not in rows:
+                    rows.append(row)
+
+    def walk(prefix: str, subs) -> None:
+        for sub in subs.values():
+            add(f"{prefix}{sub.name} ", sub.forms)
+            walk(f"{prefix}{sub.name} ", sub.subkeywords)
+
+    add("", spec.forms)
+    walk("", spec.subkeywords)
+    if not rows:
+        return []
+    return ["", " Allowed values (checked when the line is read):", *rows]
 
 
 def help_lines(registry: Registry, word: str | None) -> list[str]:

@@ -18,6 +18,7 @@ Everything here is pure: strings in, tokens out.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import NamedTuple
 
@@ -186,7 +187,7 @@ def parse_int(text: str) -> int:
     if _FORTRAN_INT.match(t):
         return int(t)
     value = parse_real(t)
-    if value != int(value):
+    if not math.isfinite(value) or value != int(value):
         raise ValueError(f"'{text}' is not a whole number")
     return int(value)
 
@@ -206,6 +207,11 @@ class LineJoiner:
     def pending(self) -> bool:
         """True while a continued record waits for its next line."""
         return bool(self._text)
+
+    @property
+    def pending_text(self) -> str:
+        """The text of the continued record collected so far."""
+        return " ".join(self._text)
 
     def feed(self, line: str) -> tuple[list[Token], str] | None:
         """Add one physical line; return (tokens, joined text) when a record is complete."""

@@ -13,6 +13,9 @@ A keyword file declares::
     apply    = "module:function"           # optional hook replacing the generic state update
     effect   = "module:function"           # optional hook run after the state update
     accumulate = true                      # actions: consecutive lines join one job (AUTOINDEX)
+    writes = ["files.hklout", "PLOT.file"] # actions: output files (settings, or SUB.arg of the
+                                           # action line) checked writable before GO runs them
+    checks = ["module:function"]           # actions: consistency checks run before GO runs them
     priority = 1                           # wins ties between abbreviations (DIST -> DISTANCE)
 
     [[args]]                               # positional values, in order
@@ -33,7 +36,11 @@ not one of the keyword's subkeywords), ``text`` (the rest of the line), ``choice
 ``choices``, 4-char matching), ``onoff`` (ON/OFF/YES/NO/TRUE/FALSE -> bool). ``count = n`` makes a
 tuple of n values; ``repeat = true`` on the last argument collects all following values;
 ``literal = "TO"`` is an optional/required fixed word (not stored). ``min``/``max`` are inclusive
-limits, ``min_exclusive = true`` makes ``min`` strict.
+limits, ``min_exclusive = true`` makes ``min`` strict (``max_exclusive`` likewise); whole numbers
+are always limited to a 32-bit INTEGER and real numbers must be finite. ``greater_than = "a"`` /
+``not_less_than = "a"`` order an argument after argument ``a`` of the same group (``PROCESS 5 1``,
+``IMAGE 1 PHI 10 TO 0``). Type ``path`` is a file name: not empty, no NUL character. The same
+bounds check values read from image headers (:mod:`mosflm_py.imageio.sanity`).
 
 The parser turns a token list into a :class:`Record`; a user mistake raises
 :class:`~mosflm_py.errors.KeywordError` whose message says what was expected.
@@ -42,6 +49,7 @@ The parser turns a token list into a :class:`Record`; a user mistake raises
 from __future__ import annotations
 
 import importlib
+import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -52,7 +60,8 @@ from mosflm_py.errors import KeywordError
 from mosflm_py.lexer import Token, parse_int, parse_real
 
 Kind = Literal["setting", "action", "control"]
-ARG_TYPES = frozenset({"int", "float", "str", "word", "text", "choice", "onoff"})
+ARG_TYPES = frozenset({"int", "float", "str", "path", "word", "text", "choice", "onoff"})
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1  # whole numbers must fit a Fortran INTEGER
 _ON = {"ON": True, "YES": True, "TRUE": True, "OFF": False, "NO": False, "FALSE": False}
 
 
@@ -71,6 +80,9 @@ class ArgSpec:
     min: float | None = None
     max: float | None = None
     min_exclusive: bool = False
+    max_exclusive: bool = False
+    greater_than: str | None = None
+    not_less_than: str | None = None
     choices: tuple[str, ...] = ()
     unit: str = ""
     help: str = ""
@@ -99,20 +111,49 @@ class ArgSpec:
             "int": "a whole number",
             "float": "a number",
             "str": "a name",
+            "path": "a file name",
             "word": "a name",
             "text": "text",
             "onoff": "ON or OFF",
             "choice": "one of " + ", ".join(self.choices),
         }[self.type]
-        rng = ""
-        if self.min is not None and self.max is not None:
-            rng = f" between {_fmt(self.min)} and {_fmt(self.max)}"
-        elif self.min is not None:
-            rng = f" {'>' if self.min_exclusive else '>='} {_fmt(self.min)}"
-        elif self.max is not None:
-            rng = f" <= {_fmt(self.max)}"
         unit = f" ({self.unit})" if self.unit else ""
-        return f"<{self.name}> ({what}{rng}){unit}"
+        return f"<{self.name}> ({what}{self.range_text()}){unit}"
+
+    def limits(self) -> tuple[float | None, float | None]:
+        """Declared (min, max); whole numbers are always limited to a 32-bit INTEGER."""
+        lo, hi = self.min, self.max
+        if self.type == "int":
+            lo = INT32_MIN if lo is None else max(lo, INT32_MIN)
+            hi = INT32_MAX if hi is None else min(hi, INT32_MAX)
+        return lo, hi
+
+    def range_text(self) -> str:
+        """The allowed range in words (`` between 0 and 10``, `` > 0``), empty if unbounded."""
+        lo, hi = self.limits()
+        if lo is not None and hi is not None:
+            if self.min_exclusive or self.max_exclusive:
+                return (f" {'>' if self.min_exclusive else '>='} {_fmt(lo)} and "
+                        f"{'<' if self.max_exclusive else '<='} {_fmt(hi)}")
+            return f" between {_fmt(lo)} and {_fmt(hi)}"
+        if lo is not None:
+            return f" {'>' if self.min_exclusive else '>='} {_fmt(lo)}"
+        if hi is not None:
+            return f" {'<' if self.max_exclusive else '<='} {_fmt(hi)}"
+        return ""
+
+    def check(self, value: Any) -> str | None:
+        """Why a converted *value* is not allowed (None when it is): not finite, out of range."""
+        if self.type not in ("int", "float") or value is None:
+            return None
+        if self.type == "float" and not math.isfinite(value):
+            return "is not a finite number"
+        lo, hi = self.limits()
+        if lo is not None and (value <= lo if self.min_exclusive else value < lo):
+            return "is out of range"
+        if hi is not None and (value >= hi if self.max_exclusive else value > hi):
+            return "is out of range"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +171,7 @@ class SubSpec:
     handler: str | None = None
     default: str = ""
     help: str = ""
+    writes: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, name: str, d: Mapping[str, Any]) -> SubSpec:
@@ -152,6 +194,7 @@ class SubSpec:
             handler=d.get("handler"),
             default=str(d.get("default", "")),
             help=d.get("help", ""),
+            writes=tuple(d.get("writes", ())),
         )
 
     @property
@@ -179,6 +222,8 @@ class KeywordSpec:
     effect: str | None = None
     accumulate: bool = False
     priority: int = 0
+    writes: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
     source: str = ""
 
     @property
@@ -215,6 +260,8 @@ class KeywordSpec:
             effect=d.get("effect"),
             accumulate=bool(d.get("accumulate", False)),
             priority=int(d.get("priority", 0)),
+            writes=tuple(d.get("writes", ())),
+            checks=tuple(d.get("checks", ())),
             source=source,
         )
 
@@ -295,6 +342,16 @@ class Record:
         return self.spec.handler if self.spec.kind != "setting" else None
 
     @property
+    def writes(self) -> tuple[str, ...]:
+        """State paths of the output files the action of this record writes (``writes``)."""
+        out = list(self.spec.writes)
+        for s in self.subs:
+            sub_spec = self.spec.subkeywords.get(s.name)
+            if sub_spec is not None:
+                out.extend(sub_spec.writes)
+        return tuple(dict.fromkeys(out))
+
+    @property
     def is_action(self) -> bool:
         """True when this record queues a job (action keyword or action subkeyword)."""
         if self.spec.kind == "action":
@@ -307,6 +364,8 @@ def _subs_from(d: Mapping[str, Any]) -> dict[str, SubSpec]:
 
 
 def _fmt(x: float) -> str:
+    if float(x).is_integer() and abs(x) < 1e12:
+        return str(int(x))
     return f"{x:g}"
 
 
@@ -498,14 +557,14 @@ def convert(arg: ArgSpec, tok: Token, where: str) -> Any:
             value = match_name(text, {c: c for c in arg.choices}, "choice")[1]
         else:
             value = text
-    except (ValueError, KeyError, LookupError):
+    except (ValueError, KeyError, LookupError, OverflowError):
         raise KeywordError(f"{where}: expected {arg.describe()}, found '{text}'") from None
-    if arg.type in ("int", "float"):
-        low_bad = arg.min is not None and (
-            value <= arg.min if arg.min_exclusive else value < arg.min)
-        high_bad = arg.max is not None and value > arg.max
-        if low_bad or high_bad:
-            raise KeywordError(f"{where}: value {text} is out of range; expected {arg.describe()}")
+    if "\0" in text:
+        raise KeywordError(f"{where}: the value for <{arg.name}> contains a NUL character")
+    if arg.type == "path" and not text.strip():
+        raise KeywordError(f"{where}: expected {arg.describe()}, found an empty name")
+    if why := arg.check(value):
+        raise KeywordError(f"{where}: value {text} {why}; expected {arg.describe()}")
     return value
 
 
@@ -575,10 +634,25 @@ def _parse_args(args: tuple[ArgSpec, ...], tokens: list[Token], i: int, where: s
             got_n.append(None if tok.empty else convert(arg, tok, where))
         if arg.literal or not got_n:
             continue
+        if None in got_n and not arg.optional and arg.default is None:
+            raise KeywordError(f"{where}: expected {arg.describe()}, found an empty value")
         value = got_n[0] if arg.count == 1 else tuple(got_n)
         if value is not None:
             values[arg.name] = value
+    _check_relations(args, values, where)
     return values, i
+
+
+def _check_relations(args: tuple[ArgSpec, ...], values: Mapping[str, Any], where: str) -> None:
+    """``greater_than``/``not_less_than``: an argument ordered after another one of the group."""
+    for arg in args:
+        other = arg.greater_than or arg.not_less_than
+        if other is None or arg.name not in values or other not in values:
+            continue
+        v, w = values[arg.name], values[other]
+        if (v <= w) if arg.greater_than else (v < w):
+            rel = "greater than" if arg.greater_than else "at least"
+            raise KeywordError(f"{where}: <{arg.name}> ({v:g}) must be {rel} <{other}> ({w:g})")
 
 
 def _parse_forms(forms: tuple[tuple[ArgSpec, ...], ...], tokens: list[Token], i: int, where: str,

@@ -11,6 +11,7 @@ import cmd
 from pathlib import Path
 from typing import IO
 
+from mosflm_py import signals
 from mosflm_py.registry import KeywordSpec, match_name
 from mosflm_py.session import PROMPT, Outcome, Session
 
@@ -90,6 +91,7 @@ def run_interactive(session: Session) -> int:
                 shell.cmdloop()
                 break
             except KeyboardInterrupt:
+                signals.clear()
                 shell.stdout.write("^C\n")
                 session.report.error("Interrupted (type EXIT to leave).")
     finally:

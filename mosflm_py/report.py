@@ -12,6 +12,8 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
 
+from mosflm_py.signals import checkpoint
+
 WIDTH = 100
 
 CITATIONS = (
@@ -42,6 +44,7 @@ class Report:
         self.log_only.append(stream)
 
     def _write(self, text: str, *, terminal: bool = True, log: bool = True) -> None:
+        checkpoint()  # a Ctrl-C swallowed inside a library callback stops the run here
         targets = (self.streams if terminal else []) + (self.log_only if log else [])
         bar = self._bar
         if bar is not None and terminal:

@@ -68,6 +68,7 @@ from mosflm_py.lexer import LineJoiner, Token, UnterminatedQuote, include_path
 from mosflm_py.registry import Record, Registry, default_registry, resolve_hook
 from mosflm_py.report import Report
 from mosflm_py.setters import apply_record
+from mosflm_py.signals import checkpoint, clear_interrupt, pending
 from mosflm_py.state import State, apply_setting, get_setting
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ class Session:
         Never raises for user errors: they are printed as `` *** ...`` and counted in
         ``self.failures``.
         """
+        checkpoint()
         line = line.rstrip("\r\n")
         lineno = self._lineno[source] = self._lineno.get(source, 0) + 1
         if self.interactive and self._include_depth == 0:
@@ -229,8 +231,8 @@ class Session:
                                            f"{MAX_INCLUDE_DEPTH} deep"), line, lineno, source)
         try:
             text = Path(path).expanduser().read_text(encoding="utf-8", errors="replace")
-        except OSError as err:
-            reason = err.strerror or str(err)
+        except (OSError, RuntimeError, ValueError) as err:  # no such user (~x), NUL byte
+            reason = getattr(err, "strerror", None) or str(err)
             return self._fail(KeywordError(f"cannot read the command file @{path}: {reason}"),
                               line, lineno, source)
         self._include_depth += 1
@@ -238,6 +240,7 @@ class Session:
             for sub in text.splitlines():
                 if self.execute(sub, source=path) is Outcome.EXIT:
                     return Outcome.EXIT
+            self._unfinished(path)
         finally:
             self._include_depth -= 1
             self._lineno.pop(path, None)
@@ -252,6 +255,7 @@ class Session:
         except MosflmError as err:
             return self._fail(err, text, lineno, source)
         except Exception as err:  # noqa: BLE001 - never a traceback for the user
+            checkpoint()
             log.debug("internal error", exc_info=True)
             self._debug_traceback()
             msg = (f"Internal error in mosflm-py ({type(err).__name__}: {err}).\n"
@@ -316,31 +320,81 @@ class Session:
             return
         for k, job in enumerate(jobs):
             try:
+                for check in job.record.spec.checks:
+                    resolve_hook(check)(self, job)
+                self._check_outputs(job)
                 func = _resolve_handler(job.keyword, job.handler)
                 func(self, job)
             except MosflmError as err:
+                if pending() and not self.interactive:
+                    checkpoint()
+                if isinstance(err.__context__, KeyboardInterrupt) or pending():
+                    if not self.interactive:  # a batch run stops: one *** line, exit 130/143
+                        checkpoint()
+                        raise KeyboardInterrupt from None
+                    clear_interrupt()
                 from mosflm_py.output.mosflm_log import FAILURE
 
                 self.failures += 1
                 self.report.lines(FAILURE)  # MOSFLM's words, which drivers look for
-                self.report.error(str(err))
+                self.report.error(f"{err}{_origin(job)}")
                 if rest := jobs[k + 1:]:
                     names = ", ".join(j.keyword for j in rest)
                     self.report.error(f"Because {job.keyword} failed, {names} was not run.")
                 return
+            except OSError as err:  # the system refused: disk full, permissions, I/O error
+                checkpoint()  # workers stopped by an interrupt: report the interrupt only
+                self.failures += 1
+                name = f" ({err.filename})" if getattr(err, "filename", None) else ""
+                self.report.error(f"{job.keyword} failed: {err.strerror or err}{name}; no output "
+                                  f"file was replaced.{_origin(job)}")
+                return
             except Exception as err:  # noqa: BLE001
+                checkpoint()  # e.g. BrokenProcessPool after an interrupt stopped the workers
                 log.debug("internal error in %s", job.keyword, exc_info=True)
                 self._debug_traceback()
                 self.failures += 1
                 self.report.error(
                     f"Internal error in mosflm-py while running {job.keyword} "
-                    f"({type(err).__name__}: {err}).\n"
+                    f"({type(err).__name__}: {err}).{_origin(job)}\n"
                     "Please report this bug with your input to the mosflm-py developers.")
                 return
+
+    def _check_outputs(self, job: Job) -> None:
+        """Every output file the job writes (``writes`` in its keyword file) can be written."""
+        from mosflm_py.atomic import check_output_folder, check_output_path
+
+        named: list[tuple[str, str]] = []
+        for rec in job.records:
+            for path in rec.writes:
+                if path[0].isupper():  # SUB.arg: a file named on the action line itself
+                    sub, _, arg = path.partition(".")
+                    named += [(path, sv.get(arg)) for sv in rec.all(sub) if sv.get(arg)]
+                else:  # a setting (state path)
+                    named.append((path, get_setting(self.state, path)))
+        for path, name in dict.fromkeys(named):
+            if name is None:
+                continue
+            what = path.split(".")[0] if path[0].isupper() else path.rsplit(".", 1)[-1].upper()
+            if path.endswith("directory"):
+                check_output_folder(str(name), f"{what} folder")
+            else:
+                check_output_path(str(name), f"{what} file")
+
+    def _unfinished(self, source: str) -> None:
+        """The input ended inside a continued record: an error, the record is not run."""
+        if self._joiner.pending:
+            lineno = self._lineno.get(source, 0)
+            text = self._joiner.pending_text
+            self._joiner.reset()
+            self._fail(KeywordError("the input ends with a continuation mark (-, & or \\): the "
+                                    "last record is incomplete and was not run"),
+                       text, lineno, source)
 
     def finish(self) -> int:
         """End of input: warn about jobs never started; return the exit status (0 = no errors)."""
         if not self.finished:
+            self._unfinished("stdin")
             self.finished = True
             if self.pending:
                 names = ", ".join(j.keyword for j in self.pending)
@@ -351,6 +405,16 @@ class Session:
                 self.report.line(f" mosflm-py: {self.failures} input error(s) or failure(s); "
                                  "see the *** messages above.")
         return 1 if self.failures else 0
+
+
+def _origin(job: Job) -> str:
+    """`` (PROCESS 1 10, input line 7)``: where the failed job was given."""
+    rec = job.record
+    if rec.lineno is None:
+        return ""
+    where = f"line {rec.lineno}" + (f" of {rec.source}" if rec.source not in
+                                    ("stdin", "", None) else "")
+    return f"\n(job {rec.text.strip()} given in input {where})"
 
 
 def _sub_handler(record: Record, sub) -> bool:

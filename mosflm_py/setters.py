@@ -221,7 +221,12 @@ def resolution(state: State, record: Record) -> State:
     if not v and not record.subs:
         raise KeywordError("RESOLUTION: expected <dmin> [<dmax>] (A) or a subkeyword "
                            "(LOW, EXCLUDE, CUTOFF, ANISOTROPIC, CHECK)")
-    return _apply_subs_only(state, record, skip={"EXCLUDE"})
+    state = _apply_subs_only(state, record, skip={"EXCLUDE"})
+    dmin, dmax = state.resolution.dmin, state.resolution.dmax
+    if dmin is not None and dmax is not None and dmin >= dmax:
+        raise KeywordError(f"RESOLUTION: the high-resolution limit ({dmin:g} A) must be smaller "
+                           f"than the low-resolution limit ({dmax:g} A)")
+    return state
 
 
 def _apply_subs_only(state: State, record: Record, skip: set[str]) -> State:

@@ -114,7 +114,7 @@ def test_action_subkeyword_makes_record_an_action():
 @pytest.mark.parametrize(
     ("line", "fragment"),
     [
-        ("DISTANCE", "expected <d> (a number > 0) (mm)"),
+        ("DISTANCE", "expected <d> (a number between 1 and 20000) (mm)"),
         ("DISTANCE abc", "found 'abc'"),
         ("DISTANCE -1", "out of range"),
         ("BEAM 1", "expected <y>"),

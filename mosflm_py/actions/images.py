@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mosflm_py.errors import GeometryError, ImageError
+from mosflm_py.imageio.sanity import unresolved
 from mosflm_py.lexer import parse_int
 
 if TYPE_CHECKING:
@@ -345,6 +346,9 @@ def effective_geometry(session: Session, image_number: int,
         header = current_series(session).header(image_number)
     check_header_against_keywords(session, header)
     st = session.state
+    overridden = any(o[0] == image_number for o in st.images.phi_overrides)
+    if bad := unresolved(header, st.is_user_set, image_number, overridden):
+        raise GeometryError(bad)
     det, beam = st.detector, st.beam
 
     def need(value: Any, what: str, keyword: str) -> Any:

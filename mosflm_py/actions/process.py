@@ -8,6 +8,7 @@ Otherwise the images are integrated in blocks (:mod:`mosflm_py.processing`) and 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,9 +44,8 @@ class SeriesSource:
 
 
 def _source(series) -> SeriesSource:
-    master = getattr(series, "hdf5_master", None)
-    if master:
-        return SeriesSource(str(master), "", True)
+    if getattr(series, "hdf5_master", False):  # the master file itself, not the flag
+        return SeriesSource(os.path.join(str(series.directory), series.template), "", True)
     return SeriesSource(series.template, str(series.directory))
 
 

@@ -13,6 +13,8 @@ falls back to ``fabio.open``.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 import os
 import re
@@ -291,6 +293,7 @@ def read_cbf_frame(path: str) -> np.ndarray:
         raise ImageError(
             f"image file {path} is truncated: {len(stream)} of {nbytes} bytes of pixel data"
         )
+    _check_md5(path, stream, items.get("Content-MD5"))
     from fabio.ext import byte_offset
 
     try:
@@ -300,6 +303,22 @@ def read_cbf_frame(path: str) -> np.ndarray:
     if arr.size != nfast * nslow:
         raise ImageError(f"image file {path}: decoded {arr.size} pixels, expected {nfast * nslow}")
     return arr.astype(_DTYPES[etype], copy=False).reshape(nslow, nfast)
+
+
+def _check_md5(path: str, stream: bytes, declared: str | None) -> None:
+    """Verify the binary section against its ``Content-MD5`` (RFC 1864: base64 of the digest).
+
+    Raises
+    ------
+    ImageError
+        The pixel data were changed after the file was written (bit flips, bad copy).
+    """
+    if not declared:
+        return
+    digest = base64.b64encode(hashlib.md5(stream).digest()).decode("ascii")
+    if digest != declared.strip():
+        raise ImageError(f"image file {path} is corrupt: the MD5 checksum of its pixel data "
+                         f"({digest}) does not match the Content-MD5 in its header ({declared})")
 
 
 def _fabio_frame(path: str) -> np.ndarray:

@@ -14,6 +14,7 @@ from mosflm_py.errors import ImageError, MosflmError
 from mosflm_py.imageio import adapters, cbf, hdf5
 from mosflm_py.imageio.header import ImageHeader
 from mosflm_py.imageio.rawfile import read_prefix
+from mosflm_py.imageio.sanity import check_header
 
 
 def _kind(path: str) -> str:
@@ -67,11 +68,11 @@ def read_header(path: str, frame: int | None = None) -> ImageHeader:
     kind = _kind(path)
     try:
         if kind == "hdf5":
-            return hdf5.read_hdf5_header(path, frame)
+            return check_header(hdf5.read_hdf5_header(path, frame))
         if kind == "cbf":
-            return cbf.read_cbf_header(path)
+            return check_header(cbf.read_cbf_header(path))
         hdr = adapters.adapt(path, _fabio_open(path, frame))
-        return hdr if frame is None else hdr.with_values(frame=frame)
+        return check_header(hdr if frame is None else hdr.with_values(frame=frame))
     except MosflmError:
         raise
     except (ValueError, KeyError, IndexError, TypeError, OSError, ZeroDivisionError) as exc:

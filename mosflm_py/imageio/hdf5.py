@@ -108,12 +108,66 @@ def read_hdf5_frame(path: str, frame: int | None = None) -> np.ndarray:
     for ds in _datasets(f, path):
         count = 1 if ds.ndim == 2 else ds.shape[0]
         if k < count:
+            _check_bitshuffle_chunk(ds, k, path, n)
             try:
                 return ds[()] if ds.ndim == 2 else ds[k]
             except (OSError, ValueError) as exc:
                 raise ImageError(f"HDF5 file {path}: cannot read frame {n}: {exc}") from exc
         k -= count
     raise ImageError(f"HDF5 file {path} has only {n - 1 - k} frames (asked for frame {n})")
+
+
+BITSHUFFLE_FILTER = "32008"
+
+
+def _check_bitshuffle_chunk(ds, k: int, path: str, n: int) -> None:
+    """Check the block structure of a bitshuffle-LZ4 chunk before the filter decodes it.
+
+    The compiled bitshuffle filter trusts the sizes written in the chunk: a corrupt chunk
+    (truncated file, flipped bits) can crash the interpreter instead of raising an error. The
+    chunk format (Masui et al. 2015, *Astron. Comput.* 12, 181) is: total uncompressed bytes
+    (uint64, big-endian), block size in bytes (uint32), then for each block its compressed size
+    (uint32) and the LZ4 data; the last ``n_elements % 8`` elements are stored raw.
+
+    Raises
+    ------
+    ImageError
+        The chunk's sizes do not describe this frame.
+    """
+    filters = getattr(ds, "_filters", {}) or {}
+    if BITSHUFFLE_FILTER not in filters or ds.chunks is None or ds.ndim != 3:
+        return
+    if tuple(ds.chunks[1:]) != tuple(ds.shape[1:]) or ds.chunks[0] != 1:
+        return  # unusual chunking: leave it to the filter
+    opts = filters[BITSHUFFLE_FILTER]
+    if len(opts) < 5 or opts[4] != 2:
+        return  # bitshuffle without LZ4
+    bad = f"HDF5 file {path}: the compressed data of frame {n} are corrupt"
+    try:
+        _mask, raw = ds.id.read_direct_chunk((k, 0, 0))
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ImageError(f"{bad} ({exc})") from exc
+    esize = ds.dtype.itemsize
+    expected = int(np.prod(ds.shape[1:])) * esize
+    if len(raw) < 12:
+        raise ImageError(f"{bad} (chunk of {len(raw)} bytes)")
+    total = int.from_bytes(raw[:8], "big")
+    block = int.from_bytes(raw[8:12], "big")
+    if total != expected or block <= 0 or block % (8 * esize):
+        raise ImageError(f"{bad} (header says {total} bytes in blocks of {block})")
+    tail = (total // esize) % 8 * esize  # elements beyond a multiple of 8: stored raw
+    remaining, pos = total - tail, 12
+    while remaining > 0:
+        this = min(block, remaining - remaining % (8 * esize)) or remaining
+        if pos + 4 > len(raw):
+            raise ImageError(f"{bad} (truncated)")
+        csize = int.from_bytes(raw[pos:pos + 4], "big")
+        if csize <= 0 or csize > this + this // 255 + 16 or pos + 4 + csize > len(raw):
+            raise ImageError(f"{bad} (block size {csize})")
+        pos += 4 + csize
+        remaining -= this
+    if pos + tail != len(raw):
+        raise ImageError(f"{bad} ({len(raw) - pos - tail} bytes too many)")
 
 
 def _value(f, key: str, unit: str | None = None) -> float | None:

@@ -92,6 +92,9 @@ class ImageHeader:
         Header items as strings (native keys).
     warnings : tuple of str
         Things the adapter noticed (unit guesses, inconsistent items) for the session to print.
+    rejected : dict
+        Header values that were physically impossible (attribute -> message); the attribute
+        itself is None (see :mod:`mosflm_py.imageio.sanity`).
     """
 
     path: str
@@ -119,6 +122,7 @@ class ImageHeader:
     exposure: float | None = None
     raw: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     warnings: tuple[str, ...] = ()
+    rejected: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def osc_width(self) -> float | None:

@@ -147,13 +147,41 @@ class ImageSeries:
         h = self._headers.get(n)
         if h is None:
             h = read_header(self.path(n), n if self.hdf5_master else None)
+            if n != self.first:
+                self._same_kind(n, h)
             self._headers[n] = h
         return h
 
+    def _same_kind(self, n: int, h: ImageHeader) -> None:
+        """Every image of a series must have the size and format of the first one."""
+        h0 = self.header(self.first)
+        if (h.nslow, h.nfast) != (h0.nslow, h0.nfast) or h.format != h0.format:
+            raise ImageError(
+                f"image {n} ({self.path(n)}) is a {h.format} image of {h.nslow} x {h.nfast} "
+                f"pixels but image {self.first} of the series is a {h0.format} image of "
+                f"{h0.nslow} x {h0.nfast} pixels: every image of a series must have the same "
+                "size and format"
+            )
+
     def frame(self, n: int) -> np.ndarray:
-        """Pixels of image ``n`` as ``data[slow, fast]`` (native dtype)."""
+        """Pixels of image ``n`` as ``data[slow, fast]`` (native dtype).
+
+        Raises
+        ------
+        ImageError
+            Unreadable image, or pixel data whose shape is not the series' image size.
+        """
         self._check(n)
-        return read_frame(self.path(n), n if self.hdf5_master else None)
+        data = read_frame(self.path(n), n if self.hdf5_master else None)
+        h0 = self.header(self.first)
+        if data.shape != (h0.nslow, h0.nfast):
+            size = " x ".join(str(k) for k in data.shape)
+            raise ImageError(
+                f"image {n} ({self.path(n)}) holds {size} pixels but the series' images are "
+                f"{h0.nslow} x {h0.nfast} pixels (image {self.first}): every image of a series "
+                "must have the same size"
+            )
+        return data
 
     def _build_phi_model(self) -> None:
         self._phi_checked = True

@@ -20,9 +20,16 @@ _SOURCE = None
 def _init_worker(source_factory: Callable[[], Callable], threads: int) -> None:
     global _SOURCE
     from mosflm_py.kernels._jit import set_threads
+    from mosflm_py.signals import worker_init
+
+    worker_init()  # Ctrl-C is the main process's business; SIGTERM ends a worker quietly
 
     set_threads(threads)
     _SOURCE = source_factory()
+
+
+def _ready() -> None:
+    """A no-op task: submitting one per worker starts every worker."""
 
 
 def _run_in_worker(job: BlockJob) -> BlockResult:
@@ -55,6 +62,11 @@ def run_blocks(
                                 initargs=(source_factory, 1)) as pool:
         pending: dict[int, cf.Future] = {}
         next_submit = 0
+        from mosflm_py.signals import sigint_blocked
+
+        with sigint_blocked():  # workers start immune to Ctrl-C (see signals.sigint_blocked)
+            for f in [pool.submit(_ready) for _ in range(nproc)]:
+                f.result()
         try:
             for k in range(len(jobs)):
                 while next_submit < len(jobs) and len(pending) < 2 * nproc:

@@ -112,7 +112,7 @@ def _sum_box(stack: np.ndarray, ci: np.ndarray, cj: np.ndarray):
     n, b, _ = stack.shape
     rim = np.ones((b, b), bool)
     rim[1:-1, 1:-1] = False
-    masked = (stack < 0).reshape(n, -1).any(axis=1)
+    masked = (stack < 0).reshape(n, b * b).any(axis=1)
     rv = stack[:, rim]
     med = np.median(rv, axis=1)
     clip = med + 4.0 * np.sqrt(np.maximum(med, 1.0))
@@ -121,7 +121,7 @@ def _sum_box(stack: np.ndarray, ci: np.ndarray, cj: np.ndarray):
     nrim = np.maximum(good.sum(axis=1), 1)
     inner = stack[:, 1:-1, 1:-1]
     nint = inner.shape[1] * inner.shape[2]
-    tot = inner.reshape(n, -1).sum(axis=1)
+    tot = inner.reshape(n, nint).sum(axis=1)
     inten = tot - nint * bg
     var = np.maximum(tot, 0.0) + nint**2 * np.maximum(bg, 1.0) / nrim
     w = np.maximum(inner - bg[:, None, None], 0.0)

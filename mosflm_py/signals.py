@@ -1,0 +1,182 @@
+"""Ctrl-C (SIGINT) and SIGTERM: stop the run cleanly, never half-way through an import.
+
+:func:`install` (called first thing by the command line) replaces Python's handlers:
+
+* SIGINT raises :class:`KeyboardInterrupt` and SIGTERM raises :class:`Terminated` in the main
+  thread, so every ``with`` block unwinds: temporary files of atomic writes are removed, worker
+  pools are shut down, earlier outputs are left untouched. The command line turns them into one
+  `` *** `` line and exit status 130 / 143.
+* Inside :func:`deferred` (heavy imports: a C++ extension interrupted while it initialises
+  aborts the interpreter) the signal is only recorded and raised when the block ends.
+* A signal whose exception was swallowed (numba compiles through ctypes callbacks, which print
+  "Exception ignored" and carry on) stays recorded; :func:`checkpoint`, called before outputs
+  are written and at every line of output, raises it again.
+* Worker processes (``spawn``) call :func:`worker_init`: they ignore SIGINT (the terminal sends
+  it to the whole process group; the main process decides) and die quietly on SIGTERM. The main
+  process terminates its live workers as soon as it is interrupted, so none is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+
+EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+class Terminated(BaseException):  # noqa: N818 - named like KeyboardInterrupt
+    """SIGTERM received (a BaseException, so ``except Exception`` never swallows it)."""
+
+
+_main_pid: int | None = None
+_pending: int | None = None
+_received = False  # a real signal arrived during this run (cleared by install())
+_defer_depth = 0
+
+
+def install() -> None:
+    """Install the handlers in the main process (idempotent)."""
+    global _main_pid, _previous_hook, _received
+    _main_pid = os.getpid()
+    _received = False
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    if sys.unraisablehook is not _unraisable:
+        _previous_hook = sys.unraisablehook
+
+
+def uninstall() -> None:
+    """Give back the unraisable-exception hook (the caller restores its signal handlers)."""
+    if sys.unraisablehook is _unraisable:
+        sys.unraisablehook = _previous_hook
+        sys.unraisablehook = _unraisable
+
+
+_previous_hook = sys.unraisablehook
+
+
+def _unraisable(info) -> None:
+    """Our interrupt raised where Python cannot propagate it (weakref and ctypes callbacks,
+    ``__del__``): it stays recorded for :func:`checkpoint`; print nothing."""
+    if _pending is not None and issubclass(info.exc_type, (KeyboardInterrupt, Terminated)):
+        return
+    _previous_hook(info)
+
+
+def worker_init() -> None:
+    """Signal dispositions for a worker process: ignore SIGINT, default SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with contextlib.suppress(AttributeError, OSError):  # started with SIGINT blocked
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextlib.contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """Block SIGINT while worker processes are started.
+
+    A child inherits the blocked mask across fork and exec, so a Ctrl-C that reaches the
+    process group while a worker is still importing stays pending in it and is discarded when
+    :func:`worker_init` ignores SIGINT (instead of a KeyboardInterrupt traceback from the
+    worker's bootstrap). In this process the signal is delivered when the block ends.
+    """
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, set())  # the current mask
+    except (AttributeError, OSError, ValueError):  # no POSIX masks
+        yield
+        return
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _exception(signum: int) -> BaseException:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _handler(signum: int, frame) -> None:
+    global _pending, _received
+    if _main_pid is not None and os.getpid() != _main_pid:  # a forked child: just stop
+        os._exit(EXIT_STATUS.get(signum, 1))
+    _received = True
+    if _pending is None or signum == signal.SIGTERM:
+        _pending = signum
+    stop_workers()
+    if _defer_depth:
+        return
+    raise _exception(signum)
+
+
+def stop_workers() -> None:
+    """Terminate the live worker processes of this process (multiprocessing children)."""
+    try:
+        import multiprocessing
+
+        children = multiprocessing.active_children()
+    except Exception:  # noqa: BLE001 - best effort while stopping
+        return
+    for p in children:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    for p in children:
+        with contextlib.suppress(Exception):
+            p.join(timeout=2.0)
+        with contextlib.suppress(Exception):
+            if p.is_alive():
+                p.kill()
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Record SIGINT/SIGTERM during the block; raise it when the block ends."""
+    global _defer_depth
+    _defer_depth += 1
+    try:
+        yield
+    finally:
+        _defer_depth -= 1
+    if _defer_depth == 0:
+        checkpoint()
+
+
+def checkpoint() -> None:
+    """Raise a recorded signal whose exception has not reached the main loop yet."""
+    if _pending is not None and not _defer_depth and os.getpid() == _main_pid:
+        raise _exception(_pending)
+
+
+def received() -> bool:
+    """True when SIGINT or SIGTERM reached this process since :func:`install`."""
+    return _received
+
+
+def pending() -> int | None:
+    """The signal received (SIGINT or SIGTERM), or None."""
+    return _pending
+
+
+def clear() -> None:
+    """Forget a handled SIGINT (interactive prompt: the session goes on)."""
+    global _pending
+    _pending = None
+
+
+clear_interrupt = clear
+
+
+def preload() -> None:
+    """Import the heavy extension modules now, where an interrupt is safe (deferred).
+
+    gemmi (nanobind) aborts the interpreter when SIGINT arrives during its initialisation;
+    numpy, scipy, h5py and numba are imported here too so that later imports cost nothing.
+    """
+    with deferred():
+        for name in ("numpy", "scipy.optimize", "gemmi", "h5py", "hdf5plugin", "fabio",
+                     "numba"):
+            with contextlib.suppress(ImportError):
+                __import__(name)

@@ -1,0 +1,440 @@
+"""Hostile input (issue 14): physical bounds, consistency checks, output paths, signals, HDF5.
+
+Every bad input gives one clear `` *** `` message naming the line, the value and the allowed
+range (or the file), a non-zero exit status, and leaves earlier output files untouched.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, run_script
+
+from mosflm_py.errors import ImageError
+
+N_IMAGES = 6
+
+
+def session_output(*lines: str, cwd: Path | None = None) -> tuple[int, str]:
+    return run_script("\n".join([*lines, "EXIT"]) + "\n", cwd or Path.cwd())
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. physical bounds of keyword values
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("DISTANCE 1e-9", "value 1e-9 is out of range; expected <d> (a number between 1 and 20000)"
+                          " (mm)"),
+        ("DISTANCE 1E999", "value 1E999 is not a finite number"),
+        ("WAVELENGTH 0", "<lambda> (a number between 0.01 and 10) (A)"),
+        ("WAVELENGTH nan", "expected <lambda>"),
+        ("TWOTHETA 180", "<angle> (a number > -90 and < 90) (deg)"),
+        ("PIXEL 0", "<size> (a number between 0.001 and 10) (mm)"),
+        ("SIZE 1 1", "<nslow> (a whole number between 32 and 100000)"),
+        ("MOSAIC 1E999", "<eta> (a number between 0 and 10) (deg)"),
+        ("DIVERGENCE 1E999 1E999", "not a finite number"),
+        ("DISPERSION 1E999", "not a finite number"),
+        ("NULLPIX 1E999", "not a finite number"),
+        ("GAIN 1E999", "<g> (a number > 0 and <= 1000)"),
+        ("GAIN 0", "<g> (a number > 0 and <= 1000)"),
+        ("NPROC 1E999", "expected <n> (a whole number between 1 and 1024), found '1E999'"),
+        ("IMAGE 1 PHI 10 TO 0", "<end> (0) must be at least <start> (10)"),
+        ("PROCESS 1 99999999999", "value 99999999999 is out of range; expected <last> (a whole "
+                                  "number between 0 and 9999999)"),
+        ("PROCESS 1 2 ADD 2147483646", "<offset> (a whole number between 0 and 9999999)"),
+        ("PROCESS 5 1", "<last> (1) must be at least <first> (5)"),
+        ("RASTER 99999 99999 99999 1 1", "<nxs> (a whole number between 3 and 71)"),
+        ("AUTOINDEX DPS THRESHOLD 1E999", "not a finite number"),
+        ("AUTOINDEX MAXCELL 1", "<value> (a number between 5 and 5000) (A)"),
+        ("AUTOINDEX NVECT 99999999999999", "out of range"),
+        ("PROCESS ,,,,", "expected <first> (a whole number between 0 and 9999999), found an "
+                         "empty value"),
+        ("DIVERGENCE ,,,,", "expected <divh> (a number between 0 and 2) (deg), found an empty "
+                            "value"),
+        ("PICK ,,,,", "found an empty value"),
+        ('HKLOUT ""', "expected <file> (a file name), found an empty name"),
+        ("RESOLUTION HIGH 3 LOW 2", "must be smaller than the low-resolution limit"),
+    ],
+)
+def test_impossible_values_are_refused_with_the_range(tmp_path, line, fragment):
+    rc, out = session_output(line, "SHOW", cwd=tmp_path)
+    assert rc == 1
+    text = " ".join(out.split())
+    assert f"*** Error in line 1 ({line}):" in text, out
+    assert " ".join(fragment.split()) in text, out
+    assert "Internal error" not in out and "Traceback" not in out
+    assert "inf" not in out.split("Settings that differ")[-1]
+
+
+def test_accepted_values_are_finite_in_show(tmp_path):
+    rc, out = session_output("DISTANCE 150", "WAVELENGTH 0.9795", "TWOTHETA 30", "MOSAIC 0.4",
+                             "CELL 50,,60", "SHOW", cwd=tmp_path)
+    assert rc == 0, out
+    assert re.search(r"detector.distance\s+150", out)
+    assert re.search(r"crystal.cell\s+50 50 60 90 90 90", out)
+
+
+# ---------------------------------------------------------------------------------------------
+# input files and command line
+# ---------------------------------------------------------------------------------------------
+
+
+def test_continuation_at_the_end_of_input_is_an_error(tmp_path):
+    rc, out = run_script("DISTANCE 100 -\n", tmp_path)
+    assert rc == 1
+    assert "*** Error in line 1 (DISTANCE 100)" in out
+    assert "ends with a continuation mark" in out
+
+
+def test_include_errors_are_messages(tmp_path):
+    rc, out = session_output("@~nosuchuser_mosflm/x", "@a\x00b", cwd=tmp_path)
+    assert rc == 1
+    assert "cannot read the command file @~nosuchuser_mosflm/x" in out
+    assert "embedded null byte" in out
+    assert "Traceback" not in out
+
+
+def _cli(args: list[str], stdin, cwd: Path, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "mosflm_py", *args], stdin=stdin, cwd=cwd,
+                          env=env, capture_output=True, timeout=120, **kw)
+
+
+def test_closed_stdin_full_stdout_and_cr_line_endings(tmp_path):
+    closed = _cli(["--nolog"], subprocess.DEVNULL, tmp_path)
+    assert closed.returncode == 0  # empty input: nothing to do
+    script = tmp_path / "job.com"
+    script.write_bytes(b"TITLE x\rDISTANCE 123\rSHOW\r")
+    with open(script, "rb") as fh:
+        cr = _cli(["--nolog"], fh, tmp_path)
+    assert cr.returncode == 0, cr.stdout
+    assert re.search(rb"detector.distance\s+123", cr.stdout)
+    if os.path.exists("/dev/full"):
+        with open(script, "rb") as fh, open("/dev/full", "w") as full:
+            env = dict(os.environ, PYTHONPATH=str(REPO))
+            res = subprocess.run([sys.executable, "-m", "mosflm_py", "--nolog"], stdin=fh,
+                                 stdout=full, stderr=subprocess.PIPE, cwd=tmp_path, env=env,
+                                 timeout=120)
+        assert res.returncode == 1
+        assert b"Traceback" not in res.stderr
+        assert b"No space left on device" in res.stderr
+
+
+def test_closed_stdin_descriptor(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    res = subprocess.run(f"{sys.executable} -m mosflm_py --nolog <&-", shell=True, cwd=tmp_path,
+                         env=env, capture_output=True, timeout=120)
+    assert res.returncode == 2
+    assert b"standard input is closed" in res.stderr
+    assert b"Traceback" not in res.stderr
+
+
+def test_log_names_are_unique_per_run(tmp_path):
+    from mosflm_py.cli import open_new_log
+
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        opened = [open_new_log() for _ in range(3)]
+    finally:
+        os.chdir(old)
+    names = [n for _, n in opened]
+    for fh, _ in opened:
+        fh.close()
+    assert len(set(names)) == 3
+    assert names[1] == names[0][:-3] + "_2.lp"
+
+
+# ---------------------------------------------------------------------------------------------
+# 2-3. data sets: header sanity, series consistency, checksums, symmetry, output paths, HDF5
+# ---------------------------------------------------------------------------------------------
+
+
+def _params():
+    from mosflm_py.simulate import default_params
+
+    return default_params(nslow=512, nfast=512, beam_x=45.1, beam_y=42.3, distance=100.0,
+                          cell=(41.3, 47.9, 58.2, 90.0, 90.0, 90.0), n_images=N_IMAGES,
+                          resolution=1.8, seed=7)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory) -> Path:
+    """The same simulated sweep as CBF files and as an Eiger-style HDF5 master + data pair."""
+    from mosflm_py.simulate import simulate_dataset
+
+    folder = tmp_path_factory.mktemp("robust_sim")
+    simulate_dataset(_params(), folder, fmt="cbf", name="sim")
+    simulate_dataset(_params(), folder, fmt="hdf5", name="sim")
+    return folder
+
+
+def _copy(sim: Path, dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in sim.iterdir():
+        shutil.copy(f, dest / f.name)
+    return dest
+
+
+PROCESS_LINES = ["MATRIX truth.mat", "SYMMETRY P212121", "MOSAIC 0.3"]
+
+
+def test_header_values_are_checked_with_the_file_named(sim, tmp_path):
+    folder = _copy(sim, tmp_path / "hdr")
+    f1 = folder / "sim_00001.cbf"
+    text = f1.read_bytes()
+    bad = re.sub(rb"# Wavelength [0-9.]+ A", b"# Wavelength 0 A", text)
+    assert bad != text
+    f1.write_bytes(bad)
+    rc, out = session_output('TEMPLATE "sim_#####.cbf"', "IMAGE 1", cwd=folder)
+    assert rc == 1
+    assert re.search(r"image file \S*sim_00001.cbf: the header gives the wavelength as 0 A",
+                     " ".join(out.split()))
+    assert "give the WAVELENGTH keyword to override" in " ".join(out.split())
+    rc, out = session_output('TEMPLATE "sim_#####.cbf"', "WAVELENGTH 1.0", "IMAGE 1", cwd=folder)
+    assert rc == 0, out  # the keyword overrides the impossible header value
+
+
+def test_a_one_pixel_header_is_refused():
+    from mosflm_py.imageio.header import ImageHeader
+    from mosflm_py.imageio.sanity import check_header
+
+    hdr = ImageHeader(path="x.cbf", frame=None, format="CbfImage", detector_type="PILATUS",
+                      nslow=1, nfast=2463, wavelength=1.0, distance=100.0, beam_x=1e9)
+    with pytest.raises(ImageError, match=r"x.cbf: the header gives the number of pixels \(slow\)"
+                                         r" as 1, which is out of range"):
+        check_header(hdr)
+    ok = check_header(hdr.with_values(nslow=2527))
+    assert ok.beam_x is None and "beam position X" in ok.rejected["beam_x"]
+
+
+def test_series_with_an_image_of_another_size_is_refused(sim, tmp_path):
+    import fabio
+
+    folder = _copy(sim, tmp_path / "size")
+    img = fabio.open(str(folder / "sim_00003.cbf"))
+    small = fabio.cbfimage.CbfImage(data=np.ascontiguousarray(img.data[:256, :]),
+                                    header=img.header)
+    small.write(str(folder / "sim_00003.cbf"))
+    from mosflm_py.imageio.series import ImageSeries
+
+    series = ImageSeries.from_template("sim_#####.cbf", [str(folder)])
+    assert series.frame(1).shape == (512, 512)
+    with pytest.raises(ImageError, match="every image of a series must have the same size"):
+        series.header(3)
+
+
+def test_cbf_checksum_mismatch_names_the_file(sim, tmp_path):
+    from mosflm_py.imageio.formats import read_frame
+
+    folder = _copy(sim, tmp_path / "md5")
+    path = folder / "sim_00002.cbf"
+    raw = bytearray(path.read_bytes())
+    raw[raw.find(b"\x0c\x1a\x04\xd5") + 4000] ^= 0x08
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ImageError, match=r"sim_00002.cbf is corrupt: the MD5 checksum"):
+        read_frame(str(path))
+
+
+def test_smv_file_named_cbf_is_read_by_its_content(tmp_path):
+    from mosflm_py.imageio.formats import read_frame, read_header
+    from mosflm_py.simulate import default_params, simulate_dataset
+
+    p = default_params(nslow=128, nfast=128, beam_x=11.0, beam_y=10.5, distance=60.0,
+                       cell=(41.3, 47.9, 58.2, 90.0, 90.0, 90.0), n_images=1, resolution=3.0)
+    simulate_dataset(p, tmp_path, fmt="smv", name="s")
+    fake = tmp_path / "fake_001.cbf"
+    shutil.copy(tmp_path / "s_001.img", fake)
+    hdr = read_header(str(fake))
+    assert (hdr.nslow, hdr.nfast) == (128, 128)
+    assert hdr.format != "CbfImage"
+    assert read_frame(str(fake)).shape == (128, 128)
+
+
+def test_symmetry_incompatible_with_the_cell_lists_compatible_groups(sim, tmp_path):
+    folder = _copy(sim, tmp_path / "sym")
+    (folder / "old.mtz").write_bytes(b"old")
+    rc, out = session_output('TEMPLATE "sim_#####.cbf"', "MATRIX truth.mat", "SYMMETRY 230",
+                             "MOSAIC 0.3", "HKLOUT old.mtz", "PROCESS 1 2", "GO", cwd=folder)
+    text = " ".join(out.split())
+    assert rc == 1
+    assert "SYMMETRY I a -3 d (cubic) is not compatible with the cell 41.30 47.90 58.20" in text
+    assert "Compatible space groups (highest symmetry first): I212121, I222, F222" in text
+    assert "(job PROCESS 1 2 given in input line 6)" in text
+    assert (folder / "old.mtz").read_bytes() == b"old"
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("HKLOUT /nonexistent_mosflm/x.mtz", "The folder of the HKLOUT file "
+                                             "/nonexistent_mosflm/x.mtz (/nonexistent_mosflm) "
+                                             "does not exist."),
+        ("HKLOUT .", "The HKLOUT file . is a folder, not a file name."),
+        ("SUMMARY sub", "The SUMMARY file sub is a folder, not a file name."),
+        ("MTZDIRECTORY /nonexistent_mosflm", "The MTZDIRECTORY folder (/nonexistent_mosflm) "
+                                             "does not exist."),
+    ],
+)
+def test_output_paths_are_checked_before_processing(sim, tmp_path, line, fragment):
+    folder = _copy(sim, tmp_path / "out")
+    (folder / "sub").mkdir()
+    t0 = time.perf_counter()
+    rc, out = session_output('TEMPLATE "sim_#####.cbf"', *PROCESS_LINES, line, "PROCESS 1 6",
+                             "GO", cwd=folder)
+    assert rc == 1
+    assert fragment in " ".join(out.split()), out
+    assert "reflections integrated" not in out
+    assert time.perf_counter() - t0 < 30
+
+
+def test_hdf5_process_with_one_and_two_workers(sim, tmp_path):
+    """PROCESS on an Eiger master (was 'image file True does not exist'): same MTZ as the CBFs."""
+    import gemmi
+
+    folder = _copy(sim, tmp_path / "h5")
+    results = {}
+    for name, template, nproc in (("cbf", '"sim_#####.cbf"', 1), ("h5_1", "sim_master.h5", 1),
+                                  ("h5_2", "sim_master.h5", 2)):
+        rc, out = session_output(f"TEMPLATE {template}", *PROCESS_LINES, f"NPROC {nproc}",
+                                 f"HKLOUT {name}.mtz", f"PROCESS 1 {N_IMAGES}", "GO",
+                                 cwd=folder)
+        assert rc == 0, out
+        mtz = gemmi.read_mtz_file(str(folder / f"{name}.mtz"))
+        results[name] = np.array(mtz, copy=False)
+        assert mtz.nreflections > 1000
+    # the same pixels give the same reflections, whatever the file format and the workers
+    np.testing.assert_array_equal(results["h5_1"], results["h5_2"])
+    np.testing.assert_allclose(results["h5_1"], results["cbf"], rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. signals
+# ---------------------------------------------------------------------------------------------
+
+
+def _signal_run(folder: Path, sig: int, group: bool, after: str | None, delay: float,
+                nproc: int = 2) -> tuple[int, str, str, list[str]]:
+    """Start PROCESS in a new session, send *sig* once *after* appears (plus *delay* s)."""
+    (folder / "keep.mtz").write_bytes(b"previous good file")
+    script = folder / "job.com"
+    script.write_text("\n".join(["TEMPLATE sim_master.h5", *PROCESS_LINES, f"NPROC {nproc}",
+                                 "HKLOUT keep.mtz", f"PROCESS 1 {N_IMAGES}", "GO", "EXIT", ""]))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    with open(script) as fh:
+        p = subprocess.Popen([sys.executable, "-m", "mosflm_py", "--nolog"], stdin=fh,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=folder, env=env,
+                             start_new_session=True, text=True)
+    lines = []
+    deadline = time.monotonic() + 120
+    if after is not None:
+        for line in p.stdout:
+            lines.append(line)
+            if after in line or time.monotonic() > deadline:
+                break
+    time.sleep(delay)
+    try:
+        if group:
+            os.killpg(p.pid, sig)
+        else:
+            p.send_signal(sig)
+    except ProcessLookupError:
+        pass
+    out, err = p.communicate(timeout=120)
+    time.sleep(0.3)
+    left = subprocess.run(["ps", "-o", "pid=", "-g", str(p.pid)], capture_output=True,
+                          text=True).stdout.split()
+    return p.returncode, "".join(lines) + out, err, left
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "group", "after", "delay"),
+    [
+        (signal.SIGINT, True, None, 0.3),  # during the imports
+        (signal.SIGINT, True, " ===> GO", 0.1),  # PROCESS starting its workers (Ctrl-C)
+        (signal.SIGINT, True, " ===> GO", 0.5),
+        (signal.SIGINT, True, " ===> GO", 1.0),
+        (signal.SIGINT, True, "Standard profiles", 0.0),  # PROCESS with workers busy
+        (signal.SIGTERM, False, " ===> GO", 1.0),  # SIGTERM to the main process only
+        (signal.SIGTERM, True, None, 0.5),
+    ],
+)
+def test_signals_stop_cleanly(sim, tmp_path, sig, group, after, delay):
+    folder = _copy(sim, tmp_path / "sig")
+    rc, out, err, left = _signal_run(folder, sig, group, after, delay)
+    if rc == 0:  # the run finished first: then its output must be complete
+        import gemmi
+
+        assert gemmi.read_mtz_file(str(folder / "keep.mtz")).nreflections > 0
+        return
+    assert rc == (130 if sig == signal.SIGINT else 143), out + err
+    stars = [line for line in out.splitlines() if line.startswith(" *** ")]
+    assert len(stars) == 1, out
+    word = "Interrupted (Ctrl-C)" if sig == signal.SIGINT else "Terminated (SIGTERM)"
+    assert word in stars[0]
+    assert "Traceback" not in out + err and "Exception ignored" not in err, err
+    assert (folder / "keep.mtz").read_bytes() == b"previous good file"
+    assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]
+    assert left == [], f"processes left behind: {left}"
+
+
+def test_interrupt_in_a_batch_stops_the_run(sim, tmp_path, monkeypatch):
+    """A KeyboardInterrupt inside PROCESS ends a batch run (not just the job): exit 130."""
+    folder = _copy(sim, tmp_path / "int")
+    (folder / "keep.mtz").write_bytes(b"old")
+    import mosflm_py.actions.integrate as integrate
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(integrate, "run_blocks", interrupted)
+    out = io.StringIO()
+    from mosflm_py.cli import main
+
+    old = os.getcwd()
+    os.chdir(folder)
+    try:
+        script = "\n".join(['TEMPLATE "sim_#####.cbf"', *PROCESS_LINES, "HKLOUT keep.mtz",
+                            "PROCESS 1 2", "GO", "DISTANCE 100", ""])
+        rc = main(["--nolog"], stdin=io.StringIO(script), stdout=out)
+    finally:
+        os.chdir(old)
+    assert rc == 130
+    assert "===> DISTANCE 100" not in out.getvalue()
+    assert (folder / "keep.mtz").read_bytes() == b"old"
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        ("DISTANCE 19000", "the detector records nothing finer than 290 A: no Bragg spots would "
+                           "be measured"),
+        ("BEAM 4000 4000", "The beam position (4000, 4000 mm) is far outside the detector of "
+                           "image 1 (0 to 88.1 mm by 0 to 88.1 mm)"),
+    ],
+)
+def test_geometry_without_a_pattern_is_refused_before_work(sim, tmp_path, line, fragment):
+    folder = _copy(sim, tmp_path / "geom")
+    (folder / "old.mtz").write_bytes(b"old")
+    rc, out = session_output("TEMPLATE sim_master.h5", *PROCESS_LINES, "HKLOUT old.mtz", line,
+                             "PROCESS 1 2", "GO", cwd=folder)
+    assert rc == 1
+    assert fragment in " ".join(out.split()), out
+    assert "Internal error" not in out
+    assert (folder / "old.mtz").read_bytes() == b"old"
