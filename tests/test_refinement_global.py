@@ -126,7 +126,10 @@ def test_refine_global_without_phi_warns_and_too_few_raise():
                                  "complete": np.zeros(len(spots), bool)})
     g = refine_global(truth, no_phi)
     assert g.n_phi == 0 and np.isnan(g.rms_phi)
-    assert any("correlated with the distance" in w for w in g.warnings)
+    assert any("φ centroids could not be used" in w for w in g.warnings)
+    # without φ centroids the distance is not separable from the cell: held at the start
+    assert "DISTANCE" not in g.free and g.experiment.detector.distance == 50.0
+    assert any("held at 50.00 mm" in w for w in g.warnings)
     with pytest.raises(RefinementError, match="too few spots"):
         refine_global(truth, spots.select(np.arange(2)))
 
@@ -292,3 +295,31 @@ def test_l_cysteine_cell_through_session(real_data):
     np.testing.assert_allclose(res.final_cell[:3], CYS[:3], rtol=3e-3)
     assert np.all(np.array(res.cell_esds[:3]) > 0)
     assert 0.05 < res.mosaic < 0.5
+
+
+def test_refine_global_holds_distance_not_separable_from_cell():
+    """Issue 8 item 5 (dev_c2221_fine_weak): a large cell at low angle (2θ < 25°), spots from
+    two 0.15° wedges 45° apart, none complete in φ.  With the distance free its correlation
+    with every cell length is > 0.99 and the cell follows the distance (here 0.15 % off, on
+    the dev set 1 %); the distance must be held at its (exact) starting value, and then the
+    cell comes back within 0.05 % of the truth from a start 0.4 % off."""
+    from mosflm_py.refinement.global_positional import _refine_global_once
+
+    cell = (63.9, 95.7, 110.1, 90.0, 90.0, 90.0)
+    q = np.linalg.qr(np.random.default_rng(7).normal(size=(3, 3)))[0]
+    cr = Crystal(cell, U=q * np.sign(np.linalg.det(q)), space_group="C 2 2 21", mosaic=0.3)
+    truth = Experiment(Beam(0.9763), Detector(90.0, 44.0, 38.0, 0.075, 0.075, 1170, 1000),
+                       crystal=cr)
+    a = synthetic_spots(truth, 0.0, 0.15, seed=2, sxy=0.03)
+    b = synthetic_spots(truth, 45.0, 45.15, seed=12, sxy=0.03)
+    f = {k: np.concatenate([getattr(a, k), getattr(b, k)]) for k in a.__dataclass_fields__}
+    f["complete"] = np.zeros(len(f["x"]), bool)
+    spots = SpotObservations(**f)
+    start = perturbed(truth, scale=1.004, dist=0.0)
+    free = _refine_global_once(start, spots, GlobalRefinementParams())
+    assert min(abs(c) for c in free.correlation.values()) > 0.99
+    g = refine_global(start, spots, GlobalRefinementParams())
+    assert "DISTANCE" not in g.free and g.experiment.detector.distance == 90.0
+    assert any("cannot be refined together with the cell" in w for w in g.warnings)
+    err = np.array(g.experiment.crystal.cell[:3]) / np.array(cell[:3]) - 1
+    assert np.all(np.abs(err) < 5e-4), err

@@ -100,8 +100,10 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
                  f"centroid), rms {g.rms_xy:.3f} mm"
                  + (f" and {g.rms_phi:.3f} deg" if np.isfinite(g.rms_phi) else "")
                  + "; distance "
-                 f"{g.experiment.detector.distance:.2f} +- {e.get('DISTANCE', 0.0):.2f} mm, "
-                 f"TILT {g.experiment.detector.tilt:.1f} TWIST {g.experiment.detector.twist:.1f}")
+                 f"{g.experiment.detector.distance:.2f} "
+                 + (f"+- {e.get('DISTANCE', 0.0):.2f} mm, " if "DISTANCE" in g.free
+                    else "mm (fixed), ")
+                 + f"TILT {g.experiment.detector.tilt:.1f} TWIST {g.experiment.detector.twist:.1f}")
     _log_cycles(session, res)
     wd = res.experiment.crystal.domain_width
     if wd > 0:

@@ -27,7 +27,9 @@ residuals 0.066 mm and 0.006° and a cell within 0.2 % of the published one, the
 1 % off in cell, 0.2° in orientation or at the DIALS distance 160.49 mm; with the distance fixed
 at 160.00 mm the cell comes out 0.6–0.8 % too long and the rms residuals are 0.11 mm and 0.16°
 — the φ centroids reject it.  Header distances are therefore not trusted to 0.3 %: DISTANCE is
-refined by default (FIX it when it is known).
+refined by default (FIX it when it is known) — but only where the data separate it from the cell
+scale: without φ centroids, or with the distance correlated by more than 0.99 with every cell
+length (low angles, few spots), it is held at its starting value (:func:`refine_global`).
 
 References
 ----------
@@ -189,6 +191,11 @@ def spot_predictions(exp: Experiment,
     return xc, yc, phic
 
 
+#: |correlation| of the distance with every free cell length above which the spot positions do
+#: not determine the distance apart from the cell scale (variance inflation 1/(1 − r²) > 50).
+DISTANCE_CELL_CORRELATION_LIMIT = 0.99
+
+
 def refine_global(
     experiment: Experiment,
     spots: SpotObservations,
@@ -196,6 +203,60 @@ def refine_global(
     phi_ref: float | None = None,
 ) -> GlobalRefinement:
     """Refine cell, orientation and detector against the 3D centroids of all spots.
+
+    The distance is refined only where the data separate it from the cell scale: when no
+    reflection has a usable φ centroid, or the fitted distance is correlated with every free
+    cell length by more than :data:`DISTANCE_CELL_CORRELATION_LIMIT`, the least-squares
+    solution slides along the distance–cell valley (on a weak 0.05° sweep refined from two
+    3-image wedges: distance 89.16 ± 1.54 mm against a header 90.00 mm, the cell 1 % short
+    with it).  The fit is then repeated with DISTANCE held at its starting value (the header,
+    or the value from an earlier cycle) and the log says so.  This is what MOSFLM does in
+    effect: its cell comes from post-refinement of the φ information, never from the spot
+    positions with the distance free.
+
+    Parameters
+    ----------
+    (as :func:`_refine_global_once`)
+
+    Returns
+    -------
+    GlobalRefinement
+
+    Raises
+    ------
+    RefinementError
+        Too few reflections for the parameters, or the model does not fit (lost reflections).
+    """
+    params = params or GlobalRefinementParams()
+    g = _refine_global_once(experiment, spots, params, phi_ref)
+    if "DISTANCE" not in g.free:
+        return g
+    corr = [abs(c) for c in g.correlation.values()]
+    no_phi = g.n_phi == 0
+    tied = bool(corr) and min(corr) > DISTANCE_CELL_CORRELATION_LIMIT
+    if not (no_phi or tied):
+        return g
+    why = ("no reflection has a usable phi centroid" if no_phi else
+           "the distance is correlated with the cell by more than "
+           f"{DISTANCE_CELL_CORRELATION_LIMIT:.2f} (" +
+           ", ".join(f"{n} {c:.3f}" for n, c in g.correlation.items()) + ")")
+    fixed = _refine_global_once(experiment, spots,
+                                params.replace(fix=params.fix | {"DISTANCE"}), phi_ref)
+    fixed.warnings.append(
+        f"The detector distance cannot be refined together with the cell from these spots "
+        f"({why}; free it gave {g.values['DISTANCE']:.2f} +- {g.esds['DISTANCE']:.2f} mm): "
+        f"it is held at {experiment.detector.distance:.2f} mm"
+    )
+    return fixed
+
+
+def _refine_global_once(
+    experiment: Experiment,
+    spots: SpotObservations,
+    params: GlobalRefinementParams | None = None,
+    phi_ref: float | None = None,
+) -> GlobalRefinement:
+    """One global positional refinement with the free parameters of ``params.fix``.
 
     Parameters
     ----------
@@ -293,7 +354,9 @@ def refine_global(
                 corr[n] = float(fit.cov[k, j] / (sd[k] * sd[j]))
     if not ph.any():
         warnings.append("No reflection was recorded completely within the images: the φ "
-                        "centroids could not be used and the cell is correlated with the distance")
+                        "centroids could not be used"
+                        + (" and the cell is correlated with the distance"
+                           if "DISTANCE" in model.names else ""))
     used = np.zeros(len(spots), bool)
     used[idx] = True
     return GlobalRefinement(
