@@ -65,6 +65,9 @@ def keyword_page(spec: KeywordSpec) -> list[str]:
         lines = [f" {spec.syntax}", "", f" {spec.summary}"]
     if spec.synonyms:
         lines.append(f" Also accepted as: {', '.join(spec.synonyms)}")
+    if not spec.implemented:
+        lines.append(f" {spec.name} is not implemented yet in mosflm-py: it is accepted, and GO "
+                     "answers that it is not implemented.")
     return lines + allowed_values(spec)
 
 

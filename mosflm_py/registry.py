@@ -16,6 +16,7 @@ A keyword file declares::
     writes = ["files.hklout", "PLOT.file"] # actions: output files (settings, or SUB.arg of the
                                            # action line) checked writable before GO runs them
     checks = ["module:function"]           # actions: consistency checks run before GO runs them
+    implemented = false                    # MOSFLM keyword not built yet: GO says so, HELP too
     priority = 1                           # wins ties between abbreviations (DIST -> DISTANCE)
 
     [[args]]                               # positional values, in order
@@ -224,6 +225,7 @@ class KeywordSpec:
     priority: int = 0
     writes: tuple[str, ...] = ()
     checks: tuple[str, ...] = ()
+    implemented: bool = True
     source: str = ""
 
     @property
@@ -262,6 +264,7 @@ class KeywordSpec:
             priority=int(d.get("priority", 0)),
             writes=tuple(d.get("writes", ())),
             checks=tuple(d.get("checks", ())),
+            implemented=bool(d.get("implemented", True)),
             source=source,
         )
 

@@ -283,6 +283,9 @@ class Session:
         if spec.kind == "control":
             assert spec.handler, f"{spec.name}: control keyword without handler"
             return self._call(spec.name, spec.handler, record)
+        if spec.kind == "setting" and not spec.implemented:
+            # nothing would read the value: say so rather than accept it silently
+            raise NotImplementedYet(f"{spec.name} is not implemented yet in mosflm-py")
         before = self.state
         self.state = apply_record(self.state, record)
         if record.is_action:
@@ -308,7 +311,8 @@ class Session:
             self.pending.append(Job(keyword, handler, [record], self.state))
 
     def _call(self, name: str, hook: str, arg: Any) -> Outcome | None:
-        func = _resolve_handler(name, hook)
+        spec = getattr(arg, "spec", None)
+        func = _resolve_handler(name, hook, getattr(spec, "implemented", True))
         return func(self, arg)
 
     def run_pending(self) -> None:
@@ -323,7 +327,8 @@ class Session:
                 for check in job.record.spec.checks:
                     resolve_hook(check)(self, job)
                 self._check_outputs(job)
-                func = _resolve_handler(job.keyword, job.handler)
+                func = _resolve_handler(job.keyword, job.handler,
+                                        job.record.spec.implemented)
                 func(self, job)
             except MosflmError as err:
                 if pending() and not self.interactive:
@@ -422,16 +427,17 @@ def _sub_handler(record: Record, sub) -> bool:
     return bool(spec and spec.handler)
 
 
-def _resolve_handler(keyword: str, hook: str):
-    module, _, func = hook.partition(":")
-    try:
-        return resolve_hook(hook)
-    except ModuleNotFoundError as err:
-        if err.name and (module == err.name or module.startswith(err.name + ".")):
-            raise NotImplementedYet(f"{keyword} is not implemented yet in mosflm-py") from None
-        raise
-    except AttributeError:
-        raise NotImplementedYet(f"{keyword} is not implemented yet in mosflm-py") from None
+def _resolve_handler(keyword: str, hook: str, implemented: bool = True):
+    """The handler function of *hook*, or :class:`NotImplementedYet` for a keyword that its
+    ``keywords/*.toml`` declares ``implemented = false``.
+
+    A hook that does not resolve for a keyword declared implemented is a bug, not a missing
+    feature: the ImportError/AttributeError propagates (``tests/test_handlers.py`` imports
+    every declared hook, so such a typo fails the suite).
+    """
+    if not implemented:
+        raise NotImplementedYet(f"{keyword} is not implemented yet in mosflm-py")
+    return resolve_hook(hook)
 
 
 def replace_files(state: State, **files: str | None) -> State:
