@@ -328,12 +328,14 @@ def test_hdf5_process_with_one_and_two_workers(sim, tmp_path):
 
 
 def _signal_run(folder: Path, sig: int, group: bool, after: str | None, delay: float,
-                nproc: int = 2) -> tuple[int, str, str, list[str]]:
-    """Start PROCESS in a new session, send *sig* once *after* appears (plus *delay* s)."""
+                nproc: int = 2, job: list[str] | None = None) -> tuple[int, str, str, list[str]]:
+    """Start PROCESS (or *job*) in a new session, send *sig* once *after* appears (plus *delay*
+    s)."""
     (folder / "keep.mtz").write_bytes(b"previous good file")
+    (folder / "keep.mat").write_bytes(b"previous good matrix")
     script = folder / "job.com"
-    script.write_text("\n".join(["TEMPLATE sim_master.h5", *PROCESS_LINES, f"NPROC {nproc}",
-                                 "HKLOUT keep.mtz", f"PROCESS 1 {N_IMAGES}", "GO", "EXIT", ""]))
+    job = job or [*PROCESS_LINES, f"NPROC {nproc}", "HKLOUT keep.mtz", f"PROCESS 1 {N_IMAGES}"]
+    script.write_text("\n".join(["TEMPLATE sim_master.h5", *job, "GO", "EXIT", ""]))
     env = dict(os.environ, PYTHONPATH=str(REPO))
     with open(script) as fh:
         p = subprocess.Popen([sys.executable, "-m", "mosflm_py", "--nolog"], stdin=fh,
@@ -389,6 +391,28 @@ def test_signals_stop_cleanly(sim, tmp_path, sig, group, after, delay):
     assert word in stars[0]
     assert "Traceback" not in out + err and "Exception ignored" not in err, err
     assert (folder / "keep.mtz").read_bytes() == b"previous good file"
+    assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]
+    assert left == [], f"processes left behind: {left}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("after", "delay"), [(" ===> GO", 0.05), (" ===> GO", 0.4),
+                                              ("Spot search", 0.0), ("spots found", 0.0)])
+def test_signals_during_spot_finding_and_indexing_stop_cleanly(sim, tmp_path, after, delay):
+    """Ctrl-C while AUTOINDEX reads images, finds spots or indexes: exit 130, one *** line, no
+    traceback, NEWMAT's earlier file untouched."""
+    folder = _copy(sim, tmp_path / "sigai")
+    job = ["NEWMAT keep.mat", f"AUTOINDEX DPS REFINE IMAGE 1 IMAGE {N_IMAGES}",
+           "MOSAIC ESTIMATE"]
+    rc, out, err, left = _signal_run(folder, signal.SIGINT, True, after, delay, job=job)
+    if rc == 0:  # finished first: then the new matrix file is complete
+        assert (folder / "keep.mat").read_bytes() != b"previous good matrix"
+        return
+    assert rc == 130, out + err
+    stars = [line for line in out.splitlines() if line.startswith(" *** ")]
+    assert len(stars) == 1 and "Interrupted (Ctrl-C)" in stars[0], out
+    assert "Traceback" not in out + err and "Exception ignored" not in err, err
+    assert (folder / "keep.mat").read_bytes() == b"previous good matrix"
     assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]
     assert left == [], f"processes left behind: {left}"
 
