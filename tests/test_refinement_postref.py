@@ -116,3 +116,19 @@ def test_postrefine_too_few():
     obs = make_observations(truth, (0.0,), 0.2, 2, 8.0, 1, extra=0)
     with pytest.raises(RefinementError):
         postrefine(truth, obs.select(np.arange(len(obs)) < 10), PostrefParams())
+
+
+def test_postrefine_monoclinic_fixed_cell_keeps_beta_and_finds_mosaic():
+    """PROCESS refines missets and mosaic with the cell fixed: a P21 cell must keep β (it used
+    to be set to 90°, so the missets and a mosaic several times too large absorbed the error)."""
+    cell = (45.187, 67.795, 52.067, 90.0, 103.364, 90.0)
+    truth = _experiment(cell, "P 1 21 1", mosaic=0.7, u_axis=(1, -2, 1), u_angle=23.0)
+    obs = make_observations(truth, (0.0,), 1.0, 10, 2.0, 11)
+    # PHIX is not refined on a wedge under 20 degrees
+    start = _perturbed(truth, (1.0,) * 6, missets=(0.0, -0.1, 0.1), mosaic_factor=1.5)
+    res = postrefine(start, obs, PostrefParams(fix=frozenset(CELL_KEYS)))
+    assert res.experiment.crystal.cell == pytest.approx(cell, abs=1e-9)
+    assert not set(CELL_KEYS) & set(res.free)
+    err = np.array(res.experiment.crystal.missets) - np.array(truth.crystal.missets)
+    assert np.abs(err).max() < 0.03, err
+    assert res.experiment.crystal.mosaic == pytest.approx(0.7, rel=0.1)

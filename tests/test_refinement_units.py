@@ -20,7 +20,7 @@ from mosflm_py.refinement import (
     refine_detector,
     smooth_mosaic,
 )
-from mosflm_py.refinement.cell_params import cell_constraint
+from mosflm_py.refinement.cell_params import CELL_NAMES, cell_constraint
 from mosflm_py.refinement.lsq import robust_outliers
 from mosflm_py.refinement.observations import group_parts
 from mosflm_py.refinement.orientation import rotate_crystal
@@ -70,6 +70,20 @@ def test_cell_constraint(sg, cell, free):
 def test_cell_constraint_fix_removes_parameter():
     assert cell_constraint("P 21 21 21", (40, 50, 60, 90, 90, 90), frozenset({"B"})).free == (
         "A", "C")
+
+
+@pytest.mark.parametrize("fix", [frozenset({"BETA"}), frozenset(CELL_NAMES)])
+def test_monoclinic_fixed_beta_keeps_its_value(fix):
+    # PROCESS fixes the whole cell; the fixed β of a P21 cell must stay 103.36°, not become 90°
+    # (which made post-refinement fit missets and a 3.9° mosaic spread to a wrong cell)
+    cell = (45.187, 67.795, 52.067, 90.0, 103.364, 90.0)
+    cons = cell_constraint("P 1 21 1", cell, fix)
+    assert "BETA" not in cons.free
+    assert cons.cell(cons.values(cell), cell) == pytest.approx(cell, abs=1e-12)
+    # an unusual setting with γ as the unique angle keeps γ
+    cell_c = (45.0, 52.0, 67.0, 90.0, 90.0, 103.0)
+    cons = cell_constraint("P 1 1 21", cell_c, frozenset(CELL_NAMES))
+    assert cons.cell(cons.values(cell_c), cell_c)[5] == pytest.approx(103.0)
 
 
 def test_params_validation():

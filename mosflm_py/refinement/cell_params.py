@@ -39,10 +39,13 @@ class CellConstraint:
     """Which cell parameters are free and how the others follow from them.
 
     ``free`` : names (from :data:`CELL_NAMES`) of the independent parameters, in order.
+    ``unique`` : monoclinic only, the name of the non-90° angle; it keeps its template value
+    when it is fixed (``None``: the angle of the template farthest from 90°).
     """
 
     system: str
     free: tuple[str, ...]
+    unique: str | None = None
 
     def values(self, cell: tuple[float, ...]) -> np.ndarray:
         """Independent parameter values of a cell."""
@@ -67,8 +70,11 @@ class CellConstraint:
         elif s == "orthorhombic":
             c[3] = c[4] = c[5] = 90.0
         elif s == "monoclinic":
+            # only the two angles other than the unique one are 90°; a fixed unique angle
+            # keeps its value (setting it to 90° made β = 90° when the cell was fixed)
+            unique = self.unique or _monoclinic_unique(tuple(c))
             for i in (3, 4, 5):
-                if CELL_NAMES[i] not in self.free:
+                if CELL_NAMES[i] != unique:
                     c[i] = 90.0
         return tuple(c)
 
@@ -89,10 +95,17 @@ def cell_constraint(space_group: str, cell: tuple[float, ...],
         "rhombohedral": ("A", "ALPHA"),
         "cubic": ("A",),
     }.get(system)
+    unique = None
     if system == "monoclinic":
-        dev = [abs(cell[i] - 90.0) for i in (3, 4, 5)]
-        unique = ("ALPHA", "BETA", "GAMMA")[int(np.argmax(dev))] if max(dev) > 1e-6 else "BETA"
+        unique = _monoclinic_unique(cell)
         free = ("A", "B", "C", unique)
     if free is None:
         raise KeywordError(f"unknown crystal system {system!r} for {space_group}")
-    return CellConstraint(system=system, free=tuple(n for n in free if n not in fix))
+    return CellConstraint(system=system, free=tuple(n for n in free if n not in fix),
+                          unique=unique)
+
+
+def _monoclinic_unique(cell: tuple[float, ...]) -> str:
+    """Name of the monoclinic cell's non-90° angle (β when all three are 90°)."""
+    dev = [abs(cell[i] - 90.0) for i in (3, 4, 5)]
+    return ("ALPHA", "BETA", "GAMMA")[int(np.argmax(dev))] if max(dev) > 1e-6 else "BETA"

@@ -405,6 +405,13 @@ def postrefine(
     # share hardly changes with φ_c, so a plain rms is dominated by a few such parts
     rms = float(1.4826 * np.median(np.abs(eps[edge]))) if edge.any() else 0.0
     cr = exp.crystal
+    # a fixed cell must come back unchanged (a constraint that rewrote a fixed monoclinic β to
+    # 90° once let post-refinement fit missets and mosaic to a wrong cell)
+    if not model.cons.free and not np.allclose(cr.cell, cr0.cell, rtol=0.0, atol=1e-3):
+        raise RefinementError(
+            f"post-refinement changed the fixed cell {tuple(round(c, 3) for c in cr0.cell)} to "
+            f"{tuple(round(c, 3) for c in cr.cell)} (a cell-constraint error): result not used"
+        )
     if not (cr.mosaic < 20.0 and cr.domain_width < 0.2 and rms_frac < 0.3):
         raise RefinementError(
             f"post-refinement diverged (mosaic spread {cr.mosaic:.3g} deg, block width "
