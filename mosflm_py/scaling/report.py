@@ -600,26 +600,8 @@ def write_report(
         "CCanom",
     ]
 
-    def row(s):
-        return [
-            _f(s.d_max, ".2f"),
-            _f(s.d_min, ".2f"),
-            s.n_obs,
-            s.n_unique,
-            _f(s.completeness, ".1f"),
-            _f(s.multiplicity, ".1f"),
-            _f(s.r_merge),
-            _f(s.r_meas),
-            _f(s.r_pim),
-            _f(s.cc_half),
-            _f(s.cc_star),
-            _f(s.i_over_sigma, ".1f"),
-            _f(s.anom_completeness, ".1f"),
-            _f(s.anom_multiplicity, ".1f"),
-            _f(s.cc_anom),
-        ]
-
-    parts.append(_table(hdr, [row(s) for s in st.shells] + [["<b>Overall</b>"] + row(ov)[1:]]))
+    rows = [s.table_cells() for s in st.shells]
+    parts.append(_table(hdr, rows + [["<b>Overall</b>", *ov.table_cells()[1:]]]))
     parts.append(
         figs(
             [
