@@ -126,18 +126,25 @@ def log_laue(session: Session, laue: LaueResult, chosen: str) -> None:
         )
 
 
+def _read_input(session: Session, rec, name: str) -> tuple:
+    """Options, path and observations of the unmerged MTZ a QUICKSYMM/QUICKSCALE line names
+    (bad options are reported before a missing input); logs what was read."""
+    options, kind = _options(rec)
+    path = _input_mtz(session, rec)
+    obs = read_unmerged(path, intensities=kind)
+    session.report.line("")
+    session.report.line(
+        f" {name} on {path}: {len(obs)} records, space group in the file "
+        f"{obs.space_group.hm}, cell {' '.join(f'{c:.2f}' for c in obs.cell.parameters)}"
+    )
+    return options, path, obs
+
+
 def quicksymm(session: Session, job: Job) -> None:
     """GO handler of QUICKSYMM: sum partials, score the Laue group, print the tables."""
     rec = job.record
-    options, kind = _options(rec)  # bad options are reported before a missing input
-    path = _input_mtz(session, rec)
-    obs = read_unmerged(path, intensities=kind)
+    options, _, obs = _read_input(session, rec, "QUICKSYMM")
     rep = session.report
-    rep.line("")
-    rep.line(
-        f" QUICKSYMM on {path}: {len(obs)} records, space group in the file "
-        f"{obs.space_group.hm}, cell {' '.join(f'{c:.2f}' for c in obs.cell.parameters)}"
-    )
     res = run_qsymm(obs, options)
     _log_partials(session, res.partials, res.observations)
     log_laue(session, res.laue, res.space_group.hm)
@@ -163,15 +170,8 @@ def quickscale(session: Session, job: Job | None) -> None:
         session.report.line("")
         session.report.line(" QuickScale will run at the end of every PROCESS run.")
         return
-    options, kind = _options(rec)  # bad options are reported before a missing input
-    path = _input_mtz(session, rec)
-    obs = read_unmerged(path, intensities=kind)
+    options, path, obs = _read_input(session, rec, "QUICKSCALE")
     rep = session.report
-    rep.line("")
-    rep.line(
-        f" QUICKSCALE on {path}: {len(obs)} records, space group in the file "
-        f"{obs.space_group.hm}, cell {' '.join(f'{c:.2f}' for c in obs.cell.parameters)}"
-    )
     res = run_qs(obs, options)
     _log_partials(session, res.symm.partials, res.observations)
     if res.symm.laue is not None:
@@ -395,26 +395,10 @@ def log_scaling(session: Session, res: QuickScaleResult, options: QuickScaleOpti
         "CCanom",
     ]
 
-    def row(s, label=None):
-        return [
-            f"{s.d_max:.2f}",
-            f"{s.d_min:.2f}",
-            s.n_obs,
-            s.n_unique,
-            _fmt(s.completeness, ".1f"),
-            _fmt(s.multiplicity, ".1f"),
-            _fmt(s.r_merge),
-            _fmt(s.r_meas),
-            _fmt(s.r_pim),
-            _fmt(s.cc_half),
-            _fmt(s.cc_star),
-            _fmt(s.i_over_sigma, ".1f"),
-            _fmt(s.anom_completeness, ".1f"),
-            _fmt(s.anom_multiplicity, ".1f"),
-            _fmt(s.cc_anom),
-        ]
-
-    rep.table(hdr, [row(s) for s in st.shells] + [["Overall", *row(st.overall)[1:]]])
+    rep.table(
+        hdr,
+        [s.table_cells() for s in st.shells] + [["Overall", *st.overall.table_cells()[1:]]],
+    )
     rep.line("")
     rep.line(
         " Suggested resolution cut-off: "

@@ -67,6 +67,32 @@ class ShellStats:
     def multiplicity(self) -> float:
         return self.n_obs / self.n_unique if self.n_unique else float("nan")
 
+    def table_cells(self) -> list[str | int]:
+        """The shell's row of the merging-statistics table (log and HTML report): Dmax, Dmin,
+        Nobs, Nuniq, Compl%, Mult, Rmerge, Rmeas, Rpim, CC1/2, CC*, <I/sig>, AnoCmp%, AnoMult,
+        CCanom; "-" where a figure is undefined."""
+
+        def f(x: float, fmt: str = ".3f") -> str:
+            return "-" if not math.isfinite(x) else format(x, fmt)
+
+        return [
+            f(self.d_max, ".2f"),
+            f(self.d_min, ".2f"),
+            self.n_obs,
+            self.n_unique,
+            f(self.completeness, ".1f"),
+            f(self.multiplicity, ".1f"),
+            f(self.r_merge),
+            f(self.r_meas),
+            f(self.r_pim),
+            f(self.cc_half),
+            f(self.cc_star),
+            f(self.i_over_sigma, ".1f"),
+            f(self.anom_completeness, ".1f"),
+            f(self.anom_multiplicity, ".1f"),
+            f(self.cc_anom),
+        ]
+
 
 @dataclass
 class MergingStatistics:

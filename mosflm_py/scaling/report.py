@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from mosflm_py.atomic import atomic_write_bytes, atomic_write_text
+from mosflm_py.output.plot import Curve, png_bytes, render_line_plot, resolution_ticks
 from mosflm_py.scaling.pipeline import QuickScaleResult
-from mosflm_py.scaling.plots import line_plot
 
 __all__ = ["advice", "write_report"]
 
@@ -121,6 +121,56 @@ def advice(res: QuickScaleResult) -> list[tuple[str, str]]:
             )
         )
     return out
+
+
+def line_plot(
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    series: list[tuple[str, object, object]],
+    x_resolution: bool = False,
+    y_min: float | None = None,
+    y_max: float | None = None,
+) -> bytes:
+    """PNG bytes (560 x 340 pixels) of one report graph drawn by
+    :func:`mosflm_py.output.plot.render_line_plot`.
+
+    Parameters
+    ----------
+    series
+        (label, x, y) triples; missing (NaN) points are skipped and break the line; points are
+        marked when a series has at most 60.
+    x_resolution
+        x values are 1/d² (Å⁻²); tick labels show d (Å), as Aimless's resolution axes.
+    y_min, y_max
+        Fixed y range ends (default: from the data, starting at 0 when the lowest value is
+        below 0.3 of the highest).
+    """
+    curves = [
+        Curve(
+            np.asarray(x, float),
+            np.asarray(y, float),
+            name,
+            colour=k,
+            markers=len(np.asarray(x)) <= 60,
+        )
+        for k, (name, x, y) in enumerate(series)
+    ]
+    ys = np.concatenate([np.asarray(c.y) for c in curves]) if curves else np.zeros(0)
+    ys = ys[np.isfinite(ys)]
+    if y_min is None and ys.size and 0 < ys.min() < 0.3 * ys.max():
+        y_min = 0.0
+    img = render_line_plot(
+        curves,
+        title,
+        xlabel,
+        ylabel,
+        ylim=(y_min, y_max),
+        size=(560, 340),
+        legend="above",
+        x_ticks=resolution_ticks if x_resolution else None,
+    )
+    return png_bytes(img)
 
 
 def _plots(res: QuickScaleResult, extra: dict) -> list[tuple[str, str, bytes]]:
@@ -550,26 +600,8 @@ def write_report(
         "CCanom",
     ]
 
-    def row(s):
-        return [
-            _f(s.d_max, ".2f"),
-            _f(s.d_min, ".2f"),
-            s.n_obs,
-            s.n_unique,
-            _f(s.completeness, ".1f"),
-            _f(s.multiplicity, ".1f"),
-            _f(s.r_merge),
-            _f(s.r_meas),
-            _f(s.r_pim),
-            _f(s.cc_half),
-            _f(s.cc_star),
-            _f(s.i_over_sigma, ".1f"),
-            _f(s.anom_completeness, ".1f"),
-            _f(s.anom_multiplicity, ".1f"),
-            _f(s.cc_anom),
-        ]
-
-    parts.append(_table(hdr, [row(s) for s in st.shells] + [["<b>Overall</b>"] + row(ov)[1:]]))
+    rows = [s.table_cells() for s in st.shells]
+    parts.append(_table(hdr, rows + [["<b>Overall</b>", *ov.table_cells()[1:]]]))
     parts.append(
         figs(
             [
