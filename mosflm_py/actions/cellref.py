@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from mosflm_py.session import Session
 
 SEGMENTS_KEY = "cellref_segments"
-CELL_NAMES = ("a", "b", "c", "alpha", "beta", "gamma")
 
 
 def add_segment(session: Session, first: int, last: int) -> None:
