@@ -341,9 +341,8 @@ class Integration:
 
 @dataclass(frozen=True, slots=True)
 class Strategy:
-    """STRATEGY / TESTGEN defaults."""
+    """TESTGEN defaults (STRATEGY takes all its options on its own line)."""
 
-    anomalous: bool = False
     overlap: float = 0.0
 
 
