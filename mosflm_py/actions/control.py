@@ -8,7 +8,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from mosflm_py.helptext import help_lines
 from mosflm_py.report import fmt_value
+from mosflm_py.session import Outcome
 from mosflm_py.state import diff_from_default
 
 if TYPE_CHECKING:
@@ -23,16 +25,12 @@ def go(session: Session, record: Record) -> None:
 
 def exit_(session: Session, record: Record) -> Outcome:
     """EXIT / END: finish the session."""
-    from mosflm_py.session import Outcome
-
     session.report.line(" Normal termination of mosflm-py.")
     return Outcome.EXIT
 
 
 def help_(session: Session, record: Record) -> None:
     """HELP [keyword|topic]."""
-    from mosflm_py.helptext import help_lines
-
     session.report.lines(help_lines(session.registry, record.get("topic")))
 
 

@@ -195,3 +195,13 @@ def nanobragg_like_params(**changes) -> SimulationParams:
             "polarisation": 0.99}
     base.update(changes)
     return default_params(**base)
+
+
+def e_vector(p: SimulationParams) -> np.ndarray:
+    """Unit electric vector of the beam, made perpendicular to the beam (+X)."""
+    e = np.array(p.e_vector, dtype=float)
+    e[0] = 0.0
+    n = np.linalg.norm(e)
+    if n == 0:
+        raise KeywordError("Polarisation electric vector must not be along the beam.")
+    return e / n

@@ -11,6 +11,7 @@ relative to the median (MINX MAXX MINY MAXY), anisotropy (ANISOMAX), r.m.s. sign
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -279,6 +280,4 @@ def _validate(params: SpotFindParams, det: DetectorFrame) -> None:
 
 
 def _replace(rep: FindSpotsReport, **kw) -> FindSpotsReport:
-    import dataclasses
-
     return dataclasses.replace(rep, **kw)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mosflm_py.errors import GeometryError, KeywordError
-from mosflm_py.spotfinding.types import DetectorFrame
+from mosflm_py.spotfinding.types import ICE_RINGS_A, DetectorFrame
 
 
 def build_mask(
@@ -182,8 +182,6 @@ def inscribed_radius(shape: tuple[int, int], det: DetectorFrame) -> float:
 def on_ice_ring(d: np.ndarray, half_width_dstar: float,
                 rings: Sequence[float] | None = None) -> np.ndarray:
     """True where ``|1/d - 1/d_ice| < half_width_dstar`` for any standard ice ring."""
-    from mosflm_py.spotfinding.types import ICE_RINGS_A
-
     rings = ICE_RINGS_A if rings is None else rings
     with np.errstate(divide="ignore"):
         dstar = 1.0 / np.asarray(d, float)
