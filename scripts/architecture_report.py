@@ -29,6 +29,7 @@ import argparse
 import ast
 import json
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -262,6 +263,44 @@ def keyword_errors_in_algorithms(root: Path = REPO) -> dict[str, int]:
     return counts
 
 
+def keyword_hooks(root: Path = REPO) -> list[tuple[str, str, str, str, bool]]:
+    """(keyword, kind, role, "module:function", implemented) for every hook in keywords/*.toml.
+
+    Roles: ``handler`` (what GO runs for an action, or what a control keyword does),
+    ``apply`` (turns the record into settings), ``effect`` (runs at once after the settings).
+    """
+    rows = []
+    for path in sorted((root / "keywords").glob("*.toml")):
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
+        implemented = spec.get("implemented", True)
+        for role in ("handler", "apply", "effect"):
+            if hook := spec.get(role):
+                rows.append((spec["name"], spec.get("kind", ""), role, hook, implemented))
+        for sub, subspec in (spec.get("subkeywords") or {}).items():
+            for role in ("handler", "apply", "effect"):
+                if isinstance(subspec, dict) and (hook := subspec.get(role)):
+                    rows.append(
+                        (f"{spec['name']} {sub}", spec.get("kind", ""), role, hook, implemented)
+                    )
+    return rows
+
+
+def handler_table(root: Path = REPO) -> str:
+    """Markdown table: which module handles which keywords (for docs/architecture.md)."""
+    by_module: dict[str, list[str]] = {}
+    for name, _kind, role, hook, implemented in keyword_hooks(root):
+        module = hook.partition(":")[0]
+        label = name if role == "handler" else f"{name} ({role})"
+        if not implemented:
+            label += " (not implemented yet)"
+        by_module.setdefault(module, []).append(label)
+    out = ["| module | keywords (hook role when not the handler) |", "|---|---|"]
+    for module in sorted(by_module):
+        path = module.replace(".", "/") + ".py"
+        out.append(f"| `{path}` | {', '.join(by_module[module])} |")
+    return "\n".join(out)
+
+
 def measure(root: Path = REPO) -> dict:
     """All figures of the report as plain data."""
     files = module_files(root)
@@ -344,7 +383,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--list-lazy", action="store_true", help="list disallowed lazy imports")
+    parser.add_argument(
+        "--handlers", action="store_true", help="print the keyword-handler table (markdown)"
+    )
     args = parser.parse_args(argv)
+    if args.handlers:
+        print(handler_table())
+        return 0
     m = measure()
     if args.json:
         print(json.dumps(m, indent=1))

@@ -6,8 +6,15 @@ The figures come from ``scripts/architecture_report.py`` (run it for the full re
 from __future__ import annotations
 
 import importlib.util
+import io
 import sys
+import types
 from pathlib import Path
+
+import pytest
+
+from mosflm_py.errors import BadData, BadParameter, Diverged, IndexingError, NoSolution
+from mosflm_py.session import Session
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,3 +63,29 @@ def test_no_hidden_imports():
         if not report.is_allowed_lazy(s)
     ]
     assert hidden == []
+
+
+def test_algorithms_raise_their_own_errors():
+    """``KeywordError`` is raised by the keyword layer only (registry, setters, session, ...)."""
+    assert report.keyword_errors_in_algorithms() == {}
+
+
+@pytest.mark.parametrize("error", [BadParameter, BadData, NoSolution, Diverged, IndexingError])
+def test_session_names_the_line_of_an_algorithm_error(monkeypatch, error):
+    """An algorithm's error at GO is one `` *** `` message naming the job's input line."""
+    fake = types.ModuleType("mosflm_py.actions.mosaic")
+
+    def estimate(session, job):
+        raise error("the spots do not fit (test)")
+
+    fake.estimate = estimate
+    monkeypatch.setitem(sys.modules, "mosflm_py.actions.mosaic", fake)
+    out = io.StringIO()
+    session = Session(out=out)
+    session.run_lines(["DISTANCE 100", "MOSAIC ESTIMATE", "GO"])
+    session.finish()
+    text = out.getvalue()
+    assert session.failures == 1
+    assert " *** the spots do not fit (test)" in text
+    assert "(job MOSAIC ESTIMATE given in input line 2)" in text
+    assert "Traceback" not in text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mosflm_py.errors import ImageError, KeywordError
+from mosflm_py.errors import BadData, BadParameter, ImageError
 from mosflm_py.kernels.simulate import detector_counts
 from mosflm_py.simulate.detector import (
     background_map,
@@ -93,7 +93,7 @@ def to_detector_counts(expected: np.ndarray, p: SimulationParams, number: int,
     if lam.dtype not in (np.float32, np.float64):
         lam = lam.astype(np.float64)
     if lam.shape != (p.nslow, p.nfast):
-        raise KeywordError(f"Frame shape {lam.shape} does not match the detector.")
+        raise BadData(f"Frame shape {lam.shape} does not match the detector.")
     out = np.empty(lam.shape, dtype=np.int32)
     detector_counts(lam, np.ascontiguousarray(shadow, dtype=np.bool_), BACKSTOP_TRANSMISSION,
                     np.ascontiguousarray(invalid, dtype=np.bool_), noise_key(p.seed, number),
@@ -145,7 +145,7 @@ def simulate_dataset(
     """
     t0 = time.perf_counter()
     if fmt not in FORMATS:
-        raise KeywordError(f"Unknown image format '{fmt}' (choose one of {', '.join(FORMATS)}).")
+        raise BadParameter(f"Unknown image format '{fmt}' (choose one of {', '.join(FORMATS)}).")
     p = params
     p.validate()
     out = Path(out_dir)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mosflm_py.errors import KeywordError
+from mosflm_py.errors import BadData, BadParameter
 from mosflm_py.kernels.simulate import render_records, sweep_records
 from mosflm_py.simulate.crystal import (
     b_matrix,
@@ -71,7 +71,7 @@ def crystal_model(p: SimulationParams) -> CrystalModel:
     if p.intensities is not None:
         items = list(p.intensities.items())
         if not items:
-            raise KeywordError("Simulation intensities mapping is empty.")
+            raise BadData("Simulation intensities mapping is empty.")
         hkl = np.array([k for k, _ in items], dtype=np.int32).reshape(-1, 3)
         inten = np.array([v for _, v in items], dtype=float)
         dstar = np.linalg.norm(hkl @ B.T, axis=1)
@@ -134,7 +134,7 @@ def sweep(
 ) -> Records:
     """Records of all reflections over ``count`` images starting at 0-based image ``first``."""
     if count < 1:
-        raise KeywordError("Need at least one image to simulate.")
+        raise BadParameter("Need at least one image to simulate.")
     det = detector_frame(p) if det is None else det
     edges = np.radians(phi_edges_deg(p, first, count))
     refl, img, pos, g, pol = sweep_records(
@@ -160,7 +160,7 @@ def render(records: Records, counts: np.ndarray, p: SimulationParams, count: int
         out = np.zeros((count, p.nslow, p.nfast), dtype=np.float32)
     else:
         if base.shape != (p.nslow, p.nfast):
-            raise KeywordError(f"Base image shape {base.shape} does not match the detector.")
+            raise BadData(f"Base image shape {base.shape} does not match the detector.")
         out = np.empty((count, p.nslow, p.nfast), dtype=np.float32)
         out[:] = base
     render_records(starts, np.ascontiguousarray(records.pos[order]),
