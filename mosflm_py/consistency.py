@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mosflm_py.errors import GeometryError
+from mosflm_py.actions.common import current_crystal, detector_from_geometry, space_group_name
+from mosflm_py.errors import GeometryError, MosflmError
 
 if TYPE_CHECKING:
     from mosflm_py.session import Job, Session
@@ -103,7 +104,6 @@ def check_symmetry(session: Session, job: Job) -> None:
     symmetry = session.state.crystal.symmetry
     if symmetry is None:
         return
-    from mosflm_py.actions.common import current_crystal, space_group_name
 
     try:
         crystal = current_crystal(session)
@@ -128,9 +128,6 @@ def check_geometry(session: Session, job: Job) -> None:
     metres, a beam far off a small detector) every spot would fall off the detector and the job
     could only produce nothing.
     """
-    from mosflm_py.actions.common import detector_from_geometry
-    from mosflm_py.errors import MosflmError
-
     rec = job.record
     try:
         series = session.images()

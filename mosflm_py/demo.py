@@ -15,6 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from mosflm_py.cli import main as mosflm_main
+from mosflm_py.simulate import default_params, simulate_dataset
+from mosflm_py.truthcheck import compare_mtz_with_truth
+
 COMMANDS = """\
 TITLE mosflm-py demonstration on simulated data
 TEMPLATE "sim_#####.cbf"
@@ -41,8 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
 
-    from mosflm_py.simulate import default_params, simulate_dataset
-
     t0 = time.perf_counter()
     if not (folder / "truth.npz").exists() or not (folder / f"sim_{args.images:05d}.cbf").exists():
         print(f" Simulating {args.images} rotation images into {folder} ...", flush=True)
@@ -52,8 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     (folder / "demo.com").write_text(script)
     print(f" Command file {folder / 'demo.com'}:\n")
     print("".join(f"    {line}\n" for line in script.splitlines()))
-
-    from mosflm_py.cli import main as mosflm_main
 
     before = {p.name for p in folder.iterdir()}
     cwd = os.getcwd()
@@ -68,8 +68,6 @@ def main(argv: list[str] | None = None) -> int:
     for name in written:
         print(f"    {name}  ({(folder / name).stat().st_size} bytes)")
     if (folder / "demo.mtz").exists():
-        from mosflm_py.truthcheck import compare_mtz_with_truth
-
         for line in compare_mtz_with_truth(folder / "demo.mtz", folder / "truth.npz"):
             print(" " + line)
     print(f"\n Total time {time.perf_counter() - t0:.1f} s; exit status {rc}")

@@ -1,7 +1,13 @@
 """Exceptions with user-facing messages.
 
 Every error a user can cause derives from :class:`MosflmError`; the session prints its message as
-`` *** <message>`` and carries on (interactive) or carries on and exits non-zero (piped input).
+`` *** <message>`` with the input line that caused it and carries on (interactive) or carries on
+and exits non-zero (piped input).
+
+The keyword layer (registry, setters, session, actions) raises :class:`KeywordError`. Algorithms
+raise their own errors, which know nothing of keywords: :class:`BadParameter`, :class:`BadData`,
+:class:`NoSolution` (:class:`IndexingError`), :class:`RefinementError` (:class:`Diverged`,
+:class:`TooFewReflections`), :class:`IntegrationError`, all :class:`AlgorithmError`.
 """
 
 from __future__ import annotations
@@ -19,6 +25,28 @@ class NotImplementedYet(MosflmError):
     """An accepted keyword whose action is not implemented yet (never a silent no-op)."""
 
 
+class AlgorithmError(MosflmError):
+    """An algorithm could not do its work; raised below the session, which adds the line."""
+
+
+class BadParameter(AlgorithmError, KeywordError):
+    """A parameter value the algorithm cannot use (out of range, unknown choice).
+
+    Also a :class:`KeywordError` for callers written before algorithms had their own errors.
+    """
+
+
+class BadData(AlgorithmError, KeywordError):
+    """Input data the algorithm cannot use (inconsistent shapes or lengths, empty input).
+
+    Also a :class:`KeywordError` for callers written before algorithms had their own errors.
+    """
+
+
+class NoSolution(AlgorithmError):
+    """A search found no acceptable answer (no lattice, no spots, no matching reflections)."""
+
+
 class ImageError(MosflmError):
     """Missing, unreadable or corrupt image, or a template that matches nothing."""
 
@@ -27,17 +55,21 @@ class GeometryError(MosflmError):
     """Impossible or inconsistent geometry (e.g. zero distance, beam off the detector)."""
 
 
-class IndexingError(MosflmError):
+class IndexingError(NoSolution):
     """Autoindexing failed; the message carries MOSFLM's advice."""
 
 
-class RefinementError(MosflmError):
+class RefinementError(AlgorithmError):
     """Refinement failed or diverged (residual too large, too few reflections)."""
+
+
+class Diverged(RefinementError):
+    """An iterative fit moved away from the solution (growing residual, shifts out of bounds)."""
 
 
 class TooFewReflections(RefinementError):
     """Too few usable reflections to refine: nothing was tried, so nothing failed."""
 
 
-class IntegrationError(MosflmError):
+class IntegrationError(AlgorithmError):
     """Integration could not proceed."""

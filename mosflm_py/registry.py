@@ -59,6 +59,7 @@ from typing import Any, Literal
 
 from mosflm_py.errors import KeywordError
 from mosflm_py.lexer import Token, parse_int, parse_real
+from mosflm_py.resources import keywords_dir
 
 Kind = Literal["setting", "action", "control"]
 ARG_TYPES = frozenset({"int", "float", "str", "path", "word", "text", "choice", "onoff"})
@@ -508,8 +509,6 @@ class Registry:
 def load_registry(directory: Path | None = None) -> Registry:
     """Load every ``*.toml`` in *directory* (default: the package's ``keywords/`` folder)."""
     if directory is None:
-        from mosflm_py.resources import keywords_dir
-
         directory = keywords_dir()
     specs = []
     for path in sorted(Path(directory).glob("*.toml")):

@@ -8,6 +8,7 @@ results with these helpers.
 from __future__ import annotations
 
 import datetime as _dt
+import sys
 import textwrap
 from collections.abc import Iterable, Sequence
 from typing import IO, Any
@@ -67,8 +68,6 @@ class Report:
         log file or stdout: log lines printed meanwhile erase it first and redraw it after.
         The bar is removed when ``done == total``.
         """
-        import sys
-
         err = sys.stderr
         if err is None or not getattr(err, "isatty", lambda: False)():
             return
@@ -86,8 +85,6 @@ class Report:
         self._draw(self._bar)
 
     def _draw(self, text: str) -> None:
-        import sys
-
         err = sys.stderr
         try:
             err.write("\r\033[K" + text)

@@ -57,14 +57,18 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from mosflm_py.errors import KeywordError, MosflmError, NotImplementedYet
+from mosflm_py.atomic import check_output_folder, check_output_path
+from mosflm_py.errors import GeometryError, KeywordError, MosflmError, NotImplementedYet
+from mosflm_py.image_geometry import EffectiveGeometry, experiment_from, header_warnings
 from mosflm_py.lexer import LineJoiner, Token, UnterminatedQuote, include_path
+from mosflm_py.output.mosflm_log import FAILURE
 from mosflm_py.registry import Record, Registry, default_registry, resolve_hook
 from mosflm_py.report import Report
 from mosflm_py.setters import apply_record
@@ -74,6 +78,8 @@ from mosflm_py.state import State, apply_setting, get_setting
 log = logging.getLogger(__name__)
 
 MAX_INCLUDE_DEPTH = 10
+SERIES_HOOK = "mosflm_py.actions.images:current_series"
+"""Resolves TEMPLATE/DIRECTORY/EXTENSION into the current image series (printing its summary)."""
 PROMPT = "MOSFLM => "
 
 
@@ -155,8 +161,6 @@ class Session:
     @property
     def nproc(self) -> int:
         """Worker processes to use: NPROC keyword, else the number of CPUs."""
-        import os
-
         return self.state.integration.nproc or max(1, os.cpu_count() or 1)
 
     def set(self, path: str, value: Any, *, user: bool = False) -> None:
@@ -175,16 +179,37 @@ class Session:
         self.report.warning(text, advice)
 
     def images(self):
-        """The current image series (resolved on first use); see :mod:`mosflm_py.actions.images`."""
-        from mosflm_py.actions.images import current_series
+        """The current image series (resolved on first use); see :mod:`mosflm_py.actions.images`.
 
-        return current_series(self)
+        The series and its sectors are the image keywords' business: the session reaches that
+        code through its hook name, as it reaches every keyword's handler.
+        """
+        return resolve_hook(SERIES_HOOK)(self)
 
-    def geometry(self, image_number: int):
-        """Effective geometry of image *image_number* (header merged with keywords)."""
-        from mosflm_py.actions.images import effective_geometry
+    def geometry(self, image_number: int, header: Any = None) -> EffectiveGeometry:
+        """Effective geometry of image *image_number* (header merged with keywords).
 
-        return effective_geometry(self, image_number)
+        :func:`mosflm_py.image_geometry.experiment_from` does the merge; its warnings (a keyword
+        disagreeing with the header, no beam position) are printed once each.
+
+        Raises
+        ------
+        ImageError
+            The image cannot be read.
+        GeometryError
+            A value needed is neither in the header nor given by a keyword.
+        """
+        if header is None:
+            header = self.images().header(image_number)
+        try:
+            geometry, notices = experiment_from(self.state, header, image_number)
+        except GeometryError:
+            for notice in header_warnings(self.state, header):  # printed before the error
+                self.warn_once(notice.key, notice.text, notice.advice)
+            raise
+        for notice in notices:
+            self.warn_once(notice.key, notice.text, notice.advice)
+        return geometry
 
     # ---------------------------------------------------------------- input
     def run_lines(self, lines: Iterable[str], source: str = "stdin") -> Outcome:
@@ -338,7 +363,6 @@ class Session:
                         checkpoint()
                         raise KeyboardInterrupt from None
                     clear_interrupt()
-                from mosflm_py.output.mosflm_log import FAILURE
 
                 self.failures += 1
                 self.report.lines(FAILURE)  # MOSFLM's words, which drivers look for
@@ -367,8 +391,6 @@ class Session:
 
     def _check_outputs(self, job: Job) -> None:
         """Every output file the job writes (``writes`` in its keyword file) can be written."""
-        from mosflm_py.atomic import check_output_folder, check_output_path
-
         named: list[tuple[str, str]] = []
         for rec in job.records:
             for path in rec.writes:

@@ -185,10 +185,8 @@ def symmetry(state: State, record: Record) -> State:
     text = str(record.get("spacegroup")).strip()
     if not text:
         raise KeywordError("SYMMETRY: expected a space-group number or symbol")
-    try:
-        import gemmi
-    except ImportError:  # pragma: no cover
-        return apply_setting(state, "crystal.symmetry", text.upper())
+    import gemmi  # slow to import: only when SYMMETRY is given
+
     key = text.replace(" ", "")
     sg = gemmi.find_spacegroup_by_number(int(key)) if key.isdigit() else (
         gemmi.find_spacegroup_by_name(text) or gemmi.find_spacegroup_by_name(key))

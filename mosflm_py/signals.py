@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import signal
 import sys
@@ -115,8 +116,6 @@ def _handler(signum: int, frame) -> None:
 def stop_workers() -> None:
     """Terminate the live worker processes of this process (multiprocessing children)."""
     try:
-        import multiprocessing
-
         children = multiprocessing.active_children()
     except Exception:  # noqa: BLE001 - best effort while stopping
         return

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mosflm_py.output.mtz import read_unmerged_mtz
+
 
 @dataclass(frozen=True)
 class TruthComparison:
@@ -47,8 +49,6 @@ def _keys(hkl: np.ndarray) -> np.ndarray:
 
 def compare(mtz_path: str | Path, truth_path: str | Path) -> TruthComparison:
     """Add partial parts, match to the truth, and compute the agreement statistics."""
-    from mosflm_py.output.mtz import read_unmerged_mtz
-
     m = read_unmerged_mtz(mtz_path)
     t = np.load(truth_path)
     c = m.columns

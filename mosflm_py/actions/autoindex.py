@@ -15,8 +15,11 @@ import numpy as np
 from mosflm_py.actions.common import experiment_for_image, set_crystal
 from mosflm_py.actions.indexspots import indexing_spots
 from mosflm_py.errors import ImageError
+from mosflm_py.geometry.matrix_file import write_matrix_file
 from mosflm_py.indexing.autoindex import IndexingResult, autoindex
 from mosflm_py.indexing.solutions import IndexingParams
+from mosflm_py.output import mosflm_log as ml
+from mosflm_py.output.mosflm_log import space_group_short
 
 if TYPE_CHECKING:
     from mosflm_py.session import Job, Session
@@ -131,11 +134,8 @@ def run(session: Session, job: Job) -> None:
         session.set("detector.distance", float(result.distance))
     newmat = session.files.newmat
     if newmat:
-        from mosflm_py.geometry.matrix_file import write_matrix_file
-
         wl = result.experiment.beam.wavelength
         cr = result.crystal
-        from mosflm_py.output.mosflm_log import space_group_short
 
         write_matrix_file(newmat, cr.a_matrix(wl), cr.missets, cr.U, cr.cell,
                           space_group_short(cr.space_group)[0])
@@ -148,8 +148,6 @@ def _fmt_cell(cell) -> str:
 
 def report(session: Session, res: IndexingResult, spot_lists: dict) -> None:
     """Print the autoindexing log as MOSFLM does (:mod:`mosflm_py.output.mosflm_log`)."""
-    from mosflm_py.output import mosflm_log as ml
-
     out = session.report
     out.line("")
     for n, s in spot_lists.items():

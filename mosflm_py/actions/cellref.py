@@ -15,7 +15,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mosflm_py.actions.common import experiment_for_image, resolution_limits, set_crystal
+from mosflm_py.actions.integrate import choose_raster, detector_refinement_params, postref_params
 from mosflm_py.actions.process import image_plan, starting_experiment
+from mosflm_py.geometry.matrix_file import write_matrix_file
+from mosflm_py.output import mosflm_log as ml
+from mosflm_py.output.mosflm_log import cell_refinement_complete, space_group_short
+from mosflm_py.output.summary import (
+    DetectorImageResult,
+    PostrefImageResult,
+    SummaryWriter,
+    detector_parameters_table,
+    postrefinement_table,
+)
+from mosflm_py.refinement import MeasureParams, auto_segments, make_measure_fn, refine_cell_segments
 
 if TYPE_CHECKING:
     from mosflm_py.session import Session
@@ -37,8 +49,6 @@ def add_segment(session: Session, first: int, last: int) -> None:
 
 def automatic_segments(session: Session, first: int, last: int) -> None:
     """POSTREF AUTO: choose the segments within first..last (iMosflm's rule) and refine."""
-    from mosflm_py.refinement import auto_segments
-
     plan = image_plan(session, first, last, None, None, 0)
     exp = starting_experiment(session, first)
     phis = {im.number: (im.phi_start, im.phi_end) for im in plan}
@@ -56,9 +66,6 @@ def automatic_segments(session: Session, first: int, last: int) -> None:
 
 def refine_cell(session: Session, segments: list[list[int]]) -> None:
     """Run the segment cell refinement and report it as MOSFLM does."""
-    from mosflm_py.actions.integrate import detector_refinement_params, postref_params
-    from mosflm_py.refinement import MeasureParams, make_measure_fn, refine_cell_segments
-
     rep = session.report
     first = segments[0][0]
     exp = starting_experiment(session, first)
@@ -75,7 +82,6 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
     if session.state.integration.raster is None:
         # as MOSFLM: the measurement box (RASTER) and SEPARATION from the spot size on the
         # first image, reported with the refinement ("Final optimised raster parameters")
-        from mosflm_py.actions.integrate import choose_raster
 
         choose_raster(session, exp, first)
     measure = make_measure_fn(series.frame, phi_of, MeasureParams(d_min=d_min, d_max=d_max))
@@ -127,8 +133,6 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
 
 def _log_cycles(session: Session, res) -> None:
     """Per cycle and image, MOSFLM's ``Processing Image`` blocks (refined detector, crystal)."""
-    from mosflm_py.output import mosflm_log as ml
-
     rep = session.report
     cycles = sorted({int(r["cycle"]) for r in res.detector_rows})
     post = {(int(r["cycle"]), int(r["Image"])): r for r in res.postref_rows}
@@ -159,8 +163,6 @@ def _log_cycles(session: Session, res) -> None:
 
 def _log_complete(session: Session, res, segments: list[list[int]]) -> None:
     """MOSFLM's closing block (``Cell refinement is complete``, tables, mosaic, missets)."""
-    from mosflm_py.output.mosflm_log import cell_refinement_complete
-
     first, last = segments[0][0], segments[-1][-1]
     last_cycle = max((int(r["cycle"]) for r in res.postref_rows), default=0)
     mis = {int(r["Image"]): (r["PHIX"], r["PHIY"], r["PHIZ"]) for r in res.postref_rows
@@ -179,11 +181,9 @@ def _write_newmat(session: Session, res, first: int) -> None:
     path = session.state.files.newmat
     if not path:
         return
-    from mosflm_py.geometry.matrix_file import write_matrix_file
 
     exp = experiment_for_image(session, first, res.experiment.crystal)
     cr = res.experiment.crystal
-    from mosflm_py.output.mosflm_log import space_group_short
 
     # the refined missets are folded into U (and A = λ·M·U·B), missets 0: the file then gives
     # the refined orientation to any reader of the A matrix (DIALS, the dev-set scorer), and
@@ -206,13 +206,6 @@ def _write_summary(session: Session, res) -> None:
     path = session.state.files.summary
     if not path:
         return
-    from mosflm_py.output.summary import (
-        DetectorImageResult,
-        PostrefImageResult,
-        SummaryWriter,
-        detector_parameters_table,
-        postrefinement_table,
-    )
 
     def num(x) -> float:
         return float(x) if x is not None and np.isfinite(x) else 0.0

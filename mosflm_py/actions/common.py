@@ -18,6 +18,7 @@ from mosflm_py.geometry.crystal import Crystal
 from mosflm_py.geometry.detector import Detector
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.goniometer import Goniometer
+from mosflm_py.geometry.matrix_file import wavelength_from_matrix
 
 if TYPE_CHECKING:
     from mosflm_py.actions.images import EffectiveGeometry
@@ -73,8 +74,6 @@ def current_crystal(session: Session, wavelength: float | None = None) -> Crysta
     if cr is None and session.results.matrix is not None:
         mat = session.results.matrix
         if wavelength is None:
-            from mosflm_py.geometry.matrix_file import wavelength_from_matrix
-
             wavelength = wavelength_from_matrix(mat.A, mat.cell)
         cr = Crystal.from_a_matrix(np.asarray(mat.A), wavelength,
                                    missets=tuple(mat.missets))

@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mosflm_py.actions.common import detector_from_geometry
 from mosflm_py.errors import KeywordError
+from mosflm_py.output.mosflm_log import raster_set, separation_set, spot_search_summary
 from mosflm_py.spotfinding import (
     DetectorFrame,
     FindSpotsReport,
@@ -121,8 +123,6 @@ def spotfind_params(session: Session, g: EffectiveGeometry) -> SpotFindParams:
 
 def detector_frame(g: EffectiveGeometry, session: Session | None = None) -> DetectorFrame:
     """Spot-finder geometry of one image, with the detector model prediction uses."""
-    from mosflm_py.actions.common import detector_from_geometry
-
     return DetectorFrame(beam_x=g.beam_x, beam_y=g.beam_y, distance=g.distance,
                          wavelength=g.wavelength, pixel_slow=g.pixel_slow,
                          pixel_fast=g.pixel_fast, gain=g.gain if g.gain > 0 else 1.0,
@@ -277,7 +277,6 @@ def _set_box_and_separation(session: Session, numbers: list[int], report: bool) 
         session.set("integration.separation", (float(sep[0]), float(sep[1])))
     if not report:
         return
-    from mosflm_py.output.mosflm_log import raster_set, separation_set
 
     ix, iy = int(np.ceil(mx)), int(np.ceil(my))
     r = " ".join(str(v) for v in raster)
@@ -326,7 +325,6 @@ def _report_image(session: Session, n: int, spots: SpotList, rep: FindSpotsRepor
                  f"spots found to {rep.d_min_spots:.2f} A resolution")
         if rep.d_limit is not None:
             out.line(f" Weak image: spots beyond {rep.d_limit:.2f} A ignored (AUTORESLN)")
-    from mosflm_py.output.mosflm_log import spot_search_summary
 
     sep = session.state.integration.separation or rep.separation
     out.line()

@@ -6,70 +6,27 @@ summary is printed then. A single image *filename* given to TEMPLATE or IMAGE (i
 finds the template and the whole series at once. Each new template becomes a new sector
 (``session.results.sectors``); the current sector is the last one.
 
-:func:`effective_geometry` merges an image header with the keywords (keywords win; a WARNING is
-printed once when a keyword disagrees with the header, as MOSFLM does).
+:func:`effective_geometry` prints what :func:`mosflm_py.image_geometry.experiment_from` (header +
+keywords, keywords win) finds: a WARNING once when a keyword disagrees with the header, as MOSFLM
+does.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mosflm_py.errors import GeometryError, ImageError
-from mosflm_py.imageio.sanity import unresolved
+from mosflm_py.errors import ImageError
+from mosflm_py.geometry.matrix_file import read_matrix_file
+from mosflm_py.image_geometry import EffectiveGeometry, header_warnings
+from mosflm_py.imageio.series import ImageSeries
 from mosflm_py.lexer import parse_int
+from mosflm_py.output.mosflm_log import image_header_values
+from mosflm_py.state import apply_setting
 
 if TYPE_CHECKING:
     from mosflm_py.registry import Record
     from mosflm_py.session import Session
-
-CU_KALPHA = 1.5418
-MO_KALPHA = 0.7107
-SYNCHROTRON_POLARISATION = 0.95
-SYNCHROTRON_DIVERGENCE = (0.100, 0.020)
-SYNCHROTRON_DISPERSION = 0.0015
-LAB_DIVERGENCE = (0.100, 0.100)  # assumption: no laboratory default is documented
-LAB_DISPERSION = 0.0025  # assumption: Kalpha1/Kalpha2 spread
-
-
-@dataclass(frozen=True, slots=True)
-class EffectiveGeometry:
-    """Geometry of one image: header values with keyword overrides applied (keywords win).
-
-    Lengths in mm, angles in degrees, wavelength in Angstrom. ``beam_x``/``beam_y`` are MOSFLM
-    detector coordinates (X along slow, Y along fast). ``polarisation`` is MOSFLM's degree of
-    polarisation (0 = unpolarised), ``divergence`` (horizontal, vertical) in degrees,
-    ``dispersion`` = delta-lambda / lambda.
-    """
-
-    wavelength: float
-    distance: float
-    beam_x: float
-    beam_y: float
-    pixel_slow: float
-    pixel_fast: float
-    nslow: int
-    nfast: int
-    two_theta: float
-    phi_start: float
-    phi_end: float
-    gain: float
-    overload: float
-    nullpix: float
-    adcoffset: float
-    detector_type: str
-    detector_omega: float
-    reverse_phi: bool
-    polarisation: float
-    divergence: tuple[float, float]
-    dispersion: float
-
-    @property
-    def osc_width(self) -> float:
-        """Oscillation width (deg); 0 for a still."""
-        return self.phi_end - self.phi_start
-
 
 # -------------------------------------------------------------------------------------------
 # Series resolution
@@ -77,10 +34,7 @@ class EffectiveGeometry:
 
 
 def _series_class():
-    try:
-        from mosflm_py.imageio.series import ImageSeries
-    except ImportError as err:  # pragma: no cover - depends on the imageio engineer
-        raise ImageError(f"image reading is not available yet in mosflm-py ({err})") from None
+    """The image-series class (a seam for tests that fake the images)."""
     return ImageSeries
 
 
@@ -187,8 +141,6 @@ def _number_of(series: Any, path: str) -> int | None:
 
 def apply_image(state, record: Record):
     """IMAGE state update: the current image number and an optional PHI start TO end."""
-    from mosflm_py.state import apply_setting
-
     value = str(record.get("image"))
     try:
         n = parse_int(value)
@@ -230,8 +182,6 @@ def on_image(session: Session, record: Record) -> None:
 
 def _header_values(session: Session, header: Any) -> None:
     """MOSFLM's "... taken from image header" lines (drivers read the distance from them)."""
-    from mosflm_py.output.mosflm_log import image_header_values
-
     vals = (getattr(header, "distance", None), getattr(header, "wavelength", None),
             getattr(header, "pixel_slow", None))
     if all(v is not None and v > 0 for v in vals):
@@ -274,66 +224,18 @@ def _describe_geometry(g: EffectiveGeometry) -> list[str]:
 # Header versus keywords
 # -------------------------------------------------------------------------------------------
 
-# (state path, header attribute, MOSFLM's wording, unit, format, tolerance)
-_CHECKS = (
-    ("detector.distance", "distance", "crystal to detector distance", "mm", ".2f", 0.005),
-    ("beam.wavelength", "wavelength", "wavelength", "A", ".5f", 5e-5),
-    ("detector.two_theta", "two_theta", "two-theta angle", "deg", ".2f", 0.005),
-    ("detector.pixel", "pixel_slow", "pixel size", "mm", ".5f", 5e-6),
-)
-
-
 def check_header_against_keywords(session: Session, hdr: Any) -> None:
     """Print MOSFLM's WARNING for every user keyword value that disagrees with the header."""
-    st = session.state
-    for path, attr, words, unit, fmt, tol in _CHECKS:
-        user = session.get(path)
-        head = getattr(hdr, attr, None)
-        if user is None or head is None or not st.is_user_set(path):
-            continue
-        if abs(user - head) > tol:
-            short = words.split()[-1]
-            session.warn_once(("hdr", path, user, head),
-                              f"Input {words} ({user:{fmt}}{unit}) does NOT agree with value in "
-                              f"the image header ({head:{fmt}}{unit}). The input {short} will be "
-                              "used.")
-    beam = st.detector.beam
-    if (beam is not None and st.is_user_set("detector.beam") and hdr.beam_x is not None
-            and hdr.beam_y is not None):
-        if max(abs(beam[0] - hdr.beam_x), abs(beam[1] - hdr.beam_y)) > 0.005:
-            session.warn_once(("hdr", "beam", beam, (hdr.beam_x, hdr.beam_y)),
-                              f"Input beam position ({beam[0]:.2f}, {beam[1]:.2f} mm) does NOT "
-                              f"agree with value in the image header ({hdr.beam_x:.2f}, "
-                              f"{hdr.beam_y:.2f} mm). The input beam position will be used.")
-
-
-def _pick(user: Any, header_value: Any, default: Any = None) -> Any:
-    if user is not None:
-        return user
-    if header_value is not None:
-        return header_value
-    return default
-
-
-def _is_lab(wavelength: float) -> bool:
-    return abs(wavelength - CU_KALPHA) < 0.002 or abs(wavelength - MO_KALPHA) < 0.002
+    for notice in header_warnings(session.state, hdr):
+        session.warn_once(notice.key, notice.text, notice.advice)
 
 
 def effective_geometry(session: Session, image_number: int,
                        header: Any = None) -> EffectiveGeometry:
     """Header of image *image_number* merged with the keywords (keywords win).
 
-    Parameters
-    ----------
-    session : Session
-    image_number : int
-        Image number in the current sector.
-    header : ImageHeader, optional
-        Already-read header (skips reading it again).
-
-    Returns
-    -------
-    EffectiveGeometry
+    The merge is :func:`mosflm_py.image_geometry.experiment_from`; its warnings are printed
+    once each (``Session.geometry``).
 
     Raises
     ------
@@ -342,84 +244,13 @@ def effective_geometry(session: Session, image_number: int,
     GeometryError
         A value needed is neither in the header nor given by a keyword.
     """
-    if header is None:
-        header = current_series(session).header(image_number)
-    check_header_against_keywords(session, header)
-    st = session.state
-    overridden = any(o[0] == image_number for o in st.images.phi_overrides)
-    if bad := unresolved(header, st.is_user_set, image_number, overridden):
-        raise GeometryError(bad)
-    det, beam = st.detector, st.beam
-
-    def need(value: Any, what: str, keyword: str) -> Any:
-        if value is None:
-            raise GeometryError(f"The {what} is not in the image header of image {image_number}: "
-                                f"give it with the {keyword} keyword.")
-        return value
-
-    wavelength = need(_pick(beam.wavelength, header.wavelength), "wavelength", "WAVELENGTH")
-    distance = need(_pick(det.distance, header.distance), "crystal to detector distance",
-                    "DISTANCE")
-    pixel_slow = need(_pick(det.pixel, header.pixel_slow), "pixel size", "PIXEL")
-    pixel_fast = _pick(det.pixel_fast or det.pixel, header.pixel_fast, pixel_slow)
-    nslow, nfast = det.size if det.size is not None else (header.nslow, header.nfast)
-    if det.beam is not None:
-        beam_x, beam_y = det.beam
-    elif header.beam_x is not None and header.beam_y is not None:
-        beam_x, beam_y = header.beam_x, header.beam_y
-    else:
-        beam_x, beam_y = nslow * pixel_slow / 2.0, nfast * pixel_fast / 2.0
-        session.warn_once(("nobeam",), "The beam position is not in the image header; the "
-                          f"detector centre ({beam_x:.2f}, {beam_y:.2f} mm) will be used.",
-                          "Give the BEAM keyword if this is wrong.")
-    override = {o[0]: (o[1], o[2]) for o in st.images.phi_overrides}
-    if image_number in override:
-        phi_start, phi_end = override[image_number]
-    else:
-        phi_start = _pick(None, header.phi_start, 0.0)
-        phi_end = _pick(None, header.phi_end, phi_start)
-    lab = _is_lab(wavelength)
-    if beam.polarisation is not None:
-        polarisation = beam.polarisation
-    elif beam.polarisation_mode in ("PINHOLE", "MONOCHROMATOR"):
-        polarisation = 0.0
-    else:
-        polarisation = 0.0 if lab else SYNCHROTRON_POLARISATION
-    divergence = beam.divergence or (LAB_DIVERGENCE if lab else SYNCHROTRON_DIVERGENCE)
-    dispersion = _pick(beam.dispersion, None, LAB_DISPERSION if lab else SYNCHROTRON_DISPERSION)
-    return EffectiveGeometry(
-        wavelength=float(wavelength),
-        distance=float(distance),
-        beam_x=float(beam_x),
-        beam_y=float(beam_y),
-        pixel_slow=float(pixel_slow),
-        pixel_fast=float(pixel_fast),
-        nslow=int(nslow),
-        nfast=int(nfast),
-        two_theta=float(_pick(det.two_theta, header.two_theta, 0.0)),
-        phi_start=float(phi_start),
-        phi_end=float(phi_end),
-        gain=float(_pick(det.gain, header.gain, 1.0)),
-        overload=float(_pick(det.overload, header.overload, 65500.0)),
-        nullpix=float(_pick(det.nullpix, header.nullpix, 0.0)),
-        adcoffset=float(_pick(det.adcoffset, getattr(header, "adcoffset", None), 0.0)),
-        detector_type=str(_pick(det.type, header.detector_type, "UNKNOWN")),
-        detector_omega=float(_pick(det.omega, header.detector_omega, 0.0)),
-        reverse_phi=bool(det.reverse_phi or header.reverse_phi),
-        polarisation=float(polarisation),
-        divergence=(float(divergence[0]), float(divergence[1])),
-        dispersion=float(dispersion),
-    )
+    return session.geometry(image_number, header=header)
 
 
 def on_matrix(session: Session, record: Record) -> None:
     """MATRIX effect: read the matrix file now (clear error if missing), keep it in results."""
     path = session.state.files.matrix
     if not path:
-        return
-    try:
-        from mosflm_py.geometry.matrix_file import read_matrix_file
-    except ImportError:  # pragma: no cover - module written by the geometry engineer
         return
     mat = read_matrix_file(path)
     session.results.matrix = mat

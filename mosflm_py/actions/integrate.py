@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mosflm_py import __version__
 from mosflm_py.actions.common import resolution_limits
+from mosflm_py.actions.findspots import spotfind_params, spots_for_images
 from mosflm_py.actions.process import (
-    _source,
     exclude_shells,
     image_plan,
     progress,
+    series_source,
     starting_experiment,
 )
-from mosflm_py.errors import IntegrationError
+from mosflm_py.errors import IntegrationError, NotImplementedYet
+from mosflm_py.geometry.crystal import b_matrix
 from mosflm_py.integration import (
     BackgroundParams,
     IntegrationParams,
@@ -26,12 +30,38 @@ from mosflm_py.integration import (
     RejectionParams,
     SeparationParams,
 )
+from mosflm_py.output.genfile import GenerateFileWriter
+from mosflm_py.output.harvest import HarvestImage, HarvestRun, harvest_path, write_harvest
+from mosflm_py.output.mosflm_log import (
+    END_OF_PROCESSING,
+    image_banner,
+    integrated_image,
+    mtz_written,
+    positional_refinement,
+    postref_result,
+    raster_optimised,
+    resolution_analysis,
+    separation_updated,
+    space_group_short,
+)
+from mosflm_py.output.mtz import BatchHeader, MtzMeta, default_mtz_name
+from mosflm_py.output.mtz_columns import hkl_to_asu
+from mosflm_py.output.mtz_stream import UnmergedMtzWriter
+from mosflm_py.output.summary import (
+    DetectorImageResult,
+    PostrefImageResult,
+    SummaryWriter,
+    detector_parameters_table,
+    postrefinement_table,
+    symmetry_agreement,
+)
 from mosflm_py.processing.block import BlockJob
 from mosflm_py.processing.fractions import FractionNormaliser
 from mosflm_py.processing.params import ProcessParams
 from mosflm_py.processing.plan import make_blocks, phi_grid
 from mosflm_py.processing.runner import run_blocks
 from mosflm_py.refinement import PostrefParams, RefinementParams
+from mosflm_py.spotfinding import build_mask
 
 if TYPE_CHECKING:
     from mosflm_py.geometry.experiment import Experiment
@@ -48,8 +78,6 @@ def choose_raster(session: Session, exp: Experiment, first: int) -> Raster:
     """
     r = session.state.integration.raster
     if r is None:
-        from mosflm_py.actions.findspots import spots_for_images
-
         spots_for_images(session, [first])
         r = session.state.integration.raster
     if r is not None:
@@ -63,9 +91,6 @@ def choose_raster(session: Session, exp: Experiment, first: int) -> Raster:
 
 def _geometric_mask(session: Session, g) -> np.ndarray | None:
     """Active-pixel mask from BACKSTOP and LIMITS EXCLUDE / QUADRILATERAL (None if none)."""
-    from mosflm_py.actions.findspots import spotfind_params
-    from mosflm_py.spotfinding import build_mask
-
     sp = spotfind_params(session, g)
     if sp.backstop is None and not sp.excludes and not sp.quadrilaterals:
         return None
@@ -192,8 +217,6 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
              f" RASTER {raster.nxs} {raster.nys} {raster.nc} {raster.nrx} {raster.nry};"
              f" {session.nproc} worker process(es)")
     if st.files.coords:
-        from mosflm_py.errors import NotImplementedYet
-
         raise NotImplementedYet(f"COORDS {st.files.coords}: writing MOSFLM's spot coordinates "
                                 "file is not implemented yet; remove COORDS (the generate file, "
                                 "GENFILE, lists the predicted positions)")
@@ -203,10 +226,6 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     image_rows = []
     n_records = 0
     done = 0
-    from contextlib import ExitStack
-
-    from mosflm_py.output.genfile import GenerateFileWriter
-    from mosflm_py.output.mtz_stream import UnmergedMtzWriter
 
     fractions = FractionNormaliser(plan[0].phi_start, plan[-1].phi_end)
 
@@ -217,7 +236,7 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
             gen = (stack.enter_context(GenerateFileWriter(st.files.genfile,
                                                           st.names.title or ""))
                    if st.files.genfile else None)
-            for res in run_blocks(jobs, _source(series), session.nproc):
+            for res in run_blocks(jobs, series_source(series), session.nproc):
                 for w in res.warnings:
                     rep.warning(w)
                 ims = plan[done:done + len(res.stats)]
@@ -251,7 +270,6 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     finally:
         rep.progress(len(plan), len(plan), 0.0)  # take the bar off the terminal
     elapsed = time.perf_counter() - t0
-    from mosflm_py.output.mosflm_log import END_OF_PROCESSING, mtz_written
 
     rep.line("")
     rep.line(f" {n_records} reflections integrated on {len(plan)} images in {elapsed:.1f} s "
@@ -315,10 +333,6 @@ def _check_outcome(session: Session, first: int, last: int, image_rows, n_record
             "very weak images integrate with the detector parameters as they are (NOREFINE).")
 def _write_harvest(session: Session, plan, image_rows, mtz) -> None:
     """HARVEST ON: the CCP4 harvest file of this run (:mod:`mosflm_py.output.harvest`)."""
-    from mosflm_py import __version__
-    from mosflm_py.output.harvest import HarvestImage, HarvestRun, harvest_path, write_harvest
-    from mosflm_py.output.mosflm_log import space_group_short
-
     st = session.state
     names = st.names
     pname, dname = names.pname or "Unspecified", names.dname or "Unspecified"
@@ -345,9 +359,6 @@ def _write_harvest(session: Session, plan, image_rows, mtz) -> None:
 
 def _agreement(rec, ref) -> tuple[float, int, float]:
     """Rsym, Nsym, SDRAT of the fully recorded reflections of one image (SUMMARY Table 1)."""
-    from mosflm_py.output.mtz_columns import hkl_to_asu
-    from mosflm_py.output.summary import symmetry_agreement
-
     full = ~np.asarray(rec.partial, bool)
     if full.sum() < 2:
         return 0.0, 0, 0.0
@@ -391,9 +402,6 @@ def _log_profiles(session: Session, res) -> None:
 
 def _log_integrated(session: Session, im, s, rec, ref) -> None:
     """MOSFLM's ``Integrating Image`` block: counts and the analysis by resolution."""
-    from mosflm_py.geometry.crystal import b_matrix
-    from mosflm_py.output.mosflm_log import image_banner, integrated_image, resolution_analysis
-
     rep = session.report
     rep.lines(image_banner("Integrating", s.image, im.phi_start, im.phi_end))
     rep.line("")
@@ -415,14 +423,6 @@ def _log_image(session: Session, im, ref, profiles: list[dict] | None = None) ->
     On the first image of a block also the measurement box of the central standard profile
     and the SEPARATION in use (MOSFLM's "Final optimised raster parameters").
     """
-    from mosflm_py.output.mosflm_log import (
-        image_banner,
-        positional_refinement,
-        postref_result,
-        raster_optimised,
-        separation_updated,
-    )
-
     rep = session.report
     det = ref.experiment.detector
     cr = ref.experiment.crystal
@@ -447,8 +447,6 @@ def _log_image(session: Session, im, ref, profiles: list[dict] | None = None) ->
 
 
 def _mtz_path(session: Session, plan) -> str:
-    from mosflm_py.output.mtz import default_mtz_name
-
     st = session.state
     path = st.files.hklout or default_mtz_name(session.images().template, plan[0].number)
     if st.files.mtzdirectory:
@@ -457,8 +455,6 @@ def _mtz_path(session: Session, plan) -> str:
 
 
 def _batch_header(session: Session, im, ref):
-    from mosflm_py.output.mtz import BatchHeader
-
     e = ref.experiment
     cr = e.crystal
     return BatchHeader(
@@ -473,8 +469,6 @@ def _batch_header(session: Session, im, ref):
 
 
 def _mtz_meta(session: Session, exp):
-    from mosflm_py.output.mtz import MtzMeta
-
     names = session.state.names
     series = session.images()
     ident = names.xname or names.ident or Path(series.template).name.split("#")[0].rstrip("_")
@@ -491,14 +485,6 @@ def _write_summary(session: Session, image_rows) -> str | None:
     Numbers wherever MOSFLM has numbers (a value that could not be determined is written 0, as
     MOSFLM does); images that were not post-refined are left out of Table 2, as in MOSFLM.
     """
-    from mosflm_py.output.summary import (
-        DetectorImageResult,
-        PostrefImageResult,
-        SummaryWriter,
-        detector_parameters_table,
-        postrefinement_table,
-    )
-
     path = session.state.files.summary
     if not path:
         return None

@@ -25,8 +25,12 @@ from mosflm_py.actions.common import (
     resolution_limits,
     set_crystal,
 )
+from mosflm_py.actions.findspots import spots_for_images
+from mosflm_py.actions.integrate import postref_params
 from mosflm_py.errors import GeometryError, KeywordError, MosflmError
-from mosflm_py.mosaic import MosaicParams, estimate_mosaic
+from mosflm_py.mosaic import MosaicParams, estimate_mosaic, rocking_width_from_partials
+from mosflm_py.output.mosflm_log import mosaicity_estimated
+from mosflm_py.refinement import MeasureParams, PartialObservations, make_measure_fn
 
 if TYPE_CHECKING:
     from mosflm_py.session import Job, Session
@@ -53,8 +57,6 @@ def _raster(session: Session, n: int) -> tuple[int, int, int, int, int]:
     if r is not None:
         return tuple(int(v) for v in r)
     try:
-        from mosflm_py.actions.findspots import spots_for_images
-
         spots_for_images(session, [n], report=False)
     except MosflmError:
         return DEFAULT_RASTER
@@ -126,7 +128,6 @@ def estimate(session: Session, job: Job) -> None:
                  "is kept.")
         return
     eta = float(result.eta)
-    from mosflm_py.output.mosflm_log import mosaicity_estimated
 
     width = None if psub is not None else _rocking_width(session, n, crystal, eta, phi[1] - phi[0],
                                                            d_min, d_max)
@@ -156,10 +157,6 @@ def _rocking_width(session: Session, n: int, crystal, eta: float, osc: float, d_
                    d_max: float | None):
     """η and block width fitted to the partials on image ``n`` and the next few (enough to hold
     a rocking curve of the plateau width, 3 to 10 images); None when that is not possible."""
-    from mosflm_py.actions.integrate import postref_params
-    from mosflm_py.mosaic import rocking_width_from_partials
-    from mosflm_py.refinement import MeasureParams, PartialObservations, make_measure_fn
-
     numbers = [int(i) for i in session.images().numbers]
     if n not in numbers or osc <= 0:
         return None

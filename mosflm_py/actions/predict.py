@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mosflm_py.actions.common import current_crystal, experiment_for_image, resolution_limits
+from mosflm_py.actions.findspots import spots_for_images
 from mosflm_py.errors import GeometryError, MosflmError
 from mosflm_py.geometry.prediction import Predictions, fraction_on_image, predict
 from mosflm_py.output.picture import PredictionClass, render_picture, write_picture
@@ -148,8 +149,6 @@ def plot_prediction(session: Session, ip: ImagePrediction, path: str) -> tuple[i
     spots = session.results.spots.get(n)
     if spots is None:
         try:
-            from mosflm_py.actions.findspots import spots_for_images
-
             spots = spots_for_images(session, [n], report=False)[n]
         except MosflmError:
             spots = None

@@ -1,9 +1,8 @@
-"""PROCESS a b [START φ] [ANGLE Δφ] [BLOCK n] [ADD k] + GO/RUN: integrate a range of images.
+"""What PROCESS jobs share: the image plan, the starting model, excluded shells, progress.
 
-With ``POSTREF SEGMENT n`` each PROCESS + GO is one segment of a cell refinement: the images are
-collected and, once n segments are in, the cell is refined (:mod:`mosflm_py.actions.cellref`).
-Otherwise the images are integrated in blocks (:mod:`mosflm_py.processing`) and the unmerged MTZ
-(HKLOUT) and the SUMMARY file are written.
+Used by the sweep integration (:mod:`mosflm_py.actions.integrate`) and the segment cell
+refinement (:mod:`mosflm_py.actions.cellref`); the GO handler of PROCESS, which chooses between
+them, is :mod:`mosflm_py.actions.process_run`.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mosflm_py.actions.common import experiment_for_image
 from mosflm_py.errors import IntegrationError
+from mosflm_py.imageio.series import ImageSeries
 from mosflm_py.processing.plan import ImagePlan, plan_images
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ class SeriesSource:
     hdf5: bool = False
 
     def __call__(self):
-        from mosflm_py.imageio.series import ImageSeries
-
         if self.hdf5:
             series = ImageSeries.from_filename(self.template)
         else:
@@ -43,7 +41,8 @@ class SeriesSource:
         return series.frame
 
 
-def _source(series) -> SeriesSource:
+def series_source(series) -> SeriesSource:
+    """The picklable frame reader of *series* for the worker processes."""
     if getattr(series, "hdf5_master", False):  # the master file itself, not the flag
         return SeriesSource(os.path.join(str(series.directory), series.template), "", True)
     return SeriesSource(series.template, str(series.directory))
@@ -61,27 +60,6 @@ def process_range(session: Session, job: Job) -> tuple[int, int, float | None, f
     block = int(rec.sub("BLOCK").get("n")) if rec.has("BLOCK") else session.state.integration.block
     add = int(rec.sub("ADD").get("offset")) if rec.has("ADD") else 0
     return first, last, start, angle, block, add
-
-
-def run(session: Session, job: Job) -> None:
-    """GO handler of PROCESS."""
-    first, last, start, angle, block, add = process_range(session, job)
-    segments = session.state.postref.segments
-    if segments and segments < 0:
-        from mosflm_py.actions.cellref import automatic_segments
-
-        automatic_segments(session, first, last)
-        return
-    if segments:
-        from mosflm_py.actions.cellref import add_segment
-
-        add_segment(session, first, last)
-        return
-    from mosflm_py.actions.integrate import integrate_sweep
-    from mosflm_py.actions.quickscale import auto_after_process
-
-    integrate_sweep(session, first, last, start, angle, block, add)
-    auto_after_process(session)  # QUICKSCALE AUTO / --report
 
 
 def image_plan(session: Session, first: int, last: int, start: float | None,
@@ -133,5 +111,7 @@ def progress(session: Session, done: int, total: int, t0: float) -> None:
     session.report.progress(done, total, time.perf_counter() - t0)
 
 
-__all__ = ["SeriesSource", "exclude_shells", "image_plan", "progress", "run",
-           "starting_experiment"]
+_source = series_source  # the old private name
+
+__all__ = ["SeriesSource", "exclude_shells", "image_plan", "process_range", "progress",
+           "series_source", "starting_experiment"]

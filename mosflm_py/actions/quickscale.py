@@ -12,11 +12,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mosflm_py.actions.predict import plot_prediction, predict_image
+from mosflm_py.atomic import atomic_write_text
+from mosflm_py.errors import MosflmError
 from mosflm_py.output.loggraph import Graph, LoggraphTable
+from mosflm_py.scaling.mtzout import write_merged_mtz, write_scaled_unmerged_mtz
 from mosflm_py.scaling.observations import QuickScaleError, read_unmerged
 from mosflm_py.scaling.pipeline import QuickScaleOptions, QuickScaleResult, space_group_from_text
 from mosflm_py.scaling.pipeline import quickscale as run_qs
 from mosflm_py.scaling.pipeline import quicksymm as run_qsymm
+from mosflm_py.scaling.report import write_report
 
 if TYPE_CHECKING:
     from mosflm_py.registry import Record
@@ -190,7 +195,6 @@ def quickscale(session: Session, job: Job | None) -> None:
         if rec is not None and rec.has("SCALED")
         else f"{stem}_scaled.mtz"
     )
-    from mosflm_py.scaling.mtzout import write_merged_mtz, write_scaled_unmerged_mtz
 
     write_merged_mtz(merged, res.merged, res.observations, res.space_group)
     write_scaled_unmerged_mtz(scaled, res.observations, res.space_group, res.g, res.sigma, res.keep)
@@ -213,8 +217,6 @@ def quickscale(session: Session, job: Job | None) -> None:
     if report == "":  # --report without a file name
         report = f"{stem}_report.html"
     if report:
-        from mosflm_py.scaling.report import write_report
-
         files = write_report(
             report,
             res,
@@ -256,11 +258,8 @@ def _indexing_rows(session: Session) -> dict:
 def _picture(session: Session, stem: str) -> dict:
     """The first integrated image with the final predictions (PNG), as iMosflm shows it."""
     integ = session.results.integration
-    from mosflm_py.errors import MosflmError
 
     try:
-        from mosflm_py.actions.predict import plot_prediction, predict_image
-
         first = int(integ["images"][0][0].image)
         path = f"{stem}_image_{first}.png"
         plot_prediction(session, predict_image(session, first), path)
@@ -500,8 +499,6 @@ def summary_tables(res: QuickScaleResult) -> list[LoggraphTable]:
 
 def append_summary(path: str, res: QuickScaleResult) -> None:
     """Add (or replace) the QuickScale tables at the end of the SUMMARY file."""
-    from mosflm_py.atomic import atomic_write_text
-
     p = Path(path)
     text = p.read_text(encoding="utf-8", errors="replace") if p.exists() else ""
     marker = "\n$TABLE: QuickScale"
@@ -519,7 +516,6 @@ def auto_after_process(session: Session) -> None:
     """
     if not session.state.quickscale.auto:
         return
-    from mosflm_py.errors import MosflmError
 
     try:
         quickscale(session, None)

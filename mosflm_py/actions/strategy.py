@@ -32,8 +32,13 @@ from mosflm_py.actions.common import (
     resolution_limits,
 )
 from mosflm_py.errors import GeometryError, KeywordError, NotImplementedYet
+from mosflm_py.geometry.beam import Beam
+from mosflm_py.geometry.detector import Detector
 from mosflm_py.geometry.experiment import Experiment
-from mosflm_py.output.plot import Curve
+from mosflm_py.geometry.goniometer import Goniometer
+from mosflm_py.output.plot import Curve, render_line_plot, write_line_plot
+from mosflm_py.output.summary import SummaryWriter
+from mosflm_py.spotfinding.filters import separation_from_spot_size
 from mosflm_py.strategy import measured, reflection_passages, unique_reflections
 from mosflm_py.strategy import tables as tb
 from mosflm_py.strategy.completeness import empty_coverage
@@ -83,10 +88,6 @@ def _experiment(session: Session, keyword: str) -> Experiment:
 
 
 def _keyword_experiment(session: Session, keyword: str) -> Experiment:
-    from mosflm_py.geometry.beam import Beam
-    from mosflm_py.geometry.detector import Detector
-    from mosflm_py.geometry.goniometer import Goniometer
-
     st = session.state
     det, beam = st.detector, st.beam
     need = {
@@ -203,8 +204,6 @@ def strategy_resolution(session: Session, exp: Experiment) -> tuple[float, float
 
 
 def _append_summary(session: Session, tables) -> str | None:
-    from mosflm_py.output.summary import SummaryWriter
-
     path = session.state.files.summary
     if not path:
         return None
@@ -381,8 +380,6 @@ def _rows_to_print(rot: np.ndarray) -> np.ndarray:
 
 
 def _plot_strategy(session: Session, res, path: str, anomalous: bool) -> None:
-    from mosflm_py.output.plot import render_line_plot, write_line_plot
-
     curves = tb.curves_for_plot(
         res.curve_rotations,
         res.curve_starts,
@@ -409,8 +406,6 @@ def _plot_strategy(session: Session, res, path: str, anomalous: bool) -> None:
 
 # ------------------------------------------------------------------------------------ TESTGEN
 def _separation(session: Session, exp: Experiment) -> tuple[float, float]:
-    from mosflm_py.spotfinding.filters import separation_from_spot_size
-
     sep = session.state.integration.separation
     if sep is not None:
         return float(sep[0]), float(sep[1])
@@ -503,8 +498,6 @@ def testgen(session: Session, job: Job) -> None:
     if path:
         out.line(f" TESTGEN loggraph table added to {path}")
     if plot:
-        from mosflm_py.output.plot import render_line_plot, write_line_plot
-
         img = render_line_plot(
             curves,
             title,

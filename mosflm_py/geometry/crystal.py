@@ -7,6 +7,7 @@ Busing, W. R. & Levy, H. A. (1967). Acta Cryst. 22, 457–464.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -170,6 +171,4 @@ class Crystal:
 
     def replace(self, **changes: object) -> Crystal:
         """Copy with fields replaced (as :func:`dataclasses.replace`)."""
-        import dataclasses
-
         return dataclasses.replace(self, **changes)

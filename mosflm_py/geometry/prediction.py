@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mosflm_py.errors import GeometryError
-from mosflm_py.geometry.crystal import Crystal
+from mosflm_py.geometry.crystal import Crystal, b_matrix
 from mosflm_py.geometry.experiment import Experiment
 
 
@@ -47,7 +47,6 @@ _HKL_CACHE: dict[tuple, np.ndarray] = {}
 def _generate_hkl(crystal: Crystal, d_min: float, d_max: float | None) -> np.ndarray:
     """Uncached :func:`generate_hkl`."""
     # |h| <= a_perp/d_min bounds: use the real-cell lengths divided by d_min (safe upper bound).
-    from mosflm_py.geometry.crystal import b_matrix
 
     bm = b_matrix(crystal.cell)
     real = np.linalg.inv(bm).T  # rows: real-space a, b, c (Å) in the crystal frame

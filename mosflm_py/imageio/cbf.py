@@ -22,6 +22,7 @@ import re
 import numpy as np
 
 from mosflm_py.errors import ImageError
+from mosflm_py.imageio import imgcif
 from mosflm_py.imageio.header import ImageHeader
 from mosflm_py.imageio.rawfile import read_all, read_prefix
 
@@ -110,8 +111,6 @@ def _detector_type(name: str) -> str:
 
 def read_cbf_header(path: str) -> ImageHeader:
     """Header of a CBF image as :class:`ImageHeader` (MOSFLM conventions)."""
-    from mosflm_py.imageio import imgcif
-
     text = header_text(path)
     block = imgcif.parse_cif_text(text)
     single = _single_values(block)

@@ -12,6 +12,7 @@ import math
 from typing import TYPE_CHECKING
 
 from mosflm_py.errors import ImageError
+from mosflm_py.registry import default_registry
 
 if TYPE_CHECKING:
     from mosflm_py.imageio.header import ImageHeader
@@ -36,8 +37,6 @@ HEADER_CHECKS: tuple[tuple[str, str, str | None, str, str], ...] = (
 
 
 def _arg(keyword: str, sub: str | None, name: str) -> ArgSpec:
-    from mosflm_py.registry import default_registry
-
     spec = default_registry().specs[keyword]
     forms = spec.subkeywords[sub].forms if sub else spec.forms
     return next(a for form in forms for a in form if a.name == name)

@@ -18,7 +18,12 @@ from mosflm_py.imageio import hdf5
 from mosflm_py.imageio.formats import read_frame, read_header
 from mosflm_py.imageio.header import ImageHeader
 from mosflm_py.imageio.rawfile import read_prefix
-from mosflm_py.imageio.template import filename, find_numbers, template_from_filename
+from mosflm_py.imageio.template import (
+    _split_extension,
+    filename,
+    find_numbers,
+    template_from_filename,
+)
 
 _PHI_TOL = 1e-3  # deg: agreement needed between header phi and start + n * width
 
@@ -81,8 +86,6 @@ class ImageSeries:
             path = template if not directories else os.path.join(directories[0], template)
             return cls.from_filename(path)
         if extension:
-            from mosflm_py.imageio.template import _split_extension
-
             tbase = _split_extension(tbase)[0] + "." + extension.lstrip(".")
         search = [os.path.join(d, tdir) if tdir and not os.path.isabs(tdir) else (tdir or d)
                   for d in (directories or [tdir or "."])]

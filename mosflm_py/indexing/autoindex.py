@@ -10,6 +10,7 @@ and the automatic choice of :func:`mosflm_py.indexing.solutions.choose_solution`
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -78,8 +79,6 @@ SECOND_MIN_FRACTION = 0.1
 def _unimodular_3() -> np.ndarray:
     """All 3x3 matrices with entries -1, 0, 1 and determinant +1 (the changes of basis that
     carry a reduced basis onto an equivalent one include the lattice's rotations)."""
-    import itertools
-
     m = np.array(list(itertools.product((-1, 0, 1), repeat=9)), float).reshape(-1, 3, 3)
     return m[np.abs(np.linalg.det(m) - 1.0) < 1e-6]
 

@@ -43,9 +43,9 @@ import gemmi
 import numpy as np
 
 from mosflm_py.atomic import atomic_path
-from mosflm_py.output.mtz import (
+from mosflm_py.output.mtz_batch import BatchHeader
+from mosflm_py.output.mtz_records import (
     COLUMNS,
-    BatchHeader,
     MtzError,
     MtzMeta,
     MtzRecords,

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mosflm_py.atomic import atomic_write_text
 from mosflm_py.output.loggraph import Graph, LoggraphTable
 
@@ -167,8 +169,6 @@ def symmetry_agreement(hkl_asu, intensity, sigma) -> tuple[float, int, float]:
     intensity, sigma : (N,) float
         Their (profile-fitted) intensities and sigmas.
     """
-    import numpy as np
-
     hkl = np.asarray(hkl_asu, dtype=np.int64).reshape(-1, 3)
     i = np.asarray(intensity, dtype=float)
     sd = np.asarray(sigma, dtype=float)

@@ -12,15 +12,15 @@ import concurrent.futures as cf
 import multiprocessing as mp
 from collections.abc import Callable, Iterator, Sequence
 
+from mosflm_py.kernels._jit import set_threads
 from mosflm_py.processing.block import BlockJob, BlockResult, process_block
+from mosflm_py.signals import sigint_blocked, worker_init
 
 _SOURCE = None
 
 
 def _init_worker(source_factory: Callable[[], Callable], threads: int) -> None:
     global _SOURCE
-    from mosflm_py.kernels._jit import set_threads
-    from mosflm_py.signals import worker_init
 
     worker_init()  # Ctrl-C is the main process's business; SIGTERM ends a worker quietly
 
@@ -62,7 +62,6 @@ def run_blocks(
                                 initargs=(source_factory, 1)) as pool:
         pending: dict[int, cf.Future] = {}
         next_submit = 0
-        from mosflm_py.signals import sigint_blocked
 
         with sigint_blocked():  # workers start immune to Ctrl-C (see signals.sigint_blocked)
             for f in [pool.submit(_ready) for _ in range(nproc)]:

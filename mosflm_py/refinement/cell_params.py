@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mosflm_py.errors import KeywordError
+from mosflm_py.errors import BadParameter
 
 CELL_NAMES = ("A", "B", "C", "ALPHA", "BETA", "GAMMA")
 
@@ -100,7 +100,7 @@ def cell_constraint(space_group: str, cell: tuple[float, ...],
         unique = _monoclinic_unique(cell)
         free = ("A", "B", "C", unique)
     if free is None:
-        raise KeywordError(f"unknown crystal system {system!r} for {space_group}")
+        raise BadParameter(f"unknown crystal system {system!r} for {space_group}")
     return CellConstraint(system=system, free=tuple(n for n in free if n not in fix),
                           unique=unique)
 

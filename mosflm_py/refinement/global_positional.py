@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mosflm_py.errors import GeometryError, KeywordError, RefinementError
+from mosflm_py.errors import BadParameter, GeometryError, RefinementError
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.prediction import nearest_phi, predict_positions
 from mosflm_py.refinement.cell_params import CELL_NAMES, cell_constraint
@@ -98,9 +98,9 @@ class GlobalRefinementParams:
     def __post_init__(self) -> None:
         object.__setattr__(self, "fix", canonical_names(self.fix, GLOBAL_PARAMETERS))
         if self.sigma_xy_floor < 0 or self.sigma_phi_floor < 0:
-            raise KeywordError("sigma floors of the global refinement must not be negative")
+            raise BadParameter("sigma floors of the global refinement must not be negative")
         if self.reject_sigma <= 0:
-            raise KeywordError(f"rejection limit must be positive (got {self.reject_sigma})")
+            raise BadParameter(f"rejection limit must be positive (got {self.reject_sigma})")
 
     def replace(self, **changes: object) -> GlobalRefinementParams:
         """Copy with fields replaced."""

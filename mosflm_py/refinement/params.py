@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from mosflm_py.errors import KeywordError
+from mosflm_py.errors import BadParameter
 
 #: Parameters of the per-image detector model, in MOSFLM's names.
 DETECTOR_PARAMETERS = ("XCEN", "YCEN", "DISTANCE", "YSCALE", "TILT", "TWIST", "CCOMEGA", "PSIX")
@@ -30,7 +30,7 @@ def canonical_names(names: object, allowed: tuple[str, ...]) -> frozenset[str]:
 
     Raises
     ------
-    KeywordError
+    BadParameter
         For a name that is not a parameter of this refinement.
     """
     out = set()
@@ -44,7 +44,7 @@ def canonical_names(names: object, allowed: tuple[str, ...]) -> frozenset[str]:
         elif u in allowed:
             out.add(u)
         else:
-            raise KeywordError(
+            raise BadParameter(
                 f"{n} is not a refinable parameter here; choose from {' '.join(allowed)}"
             )
     return frozenset(out)
@@ -88,11 +88,11 @@ class RefinementParams:
     def __post_init__(self) -> None:
         object.__setattr__(self, "fix", canonical_names(self.fix, DETECTOR_PARAMETERS))
         if self.nref < 3:
-            raise KeywordError(f"REFINEMENT NREF must be at least 3 (got {self.nref})")
+            raise BadParameter(f"REFINEMENT NREF must be at least 3 (got {self.nref})")
         if self.cycles < 1:
-            raise KeywordError(f"REFINEMENT CYCLES must be at least 1 (got {self.cycles})")
+            raise BadParameter(f"REFINEMENT CYCLES must be at least 1 (got {self.cycles})")
         if not self.residual > 0:
-            raise KeywordError(f"REFINEMENT RESIDUAL must be positive (got {self.residual})")
+            raise BadParameter(f"REFINEMENT RESIDUAL must be positive (got {self.residual})")
 
     @property
     def free(self) -> tuple[str, ...]:
@@ -146,13 +146,13 @@ class PostrefParams:
     def __post_init__(self) -> None:
         object.__setattr__(self, "fix", canonical_names(self.fix, POSTREF_PARAMETERS))
         if not 0.0 <= self.frmin < self.frmax <= 1.0:
-            raise KeywordError(
+            raise BadParameter(
                 f"POSTREF FRMIN {self.frmin} / FRMAX {self.frmax}: need 0 <= FRMIN < FRMAX <= 1"
             )
         if self.nref < 1:
-            raise KeywordError(f"POSTREF NREF must be positive (got {self.nref})")
+            raise BadParameter(f"POSTREF NREF must be positive (got {self.nref})")
         if self.shiftfac <= 0:
-            raise KeywordError(f"POSTREF SHIFTFAC must be positive (got {self.shiftfac})")
+            raise BadParameter(f"POSTREF SHIFTFAC must be positive (got {self.shiftfac})")
 
     def replace(self, **changes: object) -> PostrefParams:
         """Copy with fields replaced."""

@@ -43,7 +43,7 @@ from mosflm_py.errors import GeometryError, RefinementError
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.prediction import fraction_on_image, nearest_phi, rocking_width
 from mosflm_py.refinement.cell_params import CELL_NAMES, cell_constraint
-from mosflm_py.refinement.lsq import least_squares, robust_outliers
+from mosflm_py.refinement.lsq import jacobian, least_squares, robust_outliers
 from mosflm_py.refinement.observations import PartialObservations, group_parts
 from mosflm_py.refinement.orientation import rotate_crystal
 from mosflm_py.refinement.params import PostrefParams
@@ -276,8 +276,6 @@ def _cluster_esds(fun, fit, steps: np.ndarray, sub: _Data) -> np.ndarray:
     cluster-robust ("sandwich") covariance (JᵀJ)⁻¹ [Σ_refl (J_rᵀ r_r)(J_rᵀ r_r)ᵀ] (JᵀJ)⁻¹ with
     the reflections as clusters (Liang & Zeger 1986, Biometrika 73, 13-22) is used when larger.
     """
-    from mosflm_py.refinement.lsq import jacobian
-
     jac = jacobian(fun, fit.x, steps)
     r = fit.residuals
     try:

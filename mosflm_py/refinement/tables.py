@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mosflm_py.geometry.detector import Detector
+from mosflm_py.refinement.global_positional import spot_predictions
 from mosflm_py.refinement.positional import DetectorRefinement
 from mosflm_py.refinement.postref import PostRefinement
 
@@ -48,8 +49,6 @@ def global_detector_row(cycle: int, image: int, result: GlobalRefinement,
     The detector is the same for all images; RESID is the rms positional residual (mm) of the
     spots whose φ centroid lies on the image (NaN if none), NREF their number.
     """
-    from mosflm_py.refinement.global_positional import spot_predictions
-
     d = result.experiment.detector
     on = result.used & (spots.phi >= phi_start) & (spots.phi < phi_end)
     rms = float("nan")

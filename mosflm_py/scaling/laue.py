@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import gemmi
 import numpy as np
 
-from mosflm_py.scaling.observations import Observations, QuickScaleError
+from mosflm_py.scaling.observations import Observations, QuickScaleError, hkl_keys
 
 __all__ = ["LaueCandidate", "LaueResult", "SymmetryElement", "score_laue_groups"]
 
@@ -162,8 +162,6 @@ def _lorentz(x: float, mu: float, gamma: float) -> float:
 
 def _p1_keys(hkl: np.ndarray) -> np.ndarray:
     """Key of the {h, -h} class (Friedel mates together): the larger of key(h), key(-h)."""
-    from mosflm_py.scaling.observations import hkl_keys
-
     return np.maximum(hkl_keys(hkl), hkl_keys(-hkl))
 
 

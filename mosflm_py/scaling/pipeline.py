@@ -35,6 +35,7 @@ from mosflm_py.scaling.observations import (
     sum_partials,
 )
 from mosflm_py.scaling.outliers import reject_outliers
+from mosflm_py.scaling.reindex import obtuse_monoclinic, symmetrized_cell, to_reference_setting
 
 __all__ = [
     "BatchRow",
@@ -187,8 +188,6 @@ def quicksymm(
                 f"this cell; the data are merged in {sg.hm}"
             )
     if options.reference_setting:
-        from mosflm_py.scaling.reindex import obtuse_monoclinic, to_reference_setting
-
         moved = to_reference_setting(summed, sg)
         if moved is not None:
             summed, ref, op = moved
@@ -200,7 +199,6 @@ def quicksymm(
         if flipped is not None:
             summed, op = flipped
             notes.append(f"re-indexed for an obtuse beta: h' k' l' = {op}")
-    from mosflm_py.scaling.reindex import symmetrized_cell
 
     summed.cell = symmetrized_cell(summed.cell, sg)
     return QuickSymmResult(summed, partials, laue, sg, notes)

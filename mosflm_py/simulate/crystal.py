@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mosflm_py.errors import KeywordError
+from mosflm_py.errors import BadParameter
 
 
 def b_matrix(cell) -> np.ndarray:
@@ -23,7 +23,7 @@ def b_matrix(cell) -> np.ndarray:
     sa, sb, sg = np.sin([al, be, ga])
     v2 = 1.0 - ca * ca - cb * cb - cg * cg + 2.0 * ca * cb * cg
     if v2 <= 0:
-        raise KeywordError(f"Cell angles {tuple(cell[3:])} do not form a valid cell.")
+        raise BadParameter(f"Cell angles {tuple(cell[3:])} do not form a valid cell.")
     vol = a * b * c * np.sqrt(v2)
     ast, bst, cst = b * c * sa / vol, a * c * sb / vol, a * b * sg / vol
     cos_bst = (ca * cg - cb) / (sa * sg)
@@ -78,13 +78,13 @@ def random_rotation(seed: int) -> np.ndarray:
 
 
 def space_group(symbol: str):
-    """gemmi space group from a symbol (``KeywordError`` if unknown)."""
+    """gemmi space group from a symbol (``BadParameter`` if unknown)."""
     import gemmi
 
     try:
         sg = gemmi.SpaceGroup(symbol)
     except (ValueError, RuntimeError) as exc:
-        raise KeywordError(f"Unknown space group '{symbol}' for the simulation.") from exc
+        raise BadParameter(f"Unknown space group '{symbol}' for the simulation.") from exc
     return sg
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mosflm_py.errors import ImageError, KeywordError
+from mosflm_py.errors import BadData, BadParameter, ImageError
+from mosflm_py.kernels.simulate import detector_counts
 from mosflm_py.simulate.detector import (
     background_map,
     backstop_mask,
@@ -16,11 +17,13 @@ from mosflm_py.simulate.detector import (
     detector_frame,
     module_gap_mask,
 )
+from mosflm_py.simulate.domains import blur, domain_model, render_domains_batch
 from mosflm_py.simulate.params import SimulationParams
 from mosflm_py.simulate.render import CrystalModel, crystal_model, render, sweep
 from mosflm_py.simulate.truth import (
     Observations,
     assign_partials,
+    load_truth,
     mosflm_matrix_text,
     observations,
     save_truth,
@@ -62,8 +65,6 @@ class SimulatedDataset:
     @property
     def truth(self) -> dict[str, np.ndarray]:
         """Contents of ``truth.npz`` (``obs_*``, ``part_*``, ``all_*``, ``p_*``, U, B, A, M)."""
-        from mosflm_py.simulate.truth import load_truth
-
         return load_truth(self.truth_path)
 
     @property
@@ -88,13 +89,11 @@ def to_detector_counts(expected: np.ndarray, p: SimulationParams, number: int,
     Poisson deviates come from a counter-based generator keyed by ``(seed, image number)``
     (:func:`noise_key`), so an image is the same whichever batch or thread makes it.
     """
-    from mosflm_py.kernels.simulate import detector_counts
-
     lam = np.ascontiguousarray(expected)
     if lam.dtype not in (np.float32, np.float64):
         lam = lam.astype(np.float64)
     if lam.shape != (p.nslow, p.nfast):
-        raise KeywordError(f"Frame shape {lam.shape} does not match the detector.")
+        raise BadData(f"Frame shape {lam.shape} does not match the detector.")
     out = np.empty(lam.shape, dtype=np.int32)
     detector_counts(lam, np.ascontiguousarray(shadow, dtype=np.bool_), BACKSTOP_TRANSMISSION,
                     np.ascontiguousarray(invalid, dtype=np.bool_), noise_key(p.seed, number),
@@ -146,7 +145,7 @@ def simulate_dataset(
     """
     t0 = time.perf_counter()
     if fmt not in FORMATS:
-        raise KeywordError(f"Unknown image format '{fmt}' (choose one of {', '.join(FORMATS)}).")
+        raise BadParameter(f"Unknown image format '{fmt}' (choose one of {', '.join(FORMATS)}).")
     p = params
     p.validate()
     out = Path(out_dir)
@@ -168,8 +167,6 @@ def simulate_dataset(
     try:
         dom = None
         if p.model == "domains":
-            from mosflm_py.simulate.domains import blur, domain_model, render_domains_batch
-
             dom = domain_model(p, model.M @ model.U @ model.B)
         for first in range(0, p.n_images, batch):
             count = min(batch, p.n_images - first)

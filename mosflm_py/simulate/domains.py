@@ -32,7 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mosflm_py.simulate.params import SimulationParams
+from mosflm_py.kernels.simulate import render_domains
+from mosflm_py.simulate.params import SimulationParams, e_vector
 
 GAUSS_XTAL_FUDGE = 0.63
 """nanoBragg's ``-gauss_xtal`` radius fudge: ``F_latt = Na Nb Nc exp(-hrad^2 / 0.63)``."""
@@ -128,9 +129,6 @@ def render_domains_batch(
     Returns ``(spots, acc_g, acc_c)``: float32 (count, nslow, nfast) expected photons and, per
     reflection and image, the Lorentz-weighted fraction and the counts (float64 (N, count)).
     """
-    from mosflm_py.kernels.simulate import render_domains
-    from mosflm_py.simulate.render import e_vector
-
     recip = model.M @ model.U @ model.B
     dom = domain_model(p, recip) if dom is None else dom
     spots = np.zeros((count, p.nslow, p.nfast), dtype=np.float32)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mosflm_py.errors import GeometryError, KeywordError
+from mosflm_py.errors import BadParameter, GeometryError
 
 MODELS = ("ball", "domains")
 
@@ -125,7 +125,7 @@ class SimulationParams:
     def validate(self) -> None:
         """Raise a :class:`MosflmError` subclass for impossible values."""
         if self.wavelength <= 0:
-            raise KeywordError(f"Simulation wavelength must be positive (got {self.wavelength}).")
+            raise BadParameter(f"Simulation wavelength must be positive (got {self.wavelength}).")
         if self.distance <= 0:
             raise GeometryError(f"Simulation distance must be positive (got {self.distance} mm).")
         if self.pixel_size <= 0 or self.pixel_fast <= 0:
@@ -133,41 +133,41 @@ class SimulationParams:
         if self.nslow < 1 or self.nfast < 1:
             raise GeometryError("Simulated detector must have at least one pixel each way.")
         if len(self.cell) != 6 or min(self.cell[:3]) <= 0:
-            raise KeywordError(f"Simulation cell must be a b c alpha beta gamma (got {self.cell}).")
+            raise BadParameter(f"Simulation cell must be a b c alpha beta gamma (got {self.cell}).")
         if self.n_images < 1 or self.osc_width <= 0:
-            raise KeywordError("Simulation needs n_images >= 1 and a positive oscillation width.")
+            raise BadParameter("Simulation needs n_images >= 1 and a positive oscillation width.")
         if self.model not in MODELS:
-            raise KeywordError(f"Simulation model must be one of {', '.join(MODELS)} "
+            raise BadParameter(f"Simulation model must be one of {', '.join(MODELS)} "
                                f"(got {self.model!r}).")
         if self.model == "domains":
             if self.mosaic < 0 or self.mosaic_domains < 1:
-                raise KeywordError("Simulation needs mosaic >= 0 and at least one mosaic domain.")
+                raise BadParameter("Simulation needs mosaic >= 0 and at least one mosaic domain.")
             if len(self.domain_size) != 3 or min(self.domain_size) < 1:
-                raise KeywordError("Simulation domain size must be three cell counts >= 1 "
+                raise BadParameter("Simulation domain size must be three cell counts >= 1 "
                                    f"(got {self.domain_size}).")
             if self.phi_steps < 1 or not 1 <= self.oversample <= 16:
-                raise KeywordError("Simulation needs phi_steps >= 1 and 1 <= oversample <= 16.")
+                raise BadParameter("Simulation needs phi_steps >= 1 and 1 <= oversample <= 16.")
             if self.divergence_h or self.divergence_v or self.dispersion:
-                raise KeywordError("Beam divergence and dispersion are not implemented yet in the "
+                raise BadParameter("Beam divergence and dispersion are not implemented yet in the "
                                    "'domains' simulation model (use the 'ball' model).")
         elif self.mosaic + 0.5 * (self.divergence_h + self.divergence_v) <= 0:
-            raise KeywordError("Simulation needs a positive mosaic spread or beam divergence.")
+            raise BadParameter("Simulation needs a positive mosaic spread or beam divergence.")
         if self.resolution is not None and self.resolution <= 0.5 * self.wavelength:
-            raise KeywordError(
+            raise BadParameter(
                 f"Simulation resolution {self.resolution} A is beyond the Ewald-sphere limit "
                 f"lambda/2 = {0.5 * self.wavelength:.3f} A."
             )
         if self.psf_sigma <= 0 or (self.psf_sigma_fast is not None and self.psf_sigma_fast <= 0):
-            raise KeywordError("Simulation point-spread sigma must be positive.")
+            raise BadParameter("Simulation point-spread sigma must be positive.")
         if self.read_noise < 0:
-            raise KeywordError("Simulation read noise must not be negative.")
+            raise BadParameter("Simulation read noise must not be negative.")
         if not 0.0 <= self.polarisation <= 1.0:
-            raise KeywordError("Degree of polarisation must lie in [0, 1].")
+            raise BadParameter("Degree of polarisation must lie in [0, 1].")
         if self.U is not None:
             u = np.asarray(self.U, dtype=float)
             if u.shape != (3, 3) or not np.allclose(u @ u.T, np.eye(3), atol=1e-5) \
                     or np.linalg.det(u) < 0:
-                raise KeywordError("Simulation U must be a proper rotation matrix (3x3, det +1).")
+                raise BadParameter("Simulation U must be a proper rotation matrix (3x3, det +1).")
 
 
 def default_params(**changes) -> SimulationParams:
@@ -195,3 +195,13 @@ def nanobragg_like_params(**changes) -> SimulationParams:
             "polarisation": 0.99}
     base.update(changes)
     return default_params(**base)
+
+
+def e_vector(p: SimulationParams) -> np.ndarray:
+    """Unit electric vector of the beam, made perpendicular to the beam (+X)."""
+    e = np.array(p.e_vector, dtype=float)
+    e[0] = 0.0
+    n = np.linalg.norm(e)
+    if n == 0:
+        raise BadParameter("Polarisation electric vector must not be along the beam.")
+    return e / n

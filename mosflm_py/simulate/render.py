@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mosflm_py.errors import KeywordError
+from mosflm_py.errors import BadData, BadParameter
+from mosflm_py.kernels.simulate import render_records, sweep_records
 from mosflm_py.simulate.crystal import (
     b_matrix,
     generate_hkl,
@@ -20,7 +21,8 @@ from mosflm_py.simulate.crystal import (
     wilson_intensities,
 )
 from mosflm_py.simulate.detector import DetectorFrame, detector_frame
-from mosflm_py.simulate.params import SimulationParams
+from mosflm_py.simulate.domains import effective_radius
+from mosflm_py.simulate.params import SimulationParams, e_vector
 
 STEPS_PER_WIDTH = 24
 """Minimum phi sub-steps per rocking width (|dt/dphi| <= r_perp bounds the true width)."""
@@ -69,7 +71,7 @@ def crystal_model(p: SimulationParams) -> CrystalModel:
     if p.intensities is not None:
         items = list(p.intensities.items())
         if not items:
-            raise KeywordError("Simulation intensities mapping is empty.")
+            raise BadData("Simulation intensities mapping is empty.")
         hkl = np.array([k for k, _ in items], dtype=np.int32).reshape(-1, 3)
         inten = np.array([v for _, v in items], dtype=float)
         dstar = np.linalg.norm(hkl @ B.T, axis=1)
@@ -85,8 +87,6 @@ def crystal_model(p: SimulationParams) -> CrystalModel:
     tan_t = sin_t / np.sqrt(1.0 - sin_t**2)
     delta = 0.5 * (p.divergence_h + p.divergence_v)
     if p.model == "domains":
-        from mosflm_py.simulate.domains import effective_radius
-
         rho = effective_radius(p, dstar, M @ U @ B)
     else:
         rho = 0.5 * dstar * np.radians(p.mosaic + delta) + 0.5 * dstar * tan_t * p.dispersion
@@ -125,16 +125,6 @@ def phi_edges_deg(p: SimulationParams, first: int, count: int) -> np.ndarray:
     return p.phi_start + k * p.osc_width
 
 
-def e_vector(p: SimulationParams) -> np.ndarray:
-    """Unit electric vector of the beam, made perpendicular to the beam (+X)."""
-    e = np.array(p.e_vector, dtype=float)
-    e[0] = 0.0
-    n = np.linalg.norm(e)
-    if n == 0:
-        raise KeywordError("Polarisation electric vector must not be along the beam.")
-    return e / n
-
-
 def sweep(
     model: CrystalModel,
     p: SimulationParams,
@@ -143,10 +133,8 @@ def sweep(
     det: DetectorFrame | None = None,
 ) -> Records:
     """Records of all reflections over ``count`` images starting at 0-based image ``first``."""
-    from mosflm_py.kernels.simulate import sweep_records
-
     if count < 1:
-        raise KeywordError("Need at least one image to simulate.")
+        raise BadParameter("Need at least one image to simulate.")
     det = detector_frame(p) if det is None else det
     edges = np.radians(phi_edges_deg(p, first, count))
     refl, img, pos, g, pol = sweep_records(
@@ -162,8 +150,6 @@ def render(records: Records, counts: np.ndarray, p: SimulationParams, count: int
 
     ``base`` (nslow, nfast), e.g. the background, is added to every image (default zero).
     """
-    from mosflm_py.kernels.simulate import render_records
-
     order = np.argsort(records.img, kind="stable")
     img = records.img[order]
     starts = np.searchsorted(img, np.arange(count + 1)).astype(np.int64)
@@ -174,7 +160,7 @@ def render(records: Records, counts: np.ndarray, p: SimulationParams, count: int
         out = np.zeros((count, p.nslow, p.nfast), dtype=np.float32)
     else:
         if base.shape != (p.nslow, p.nfast):
-            raise KeywordError(f"Base image shape {base.shape} does not match the detector.")
+            raise BadData(f"Base image shape {base.shape} does not match the detector.")
         out = np.empty((count, p.nslow, p.nfast), dtype=np.float32)
         out[:] = base
     render_records(starts, np.ascontiguousarray(records.pos[order]),

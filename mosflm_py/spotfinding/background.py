@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mosflm_py.errors import KeywordError
+from mosflm_py.errors import BadData, BadParameter
 from mosflm_py.kernels.spotfind import (
     box_mean,
     exclude_dilated,
@@ -77,7 +77,7 @@ def local_background(
     data, act = _check(data, active)
     bs, bf = int(box[0]), int(box[1])
     if bs < 2 or bf < 2:
-        raise KeywordError(f"FINDSPOTS BOX must be at least 2 x 2 pixels (got {bs} {bf})")
+        raise BadParameter(f"FINDSPOTS BOX must be at least 2 x 2 pixels (got {bs} {bf})")
     hs, hf = bs // 2, bf // 2
     min_count = max(6, (2 * hs + 1) * (2 * hf + 1) // 8)
     bg1 = np.empty(data.shape, np.float32)
@@ -110,7 +110,7 @@ def radial_background(
     """
     data, act = _check(data, active)
     if bin_width <= 0:
-        raise KeywordError("radial background ring width must be positive")
+        raise BadParameter("radial background ring width must be positive")
     ns, nf = data.shape
     corners = np.array([[0, 0], [0, nf], [ns, 0], [ns, nf]], float)
     rmax = np.max(np.hypot(corners[:, 0] - beam_slow_px, corners[:, 1] - beam_fast_px))
@@ -137,7 +137,7 @@ def _fill_gaps(profile: np.ndarray) -> np.ndarray:
 
 def _check(data: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if data.ndim != 2 or active.shape != data.shape:
-        raise KeywordError(f"image {data.shape} and mask {active.shape} must be 2-D and equal")
+        raise BadData(f"image {data.shape} and mask {active.shape} must be 2-D and equal")
     data = np.ascontiguousarray(data, dtype=np.float32)
     act = np.ascontiguousarray(active).view(np.uint8) if active.dtype == bool else \
         np.ascontiguousarray(active, dtype=np.uint8)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from mosflm_py.integration.box import auto_raster
+
 AUTO_THRESHOLDS = (5.0, 10.0, 20.0)
 """Thresholds (σ) the automatic choice picks from (MOSFLM: "threshold auto-set")."""
 AUTO_MEDIAN_PEAK_FOR = {10.0: 40.0, 20.0: 100.0}
@@ -115,6 +117,4 @@ def raster_from_spot_size(size_x: float, size_y: float) -> tuple[int, int, int, 
     The program's one box rule, :func:`mosflm_py.integration.auto_raster` (13 17 9 4 5 for
     MOSFLM's "median spot size of 3 by 5 pixels").
     """
-    from mosflm_py.integration.box import auto_raster
-
     return auto_raster((size_x, size_y)).as_tuple()

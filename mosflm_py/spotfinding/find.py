@@ -11,12 +11,13 @@ relative to the median (MINX MAXX MINY MAXY), anisotropy (ANISOMAX), r.m.s. sign
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from mosflm_py.errors import KeywordError
+from mosflm_py.errors import BadData, BadParameter
 from mosflm_py.kernels.spotfind import concurrent_calls_safe
 from mosflm_py.spotfinding.background import local_background, radial_background
 from mosflm_py.spotfinding.candidates import Candidates, find_candidates
@@ -88,7 +89,7 @@ def find_spots(
     """
     frame = np.asarray(frame)
     if frame.ndim != 2:
-        raise KeywordError(f"an image must be 2-D (got shape {frame.shape})")
+        raise BadData(f"an image must be 2-D (got shape {frame.shape})")
     _validate(params, det)
     phi_c = 0.5 * (phi[0] + phi[1]) if isinstance(phi, tuple | list) else float(phi)
     active = build_mask(frame.shape, det.pixel_slow, det.pixel_fast, params.nullpix, frame,
@@ -96,7 +97,7 @@ def find_spots(
                         quadrilaterals=params.quadrilaterals)
     if mask is not None:
         if mask.shape != frame.shape:
-            raise KeywordError(f"mask shape {mask.shape} does not match the image {frame.shape}")
+            raise BadData(f"mask shape {mask.shape} does not match the image {frame.shape}")
         active &= mask.astype(bool)
     data = np.ascontiguousarray(frame, dtype=np.float32)
     act = active.view(np.uint8)
@@ -245,7 +246,7 @@ def find_spots_many(
     phis = [0.0] * n if phis is None else list(phis)
     images = list(range(1, n + 1)) if images is None else list(images)
     if len(phis) != n or len(images) != n:
-        raise KeywordError(f"{n} images but {len(phis)} phi values and {len(images)} numbers")
+        raise BadData(f"{n} images but {len(phis)} phi values and {len(images)} numbers")
 
     def one(k: int) -> tuple[SpotList, FindSpotsReport]:
         return find_spots(frames[k], det, params, images[k], phis[k], d_map, mask)
@@ -261,24 +262,22 @@ def find_spots_many(
 def _validate(params: SpotFindParams, det: DetectorFrame) -> None:
     if isinstance(params.threshold, str):
         if params.threshold.lower() != "auto":
-            raise KeywordError(f"FINDSPOTS THRESHOLD must be a number or AUTO "
+            raise BadParameter(f"FINDSPOTS THRESHOLD must be a number or AUTO "
                                f"(got {params.threshold!r})")
     elif not params.threshold > 0:
-        raise KeywordError(f"FINDSPOTS THRESHOLD must be positive (got {params.threshold})")
+        raise BadParameter(f"FINDSPOTS THRESHOLD must be positive (got {params.threshold})")
     if params.background not in ("local", "radial"):
-        raise KeywordError(f"spot-finding background must be LOCAL or RADIAL "
+        raise BadParameter(f"spot-finding background must be LOCAL or RADIAL "
                            f"(got {params.background!r})")
     if params.minpix < 1:
-        raise KeywordError(f"FINDSPOTS MINPIX must be at least 1 (got {params.minpix})")
+        raise BadParameter(f"FINDSPOTS MINPIX must be at least 1 (got {params.minpix})")
     if det.gain <= 0:
-        raise KeywordError(f"GAIN must be positive (got {det.gain})")
+        raise BadParameter(f"GAIN must be positive (got {det.gain})")
     if det.pixel_slow <= 0 or det.pixel_fast <= 0:
-        raise KeywordError("PIXEL size must be positive")
+        raise BadParameter("PIXEL size must be positive")
     if params.separation is not None and min(params.separation) < 0:
-        raise KeywordError("SEPARATION must not be negative")
+        raise BadParameter("SEPARATION must not be negative")
 
 
 def _replace(rep: FindSpotsReport, **kw) -> FindSpotsReport:
-    import dataclasses
-
     return dataclasses.replace(rep, **kw)

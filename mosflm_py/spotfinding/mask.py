@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mosflm_py.errors import GeometryError, KeywordError
-from mosflm_py.spotfinding.types import DetectorFrame
+from mosflm_py.errors import BadData, BadParameter, GeometryError
+from mosflm_py.spotfinding.types import ICE_RINGS_A, DetectorFrame
 
 
 def build_mask(
@@ -51,7 +51,7 @@ def build_mask(
         raise GeometryError(f"pixel size must be positive (got {pixel_slow}, {pixel_fast} mm)")
     if frame is not None:
         if frame.shape != (ns, nf):
-            raise KeywordError(f"image shape {frame.shape} does not match SIZE {ns} {nf}")
+            raise BadData(f"image shape {frame.shape} does not match SIZE {ns} {nf}")
         if np.issubdtype(frame.dtype, np.floating):
             mask = np.isfinite(frame) & (frame >= 0)
         else:
@@ -63,7 +63,7 @@ def build_mask(
     if backstop is not None:
         bx, by, br = (float(v) for v in backstop)
         if br < 0:
-            raise KeywordError(f"BACKSTOP radius must not be negative (got {br} mm)")
+            raise BadParameter(f"BACKSTOP radius must not be negative (got {br} mm)")
         i0, i1 = _index_range(bx - br, bx + br, pixel_slow, ns)
         j0, j1 = _index_range(by - br, by + br, pixel_fast, nf)
         if i1 > i0 and j1 > j0:
@@ -81,7 +81,7 @@ def build_mask(
     for quad in quadrilaterals:
         pts = np.asarray(quad, float)
         if pts.shape != (4, 2):
-            raise KeywordError("LIMITS QUADRILATERAL needs 4 corners x1 y1 x2 y2 x3 y3 x4 y4 (mm)")
+            raise BadParameter("LIMITS QUADRILATERAL needs 4 corners x1 y1 x2 y2 x3 y3 x4 y4 (mm)")
         i0, i1 = _index_range(pts[:, 0].min(), pts[:, 0].max(), pixel_slow, ns)
         j0, j1 = _index_range(pts[:, 1].min(), pts[:, 1].max(), pixel_fast, nf)
         if i1 > i0 and j1 > j0:
@@ -182,8 +182,6 @@ def inscribed_radius(shape: tuple[int, int], det: DetectorFrame) -> float:
 def on_ice_ring(d: np.ndarray, half_width_dstar: float,
                 rings: Sequence[float] | None = None) -> np.ndarray:
     """True where ``|1/d - 1/d_ice| < half_width_dstar`` for any standard ice ring."""
-    from mosflm_py.spotfinding.types import ICE_RINGS_A
-
     rings = ICE_RINGS_A if rings is None else rings
     with np.errstate(divide="ignore"):
         dstar = 1.0 / np.asarray(d, float)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mosflm_py.geometry.detector import Detector
+
 if TYPE_CHECKING:
     from mosflm_py.geometry.detector import Detector
 
@@ -66,7 +68,6 @@ class DetectorFrame:
         """The detector model of this frame (``detector``, or one made from the fields)."""
         if self.detector is not None:
             return self.detector
-        from mosflm_py.geometry.detector import Detector
 
         return Detector(distance=self.distance, beam_x=self.beam_x, beam_y=self.beam_y,
                         pixel_slow=self.pixel_slow, pixel_fast=self.pixel_fast,

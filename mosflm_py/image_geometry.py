@@ -1,0 +1,239 @@
+"""Header + keywords → the geometry of one image (a pure function below the session).
+
+:func:`experiment_from` applies the user's keyword values (``State`` settings) onto an image
+header, as dxtbx's model factories apply overrides onto the header model: a keyword wins, the
+header fills the rest, and MOSFLM's defaults fill what neither gives (detector centre for the
+beam, synchrotron or laboratory polarisation, divergence and dispersion from the wavelength).
+It prints nothing: the warnings MOSFLM prints (a keyword disagreeing with the header, no beam
+position) are returned as :class:`GeometryNotice` for the session to print once each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mosflm_py.errors import GeometryError
+from mosflm_py.imageio.sanity import unresolved
+from mosflm_py.state import get_setting
+
+if TYPE_CHECKING:
+    from mosflm_py.state import State
+
+CU_KALPHA = 1.5418
+MO_KALPHA = 0.7107
+SYNCHROTRON_POLARISATION = 0.95
+SYNCHROTRON_DIVERGENCE = (0.100, 0.020)
+SYNCHROTRON_DISPERSION = 0.0015
+LAB_DIVERGENCE = (0.100, 0.100)  # assumption: no laboratory default is documented
+LAB_DISPERSION = 0.0025  # assumption: Kalpha1/Kalpha2 spread
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveGeometry:
+    """Geometry of one image: header values with keyword overrides applied (keywords win).
+
+    Lengths in mm, angles in degrees, wavelength in Angstrom. ``beam_x``/``beam_y`` are MOSFLM
+    detector coordinates (X along slow, Y along fast). ``polarisation`` is MOSFLM's degree of
+    polarisation (0 = unpolarised), ``divergence`` (horizontal, vertical) in degrees,
+    ``dispersion`` = delta-lambda / lambda.
+    """
+
+    wavelength: float
+    distance: float
+    beam_x: float
+    beam_y: float
+    pixel_slow: float
+    pixel_fast: float
+    nslow: int
+    nfast: int
+    two_theta: float
+    phi_start: float
+    phi_end: float
+    gain: float
+    overload: float
+    nullpix: float
+    adcoffset: float
+    detector_type: str
+    detector_omega: float
+    reverse_phi: bool
+    polarisation: float
+    divergence: tuple[float, float]
+    dispersion: float
+
+    @property
+    def osc_width(self) -> float:
+        """Oscillation width (deg); 0 for a still."""
+        return self.phi_end - self.phi_start
+
+
+@dataclass(frozen=True, slots=True)
+class GeometryNotice:
+    """A WARNING to print once per *key* (MOSFLM's "***** WARNING *****" block)."""
+
+    key: tuple[Any, ...]
+    text: str
+    advice: str = ""
+
+
+# (state path, header attribute, MOSFLM's wording, unit, format, tolerance)
+_CHECKS = (
+    ("detector.distance", "distance", "crystal to detector distance", "mm", ".2f", 0.005),
+    ("beam.wavelength", "wavelength", "wavelength", "A", ".5f", 5e-5),
+    ("detector.two_theta", "two_theta", "two-theta angle", "deg", ".2f", 0.005),
+    ("detector.pixel", "pixel_slow", "pixel size", "mm", ".5f", 5e-6),
+)
+
+
+def header_warnings(settings: State, hdr: Any) -> list[GeometryNotice]:
+    """MOSFLM's WARNING for every user keyword value that disagrees with the header."""
+    notices = []
+    for path, attr, words, unit, fmt, tol in _CHECKS:
+        user = get_setting(settings, path)
+        head = getattr(hdr, attr, None)
+        if user is None or head is None or not settings.is_user_set(path):
+            continue
+        if abs(user - head) > tol:
+            short = words.split()[-1]
+            notices.append(
+                GeometryNotice(
+                    ("hdr", path, user, head),
+                    f"Input {words} ({user:{fmt}}{unit}) does NOT agree with value in "
+                    f"the image header ({head:{fmt}}{unit}). The input {short} will be used.",
+                )
+            )
+    beam = settings.detector.beam
+    if (
+        beam is not None
+        and settings.is_user_set("detector.beam")
+        and hdr.beam_x is not None
+        and hdr.beam_y is not None
+    ):
+        if max(abs(beam[0] - hdr.beam_x), abs(beam[1] - hdr.beam_y)) > 0.005:
+            notices.append(
+                GeometryNotice(
+                    ("hdr", "beam", beam, (hdr.beam_x, hdr.beam_y)),
+                    f"Input beam position ({beam[0]:.2f}, {beam[1]:.2f} mm) does NOT "
+                    f"agree with value in the image header ({hdr.beam_x:.2f}, "
+                    f"{hdr.beam_y:.2f} mm). The input beam position will be used.",
+                )
+            )
+    return notices
+
+
+def _pick(user: Any, header_value: Any, default: Any = None) -> Any:
+    if user is not None:
+        return user
+    if header_value is not None:
+        return header_value
+    return default
+
+
+def _is_lab(wavelength: float) -> bool:
+    return abs(wavelength - CU_KALPHA) < 0.002 or abs(wavelength - MO_KALPHA) < 0.002
+
+
+def experiment_from(
+    settings: State, header: Any, image_number: int
+) -> tuple[EffectiveGeometry, list[GeometryNotice]]:
+    """Geometry of image *image_number*: *header* with the keyword *settings* applied.
+
+    Parameters
+    ----------
+    settings : State
+        The user's settings (keywords); only the values the user gave override the header.
+    header : ImageHeader
+        Header of the image (lengths mm, angles degrees, wavelength Angstrom).
+    image_number : int
+        Image number (for PHI overrides given with ``IMAGE n PHI a TO b`` and messages).
+
+    Returns
+    -------
+    geometry : EffectiveGeometry
+    notices : list of GeometryNotice
+        Warnings to print, in MOSFLM's order (keyword vs header, then defaults used).
+
+    Raises
+    ------
+    GeometryError
+        A header value is physically impossible, or a value needed is neither in the header
+        nor given by a keyword.
+    """
+    notices = header_warnings(settings, header)
+    st = settings
+    overridden = any(o[0] == image_number for o in st.images.phi_overrides)
+    if bad := unresolved(header, st.is_user_set, image_number, overridden):
+        raise GeometryError(bad)
+    det, beam = st.detector, st.beam
+
+    def need(value: Any, what: str, keyword: str) -> Any:
+        if value is None:
+            raise GeometryError(
+                f"The {what} is not in the image header of image {image_number}: "
+                f"give it with the {keyword} keyword."
+            )
+        return value
+
+    wavelength = need(_pick(beam.wavelength, header.wavelength), "wavelength", "WAVELENGTH")
+    distance = need(
+        _pick(det.distance, header.distance), "crystal to detector distance", "DISTANCE"
+    )
+    pixel_slow = need(_pick(det.pixel, header.pixel_slow), "pixel size", "PIXEL")
+    pixel_fast = _pick(det.pixel_fast or det.pixel, header.pixel_fast, pixel_slow)
+    nslow, nfast = det.size if det.size is not None else (header.nslow, header.nfast)
+    if det.beam is not None:
+        beam_x, beam_y = det.beam
+    elif header.beam_x is not None and header.beam_y is not None:
+        beam_x, beam_y = header.beam_x, header.beam_y
+    else:
+        beam_x, beam_y = nslow * pixel_slow / 2.0, nfast * pixel_fast / 2.0
+        notices.append(
+            GeometryNotice(
+                ("nobeam",),
+                "The beam position is not in the image header; the "
+                f"detector centre ({beam_x:.2f}, {beam_y:.2f} mm) will be used.",
+                "Give the BEAM keyword if this is wrong.",
+            )
+        )
+    override = {o[0]: (o[1], o[2]) for o in st.images.phi_overrides}
+    if image_number in override:
+        phi_start, phi_end = override[image_number]
+    else:
+        phi_start = _pick(None, header.phi_start, 0.0)
+        phi_end = _pick(None, header.phi_end, phi_start)
+    lab = _is_lab(wavelength)
+    if beam.polarisation is not None:
+        polarisation = beam.polarisation
+    elif beam.polarisation_mode in ("PINHOLE", "MONOCHROMATOR"):
+        polarisation = 0.0
+    else:
+        polarisation = 0.0 if lab else SYNCHROTRON_POLARISATION
+    divergence = beam.divergence or (LAB_DIVERGENCE if lab else SYNCHROTRON_DIVERGENCE)
+    dispersion = _pick(beam.dispersion, None, LAB_DISPERSION if lab else SYNCHROTRON_DISPERSION)
+    geometry = EffectiveGeometry(
+        wavelength=float(wavelength),
+        distance=float(distance),
+        beam_x=float(beam_x),
+        beam_y=float(beam_y),
+        pixel_slow=float(pixel_slow),
+        pixel_fast=float(pixel_fast),
+        nslow=int(nslow),
+        nfast=int(nfast),
+        two_theta=float(_pick(det.two_theta, header.two_theta, 0.0)),
+        phi_start=float(phi_start),
+        phi_end=float(phi_end),
+        gain=float(_pick(det.gain, header.gain, 1.0)),
+        overload=float(_pick(det.overload, header.overload, 65500.0)),
+        nullpix=float(_pick(det.nullpix, header.nullpix, 0.0)),
+        adcoffset=float(_pick(det.adcoffset, getattr(header, "adcoffset", None), 0.0)),
+        detector_type=str(_pick(det.type, header.detector_type, "UNKNOWN")),
+        detector_omega=float(_pick(det.omega, header.detector_omega, 0.0)),
+        reverse_phi=bool(det.reverse_phi or header.reverse_phi),
+        polarisation=float(polarisation),
+        divergence=(float(divergence[0]), float(divergence[1])),
+        dispersion=float(dispersion),
+    )
+    return geometry, notices
+
+
+__all__ = ["EffectiveGeometry", "GeometryNotice", "experiment_from", "header_warnings"]
