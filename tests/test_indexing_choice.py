@@ -20,24 +20,46 @@ from mosflm_py.indexing.solutions import IndexingParams, SolutionRow, choose_sol
 def _row(number: int, lattice: str, penalty: float, sd: float | None = None) -> SolutionRow:
     cell = (50.0, 60.0, 70.0, 90.0, 90.0, 90.0)
     refined = sd is not None
-    return SolutionRow(number=number, character=1, lattice=lattice, penalty=penalty, cell=cell,
-                       regularized_cell=cell, raw_cell=cell, transform=np.eye(3, dtype=int),
-                       refined=refined, sigma_xy=sd if refined else float("nan"))
+    return SolutionRow(
+        number=number,
+        character=1,
+        lattice=lattice,
+        penalty=penalty,
+        cell=cell,
+        regularized_cell=cell,
+        raw_cell=cell,
+        transform=np.eye(3, dtype=int),
+        refined=refined,
+        sigma_xy=sd if refined else float("nan"),
+    )
 
 
 def test_mosflm_700_log_suggests_mc_penalty_2_not_oi_penalty_24():
     """The low-penalty rows of the real log (penalty: lattice), all refining alike: MOSFLM
     suggested solution 3 (mC, penalty 2); oI and mI at 24 are above its threshold."""
-    rows = [_row(1, "aP", 0, 0.077), _row(2, "aP", 0, 0.077), _row(3, "mC", 2, 0.078),
-            _row(4, "mC", 23, 0.148), _row(5, "oI", 24, 0.077), _row(6, "mC", 24, 0.078),
-            _row(7, "mP", 47, 0.20), _row(8, "oC", 49, 0.16), _row(9, "mC", 71)]
+    rows = [
+        _row(1, "aP", 0, 0.077),
+        _row(2, "aP", 0, 0.077),
+        _row(3, "mC", 2, 0.078),
+        _row(4, "mC", 23, 0.148),
+        _row(5, "oI", 24, 0.077),
+        _row(6, "mC", 24, 0.078),
+        _row(7, "mP", 47, 0.20),
+        _row(8, "oC", 49, 0.16),
+        _row(9, "mC", 71),
+    ]
     assert choose_solution(rows, IndexingParams()) == 2
 
 
 def test_pseudo_symmetry_higher_lattice_with_clearly_worse_sd_is_not_chosen():
     """Course-notes example: cubic has a low penalty, but sd(x,y) 0.34 mm against 0.18 mm."""
-    rows = [_row(1, "aP", 0, 0.18), _row(2, "mP", 1, 0.18), _row(3, "oP", 2, 0.18),
-            _row(4, "tP", 5, 0.30), _row(5, "cP", 6, 0.34)]
+    rows = [
+        _row(1, "aP", 0, 0.18),
+        _row(2, "mP", 1, 0.18),
+        _row(3, "oP", 2, 0.18),
+        _row(4, "tP", 5, 0.30),
+        _row(5, "cP", 6, 0.34),
+    ]
     assert rows[choose_solution(rows, IndexingParams())].lattice == "oP"
 
 
