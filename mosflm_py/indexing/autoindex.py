@@ -449,8 +449,8 @@ def autoindex(
                 distance_notes[i] = note
     chosen = choose_solution(table, params)
     sol = table[chosen]
-    if chosen in distance_notes:
-        warnings.append(distance_notes[chosen])
+    if chosen in distance_notes and sol.distance != exp_ref.detector.distance:
+        warnings.append(distance_notes[chosen])  # only a refined distance is news
     if not sol.refined:
         ref = refine_detector(use, exp_ref, conventional_ub(red, sol.transform),
                               sol.regularized_cell, sol.lattice, hkldev=params.hkldev,
