@@ -4,7 +4,9 @@ then AUTOINDEX on the development set (../shared/data/sim) beside DIALS 3.12's r
 
 Usage: python scripts/bench_indexing.py [path/to/shared/data/real] [--no-dials] [--dev-only]
 
-Prints one line per case: our spot finding and AUTOINDEX seconds, the cell found, and the DIALS
+Prints one line per case: our spot finding and AUTOINDEX seconds, the cell found, whether the
+lattice is the known one and the largest error of the reduced cell edges against the known
+answer (../shared/data/real/README.md), and the DIALS
 seconds (import, find_spots, index, total) with the ratio DIALS / ours.  For each development
 set (usage-contract command file ``AUTOINDEX DPS REFINE IMAGE 1 IMAGE n`` / GO, header geometry
 only): the lattice suggested, the largest cell-edge error against the truth (scored with the
@@ -46,6 +48,8 @@ CASES = {
     "L-cysteine (15 x 0.1 deg)": (
         DATA / "l_cysteine_sweep04", "l-cyst_04_#####.cbf", list(range(1, 16)),
         [f"l-cyst_04_{i:05d}.cbf" for i in range(1, 16)], []),
+    "L-cysteine (images 1, 7, 15)": (
+        DATA / "l_cysteine_sweep04", "l-cyst_04_#####.cbf", [1, 7, 15], [], []),
     "example_009 (1 x 0.1 deg)": (
         DATA / "pilatus6m_p3_and_thaumatin", "example_###.cbf.gz", [9],
         ["example_009.cbf.gz"], []),
@@ -55,6 +59,22 @@ CASES = {
         # as in the data's readme_thaum_0500.txt (DIALS needs the still options and MAXCELL)
         ["stills.indexer=sequences", "max_cell=200", "space_group=P4"]),
 }
+# known answers (../shared/data/real/README.md): lattice and cell
+KNOWN = {
+    "L-cysteine": ("oP", (5.428, 8.141, 12.038, 90.0, 90.0, 90.0)),
+    "example_009": ("hP", (91.34, 91.34, 45.91, 90.0, 90.0, 120.0)),
+    "thaum_0500": ("tP", (57.99, 57.99, 149.83, 90.0, 90.0, 90.0)),
+    "simulated P212121": ("oP", (47.3, 58.9, 71.6, 90.0, 90.0, 90.0)),
+}
+
+
+def cell_error(cell, truth) -> float:
+    """Largest error (%) of the Niggli-reduced cell edges against the truth's."""
+    from mosflm_py.indexing.niggli import basis_from_cell, niggli_reduce
+
+    a = np.array(niggli_reduce(basis_from_cell(cell)).cell[:3])
+    b = np.array(niggli_reduce(basis_from_cell(truth)).cell[:3])
+    return float(np.max(np.abs(a - b) / b) * 100)
 
 
 def simulated_case(tmp: Path) -> tuple:
@@ -68,8 +88,8 @@ def simulated_case(tmp: Path) -> tuple:
     return (tmp, "sim_#####.cbf", [1, 91], [], [])  # DIALS cannot read this detector size
 
 
-def ours(folder: Path, template: str, images: list[int]) -> tuple[float, float, str]:
-    """(spot finding s, AUTOINDEX s excluding spot finding, result text)."""
+def ours(folder: Path, template: str, images: list[int]) -> tuple[float, float, str, object]:
+    """(spot finding s, AUTOINDEX s excluding spot finding, result text, IndexingResult)."""
     s = Session(out=io.StringIO())
     s.run_lines([f"DIRECTORY {folder}", f"TEMPLATE {template}"])
     from mosflm_py.actions.autoindex import pixel_array_defaults
@@ -83,8 +103,8 @@ def ours(folder: Path, template: str, images: list[int]) -> tuple[float, float, 
     r = s.results.indexing
     text = "FAILED" if r is None else (
         f"{r.solution.lattice} {' '.join(f'{v:.2f}' for v in r.crystal.cell)} "
-        f"sd(x,y) {r.sigma_xy:.3f} mm")
-    return t1 - t0, t2 - t1, text
+        f"sd(x,y) {r.sigma_xy:.3f} mm, distance {r.distance:.2f} mm")
+    return t1 - t0, t2 - t1, text, r
 
 
 def dials(folder: Path, files: list[str], extra: list[str]) -> tuple[float, float, float] | None:
@@ -153,9 +173,14 @@ def main() -> None:
             if not folder.is_dir():
                 print(f"{name}: data not found at {folder}")
                 continue
-            t_find, t_index, text = ours(folder, template, images)
+            t_find, t_index, text, r = ours(folder, template, images)
             line = (f"{name}: mosflm-py spot finding {t_find:.2f} s, AUTOINDEX {t_index:.2f} s, "
                     f"total {t_find + t_index:.2f} s -> {text}")
+            known = next((v for k, v in KNOWN.items() if name.startswith(k)), None)
+            if known is not None and r is not None:
+                ok = "right" if r.solution.lattice == known[0] else f"WRONG (truth {known[0]})"
+                line += (f"; lattice {ok}, cell error {cell_error(r.crystal.cell, known[1]):.2f} "
+                         "% (largest reduced edge)")
             if USE_DIALS and files:
                 d = dials(folder, files, extra)
                 if d is None:

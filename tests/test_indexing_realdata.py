@@ -29,8 +29,8 @@ def test_autoindex_l_cysteine_sweep(real_data, images):
     5.428 8.141 12.038, edges within 0.5 %, from all 15 images or from images 1, 7, 15 (sparse:
     the wedges around them are widened to the neighbouring images, and the log says so).
 
-    The header distance (160.00 mm) is about 1 % off, so the distance is refined (UNFIXDIST);
-    with it fixed the cell comes out ~1.3 % long and monoclinic (beta 90.7 absorbs the error).
+    The header distance (160.00 mm) is about 1 % off (158.3 mm fits the published cell), so the
+    distance is refined (UNFIXDIST); see the next test for the default settings.
     """
     res, log, _ = _index([
         f"DIRECTORY {real_data / 'l_cysteine_sweep04'}",
@@ -49,9 +49,28 @@ def test_autoindex_l_cysteine_sweep(real_data, images):
 
 
 @pytest.mark.realdata
+def test_autoindex_l_cysteine_default_settings_right_crystal_system(real_data):
+    """Default settings (header distance 160.00 mm, ~1 % long): oP, not mP with beta 90.7 (a
+    spot that only a distorted triclinic cell fits is rejected as an outlier, so the oP row
+    refines nearly as well as the triclinic one).  The cell is still ~0.8 % long (tolerance
+    1 %): the 11 spots inside MOSFLM's default search radius determine the distance only to
+    +-0.35 mm, so the header value is kept (issue 9.6 asks 0.5 %: not met yet)."""
+    res, log, _ = _index([
+        f"DIRECTORY {real_data / 'l_cysteine_sweep04'}",
+        "TEMPLATE l-cyst_04_#####.cbf",
+        "AUTOINDEX DPS REFINE " + " ".join(f"IMAGE {i}" for i in range(1, 16)),
+        "GO",
+    ])
+    assert res is not None, log
+    assert res.solution.lattice == "oP", log[log.find("No PENALTY"):][:3000]
+    np.testing.assert_allclose(sorted(res.crystal.cell[:3]), LCYS_CELL, rtol=0.01)
+
+
+@pytest.mark.realdata
 def test_autoindex_example_009_single_rotation_image(real_data):
     """One 0.1 deg Pilatus 6M image, default settings (MINPIX 3 chosen for the pixel-array
-    detector): P3 91.34 91.34 45.91 (edges within 1 %)."""
+    detector): P3 91.34 91.34 45.91, edges within 0.5 %: the header distance (305.00 mm; DIALS
+    refines 303.13) is refined, as the spots determine it (303.7 +- 0.13 mm)."""
     res, log, _ = _index([
         f"DIRECTORY {real_data / 'pilatus6m_p3_and_thaumatin'}",
         "TEMPLATE example_###.cbf.gz",
@@ -61,7 +80,8 @@ def test_autoindex_example_009_single_rotation_image(real_data):
     assert res is not None, log
     assert res.solution.lattice == "hP"
     assert res.crystal.space_group.replace(" ", "") == "P3"
-    np.testing.assert_allclose(res.crystal.cell[:3], [91.34, 91.34, 45.91], rtol=0.01)
+    np.testing.assert_allclose(res.crystal.cell[:3], [91.34, 91.34, 45.91], rtol=0.005)
+    assert "Distance refined from" in log
     assert res.sigma_xy < 0.2
 
 

@@ -130,7 +130,8 @@ def run(session: Session, job: Job) -> None:
     report(session, result, spot_lists)
     set_crystal(session, result.crystal)
     session.set("detector.beam", tuple(float(v) for v in result.beam_refined))
-    if params.unfixdist:
+    if params.unfixdist or abs(result.distance - experiment.detector.distance) > 1e-9:
+        # refined with UNFIXDIST, or because the spots contradict the header distance
         session.set("detector.distance", float(result.distance))
     newmat = session.files.newmat
     if newmat:

@@ -112,6 +112,8 @@ class DetectorRefinement:
     n_used: int
     fraction: float
     cell_esd: np.ndarray  # esds of the free cell parameters
+    distance_esd: float = float("nan")  # mm, when the distance was refined
+    distance_corr: float = float("nan")  # multiple correlation of the distance with the cell
 
 
 def refine_detector(
@@ -210,6 +212,15 @@ def refine_detector(
     rlp0 = spots_to_rlp(spots.x_mm, spots.y_mm, spots.phi, experiment)
     hkl, ok = index_fraction(rlp0, ub0, hkldev)
     use = ok.copy()
+    if ok.sum() >= 6:
+        # gross outliers out before the first fit (spots indexed within HKLDEV whose predicted
+        # position is far away, or missing): a robust rms from the median weighted residual
+        # (the norm of three unit normal components has rms = 1.13 x median)
+        d0 = np.sqrt(np.sum(residuals(exp, hkl, np.ones(len(spots), bool)) ** 2, axis=1))
+        rms0 = 1.13 * float(np.median(d0[ok]))
+        use = ok & (d0 <= sdcutoff * max(rms0, 1e-6))
+        if use.sum() < 6:
+            use = ok.copy()
     n_par = len(x) if refine_beam else 3 + len(p0)
     sol = None
     for _ in range(cycles):
@@ -239,7 +250,11 @@ def refine_detector(
         hkl, ok = index_all(exp)
         res = residuals(exp, hkl, np.ones(len(spots), bool))
         dist = np.sqrt(np.sum(res**2, axis=1))
-        rms = np.sqrt(np.mean(dist[ok & use] ** 2)) if (ok & use).any() else np.inf
+        # robust rms, 1.13 x the median weighted residual norm of all indexed spots (with few
+        # spots one bad spot inflates the plain rms enough to survive its own SDCUTOFF test;
+        # the median over all indexed spots, not only those kept, does not shrink from cycle
+        # to cycle)
+        rms = 1.13 * float(np.median(dist[ok])) if ok.any() else np.inf
         new_use = ok & (dist <= sdcutoff * rms)
         if np.array_equal(new_use, use):
             break
@@ -254,6 +269,7 @@ def refine_detector(
     rp = good & rot_mask
     sigma_phi = float(np.sqrt(np.mean(phi_miss(pc[rp], rp) ** 2))) if rp.any() else float("nan")
     esd = np.full(len(p0), np.nan)
+    d_esd = d_corr = float("nan")
     if sol is not None and sol.jac is not None and len(sol.fun) > len(sol.x):
         jac = np.asarray(sol.jac)
         dof = max(len(sol.fun) - len(sol.x), 1)
@@ -261,6 +277,8 @@ def refine_detector(
         try:
             cov = np.linalg.inv(jac.T @ jac) * s2
             esd = np.sqrt(np.abs(np.diag(cov)))[3 : 3 + len(p0)]
+            if refine_distance and n_par == len(x):
+                d_esd, d_corr = _distance_determination(cov, len(p0))
         except np.linalg.LinAlgError:
             pass
     return DetectorRefinement(
@@ -272,4 +290,27 @@ def refine_detector(
         n_used=int(good.sum()),
         fraction=float(ok.mean()),
         cell_esd=esd,
+        distance_esd=d_esd,
+        distance_corr=d_corr,
     )
+
+
+def _distance_determination(cov: np.ndarray, n_cell: int) -> tuple[float, float]:
+    """Esd (mm) of the refined distance and its multiple correlation with the cell parameters.
+
+    ``cov`` is the covariance of (3 orientation angles, ``n_cell`` cell parameters, beam X,
+    beam Y, distance).  The multiple correlation R of the distance with the cell parameters is
+    ``sqrt(1 - 1 / (C_DD (C_sub^-1)_DD))`` over the sub-block of the cell parameters and the
+    distance: R -> 1 when a change of distance can be absorbed by a change of cell (low-angle
+    data, where the spot radius scales as distance / cell edge).
+    """
+    k = len(cov) - 1
+    esd = float(np.sqrt(abs(cov[k, k])))
+    idx = [*range(3, 3 + n_cell), k]
+    sub = cov[np.ix_(idx, idx)]
+    try:
+        inv = np.linalg.inv(sub)
+    except np.linalg.LinAlgError:
+        return esd, 1.0
+    r2 = 1.0 - 1.0 / max(float(cov[k, k] * inv[-1, -1]), 1.0)
+    return esd, float(np.sqrt(max(r2, 0.0)))

@@ -7,6 +7,15 @@ solution plus a small absolute allowance (positions 0.02 mm / rlp 2e-4 relative)
 acceptable solutions the one of highest lattice symmetry (order of the holohedry) is chosen;
 ties go to the lowest penalty.  ``SOLUTION k`` overrides the choice; ``SYMMETRY sg`` restricts
 it to rows of the Bravais lattice of ``sg``.
+
+Evidence for the threshold and the sd test: the real MOSFLM 7.0.0 autoindexing log
+(../shared/data/real/mosflm_logs) suggests solution 3 (mC, penalty 2) although oI and mI with
+penalty 24 refine as well (equal SDCELL, FRACN 0.93), so its limit lies between 2 and 23; the
+MOSFLM course notes (seeds) reject a cubic solution of low penalty whose sd(x,y) is 0.34 mm
+against 0.18 mm for the right orthorhombic one.  On weak data the right crystal system comes
+from a well-determined triclinic cell (spots with phi centroids, outliers rejected, the
+distance refined where the spots determine it: :mod:`mosflm_py.indexing.autoindex`), which
+keeps the right lattice's penalty low, not from a higher threshold.
 """
 
 from __future__ import annotations
