@@ -589,6 +589,8 @@ def test_two_runs_over_the_same_rotation_get_their_own_scales(synthetic):
                 "flag",
                 "xdet",
                 "ydet",
+                "s0c",
+                "s1c",
             )
         },
         batch_numbers=np.r_[obs.batch_numbers, second.batch_numbers],
