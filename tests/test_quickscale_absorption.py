@@ -147,3 +147,27 @@ def test_absorption_keyword_and_clear_error(tmp_path):
     rc, log = run_script(f"QUICKSCALE HKLIN {bad.path} ABSORPTION\nGO\nEXIT\n", tmp_path)
     assert rc != 0
     assert "does not fit the observations" in log and "Traceback" not in log
+
+
+def test_profiles_grid_drawn_as_the_regions_lie():
+    """The report's standard-profiles grid: one cell per region at its (ix, iy) place, the
+    peak's maximum black, averaged profiles framed in red."""
+    from mosflm_py.scaling.report import PROFILE_CELL, render_profiles_grid
+
+    prof = [" ..... ", "..121..", ".19991.", "..121..", " ..... "]
+    regions = [
+        {"region": 1, "ix": 1, "iy": 1, "n_contrib": 40, "averaged": False, "map": prof},
+        {"region": 4, "ix": 2, "iy": 2, "n_contrib": 2, "averaged": True, "map": prof},
+    ]
+    img = render_profiles_grid({"first": 1, "last": 5, "regions": regions}).convert("RGB")
+    a = np.asarray(img)
+    c = PROFILE_CELL
+    cw, ch = 7 * c + 10, 5 * c + 22
+    assert a.shape[:2] == (2 * ch + 22 + 10, 2 * cw + 10)
+    # the centre pixel ('9') of region 1 is black, region 1's frame grey, region 4's red
+    y, x = 22 + 5 + 2 * c + c // 2, 5 + 5 + 3 * c + c // 2
+    assert tuple(a[y, x]) == (0, 0, 0)
+    assert tuple(a[22 + 3, 5 + 2]) == (170, 170, 170)
+    assert tuple(a[22 + ch + 3, 5 + cw + 2]) == (200, 0, 0)
+    # nothing drawn where no region lies (ix 1, iy 2)
+    assert (a[22 + 10 : 22 + ch - 10, 5 + cw + 10 : 5 + 2 * cw - 10] == 255).all()

@@ -416,6 +416,8 @@ def session_summary(session: Session, stem: str | None = None) -> dict:
         # PROCESS's per-image records changed shape: the report goes without these graphs
         return out
     out["images"] = cols
+    if integ.get("profiles"):
+        out["profiles"] = integ["profiles"]
     if stem is not None:
         out.update(_picture(session, stem))
     return out
