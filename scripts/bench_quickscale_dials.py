@@ -48,8 +48,11 @@ def _score_module():
     return mod
 
 
-def cc_merged_vs_truth(mtz_path: str, set_dir: Path) -> dict:
-    """Pearson CC of the merged intensities with F_true², best lattice re-indexing."""
+def cc_merged_vs_truth(mtz_path: str, set_dir: Path, matched: dict | None = None) -> dict:
+    """Pearson CC of the merged intensities with F_true², best lattice re-indexing.
+
+    *matched*, if given, receives {truth key: (I, F²)} of the matched reflections, for the CC
+    over the reflections two programs share."""
     sm = _score_module()
     meta = json.loads((set_dir / "truth.json").read_text())
     sg = gemmi.SpaceGroup(meta.get("space_group_full_symbol") or meta["space_group"])
@@ -79,7 +82,20 @@ def cc_merged_vs_truth(mtz_path: str, set_dir: Path) -> dict:
         cc = float(sm.pearson(inten[hit], t2_s[pos][hit]))
         if cc > best["cc"]:
             best = {"cc": cc, "n": int(hit.sum()), "op": sm.op_string(P)}
+            if matched is not None:
+                matched.clear()
+                matched.update(zip(k[hit].tolist(), zip(inten[hit], t2_s[pos][hit])))
     return best
+
+
+def common_cc(a: dict, b: dict) -> tuple[float, float, int]:
+    """CC with the truth of two programs' merged intensities over the reflections both have."""
+    keys = sorted(set(a) & set(b))
+    if len(keys) < 10:
+        return float("nan"), float("nan"), len(keys)
+    ia, ta = np.array([a[k] for k in keys]).T
+    ib, tb = np.array([b[k] for k in keys]).T
+    return float(np.corrcoef(ia, ta)[0, 1]), float(np.corrcoef(ib, tb)[0, 1]), len(keys)
 
 
 def _run(cmd: list[str], cwd: Path, log: Path) -> None:
@@ -163,10 +179,14 @@ def main(argv=None) -> int:
     for name in args.sets:
         set_dir = SIM / f"dev_{name}"
         row: dict = {}
+        matched: dict[str, dict] = {"dials": {}, "qs_own": {}}
         if have_dials:
             try:
                 merged, times = run_dials(name, work / name / "dials")
-                row["dials"] = {**cc_merged_vs_truth(merged, set_dir), "times": times}
+                row["dials"] = {
+                    **cc_merged_vs_truth(merged, set_dir, matched["dials"]),
+                    "times": times,
+                }
             except RuntimeError as err:
                 row["dials"] = {"error": str(err)}
         for label, mtz in (
@@ -178,9 +198,12 @@ def main(argv=None) -> int:
                 continue
             try:
                 q = run_quickscale(str(mtz), work / name / f"{label}_merged.mtz")
-                row[label] = {**q, **cc_merged_vs_truth(q["merged"], set_dir)}
+                row[label] = {**q, **cc_merged_vs_truth(q["merged"], set_dir, matched.get(label))}
             except Exception as err:  # noqa: BLE001 (a benchmark reports and goes on)
                 row[label] = {"error": f"{type(err).__name__}: {err}"}
+        if matched["dials"] and matched["qs_own"]:
+            cd, cq, n = common_cc(matched["dials"], matched["qs_own"])
+            row["common"] = {"dials": cd, "qs_own": cq, "n": n}
         rows[name] = row
         print(json.dumps({name: row}), flush=True)
 
@@ -202,6 +225,12 @@ def main(argv=None) -> int:
             f"{name:22s} {cell(row.get('dials')):>20s} {cell(row.get('qs_own')):>20s} "
             f"{cell(row.get('qs_dials_mtz')):>21s}"
         )
+        if "common" in row:
+            c = row["common"]
+            print(
+                f"{'  same reflections':22s} {c['dials']:>11.4f} ({c['n']}) "
+                f"{c['qs_own']:>11.4f} ({c['n']})"
+            )
         for k in ("dials", "qs_own", "qs_dials_mtz"):
             if row.get(k, {}).get("error"):
                 print(f"    {k}: {row[k]['error']}")
