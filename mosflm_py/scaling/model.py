@@ -219,7 +219,7 @@ def scale_observations(
     blocks = [_tie(na, 1.0 / tie_a), _tie(nb, 1.0 / tie_b) if refine_b else sp.csr_matrix((0, nb))]
     Dc = None
     if nc:
-        Dc = sp.csr_matrix(absorption[fit])
+        Dc = np.ascontiguousarray(absorption[fit])  # dense: every row has all coefficients
         blocks.append(sp.identity(nc, format="csr") / tie_absorption)
     restr = sp.block_diag(blocks).tocsr()
     # weights: σ² plus a small fraction of the intensity, so that the strongest reflections
@@ -253,22 +253,32 @@ def scale_observations(
         # small dense matrix. (scipy's least_squares with its LSMR solver spent ~1 s per
         # cycle on 10⁵ rows in norms.)
         d = -sq * g * ihl
-        J = sp.hstack(
-            [Da.multiply(d[:, None]), Db.multiply(d[:, None])]
-            + ([Dc.multiply(d[:, None])] if nc else [])
-        ).tocsr()
+        J = sp.hstack([Da.multiply(d[:, None]), Db.multiply(d[:, None])]).tocsr()
         r = sq * (I_f - g * ihl)
         u = -sq * g
         K = (S @ J.multiply(u[:, None])).tocsr()
         uu = S @ (u * u)
-        Kw = sp.diags(1.0 / np.maximum(uu, 1e-300)) @ K
-        A = (J.T @ J).toarray() - (K.T @ Kw).toarray() + (restr.T @ restr).toarray()
+        iuu = 1.0 / np.maximum(uu, 1e-300)
+        Kw = sp.diags(iuu) @ K
+        A = np.zeros((na + nb + nc, na + nb + nc))
+        A[: na + nb, : na + nb] = (J.T @ J).toarray() - (K.T @ Kw).toarray()
+        jtr = J.T @ r
+        if nc:
+            # the surface's columns are dense: numpy products, not sparse ones
+            Jc = Dc * d[:, None]
+            Kc = S @ (Jc * u[:, None])  # groups × nc
+            cross = np.asarray(J.T @ Jc) - np.asarray(Kw.T @ Kc)
+            A[: na + nb, na + nb :] = cross
+            A[na + nb :, : na + nb] = cross.T
+            A[na + nb :, na + nb :] = Jc.T @ Jc - Kc.T @ (Kc * iuu[:, None])
+            jtr = np.r_[jtr, Jc.T @ r]
+        A += (restr.T @ restr).toarray()
         # the overall level of the scales (and of B) is not defined by the data once I_h is
         # free: fix it by the means over the observations
         A[:na, :na] += np.outer(wa, wa) * (np.trace(A) / len(A) + 1.0)
         if refine_b:
             A[na : na + nb, na : na + nb] += np.outer(wb, wb) * (np.trace(A) / len(A) + 1.0)
-        rhs = -(J.T @ r) - restr.T @ (restr @ p)
+        rhs = -jtr - restr.T @ (restr @ p)
         if not refine_b:
             bs = slice(na, na + nb)
             A[bs, :] = 0.0
