@@ -139,10 +139,13 @@ def test_absorption_keyword_and_clear_error(tmp_path):
         str(tmp_path / "g.mtz"), true_sg="P 4", d_min=3.0, n_images=45, geometry=True
     )
     rc, log = run_script(
-        f"QUICKSCALE HKLIN {good.path} ABSORPTION 2 ACCEPT GRADIENT PKRATIO\nGO\nEXIT\n", tmp_path
+        f"QUICKSCALE HKLIN {good.path} ABSORPTION 2 ACCEPT GRADIENT PKRATIO REPORT r.html\n"
+        "GO\nEXIT\n",
+        tmp_path,
     )
     assert rc == 0, log[-2000:]
     assert "absorption surface to order 2" in log
+    assert "Absorption surface: spherical harmonics to order 2" in (tmp_path / "r.html").read_text()
     bad = make_unmerged(str(tmp_path / "b.mtz"), true_sg="P 4", d_min=3.0, n_images=30)
     rc, log = run_script(f"QUICKSCALE HKLIN {bad.path} ABSORPTION\nGO\nEXIT\n", tmp_path)
     assert rc != 0

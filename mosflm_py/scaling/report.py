@@ -715,6 +715,14 @@ def write_report(
         f"{res.sdfac:.3f}, SdAdd {res.sdadd:.4f}; {res.n_outliers} outliers "
         "rejected.</p>"
     )
+    if sc.ln_absorption is not None:
+        a = np.exp(sc.ln_absorption)
+        parts.append(
+            f"<p>Absorption surface: spherical harmonics to order {sc.model.lmax} of the beam "
+            f"directions in the crystal frame ({len(sc.model.c)} restrained coefficients); "
+            f"correction factor {a.min():.3f} to {a.max():.3f}, rms "
+            f"{100 * np.std(sc.ln_absorption):.1f} %.</p>"
+        )
     parts.append(figs(["scale_batch", "bfactor_batch", "rmerge_batch"]))
     parts.append(
         f"<p style='color:#777'>PNG copies of the graphs: "
