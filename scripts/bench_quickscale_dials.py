@@ -143,13 +143,21 @@ def run_dials(name: str, work: Path) -> tuple[str, dict]:
 
 def run_quickscale(mtz: str, out: Path) -> dict:
     """QuickScale (library call, defaults) on an unmerged MTZ; the merged MTZ's CC later."""
+    from mosflm_py.output.mtz_columns import Flag
     from mosflm_py.scaling.mtzout import write_merged_mtz
-    from mosflm_py.scaling.observations import read_unmerged
-    from mosflm_py.scaling.pipeline import quickscale
+    from mosflm_py.scaling.observations import QuickScaleError, read_unmerged
+    from mosflm_py.scaling.pipeline import QuickScaleOptions, quickscale
 
     t = time.time()
     obs = read_unmerged(mtz)
-    res = quickscale(obs)
+    accepted = ""
+    try:
+        res = quickscale(obs)
+    except QuickScaleError:
+        # the integration flagged (nearly) everything: as a user would, keep GRADIENT-flagged
+        # observations (QUICKSCALE ACCEPT GRADIENT), and say so in the table
+        res = quickscale(obs, QuickScaleOptions(accept_flags=int(Flag.GRADIENT)))
+        accepted = "GRADIENT"
     out.parent.mkdir(parents=True, exist_ok=True)
     write_merged_mtz(str(out), res.merged, res.observations, res.space_group)
     return {
@@ -159,6 +167,7 @@ def run_quickscale(mtz: str, out: Path) -> dict:
         "n_obs": len(res.observations),
         "cc_half": res.stats.overall.cc_half,
         "r_merge": res.stats.overall.r_merge,
+        "accepted": accepted,
     }
 
 
@@ -212,7 +221,7 @@ def main(argv=None) -> int:
             return "-"
         if "error" in d:
             return "error"
-        return f"{d['cc']:.4f} ({d['n']})"
+        return f"{d['cc']:.4f} ({d['n']})" + ("*" if d.get("accepted") else "")
 
     print()
     print(f"CC(merged I, F_true^2) (reflections)   DIALS {'on' if have_dials else 'not run'}")
@@ -234,6 +243,8 @@ def main(argv=None) -> int:
         for k in ("dials", "qs_own", "qs_dials_mtz"):
             if row.get(k, {}).get("error"):
                 print(f"    {k}: {row[k]['error']}")
+    if any(r.get("qs_own", {}).get("accepted") for r in rows.values()):
+        print("* with ACCEPT GRADIENT: the integration flagged a part of every reflection")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
