@@ -24,9 +24,17 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.spatial.transform import Rotation
-from scipy.special import sph_harm_y
 
 from mosflm_py.geometry.crystal import b_matrix
+
+try:  # scipy >= 1.15
+    from scipy.special import sph_harm_y
+except ImportError:  # older scipy (pyproject allows 1.11): sph_harm(m, n, azimuth, polar)
+    from scipy.special import sph_harm as _sph_harm
+
+    def sph_harm_y(n, m, theta, phi):  # noqa: D103 (same signature as scipy's)
+        return _sph_harm(m, n, phi, theta)
+
 
 __all__ = ["LAUE_TOLERANCE", "absorption_basis", "crystal_frame_directions", "n_coefficients"]
 
