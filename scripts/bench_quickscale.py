@@ -43,6 +43,7 @@ def main() -> int:
         f"synthetic data: {syn.n_observations} observations "
         f"({syn.n_sets_partial} as partial sets), 90 images, true Laue group {syn.true_laue}"
     )
+    c0 = time.process_time()
     t0 = time.perf_counter()
     obs = read_unmerged(str(mtz))
     t1 = time.perf_counter()
@@ -53,6 +54,7 @@ def main() -> int:
         str(folder / "scaled.mtz"), res.observations, res.space_group, res.g, res.sigma, res.keep
     )
     t3 = time.perf_counter()
+    c3 = time.process_time()
     write_report(str(folder / "report.html"), res)
     t4 = time.perf_counter()
     ov = res.stats.overall
@@ -62,7 +64,10 @@ def main() -> int:
         f"({len(res.g)} observations, {res.scaling.cycles} scaling cycles)"
     )
     print(f"write merged + scaled MTZ               {t3 - t2:6.2f} s")
-    print(f"total QuickScale                        {t3 - t0:6.2f} s   (limit 10 s)")
+    print(
+        f"total QuickScale                        {t3 - t0:6.2f} s   (limit 10 s; CPU time "
+        f"{c3 - c0:.2f} s, the figure that counts on a loaded machine)"
+    )
     print(f"HTML report + PNG graphs                {t4 - t3:6.2f} s")
     print(
         f"Laue group {res.symm.laue.best.laue} (confidence {res.symm.laue.confidence:.3f}); "

@@ -41,6 +41,22 @@ class Synthetic:
     n_sets_partial: int
     n_observations: int
     true_laue: str
+    truth_hkl: np.ndarray | None = None  # unique reflections (true space group's ASU)
+    truth_i: np.ndarray | None = None  # their true intensities
+
+
+def diffraction_phis(hkl: np.ndarray, cell, wavelength: float = 1.0) -> tuple:
+    """Both rotation angles (deg, in [0, 360)) at which each h diffracts with U = I, the
+    beam along +X and the rotation axis +Z (MOSFLM frame): (R(φ) B h)_x = −λ|B h|²/2."""
+    from mosflm_py.geometry.crystal import b_matrix
+
+    x = np.asarray(hkl, float) @ b_matrix(tuple(cell)).T
+    rho = np.hypot(x[:, 0], x[:, 1])
+    alpha = np.arctan2(x[:, 1], x[:, 0])
+    c = -wavelength * np.sum(x * x, axis=1) / (2 * np.maximum(rho, 1e-12))
+    ok = np.abs(c) < 1.0
+    t = np.arccos(np.clip(c, -1.0, 1.0))
+    return ok, np.degrees(t - alpha) % 360.0, np.degrees(-t - alpha) % 360.0
 
 
 def make_unmerged(
@@ -54,8 +70,16 @@ def make_unmerged(
     n_incomplete: int = 40,
     seed: int = 7,
     i_scale: float = 2000.0,
+    geometry: bool = False,
+    absorption=None,
 ) -> Synthetic:
-    """Write a synthetic unmerged MTZ; returns what it holds."""
+    """Write a synthetic unmerged MTZ; returns what it holds.
+
+    With *geometry*, every reflection of the sphere is observed where it diffracts (U = I,
+    beam +X, axis +Z, λ = 1 Å, as written in the batch headers), else at random angles.
+    *absorption*: f(s0c, s1c) -> multiplicative factor of each observation (unit beam
+    directions in the crystal frame), applied on top of the smooth scale.
+    """
     rng = np.random.default_rng(seed)
     uc = gemmi.UnitCell(*cell)
     sg = gemmi.SpaceGroup(true_sg)
@@ -63,19 +87,42 @@ def make_unmerged(
     d = np.array([uc.calculate_d(h.tolist()) for h in uniq])
     s2 = 1.0 / (4 * d * d)
     itrue = rng.exponential(1.0, len(uniq)) * i_scale * np.exp(-2 * 20.0 * s2)
-    nobs = int(len(uniq) * mult)
-    ui = rng.integers(0, len(uniq), nobs)
-    ops = np.array([np.array(o.rot) // gemmi.Op.DEN for o in sg.operations().sym_ops])
-    k = rng.integers(0, len(ops), nobs)
-    sign = rng.choice([-1, 1], nobs)
-    hkl = np.einsum("ni,nij->nj", uniq[ui] * sign[:, None], ops[k])
-    # a reflection (original indices) is measured once in the sweep, as in a real wedge
-    _, first_seen = np.unique(hkl, axis=0, return_index=True)
-    once = np.sort(first_seen)
-    hkl, ui = hkl[once], ui[once]
-    nobs = len(ui)
-    phi = rng.uniform(0.0, n_images * OSC, nobs)
+    if geometry:
+        from mosflm_py.output.mtz_columns import hkl_to_asu
+
+        p1 = np.asarray(gemmi.make_miller_array(uc, gemmi.SpaceGroup("P 1"), d_min, 0.0))
+        allh = np.r_[p1, -p1].astype(np.int64)
+        ok, pa, pb = diffraction_phis(allh, cell)
+        hkl = np.r_[allh[ok], allh[ok]]
+        phi = np.r_[pa[ok], pb[ok]]
+        inside = phi < n_images * OSC
+        hkl, phi = hkl[inside], phi[inside]
+        asu, _ = hkl_to_asu(hkl, sg)
+        lookup = {tuple(h): i for i, h in enumerate(uniq.tolist())}
+        ui = np.array([lookup.get(tuple(h), -1) for h in asu.tolist()], dtype=np.int64)
+        hkl, phi, ui = hkl[ui >= 0], phi[ui >= 0], ui[ui >= 0]
+        nobs = len(ui)
+    else:
+        nobs = int(len(uniq) * mult)
+        ui = rng.integers(0, len(uniq), nobs)
+        ops = np.array([np.array(o.rot) // gemmi.Op.DEN for o in sg.operations().sym_ops])
+        k = rng.integers(0, len(ops), nobs)
+        sign = rng.choice([-1, 1], nobs)
+        hkl = np.einsum("ni,nij->nj", uniq[ui] * sign[:, None], ops[k])
+        # a reflection (original indices) is measured once in the sweep, as in a real wedge
+        _, first_seen = np.unique(hkl, axis=0, return_index=True)
+        once = np.sort(first_seen)
+        hkl, ui = hkl[once], ui[once]
+        nobs = len(ui)
+        phi = rng.uniform(0.0, n_images * OSC, nobs)
     g = true_scale(phi) * np.exp(2 * true_b(phi) * s2[ui])
+    if absorption is not None:
+        from mosflm_py.scaling.absorption import crystal_frame_directions
+
+        s0c, s1c, _ = crystal_frame_directions(
+            hkl, phi, np.eye(3), cell, np.array([0, 0, 1.0]), np.array([1.0, 0, 0]), 1.0
+        )
+        g = g * absorption(s0c, s1c)
     mean = g * itrue[ui]
     sig = np.sqrt(mean + 20.0)
     inten = mean + rng.normal(0, 1, nobs) * sig
@@ -159,5 +206,13 @@ def make_unmerged(
     meta = MtzMeta(cell=cell, wavelength=1.0, space_group=file_sg, title="synthetic")
     write_unmerged_mtz(path, rec, batches, meta)
     return Synthetic(
-        path, n_images, n_broken, n_incomplete - incomplete_left, n_sets, nobs, sg.laue_str()
+        path,
+        n_images,
+        n_broken,
+        n_incomplete - incomplete_left,
+        n_sets,
+        nobs,
+        sg.laue_str(),
+        uniq,
+        itrue,
     )

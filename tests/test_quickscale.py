@@ -415,6 +415,11 @@ def test_report_after_process_on_simulated_images(simulated_process):
     assert (folder / "p_report_missets_image.png").exists()
     assert "Image 1 with the predictions" in html and (folder / "p_report_image_1.png").exists()
     assert (folder / "p_merged.mtz").exists() and (folder / "p_scaled.mtz").exists()
+    # the standard profiles grid of PROCESS's blocks, embedded and as PNG
+    assert "<h2 id=profiles>Standard profiles</h2>" in html
+    grids = sorted(folder.glob("p_report_profiles_*.png"))
+    assert grids, sorted(p.name for p in folder.iterdir())
+    assert "alt='Standard profiles, images 1-" in html
 
 
 def _chromium(url: str, *flags: str) -> subprocess.CompletedProcess:
@@ -589,6 +594,8 @@ def test_two_runs_over_the_same_rotation_get_their_own_scales(synthetic):
                 "flag",
                 "xdet",
                 "ydet",
+                "s0c",
+                "s1c",
             )
         },
         batch_numbers=np.r_[obs.batch_numbers, second.batch_numbers],

@@ -224,6 +224,7 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     mtz_path = _mtz_path(session, plan)
     t0 = time.perf_counter()
     image_rows = []
+    profile_blocks = []  # each block's standard-profile table, for QuickScale's report
     n_records = 0
     done = 0
 
@@ -243,6 +244,10 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
                 for k, (im, ref) in enumerate(zip(ims, res.refinement)):
                     _log_image(session, im, ref, res.profiles_report if k == 0 else None)
                 _log_profiles(session, res)
+                if res.stats:
+                    profile_blocks.append({"first": res.stats[0].image,
+                                           "last": res.stats[-1].image,
+                                           "regions": res.profiles_report})
                 for st_img, ref, rec, parts in zip(res.stats, res.refinement, res.records,
                                                    res.parts):
                     im = plan[done]
@@ -289,7 +294,8 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
         rep.line(f" SUMMARY file written: {summary}")
     session.results.integration = {"n_records": n_records,
                                    "images": [(s, r) for s, r, _ in image_rows],
-                                   "mtz": mtz_path, "seconds": elapsed}
+                                   "mtz": mtz_path, "seconds": elapsed,
+                                   "profiles": profile_blocks}
 
 
 def _check_outcome(session: Session, first: int, last: int, image_rows, n_records: int,

@@ -12,12 +12,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from mosflm_py.actions.predict import plot_prediction, predict_image
 from mosflm_py.atomic import atomic_write_text
 from mosflm_py.errors import MosflmError
 from mosflm_py.output.loggraph import Graph, LoggraphTable
+from mosflm_py.output.mtz_columns import Flag
+from mosflm_py.scaling.laue import MIN_PAIRS
 from mosflm_py.scaling.mtzout import write_merged_mtz, write_scaled_unmerged_mtz
-from mosflm_py.scaling.observations import QuickScaleError, read_unmerged
+from mosflm_py.scaling.observations import QuickScaleError, read_unmerged, sum_partials
 from mosflm_py.scaling.pipeline import QuickScaleOptions, QuickScaleResult, space_group_from_text
 from mosflm_py.scaling.pipeline import quickscale as run_qs
 from mosflm_py.scaling.pipeline import quicksymm as run_qsymm
@@ -75,7 +79,30 @@ def _options(rec: Record | None) -> tuple[QuickScaleOptions, str]:
         kw["nbins"] = int(rec.sub("NBINS").get("n"))
     if rec.has("INTENSITIES"):
         kind = str(rec.sub("INTENSITIES").get("kind")).lower()
+    if rec.has("ACCEPT"):
+        kw["accept_flags"] = accepted_flags(rec.sub("ACCEPT").get("flags"))
+    if rec.has("ABSORPTION"):
+        lmax = rec.sub("ABSORPTION").get("lmax")
+        kw["absorption_lmax"] = 4 if lmax is None else int(lmax)
     return QuickScaleOptions(**kw), kind
+
+
+def accepted_flags(names) -> int:
+    """FLAG bits of the ACCEPT subkeyword's names (ALL: every bit)."""
+
+    names = [names] if isinstance(names, str) else list(names or [])
+    bits = {
+        "GRADIENT": Flag.GRADIENT,
+        "BGRATIO": Flag.BGRATIO,
+        "PKRATIO": Flag.PKRATIO,
+        "NEGATIVE": Flag.NEGATIVE,
+        "OVERLOADS": Flag.OVERLOAD,
+        "ALL": 0xFF,
+    }
+    out = 0
+    for n in names:
+        out |= int(bits[str(n).upper()])
+    return out
 
 
 def _fmt(x: float, f: str = ".3f") -> str:
@@ -117,6 +144,15 @@ def log_laue(session: Session, laue: LaueResult, chosen: str) -> None:
     )
     rep.line("")
     best = laue.best
+    if laue.undetermined:
+        most = max(e.n_pairs for e in laue.elements)
+        rep.line(" Best Laue group: none (no symmetry element could be scored)")
+        warn_undetermined(
+            session,
+            f"no symmetry element of the lattice {laue.lattice} has {MIN_PAIRS} pairs of "
+            f"related reflections to score (at most {most})",
+        )
+        return
     rep.line(
         f" Best Laue group: {best.laue} ({best.name}), probability "
         f"{best.probability:.3f}, confidence {laue.confidence:.3f}"
@@ -129,6 +165,16 @@ def log_laue(session: Session, laue: LaueResult, chosen: str) -> None:
             "Integrate more images (a wider rotation range) and run QUICKSYMM again, or "
             "give QUICKSCALE SPACEGROUP to merge in a known group.",
         )
+
+
+def warn_undetermined(session: Session, why: str) -> None:
+    """The warning, with advice, that the data cannot decide the Laue group."""
+    session.report.warning(
+        f"The Laue group cannot be determined from these data: {why}.",
+        "Symmetry-related reflections are usually tens of degrees of rotation apart: "
+        "integrate a wider rotation range and run QUICKSYMM again, or give QUICKSCALE "
+        "SPACEGROUP <sg> if the space group is known from elsewhere.",
+    )
 
 
 def _read_input(session: Session, rec, name: str) -> tuple:
@@ -150,21 +196,52 @@ def quicksymm(session: Session, job: Job) -> None:
     rec = job.record
     options, _, obs = _read_input(session, rec, "QUICKSYMM")
     rep = session.report
-    res = run_qsymm(obs, options)
-    _log_partials(session, res.partials, res.observations)
-    log_laue(session, res.laue, res.space_group.hm)
+    res = run_qsymm(obs, options, require=False)
+    _log_partials(session, res.partials, res.observations, obs)
+    if res.laue is not None:
+        log_laue(session, res.laue, res.space_group.hm)
+    else:
+        warn_undetermined(session, res.undetermined)
     for note in res.notes:
         rep.line(f" Note: {note}")
     session.results.extra["quicksymm"] = res
 
 
-def _log_partials(session: Session, p, obs) -> None:
+def _log_partials(session: Session, p, obs, raw=None) -> None:
     rep = session.report
+    if raw is not None and p.n_flagged > 0.3 * max(p.n_flagged + len(obs), 1):
+        _warn_flagged(session, p, obs, raw)
     rep.line(
         f" {p.n_records} records: {p.n_fulls} fulls, {p.n_partial_records} partial parts; "
         f"{p.n_summed} partial sets summed, {p.n_incomplete} incomplete sets rejected, "
         f"{p.n_flagged} reflections rejected by FLAG or a bad sigma; {len(obs)} observations "
         f"used ({obs.intensity_kind} intensities)"
+    )
+
+
+def _summed_for_message(obs, options: QuickScaleOptions):
+
+    return sum_partials(
+        obs,
+        options.frac_min,
+        options.frac_max,
+        reject_flags=int(~(Flag.EDGE | options.accept_flags) & 0xFF),
+    )
+
+
+def _warn_flagged(session: Session, p, obs, raw) -> None:
+    """Most reflections rejected by the integration's flags: say which flags, and the way out."""
+
+    counts = {f.name: int(((raw.flag & int(f)) != 0).sum()) for f in Flag if f is not Flag.EDGE}
+    names = [k for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if v]
+    share = 100.0 * p.n_flagged / max(p.n_flagged + len(obs), 1)
+    detail = ", ".join(f"{k} {counts[k]}" for k in names)
+    name = "OVERLOADS" if names and names[0] == "OVERLOAD" else (names[0] if names else "ALL")
+    session.report.warning(
+        f"{share:.0f}% of the reflections are rejected because a record of theirs is flagged "
+        f"by the integration (records flagged: {detail}).",
+        f"Check the integration (e.g. the REJECTION GRADMAX limit for weak, fine-sliced data), "
+        f"or keep them with ACCEPT {name} (as Aimless's flag options).",
     )
 
 
@@ -177,8 +254,13 @@ def quickscale(session: Session, job: Job | None) -> None:
         return
     options, path, obs = _read_input(session, rec, "QUICKSCALE")
     rep = session.report
-    res = run_qs(obs, options)
-    _log_partials(session, res.symm.partials, res.observations)
+    try:
+        res = run_qs(obs, options)
+    except QuickScaleError:
+        summed, p = _summed_for_message(obs, options)
+        _log_partials(session, p, summed, obs)
+        raise
+    _log_partials(session, res.symm.partials, res.observations, obs)
     if res.symm.laue is not None:
         log_laue(session, res.symm.laue, res.space_group.hm)
     for note in res.symm.notes:
@@ -330,6 +412,8 @@ def session_summary(session: Session, stem: str | None = None) -> dict:
         # PROCESS's per-image records changed shape: the report goes without these graphs
         return out
     out["images"] = cols
+    if integ.get("profiles"):
+        out["profiles"] = integ["profiles"]
     if stem is not None:
         out.update(_picture(session, stem))
     return out
@@ -349,6 +433,13 @@ def log_scaling(session: Session, res: QuickScaleResult, options: QuickScaleOpti
         + f"; error model SdFac {res.sdfac:.3f} SdAdd {res.sdadd:.4f}; "
         f"{res.n_outliers} outliers rejected (> {options.reject:g} sigma)"
     )
+    if sc.ln_absorption is not None:
+        a = np.exp(sc.ln_absorption)
+        rep.line(
+            f" Scaling: absorption surface to order {sc.model.lmax} "
+            f"({len(sc.model.c)} coefficients, restrained): correction factor "
+            f"{a.min():.3f} to {a.max():.3f}, rms {100 * np.std(sc.ln_absorption):.1f} %"
+        )
     rows = res.batches
     step = max(1, len(rows) // 40)
     rep.line("")

@@ -39,6 +39,9 @@ __all__ = ["LaueCandidate", "LaueResult", "SymmetryElement", "score_laue_groups"
 MIN_SHELL_ISIG = 1.0
 """Resolution shells are scored only out to the first whose mean I/σ(I) is below this."""
 
+MIN_PAIRS = 5
+"""Fewest pairs of related reflections that score a symmetry element (else likelihood 0.5)."""
+
 SIGMA_FLOOR = 0.1
 """Smallest width of the CC distributions: CCs scatter by this much from causes other than
 counting statistics (unscaled data, partiality, the normalisation), as POINTLESS allows."""
@@ -96,6 +99,12 @@ class LaueResult:
     @property
     def best(self) -> LaueCandidate:
         return self.candidates[0]
+
+    @property
+    def undetermined(self) -> bool:
+        """No symmetry element of the lattice could be scored (each has fewer than
+        MIN_PAIRS pairs of related reflections): the data cannot decide the Laue group."""
+        return bool(self.elements) and all(e.n_pairs < MIN_PAIRS for e in self.elements)
 
     @property
     def confidence(self) -> float:
@@ -311,7 +320,7 @@ def score_laue_groups(
             f"reflections is taken from the best element ({expected:.2f})"
         )
     for el in elements:
-        if el.n_pairs < 5 or not np.isfinite(el.cc):
+        if el.n_pairs < MIN_PAIRS or not np.isfinite(el.cc):
             el.likelihood, el.z_cc = 0.5, float("nan")
             continue
         sigma = max(1.0 / math.sqrt(max(el.n_pairs - 3, 1)), SIGMA_FLOOR)

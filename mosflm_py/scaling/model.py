@@ -51,6 +51,9 @@ class ScaleModel:
     b_spacing: float
     a: np.ndarray
     b: np.ndarray
+    c: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    """Absorption-surface coefficients c_lm (l = 1..lmax; empty when not refined)."""
+    lmax: int = 0
 
     def _interp(self, phi: np.ndarray, spacing: float, n: int) -> tuple[np.ndarray, np.ndarray]:
         if n == 1:
@@ -91,6 +94,8 @@ class ScalingResult:
     sdfac: float = 1.0
     sdadd: float = 0.0
     history: list[float] = field(default_factory=list)
+    ln_absorption: np.ndarray | None = None
+    """ln A of every observation (None without an absorption surface)."""
 
 
 def group_index(keys: np.ndarray) -> tuple[np.ndarray, int]:
@@ -143,6 +148,9 @@ def scale_observations(
     max_cycles: int = 20,
     tol: float = 1e-4,
     use: np.ndarray | None = None,
+    absorption: np.ndarray | None = None,
+    lmax: int = 0,
+    tie_absorption: float = 0.05,
 ) -> ScalingResult:
     """Fit the smooth scale and B model to observations of symmetry-equivalent reflections.
 
@@ -167,6 +175,14 @@ def scale_observations(
         Outer HRS cycles; stop when the largest knot shift is below *tol*.
     use
         Observations used for the fit (default: all); g is returned for all.
+    absorption
+        (N, n) derivatives of ln A with respect to the absorption-surface coefficients
+        (:func:`mosflm_py.scaling.absorption.absorption_basis`), or None: no surface.
+    lmax
+        Highest order of that surface (for the record in the model).
+    tie_absorption
+        Standard deviation of the restraint of every coefficient towards 0 (Aimless
+        ``TIE SURFACE``; the harmonics are orthonormal, so this is about the rms of ln A).
 
     Returns
     -------
@@ -183,11 +199,14 @@ def scale_observations(
     span = float(phi.max() - phi0) if n_obs else 0.0
     na = _knots(span, scale_spacing)
     nb = _knots(span, b_spacing) if refine_b else 1
-    model = ScaleModel(phi0, scale_spacing, b_spacing, np.zeros(na), np.zeros(nb))
+    nc = 0 if absorption is None else int(absorption.shape[1])
+    model = ScaleModel(
+        phi0, scale_spacing, b_spacing, np.zeros(na), np.zeros(nb), np.zeros(nc), lmax
+    )
     # only reflections measured at least twice carry scale information
     cnt = np.bincount(group[use], minlength=ng)
     fit = use & (cnt[group] >= 2)
-    if fit.sum() < 3 * (na + nb):
+    if fit.sum() < 3 * (na + nb + nc):
         g = np.ones(n_obs)
         return ScalingResult(model, g, 0, float("nan"), False)
     Da = _design(phi[fit], phi0, scale_spacing, na)
@@ -197,59 +216,106 @@ def scale_observations(
     wa = np.asarray(Da.mean(axis=0)).ravel()
     wb = np.asarray(Db0.mean(axis=0)).ravel()
     I_f, s_f, g_f = intensity[fit], sigma[fit], group[fit]
-    restr = sp.block_diag(
-        [_tie(na, 1.0 / tie_a), _tie(nb, 1.0 / tie_b) if refine_b else sp.csr_matrix((0, nb))]
-    ).tocsr()
+    blocks = [_tie(na, 1.0 / tie_a), _tie(nb, 1.0 / tie_b) if refine_b else sp.csr_matrix((0, nb))]
+    Dc = None
+    if nc:
+        Dc = np.ascontiguousarray(absorption[fit])  # dense: every row has all coefficients
+        blocks.append(sp.identity(nc, format="csr") / tie_absorption)
+    restr = sp.block_diag(blocks).tocsr()
     # weights: σ² plus a small fraction of the intensity, so that the strongest reflections
     # do not dominate while the error model is unknown (Aimless's initial SdAdd)
     var = s_f**2 + (0.03 * np.abs(I_f)) ** 2
     w = 1.0 / var
     sq = np.sqrt(w)
+    # group indicator (groups × observations) for the group sums of the projection
+    S = sp.csr_matrix((np.ones(len(g_f)), (g_f, np.arange(len(g_f)))), shape=(ng, len(g_f)))
     history = []
     converged = False
     cycles = 0
-    p = np.r_[model.a, model.b]
+    p = np.r_[model.a, model.b, model.c]
     for cycles in range(1, max_cycles + 1):  # noqa: B007 (the count is returned)
-        lg = Da @ p[:na] + (Db @ p[na:] if refine_b else 0.0)
+        lg = Da @ p[:na] + (Db @ p[na : na + nb] if refine_b else 0.0)
+        if nc:
+            lg = lg + Dc @ p[na + nb :]
         g = np.exp(lg)
         ih = np.bincount(g_f, weights=w * g * I_f, minlength=ng) / np.maximum(
             np.bincount(g_f, weights=w * g * g, minlength=ng), 1e-300
         )
         ihl = ih[g_f]
 
-        # Gauss-Newton step on the normal equations: the Jacobian is sparse (two knots of
-        # each kind per row) and the parameters few, so JᵀJ is a small dense matrix. (scipy's
-        # least_squares with its LSMR solver spent ~1 s per cycle on 10⁵ rows in norms.)
+        # Gauss-Newton step on the normal equations with the I_h profiled out (variable
+        # projection, Golub & Pereyra 1973): for fixed g the best I_h is the weighted mean
+        # above, and the Jacobian of the residuals at that optimum is the plain Jacobian
+        # projected, group by group, off the direction u = ∂r/∂I_h. So JᵀJ loses each group's
+        # KᵀK/uᵀu term (K = Σ_group u J). Without the projection (plain alternation of I_h
+        # and g, Hamilton, Rollett & Sparks) the coupled scales converge very slowly.
+        # J is sparse (two knots of each kind per row) and the parameters few, so JᵀJ is a
+        # small dense matrix. (scipy's least_squares with its LSMR solver spent ~1 s per
+        # cycle on 10⁵ rows in norms.)
         d = -sq * g * ihl
         J = sp.hstack([Da.multiply(d[:, None]), Db.multiply(d[:, None])]).tocsr()
         r = sq * (I_f - g * ihl)
-        A = (J.T @ J).toarray() + (restr.T @ restr).toarray()
-        rhs = -(J.T @ r) - restr.T @ (restr @ p)
+        u = -sq * g
+        K = (S @ J.multiply(u[:, None])).tocsr()
+        uu = S @ (u * u)
+        iuu = 1.0 / np.maximum(uu, 1e-300)
+        Kw = sp.diags(iuu) @ K
+        A = np.zeros((na + nb + nc, na + nb + nc))
+        A[: na + nb, : na + nb] = (J.T @ J).toarray() - (K.T @ Kw).toarray()
+        jtr = J.T @ r
+        if nc:
+            # the surface's columns are dense: numpy products, not sparse ones
+            Jc = Dc * d[:, None]
+            Kc = S @ (Jc * u[:, None])  # groups × nc
+            cross = np.asarray(J.T @ Jc) - np.asarray(Kw.T @ Kc)
+            A[: na + nb, na + nb :] = cross
+            A[na + nb :, : na + nb] = cross.T
+            A[na + nb :, na + nb :] = Jc.T @ Jc - Kc.T @ (Kc * iuu[:, None])
+            jtr = np.r_[jtr, Jc.T @ r]
+        A += (restr.T @ restr).toarray()
+        # the overall level of the scales (and of B) is not defined by the data once I_h is
+        # free: fix it by the means over the observations
+        A[:na, :na] += np.outer(wa, wa) * (np.trace(A) / len(A) + 1.0)
+        if refine_b:
+            A[na : na + nb, na : na + nb] += np.outer(wb, wb) * (np.trace(A) / len(A) + 1.0)
+        rhs = -jtr - restr.T @ (restr @ p)
         if not refine_b:
-            A[na:, :] = 0.0
-            A[:, na:] = 0.0
-            A[na:, na:] = np.eye(nb)
-            rhs[na:] = 0.0
+            bs = slice(na, na + nb)
+            A[bs, :] = 0.0
+            A[:, bs] = 0.0
+            A[bs, bs] = np.eye(nb)
+            rhs[bs] = 0.0
         # Marquardt damping (scaled diagonal) keeps the first steps from overshooting
         A += 1e-6 * np.diag(np.diag(A) + 1e-12)
         step = solve(A, rhs, assume_a="sym")
         p_new = p + step
         rms = float(np.sqrt(np.mean(r**2)))
-        p_new[:na] -= wa @ p_new[:na]  # mean ln g over the observations = 0
+        # mean ln g over the observations = 0 (the surface's mean goes into the scales)
+        p_new[:na] -= wa @ p_new[:na] + (float(np.mean(Dc @ p_new[na + nb :])) if nc else 0.0)
         if refine_b:
-            p_new[na:] -= wb @ p_new[na:]  # mean B over the observations = 0
+            p_new[na : na + nb] -= wb @ p_new[na : na + nb]  # mean B over the observations = 0
         else:
-            p_new[na:] = 0.0
+            p_new[na : na + nb] = 0.0
         shift = float(np.max(np.abs(p_new - p))) if len(p) else 0.0
         p = p_new
         history.append(rms)
         if shift < tol:
             converged = True
             break
-    model.a, model.b = p[:na].copy(), p[na:].copy()
-    g_all = np.exp(model.log_scale(phi, s2))
+    model.a, model.b, model.c = p[:na].copy(), p[na : na + nb].copy(), p[na + nb :].copy()
+    lg_all = model.log_scale(phi, s2)
+    ln_a = absorption @ model.c if nc else None
+    if nc:
+        lg_all = lg_all + ln_a
+    g_all = np.exp(lg_all)
     return ScalingResult(
-        model, g_all, cycles, history[-1] if history else float("nan"), converged, history=history
+        model,
+        g_all,
+        cycles,
+        history[-1] if history else float("nan"),
+        converged,
+        history=history,
+        ln_absorption=ln_a,
     )
 
 

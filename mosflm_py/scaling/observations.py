@@ -23,7 +23,9 @@ import gemmi
 import numpy as np
 
 from mosflm_py.errors import MosflmError
+from mosflm_py.output.mtz_batch import BATCH_FLOATS
 from mosflm_py.output.mtz_columns import Flag, decode_misym, decode_mpart, hkl_from_asu
+from mosflm_py.scaling.absorption import crystal_frame_directions
 
 __all__ = [
     "Observations",
@@ -67,6 +69,11 @@ class Observations:
         The file's space group (used only to expand M/ISYM to original indices).
     wavelength : float
     batches : sorted unique batch numbers of the file, with their φ ranges
+    s0c, s1c : (N, 3) float or None
+        Unit incident and diffracted beam directions in the crystal frame (from the batch
+        headers' orientation; None when the file has none), for the absorption surface.
+    direction_error : float
+        Median relative violation of the Laue condition by those directions (NaN if none).
     """
 
     hkl: np.ndarray
@@ -90,6 +97,9 @@ class Observations:
     pname: str = "Unspecified"
     xname: str = "Unspecified"
     dname: str = "Unspecified"
+    s0c: np.ndarray | None = None
+    s1c: np.ndarray | None = None
+    direction_error: float = float("nan")
 
     def __len__(self) -> int:
         return int(self.hkl.shape[0])
@@ -114,6 +124,9 @@ class Observations:
         }
         return Observations(
             **kw,
+            s0c=None if self.s0c is None else self.s0c[sel],
+            s1c=None if self.s1c is None else self.s1c[sel],
+            direction_error=self.direction_error,
             cell=self.cell,
             space_group=self.space_group,
             wavelength=self.wavelength,
@@ -217,7 +230,11 @@ def read_unmerged(path: str, intensities: str = "profile") -> Observations:
         cells = np.array([list(b.cell.parameters) for b in mtz.batches], dtype=np.float64)
         if cells.size and np.all(cells[:, :3] > 0):
             cell = gemmi.UnitCell(*cells.mean(axis=0))
+    s0c, s1c, derr = _directions(mtz, hkl, rot)
     return Observations(
+        s0c=s0c,
+        s1c=s1c,
+        direction_error=derr,
         hkl=hkl,
         batch=batch,
         rot=rot,
@@ -240,6 +257,30 @@ def read_unmerged(path: str, intensities: str = "profile") -> Observations:
         xname=(ds.crystal_name if ds is not None else "") or "Unspecified",
         dname=(ds.dataset_name if ds is not None else "") or "Unspecified",
     )
+
+
+def _directions(
+    mtz: gemmi.Mtz, hkl: np.ndarray, rot: np.ndarray
+) -> tuple[np.ndarray | None, np.ndarray | None, float]:
+    """Beam directions in the crystal frame from the first batch header's orientation (U,
+    E1, the beam vector SO, λ); (None, None, NaN) when the headers hold no orientation."""
+    if not len(mtz.batches) or not len(hkl):
+        return None, None, float("nan")
+    f = np.asarray(mtz.batches[0].floats, dtype=np.float64)
+    umat = f[BATCH_FLOATS["umat"]].reshape(3, 3, order="F")
+    axis = f[BATCH_FLOATS["e1"]]
+    if not np.any(axis):
+        axis = f[BATCH_FLOATS["scanax"]]
+    so = f[BATCH_FLOATS["so"]]
+    if not np.any(so):
+        so = f[BATCH_FLOATS["source"]]
+    lam = float(f[BATCH_FLOATS["alambd"]][0])
+    cell = tuple(f[BATCH_FLOATS["cell"]])
+    det = np.linalg.det(umat)
+    if not (abs(det - 1.0) < 1e-3 and np.any(axis) and np.any(so) and lam > 0 and cell[0] > 0):
+        return None, None, float("nan")
+    # SO points from the crystal to the source (MOSFLM); the beam travels along -SO
+    return crystal_frame_directions(hkl, rot, umat, cell, axis, -so, lam)
 
 
 @dataclass(frozen=True)
@@ -345,6 +386,9 @@ def sum_partials(
         flag=np.zeros(int(keep.sum()), np.int64),
         xdet=obs.xdet[idx][keep],
         ydet=obs.ydet[idx][keep],
+        s0c=None if obs.s0c is None else obs.s0c[idx][keep],
+        s1c=None if obs.s1c is None else obs.s1c[idx][keep],
+        direction_error=obs.direction_error,
         cell=obs.cell,
         space_group=obs.space_group,
         wavelength=obs.wavelength,

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import gemmi
 import numpy as np
 
-from mosflm_py.output.mtz_columns import hkl_to_asu
+from mosflm_py.output.mtz_columns import Flag, hkl_to_asu
+from mosflm_py.scaling.absorption import LAUE_TOLERANCE, absorption_basis
 from mosflm_py.scaling.laue import LaueResult, score_laue_groups
 from mosflm_py.scaling.merging import (
     MergedData,
@@ -75,6 +76,14 @@ class QuickScaleOptions:
         Fit SdFac/SdAdd.
     reference_setting : bool
         Re-index into the space group's reference setting (b-unique monoclinic, obtuse β).
+    accept_flags : int
+        FLAG bits whose observations are kept besides EDGE (Flag values OR-ed; 0: Aimless's
+        default, reject every other flag).
+    absorption_lmax : int
+        Highest order of the absorption surface (spherical harmonics of the beam directions
+        in the crystal frame, :mod:`.absorption`); 0: no surface.
+    tie_absorption : float
+        Restraint of the surface's coefficients towards 0 (standard deviation).
     """
 
     space_group: str | None = None
@@ -91,6 +100,9 @@ class QuickScaleOptions:
     max_obliq: float = 2.0
     error_model: bool = True
     reference_setting: bool = True
+    accept_flags: int = 0
+    absorption_lmax: int = 0
+    tie_absorption: float = 0.05
 
 
 @dataclass
@@ -102,6 +114,8 @@ class QuickSymmResult:
     laue: LaueResult | None
     space_group: gemmi.SpaceGroup
     notes: list[str] = field(default_factory=list)
+    undetermined: str = ""
+    """Why the Laue group could not be scored at all ('' when it was)."""
 
 
 @dataclass
@@ -158,26 +172,44 @@ def space_group_from_text(name: str) -> gemmi.SpaceGroup:
 
 
 def quicksymm(
-    obs: Observations, options: QuickScaleOptions = QuickScaleOptions()
+    obs: Observations, options: QuickScaleOptions = QuickScaleOptions(), require: bool = True
 ) -> QuickSymmResult:
     """Sum partials and choose the Laue group (the scores are computed also when
     ``options.space_group`` forces the group, for the log); re-index to the reference
-    setting."""
-    summed, partials = sum_partials(obs, options.frac_min, options.frac_max)
+    setting.
+
+    With ``require=False`` (QUICKSYMM alone) too few observations are not an error: the
+    result has ``laue`` None, the file's space group and a note saying why.
+    """
+    summed, partials = sum_partials(
+        obs,
+        options.frac_min,
+        options.frac_max,
+        reject_flags=int(~(Flag.EDGE | options.accept_flags) & 0xFF),
+    )
     notes: list[str] = []
     if options.d_min:
         summed = summed.take(summed.d_spacing() >= options.d_min)
     if len(summed) < 10:
-        raise QuickScaleError(
+        why = (
             f"only {len(summed)} usable observations after summing partials "
             f"({partials.n_incomplete} incomplete partial sets, {partials.n_flagged} flagged)"
         )
-    laue = None
+        if require:
+            raise QuickScaleError(why)
+        sg = space_group_from_text(options.space_group) if options.space_group else obs.space_group
+        notes.append(f"the data are left in {sg.hm}, the space group of the file")
+        return QuickSymmResult(summed, partials, None, sg, notes, undetermined=why)
+    laue = score_laue_groups(summed, options.max_obliq)
     if options.space_group:
         sg = space_group_from_text(options.space_group)
-        laue = score_laue_groups(summed, options.max_obliq)
+    elif laue.undetermined and not require:
+        sg = obs.space_group
+        notes.append(
+            f"no symmetry element could be scored: the data are left in {sg.hm}, "
+            "the space group of the file"
+        )
     else:
-        laue = score_laue_groups(summed, options.max_obliq)
         best = laue.best
         sg = best.space_group
         if sg is None:
@@ -217,6 +249,12 @@ def quickscale(
     kw = dict(
         scale_spacing=options.scale_spacing, b_spacing=options.b_spacing, refine_b=options.refine_b
     )
+    if options.absorption_lmax > 0:
+        kw.update(
+            absorption=_absorption_basis(o, options.absorption_lmax),
+            lmax=options.absorption_lmax,
+            tie_absorption=options.tie_absorption,
+        )
     runs = Runs.of(o, gap=10 * max(options.scale_spacing, options.b_spacing))
     vphi = runs.virtual(o.batch, o.rot)
     res = scale_observations(o.intensity, o.sigma, group, vphi, s2, **kw)
@@ -263,6 +301,22 @@ def quickscale(
         sdfac=sdfac,
         sdadd=sdadd,
     )
+
+
+def _absorption_basis(o: Observations, lmax: int) -> np.ndarray:
+    """The surface's design matrix; QuickScaleError when the file's orientation is unusable."""
+    if o.s0c is None or o.s1c is None:
+        raise QuickScaleError(
+            "QUICKSCALE ABSORPTION needs the crystal orientation (U, rotation axis, beam) in "
+            "the MTZ batch headers; this file has none"
+        )
+    if not o.direction_error < LAUE_TOLERANCE:
+        raise QuickScaleError(
+            "QUICKSCALE ABSORPTION: the orientation in the MTZ batch headers does not fit the "
+            f"observations (median Laue-condition error {o.direction_error:.3f}, more than "
+            f"{LAUE_TOLERANCE:g}); run without ABSORPTION"
+        )
+    return absorption_basis(o.s0c, o.s1c, lmax)
 
 
 @dataclass(frozen=True)

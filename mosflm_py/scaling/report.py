@@ -5,8 +5,10 @@ Sections follow iMosflm's panes and QuickScale's output: a "Table 1" summary wit
 advice, the autoindexing solutions and an image with the predictions, the integration graphs
 (refined detector and crystal parameters, reflection counts and ⟨I/σ⟩ per image, when the
 PROCESS run is known), the Laue-group choice, the merging statistics table and graphs against
-resolution, and the scales, B factors and Rmerge against batch. Not shown yet: the standard
-profiles grid (PROCESS does not keep the profiles after logging them).
+resolution, and the scales, B factors and Rmerge against batch, and the standard profiles of
+every detector region for a few blocks of images (iMosflm's profiles grid, drawn from the
+profile maps PROCESS logs: peak pixels in grey levels, background pixels light blue, averaged
+profiles framed in red).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from mosflm_py.atomic import atomic_write_bytes, atomic_write_text
-from mosflm_py.output.plot import Curve, png_bytes, render_line_plot, resolution_ticks
+from mosflm_py.output.plot import Curve, _font, png_bytes, render_line_plot, resolution_ticks
 from mosflm_py.scaling.pipeline import QuickScaleResult
 
 __all__ = ["advice", "write_report"]
@@ -372,6 +375,71 @@ def _plots(res: QuickScaleResult, extra: dict) -> list[tuple[str, str, bytes]]:
     return out
 
 
+PROFILE_CELL = 6  # screen pixels per profile pixel in the grid
+
+
+def render_profiles_grid(block: dict):
+    """PIL image of the standard profiles of one block, one cell per detector region.
+
+    *block* is ``{"first": int, "last": int, "regions": [...]}`` with PROCESS's per-region
+    rows (:meth:`mosflm_py.integration.profiles.StandardProfiles.report`: ``ix``, ``iy``,
+    ``n_contrib``, ``averaged`` and the character ``map``: digits 0-9 are peak values scaled
+    to the maximum, '.' background, ' ' outside the box). Cells are placed as the regions lie
+    on the detector (ix along the slow axis downwards, iy along the fast axis); the peak is
+    drawn in grey levels (black = maximum), background pixels light blue, an averaged
+    profile (too few reflections in its region) has a red frame, as iMosflm draws them.
+    """
+    regions = block["regions"]
+    gx = max(r["ix"] for r in regions)
+    gy = max(r["iy"] for r in regions)
+    rows = max(len(r["map"]) for r in regions)
+    cols = max((max((len(line) for line in r["map"]), default=0) for r in regions), default=0)
+    c = PROFILE_CELL
+    cw, ch = cols * c + 10, rows * c + 22
+    title_h = 22
+    img = Image.new("RGB", (gy * cw + 10, gx * ch + title_h + 10), "white")
+    draw = ImageDraw.Draw(img)
+    font = _font(12)
+    draw.text(
+        (6, 4),
+        f"Standard profiles, images {block['first']}-{block['last']} "
+        "(red frame: averaged with neighbours)",
+        fill="black",
+        font=font,
+    )
+    for r in regions:
+        x0 = 5 + (r["iy"] - 1) * cw
+        y0 = title_h + (r["ix"] - 1) * ch
+        for a, line in enumerate(r["map"]):
+            for b, chr_ in enumerate(line):
+                if chr_ == " ":
+                    continue
+                if chr_ == ".":
+                    colour = (214, 230, 245)
+                elif chr_ == "*":
+                    colour = (255, 200, 0)
+                else:
+                    v = 255 - int(int(chr_) * 255 / 9)
+                    colour = (v, v, v)
+                xa, ya = x0 + 5 + b * c, y0 + 5 + a * c
+                draw.rectangle([xa, ya, xa + c - 1, ya + c - 1], fill=colour)
+        frame = (200, 0, 0) if r["averaged"] else (170, 170, 170)
+        draw.rectangle([x0 + 2, y0 + 2, x0 + cw - 3, y0 + rows * c + 8], outline=frame, width=2)
+        draw.text(
+            (x0 + 5, y0 + rows * c + 9), f"{r['region']}: {r['n_contrib']}", fill="black", font=font
+        )
+    return img
+
+
+def profile_blocks_shown(blocks: list[dict], most: int = 3) -> list[dict]:
+    """The blocks whose profiles the report draws: first, middle and last (all if few)."""
+    blocks = [b for b in blocks if b.get("regions")]
+    if len(blocks) <= most:
+        return blocks
+    pick = sorted({0, len(blocks) // 2, len(blocks) - 1})
+    return [blocks[k] for k in pick]
+
+
 def write_report(
     path: str, res: QuickScaleResult, extra: dict | None = None, warnings: list[str] | None = None
 ) -> list[str]:
@@ -391,6 +459,14 @@ def write_report(
     sg = res.space_group
     o = res.observations
     plots = _plots(res, extra)
+    for blk in profile_blocks_shown(extra.get("profiles") or []):
+        plots.append(
+            (
+                f"profiles_{blk['first']}_{blk['last']}",
+                f"Standard profiles, images {blk['first']}-{blk['last']}",
+                png_bytes(render_profiles_grid(blk)),
+            )
+        )
     stem = os.path.splitext(path)[0]
     pngs = []
     for suffix, _, png in plots:
@@ -538,6 +614,18 @@ def write_report(
                 ]
             )
         )
+    shown = profile_blocks_shown(extra.get("profiles") or [])
+    if shown:
+        n_blocks = len([b for b in extra["profiles"] if b.get("regions")])
+        parts.append("<h2 id=profiles>Standard profiles</h2>")
+        parts.append(
+            f"<p>The standard profile of every detector region (number: region and its "
+            f"reflections), for {len(shown)} of the {n_blocks} blocks of images. Regular, "
+            "single-peaked profiles show good diffraction; split or smeared ones show spot "
+            "splitting, ice or a poor model. Grey levels: the peak; light blue: background; "
+            "red frame: too few reflections, averaged with the neighbouring regions.</p>"
+        )
+        parts.append(figs([f"profiles_{b['first']}_{b['last']}" for b in shown]))
     # Laue group
     laue = res.symm.laue
     parts.append("<h2 id=symmetry>Laue group (QuickSymm)</h2>")
@@ -622,6 +710,14 @@ def write_report(
         f"{res.sdfac:.3f}, SdAdd {res.sdadd:.4f}; {res.n_outliers} outliers "
         "rejected.</p>"
     )
+    if sc.ln_absorption is not None:
+        a = np.exp(sc.ln_absorption)
+        parts.append(
+            f"<p>Absorption surface: spherical harmonics to order {sc.model.lmax} of the beam "
+            f"directions in the crystal frame ({len(sc.model.c)} restrained coefficients); "
+            f"correction factor {a.min():.3f} to {a.max():.3f}, rms "
+            f"{100 * np.std(sc.ln_absorption):.1f} %.</p>"
+        )
     parts.append(figs(["scale_batch", "bfactor_batch", "rmerge_batch"]))
     parts.append(
         f"<p style='color:#777'>PNG copies of the graphs: "
