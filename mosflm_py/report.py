@@ -59,10 +59,11 @@ class Report:
             self._draw(bar)
 
     # ------------------------------------------------------------------ progress bar
-    def progress(self, done: int, total: int, elapsed: float) -> None:
+    def progress(self, done: float, total: int, elapsed: float) -> None:
         """A progress bar on stderr when it is a terminal, redrawn in place.
 
-        Shows the images done, images per second and the time left.  Nothing is written when
+        Shows the images done (*done* may be fractional: an image half processed), images per
+        second and the time left.  Nothing is written when
         stderr is not a terminal (a pipeline's pipe, a file), and the bar never goes to the
         log file or stdout: log lines printed meanwhile erase it first and redraw it after.
         The bar is removed when ``done == total``.
@@ -81,7 +82,7 @@ class Report:
         left = (total - done) / rate if rate > 0 else float("nan")
         eta = f"{left:5.0f} s left" if left == left else "     ? s left"
         width = 30
-        self._bar = (f" [{'#' * int(width * frac):<{width}}] {done}/{total} images "
+        self._bar = (f" [{'#' * int(width * frac):<{width}}] {int(done)}/{total} images "
                      f"{rate:5.2f} images/s {eta}")
         self._draw(self._bar)
 

@@ -211,13 +211,21 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     fractions = FractionNormaliser(plan[0].phi_start, plan[-1].phi_end)
 
     progress(session, 0, len(plan), t0)
+    steps = {"refined": 0, "integrated": 0}
+
+    def on_image(number: int, stage: str) -> None:
+        # half an image when refined, the other half when integrated: the bar moves per image
+        # through both passes of a block
+        steps[stage] = steps.get(stage, 0) + 1
+        progress(session, 0.5 * (steps["refined"] + steps["integrated"]), len(plan), t0)
+
     try:
         with ExitStack() as stack:
             writer = stack.enter_context(UnmergedMtzWriter(mtz_path, _mtz_meta(session, exp)))
             gen = (stack.enter_context(GenerateFileWriter(st.files.genfile,
                                                           st.names.title or ""))
                    if st.files.genfile else None)
-            for res in run_blocks(jobs, _source(series), session.nproc):
+            for res in run_blocks(jobs, _source(series), session.nproc, on_image):
                 for w in res.warnings:
                     rep.warning(w)
                 ims = plan[done:done + len(res.stats)]
@@ -236,7 +244,6 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
                     image_rows.append((st_img, ref, _agreement(rec, ref)))
                     _log_integrated(session, im, st_img, rec, ref)
                     done += 1
-                    progress(session, done, len(plan), t0)
             for r, hdr in fractions.finish():
                 writer.add(r, [hdr])
                 if gen is not None:

@@ -43,6 +43,9 @@ from mosflm_py.refinement import (
 )
 
 FrameSource = Callable[[int], np.ndarray]
+# Called once per image and stage, ``(image_number, stage)`` with stage "refined" (measured and
+# positionally refined) or "integrated"; nothing here prints, the caller shows the progress.
+ImageProgress = Callable[[int, str], None]
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ class BlockResult:
     parts: list[ImageParts] = field(default_factory=list)
 
 
-def _refine_images(job: BlockJob, frames: dict[int, np.ndarray]) -> list[ImageRefinement]:
+def _refine_images(job: BlockJob, frames: dict[int, np.ndarray],
+                   on_image: ImageProgress | None = None) -> list[ImageRefinement]:
     """Per-image positional refinement, then post-refinement over the whole block.
 
     Each image is measured by summation with the current model and its detector refined against
@@ -140,6 +144,8 @@ def _refine_images(job: BlockJob, frames: dict[int, np.ndarray]) -> list[ImageRe
                 obs.append(meas.partials())
         ref.experiment = exp
         out.append(ref)
+        if on_image is not None:
+            on_image(im.number, "refined")
     if p.postref and len(obs) >= 2:
         mid = 0.5 * (job.images[0].phi_start + job.images[-1].phi_end)
         try:
@@ -325,12 +331,17 @@ def _masked(frame: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
-    """Refine, form profiles and integrate the images of one block (see module docstring)."""
+def process_block(job: BlockJob, frame_source: FrameSource,
+                  on_image: ImageProgress | None = None) -> BlockResult:
+    """Refine, form profiles and integrate the images of one block (see module docstring).
+
+    ``on_image(number, stage)`` is called after each image is refined (stage ``"refined"``) and
+    after it is integrated (``"integrated"``), so a caller can show per-image progress.
+    """
     p = job.params
     frames = {im.number: _masked(np.asarray(frame_source(im.number)), p.mask)
               for im in job.images}
-    refinements = _refine_images(job, frames)
+    refinements = _refine_images(job, frames, on_image)
     preds = _predict_block(job, refinements)
     warnings: list[str] = []
     profiles = None
@@ -357,4 +368,6 @@ def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
         stats.append(st)
         parts.append(ImageParts(hkl=res.hkl, fraction=np.asarray(res.fraction, float),
                                 phi=extra["phi"], width=extra["width"], accepted=res.accepted))
+        if on_image is not None:
+            on_image(im.number, "integrated")
     return BlockResult(job.index, records, stats, refinements, report, warnings, parts)
