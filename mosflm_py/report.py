@@ -15,6 +15,7 @@ from typing import IO, Any
 from mosflm_py.signals import checkpoint
 
 WIDTH = 100
+MOSFLM_VERSION = "6.2.6"  # the version of the real logs the output is checked against
 
 CITATIONS = (
     "Leslie, A.G.W. (2006) Acta Cryst. D62, 48-57 (MOSFLM).",
@@ -163,6 +164,9 @@ class Report:
         self.line(" *" + "mosflm-py".center(76) + "*")
         title = f"A Python re-implementation of MOSFLM  version {version}"
         self.line(" *" + title.center(76) + "*")
+        # programs that drive ipmosflm probe its first ten lines for "Mosflm version " (CrystFEL's
+        # mosflm_probe); the version named is the MOSFLM whose logs the output follows
+        self.line(" *" + f"Mosflm version {MOSFLM_VERSION} conventions".center(76) + "*")
         self.line(" *" + f"Run on {now:%d %B %Y} at {now:%H:%M:%S}".center(76) + "*")
         self.line(stars)
         self.line()
