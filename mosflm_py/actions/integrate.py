@@ -195,8 +195,9 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
         from mosflm_py.errors import NotImplementedYet
 
         raise NotImplementedYet(f"COORDS {st.files.coords}: writing MOSFLM's spot coordinates "
-                                "file is not implemented yet; remove COORDS (the generate file, "
-                                "GENFILE, lists the predicted positions)")
+                                "file is not implemented yet (its layout is not documented); "
+                                "remove COORDS (GENFILE writes the positions of the integrated "
+                                "reflections as text)")
     series = session.images()
     mtz_path = _mtz_path(session, plan)
     t0 = time.perf_counter()
