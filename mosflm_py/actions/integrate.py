@@ -424,6 +424,7 @@ def _log_image(session: Session, im, ref, profiles: list[dict] | None = None) ->
     and the SEPARATION in use (MOSFLM's "Final optimised raster parameters").
     """
     from mosflm_py.output.mosflm_log import (
+        centre_of_gravity,
         image_banner,
         positional_refinement,
         postref_result,
@@ -445,6 +446,9 @@ def _log_image(session: Session, im, ref, profiles: list[dict] | None = None) ->
         sep = session.state.integration.separation
         if sep:
             rep.lines(separation_updated(sep))
+        cog = centre.get("cog_mm", (float("nan"),) * 2)
+        if np.all(np.isfinite(cog)) and np.isfinite(centre["rmsbg"]):
+            rep.lines(centre_of_gravity(cog, centre["rmsbg"]))
     rep.lines(postref_result(cr.missets, cr.cell, cr.mosaic, ref.postref_resid,
                              ref.postref_n))
     if ref.pooled is not None:

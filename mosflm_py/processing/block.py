@@ -331,6 +331,17 @@ def _masked(frame: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return out
 
 
+def _add_centres_of_gravity(report: list[dict], profiles, detector) -> None:
+    """Add ``cog_mm`` (centre-of-gravity shift of each profile, mm) to the profile report."""
+    from mosflm_py.processing.profile_stats import centre_of_gravity_mm
+
+    for row in report:
+        r = row["region"] - 1
+        row["cog_mm"] = centre_of_gravity_mm(profiles.profiles[r], profiles.masks[r],
+                                             profiles.rasters[r].offsets(), detector.pixel_slow,
+                                             detector.pixel_fast)
+
+
 def process_block(job: BlockJob, frame_source: FrameSource,
                   on_image: ImageProgress | None = None) -> BlockResult:
     """Refine, form profiles and integrate the images of one block (see module docstring).
@@ -353,6 +364,7 @@ def process_block(job: BlockJob, frame_source: FrameSource,
                 p.integration, high_resolution=p.high_resolution,
             )
             report = profiles.report()
+            _add_centres_of_gravity(report, profiles, job.experiment.detector)
             warnings.extend(getattr(profiles, "warnings", ()))
         except MosflmError as err:
             warnings.append(f"standard profiles for images {job.images[0].number}-"
