@@ -139,9 +139,14 @@ def test_process_bar_on_a_real_pty_with_workers(small_series, tmp_path):
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
-    stdout, _ = proc.communicate(_script(small_series, 2, "workers.mtz"), timeout=600)
-    t.join(timeout=10)
-    os.close(master)
+    try:
+        stdout, _ = proc.communicate(_script(small_series, 2, "workers.mtz"), timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        t.join(timeout=10)
+        os.close(master)
     assert proc.returncode == 0, stdout
     term = b"".join(chunks).decode(errors="replace")
     states = _bar_states(term)
