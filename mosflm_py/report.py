@@ -126,12 +126,16 @@ class Report:
                 self.line((" *** " if first else "     ") + piece)
                 first = False
 
-    def warning(self, text: str, advice: str = "") -> None:
-        """MOSFLM's warning block: blank line, `` ***** WARNING *****``, wrapped text, advice."""
+    def warning(self, text: str, advice: str = "", verbatim: bool = False) -> None:
+        """MOSFLM's warning block: blank line, `` ***** WARNING *****``, wrapped text, advice.
+
+        ``verbatim``: *text* is one line as MOSFLM prints it (not wrapped, even when longer
+        than the usual width), for lines that drivers match as a whole.
+        """
         self.warnings.append(text)
         self.line()
         self.line(" ***** WARNING *****")
-        self.lines(wrap(text))
+        self.lines([" " + text] if verbatim else wrap(text))
         if advice:
             self.lines(wrap(advice))
         self.line()

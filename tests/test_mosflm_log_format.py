@@ -437,6 +437,10 @@ def test_real_log_lines_reproduced():
     assert pos[2].replace("1.0000", "0.9997") == integ[381]
     assert ml.raster_optimised((17, 19, 13, 6, 6))[0] in cellref
     assert ml.centre_of_gravity((-0.006, -0.037), 0.5)[0] == integ[403]
+    # the header-disagreement warning (tests/test_session.py checks ours with this pattern)
+    assert re.match(r"^ Input crystal to detector distance \(\s*([\d.]+)mm\) does NOT agree "
+                    r"with value in the image header \(\s*([\d.]+)mm\)$", integ[66])
+    assert integ[67] == " The input distance will be used."
     counts = ml.integrated_image(3967, 566, 2, 59, 3, 3967, 1)
     assert [counts[0], counts[1], counts[3], counts[4]] == [integ[k] for k in (2600, 2601, 2679,
                                                                               2681)]

@@ -276,7 +276,7 @@ def _describe_geometry(g: EffectiveGeometry) -> list[str]:
 
 # (state path, header attribute, MOSFLM's wording, unit, format, tolerance)
 _CHECKS = (
-    ("detector.distance", "distance", "crystal to detector distance", "mm", ".2f", 0.005),
+    ("detector.distance", "distance", "crystal to detector distance", "mm", "7.2f", 0.005),
     ("beam.wavelength", "wavelength", "wavelength", "A", ".5f", 5e-5),
     ("detector.two_theta", "two_theta", "two-theta angle", "deg", ".2f", 0.005),
     ("detector.pixel", "pixel_slow", "pixel size", "mm", ".5f", 5e-6),
@@ -293,10 +293,12 @@ def check_header_against_keywords(session: Session, hdr: Any) -> None:
             continue
         if abs(user - head) > tol:
             short = words.split()[-1]
+            # one line, then the advice line, as the real MOSFLM log (xia2 matches "Input
+            # crystal to detector distance" and "does NOT agree with" on the same line)
             session.warn_once(("hdr", path, user, head),
                               f"Input {words} ({user:{fmt}}{unit}) does NOT agree with value in "
-                              f"the image header ({head:{fmt}}{unit}). The input {short} will be "
-                              "used.")
+                              f"the image header ({head:{fmt}}{unit})",
+                              f"The input {short} will be used.", verbatim=True)
     beam = st.detector.beam
     if (beam is not None and st.is_user_set("detector.beam") and hdr.beam_x is not None
             and hdr.beam_y is not None):
