@@ -89,8 +89,15 @@ def _drive(cwd: Path, commands: list[str], timeout: float = 600.0) -> str:
     attrs[3] &= ~(termios.ECHO | termios.ECHOE | termios.ECHOK | termios.ECHONL)
     termios.tcsetattr(slave, termios.TCSANOW, attrs)
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "mosflm_py", "-n"], cwd=cwd, stdin=slave,
-                            stdout=slave, stderr=slave, env=env, close_fds=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mosflm_py", "-n"],
+        cwd=cwd,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        close_fds=True,
+    )
     os.close(slave)
     out = b""
     pending = list(commands)
@@ -138,9 +145,14 @@ def crystfel_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("crystfel")
     ub, xy = _still_spots()
     _write_spt(folder / "xfel_001.spt", xy)
-    simulate_dataset(default_params(nslow=128, nfast=128, beam_x=11.0, beam_y=11.0,
-                                    n_images=1, resolution=3.0, seed=2), folder, fmt="cbf",
-                     name="xfel")
+    simulate_dataset(
+        default_params(
+            nslow=128, nfast=128, beam_x=11.0, beam_y=11.0, n_images=1, resolution=3.0, seed=2
+        ),
+        folder,
+        fmt="cbf",
+        name="xfel",
+    )
     commands = [
         "DETECTOR ADSC",
         "DETECTOR ROTATION HORIZONTAL ANTICLOCKWISE ORIGIN LL FAST HORIZONTAL RECTANGULAR",
@@ -202,8 +214,9 @@ def test_detector_keyword_sets_omega_or_refuses():
     from mosflm_py.session import Session
 
     s = Session(io.StringIO())
-    s.run_lines(["DETECTOR ROTATION HORIZONTAL ANTICLOCKWISE ORIGIN LL FAST HORIZONTAL "
-                 "RECTANGULAR"])
+    s.run_lines(
+        ["DETECTOR ROTATION HORIZONTAL ANTICLOCKWISE ORIGIN LL FAST HORIZONTAL RECTANGULAR"]
+    )
     assert s.state.detector.omega == 180.0
     s.run_lines(["DETECTOR ORIGIN UR FAST HORIZONTAL"])
     assert s.state.detector.omega == 0.0

@@ -14,8 +14,11 @@ from mosflm_py.integration.box import PEAK
 
 
 def centre_of_gravity_mm(
-    profile: np.ndarray, mask: np.ndarray, offsets: tuple[np.ndarray, np.ndarray],
-    pixel_slow: float, pixel_fast: float,
+    profile: np.ndarray,
+    mask: np.ndarray,
+    offsets: tuple[np.ndarray, np.ndarray],
+    pixel_slow: float,
+    pixel_fast: float,
 ) -> tuple[float, float]:
     """Shift (mm, X slow and Y fast) of the centre of gravity of the peak from the box centre.
 
