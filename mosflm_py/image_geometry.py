@@ -74,11 +74,12 @@ class GeometryNotice:
     key: tuple[Any, ...]
     text: str
     advice: str = ""
+    verbatim: bool = False  # printed as one unwrapped line (a line pipelines match)
 
 
 # (state path, header attribute, MOSFLM's wording, unit, format, tolerance)
 _CHECKS = (
-    ("detector.distance", "distance", "crystal to detector distance", "mm", ".2f", 0.005),
+    ("detector.distance", "distance", "crystal to detector distance", "mm", "7.2f", 0.005),
     ("beam.wavelength", "wavelength", "wavelength", "A", ".5f", 5e-5),
     ("detector.two_theta", "two_theta", "two-theta angle", "deg", ".2f", 0.005),
     ("detector.pixel", "pixel_slow", "pixel size", "mm", ".5f", 5e-6),
@@ -95,11 +96,15 @@ def header_warnings(settings: State, hdr: Any) -> list[GeometryNotice]:
             continue
         if abs(user - head) > tol:
             short = words.split()[-1]
+            # one line, then the advice line, as the real MOSFLM log (xia2 matches "Input
+            # crystal to detector distance" and "does NOT agree with" on the same line)
             notices.append(
                 GeometryNotice(
                     ("hdr", path, user, head),
                     f"Input {words} ({user:{fmt}}{unit}) does NOT agree with value in "
-                    f"the image header ({head:{fmt}}{unit}). The input {short} will be used.",
+                    f"the image header ({head:{fmt}}{unit})",
+                    f"The input {short} will be used.",
+                    verbatim=True,
                 )
             )
     beam = settings.detector.beam

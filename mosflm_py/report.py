@@ -16,6 +16,7 @@ from typing import IO, Any
 from mosflm_py.signals import checkpoint
 
 WIDTH = 100
+MOSFLM_VERSION = "6.2.6"  # the version of the real logs the output is checked against
 
 CITATIONS = (
     "Leslie, A.G.W. (2006) Acta Cryst. D62, 48-57 (MOSFLM).",
@@ -60,10 +61,11 @@ class Report:
             self._draw(bar)
 
     # ------------------------------------------------------------------ progress bar
-    def progress(self, done: int, total: int, elapsed: float) -> None:
+    def progress(self, done: float, total: int, elapsed: float) -> None:
         """A progress bar on stderr when it is a terminal, redrawn in place.
 
-        Shows the images done, images per second and the time left.  Nothing is written when
+        Shows the images done (*done* may be fractional: an image half processed), images per
+        second and the time left.  Nothing is written when
         stderr is not a terminal (a pipeline's pipe, a file), and the bar never goes to the
         log file or stdout: log lines printed meanwhile erase it first and redraw it after.
         The bar is removed when ``done == total``.
@@ -80,7 +82,7 @@ class Report:
         left = (total - done) / rate if rate > 0 else float("nan")
         eta = f"{left:5.0f} s left" if left == left else "     ? s left"
         width = 30
-        self._bar = (f" [{'#' * int(width * frac):<{width}}] {done}/{total} images "
+        self._bar = (f" [{'#' * int(width * frac):<{width}}] {int(done)}/{total} images "
                      f"{rate:5.2f} images/s {eta}")
         self._draw(self._bar)
 
@@ -121,12 +123,16 @@ class Report:
                 self.line((" *** " if first else "     ") + piece)
                 first = False
 
-    def warning(self, text: str, advice: str = "") -> None:
-        """MOSFLM's warning block: blank line, `` ***** WARNING *****``, wrapped text, advice."""
+    def warning(self, text: str, advice: str = "", verbatim: bool = False) -> None:
+        """MOSFLM's warning block: blank line, `` ***** WARNING *****``, wrapped text, advice.
+
+        ``verbatim``: *text* is one line as MOSFLM prints it (not wrapped, even when longer
+        than the usual width), for lines that drivers match as a whole.
+        """
         self.warnings.append(text)
         self.line()
         self.line(" ***** WARNING *****")
-        self.lines(wrap(text))
+        self.lines([" " + text] if verbatim else wrap(text))
         if advice:
             self.lines(wrap(advice))
         self.line()
@@ -159,6 +165,9 @@ class Report:
         self.line(" *" + "mosflm-py".center(76) + "*")
         title = f"A Python re-implementation of MOSFLM  version {version}"
         self.line(" *" + title.center(76) + "*")
+        # programs that drive ipmosflm probe its first ten lines for "Mosflm version " (CrystFEL's
+        # mosflm_probe); the version named is the MOSFLM whose logs the output follows
+        self.line(" *" + f"Mosflm version {MOSFLM_VERSION} conventions".center(76) + "*")
         self.line(" *" + f"Run on {now:%d %B %Y} at {now:%H:%M:%S}".center(76) + "*")
         self.line(stars)
         self.line()

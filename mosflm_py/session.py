@@ -171,12 +171,12 @@ class Session:
         """The current setting at dotted *path*."""
         return get_setting(self.state, path)
 
-    def warn_once(self, key: Any, text: str, advice: str = "") -> None:
+    def warn_once(self, key: Any, text: str, advice: str = "", verbatim: bool = False) -> None:
         """Print a WARNING block unless one with the same *key* was already printed."""
         if key in self._warned:
             return
         self._warned.add(key)
-        self.report.warning(text, advice)
+        self.report.warning(text, advice, verbatim=verbatim)
 
     def images(self):
         """The current image series (resolved on first use); see :mod:`mosflm_py.actions.images`.
@@ -205,10 +205,10 @@ class Session:
             geometry, notices = experiment_from(self.state, header, image_number)
         except GeometryError:
             for notice in header_warnings(self.state, header):  # printed before the error
-                self.warn_once(notice.key, notice.text, notice.advice)
+                self.warn_once(notice.key, notice.text, notice.advice, verbatim=notice.verbatim)
             raise
         for notice in notices:
-            self.warn_once(notice.key, notice.text, notice.advice)
+            self.warn_once(notice.key, notice.text, notice.advice, verbatim=notice.verbatim)
         return geometry
 
     # ---------------------------------------------------------------- input

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mosflm_py.errors import KeywordError
+from mosflm_py.errors import KeywordError, NotImplementedYet
+from mosflm_py.geometry.detector_layout import layout_omega
 from mosflm_py.registry import Record, SubSpec, SubValue, resolve_hook
 from mosflm_py.state import State, apply_setting, get_setting
 
@@ -361,3 +362,24 @@ def site_effect(session: Any, record: Record) -> None:
     """SITE: recorded; site files of detector defaults are not read by mosflm-py."""
     session.report.information(f"SITE {record.get('name')} recorded. mosflm-py takes detector "
                                "defaults from the image headers; site files are not read.")
+
+
+def detector(state: State, record: Record) -> State:
+    """DETECTOR: type and flags as stored values; ROTATION / ORIGIN / FAST as the OMEGA of the
+    layout (:func:`mosflm_py.geometry.detector_layout.layout_omega`); RECTANGULAR is the model's
+    own shape, CIRCULAR is refused."""
+    layout = frozenset({"ROTATION", "ORIGIN", "FAST", "RECTANGULAR", "CIRCULAR"})
+    if record.has("CIRCULAR"):
+        raise NotImplementedYet("DETECTOR CIRCULAR: only rectangular detectors are implemented "
+                                "yet (give RECTANGULAR or leave the shape out)")
+    rot, org, fast = record.sub("ROTATION"), record.sub("ORIGIN"), record.sub("FAST")
+    omega = layout_omega(rot.get("direction") if rot else None, rot.get("sense") if rot else None,
+                         org.get("corner") if org else None,
+                         fast.get("direction") if fast else None)
+    state = apply_targets(state, record, skip=layout)
+    if omega is not None:
+        if record.has("OMEGA"):
+            raise KeywordError("DETECTOR: give either OMEGA or ORIGIN/FAST, not both (ORIGIN and "
+                               "FAST set the in-plane angle OMEGA)")
+        state = apply_setting(state, "detector.omega", omega)
+    return state

@@ -209,6 +209,30 @@ def test_integration_log_read_by_pipeline(runs):
         assert 2.0 < s["resolution_bins"][-1] < 2.6
 
 
+# taken from the real integration log (" C. of G. SHIFTS = -0.006 -0.037mm  Background
+# residual=  0.5 (peak scaled to 255)"), as a driver would match it
+COG_RE = re.compile(r"^ C\. of G\. SHIFTS = *(-?\d+\.\d{3}) *(-?\d+\.\d{3})mm  Background "
+                    r"residual= *(\d+\.\d) \(peak scaled to 255\)$")
+
+
+def test_centre_of_gravity_line_as_real_log(runs):
+    """Issue 10 item 3: the average-profile line with the C. of G. shifts and the background
+    residual, once per block after the optimised raster, read by the real log's pattern."""
+    real = [m for m in map(COG_RE.match, _real("mosflm-integration.log")) if m]
+    assert len(real) == 60  # the real log: one per image processed
+    ours = runs["integrate"].splitlines()
+    found = [(i, COG_RE.match(t)) for i, t in enumerate(ours) if "C. of G. SHIFTS" in t]
+    assert found and all(m for _, m in found), [ours[i] for i, _ in found]
+    for i, m in found:
+        assert "Final optimised raster parameters:" in "".join(ours[i - 3:i])
+        dx, dy, resid = map(float, m.groups())
+        # simulated spots are centred on the prediction: shifts well under a pixel (0.172 mm)
+        assert abs(dx) < 0.1 and abs(dy) < 0.1, m.group(0)
+        assert 0.0 <= resid < 20.0  # below PROFILE RMSBG, as for a usable profile
+        # xia2's MosflmRefineCell reader: token 8 once "residual=" is removed
+        assert float(ours[i].replace("residual=", "").split()[8]) == resid
+
+
 def test_summary_file_read_by_pipeline(runs):
     """Exactly MOSFLM's two tables with its columns, numbers everywhere (no ******)."""
     text = (runs["folder"] / "summary_90.log").read_text()
@@ -412,6 +436,16 @@ def test_real_log_lines_reproduced():
     # same columns; XTOFRA is printed as 1.0000 (the distance itself is refined)
     assert pos[2].replace("1.0000", "0.9997") == integ[381]
     assert ml.raster_optimised((17, 19, 13, 6, 6))[0] in cellref
+    assert ml.centre_of_gravity((-0.006, -0.037), 0.5)[0] == integ[403]
+    # the header-disagreement warning (tests/test_session.py checks ours with this pattern)
+    assert re.match(r"^ Input crystal to detector distance \(\s*([\d.]+)mm\) does NOT agree "
+                    r"with value in the image header \(\s*([\d.]+)mm\)$", integ[66])
+    assert integ[67] == " The input distance will be used."
+    counts = ml.integrated_image(3967, 566, 2, 59, 3, 3967, 1)
+    assert [counts[0], counts[1], counts[3], counts[4]] == [integ[k] for k in (2600, 2601, 2679,
+                                                                              2681)]
+    assert int(counts[0][:6]) == 3967  # a fixed-column (I6) reader
+    assert ml.centre_of_gravity((0.003, -0.017), 0.2)[0] in cellref
     assert ml.separation_updated((0.51, 0.71))[0] in cellref
     assert " Refined mosaic spread (excluding safety factor):   0.49" in cellref
     done = ml.cell_refinement_complete(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 import types
 from dataclasses import dataclass, field
@@ -386,8 +387,12 @@ def test_image_header_and_warning_block(fake_images):
                   "HEADER BRIEF\nIMAGE 7\n")
     assert "Sector 1: template x_###.img  directory /d" in text
     assert "Number of images 3, image numbers 1 to 3" in text
-    warning = ("***** WARNING ***** Input crystal to detector distance (169.65mm) does NOT "
-               "agree with value in the image header (170.00mm). The input distance will be used.")
+    warning = ("***** WARNING ***** Input crystal to detector distance ( 169.65mm) does NOT "
+               "agree with value in the image header ( 170.00mm) The input distance will be used.")
+    # the line as the real MOSFLM log prints it (mosflm-integration.log), matched whole
+    assert re.search(r"^ Input crystal to detector distance \(\s*([\d.]+)mm\) does NOT agree "
+                     r"with value in the image header \(\s*([\d.]+)mm\)\n The input distance "
+                     r"will be used\.$", text, re.M)
     assert warning in " ".join(text.split())
     assert text.count("***** WARNING *****") == 1  # printed once
     assert "distance 169.65 mm" in text  # the effective value is the keyword's
@@ -454,7 +459,7 @@ def test_real_cbf_series_header(real_data):
     assert s.failures == 0
     assert "Number of images 15, image numbers 1 to 15" in text
     assert "Input wavelength (0.70000A) does NOT agree with value in the image header " \
-           "(0.68890A). The input wavelength will be used." in " ".join(text.split())
+           "(0.68890A) The input wavelength will be used." in " ".join(text.split())
     g = s.geometry(3)
     assert g.wavelength == 0.7 and g.detector_type == "PILATUS"
     assert g.distance == pytest.approx(160.0, abs=0.01)

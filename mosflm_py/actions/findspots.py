@@ -41,6 +41,7 @@ from mosflm_py.spotfinding import (
     separation_from_spot_size,
     write_spot_file,
 )
+from mosflm_py.spotfinding.spotfile import SpotFileError
 
 if TYPE_CHECKING:
     from mosflm_py.actions.images import EffectiveGeometry
@@ -172,13 +173,24 @@ def find_on_image(session: Session, n: int, phi: tuple[float, float] | None = No
 
 
 def _spots_from_file(session: Session, phi: tuple[float, float]) -> SpotList | None:
-    """Spots of an existing spot file (not written by this session) within the φ range."""
-    name = spot_file_name(session)
-    if not name or not os.path.exists(name):
-        return None
-    written = session.results.extra.get(CACHE_KEY + ".written", set())
-    if os.path.abspath(name) in written:
-        return None
+    """Spots of an existing spot file (not written by this session) within the φ range.
+
+    ``AUTOINDEX ... FILE name`` names a spot file that must be read (a clear error when it does
+    not exist), as CrystFEL's MOSFLM indexer hands its spots over; otherwise the FINDSPOTS FILE /
+    SPOTOD file is read when it exists.
+    """
+    given = session.state.index.file
+    if given:
+        if not os.path.exists(given):
+            raise SpotFileError(f"AUTOINDEX FILE {given}: no such spot file")
+        name = given
+    else:
+        name = spot_file_name(session)
+        if not name or not os.path.exists(name):
+            return None
+        written = session.results.extra.get(CACHE_KEY + ".written", set())
+        if os.path.abspath(name) in written:
+            return None
     all_spots = session.results.extra.get(CACHE_KEY + ".file", {}).get(name)
     if all_spots is None:
         all_spots = read_spot_file(name)

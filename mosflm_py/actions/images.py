@@ -227,7 +227,7 @@ def _describe_geometry(g: EffectiveGeometry) -> list[str]:
 def check_header_against_keywords(session: Session, hdr: Any) -> None:
     """Print MOSFLM's WARNING for every user keyword value that disagrees with the header."""
     for notice in header_warnings(session.state, hdr):
-        session.warn_once(notice.key, notice.text, notice.advice)
+        session.warn_once(notice.key, notice.text, notice.advice, verbatim=notice.verbatim)
 
 
 def effective_geometry(session: Session, image_number: int,

@@ -34,6 +34,7 @@ from mosflm_py.output.genfile import GenerateFileWriter
 from mosflm_py.output.harvest import HarvestImage, HarvestRun, harvest_path, write_harvest
 from mosflm_py.output.mosflm_log import (
     END_OF_PROCESSING,
+    centre_of_gravity,
     image_banner,
     integrated_image,
     mtz_written,
@@ -218,8 +219,9 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
              f" {session.nproc} worker process(es)")
     if st.files.coords:
         raise NotImplementedYet(f"COORDS {st.files.coords}: writing MOSFLM's spot coordinates "
-                                "file is not implemented yet; remove COORDS (the generate file, "
-                                "GENFILE, lists the predicted positions)")
+                                "file is not implemented yet (its layout is not documented); "
+                                "remove COORDS (GENFILE writes the positions of the integrated "
+                                "reflections as text)")
     series = session.images()
     mtz_path = _mtz_path(session, plan)
     t0 = time.perf_counter()
@@ -231,13 +233,21 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     fractions = FractionNormaliser(plan[0].phi_start, plan[-1].phi_end)
 
     progress(session, 0, len(plan), t0)
+    steps = {"refined": 0, "integrated": 0}
+
+    def on_image(number: int, stage: str) -> None:
+        # half an image when refined, the other half when integrated: the bar moves per image
+        # through both passes of a block
+        steps[stage] = steps.get(stage, 0) + 1
+        progress(session, 0.5 * (steps["refined"] + steps["integrated"]), len(plan), t0)
+
     try:
         with ExitStack() as stack:
             writer = stack.enter_context(UnmergedMtzWriter(mtz_path, _mtz_meta(session, exp)))
             gen = (stack.enter_context(GenerateFileWriter(st.files.genfile,
                                                           st.names.title or ""))
                    if st.files.genfile else None)
-            for res in run_blocks(jobs, series_source(series), session.nproc):
+            for res in run_blocks(jobs, series_source(series), session.nproc, on_image):
                 for w in res.warnings:
                     rep.warning(w)
                 ims = plan[done:done + len(res.stats)]
@@ -260,7 +270,6 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
                     image_rows.append((st_img, ref, _agreement(rec, ref)))
                     _log_integrated(session, im, st_img, rec, ref)
                     done += 1
-                    progress(session, done, len(plan), t0)
             for r, hdr in fractions.finish():
                 writer.add(r, [hdr])
                 if gen is not None:
@@ -443,6 +452,9 @@ def _log_image(session: Session, im, ref, profiles: list[dict] | None = None) ->
         sep = session.state.integration.separation
         if sep:
             rep.lines(separation_updated(sep))
+        cog = centre.get("cog_mm", (float("nan"),) * 2)
+        if np.all(np.isfinite(cog)) and np.isfinite(centre["rmsbg"]):
+            rep.lines(centre_of_gravity(cog, centre["rmsbg"]))
     rep.lines(postref_result(cr.missets, cr.cell, cr.mosaic, ref.postref_resid,
                              ref.postref_n))
     if ref.pooled is not None:

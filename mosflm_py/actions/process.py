@@ -106,7 +106,7 @@ def exclude_shells(session: Session) -> tuple[tuple[float, float], ...]:
     return shells  # type: ignore[return-value]
 
 
-def progress(session: Session, done: int, total: int, t0: float) -> None:
+def progress(session: Session, done: float, total: int, t0: float) -> None:
     """Advance the progress bar (stderr, only on a terminal; see ``Report.progress``)."""
     session.report.progress(done, total, time.perf_counter() - t0)
 

@@ -380,6 +380,16 @@ def separation_updated(sep: Sequence[float]) -> list[str]:
     return [f" Separation parameters updated to {sep[0]:6.2f}mm in X and {sep[1]:5.2f}mm in Y"]
 
 
+def centre_of_gravity(shift_mm: Sequence[float], residual: float) -> list[str]:
+    """``C. of G. SHIFTS = -0.006 -0.037mm  Background residual=  0.5 (peak scaled to 255)``.
+
+    The centre-of-gravity shift (mm, X and Y) of the central standard profile and its background
+    rms with the peak scaled to 255 (xia2 reads token 8 after removing ``residual=``).
+    """
+    return [f" C. of G. SHIFTS ={shift_mm[0]:7.3f}{shift_mm[1]:7.3f}mm  Background residual="
+            f"{residual:5.1f} (peak scaled to 255)"]
+
+
 def postref_result(
     missets: Sequence[float],
     cell: Sequence[float],
@@ -427,7 +437,7 @@ def integrated_image(
     ``are OVERLOADS`` (commas removed), the last token of ``Number of bad spots =``.
     """
     return [
-        f" {n_measured:6d} Spots measured on this image",
+        f"{n_measured:6d} Spots measured on this image",  # I6, as the real log
         f" {n_full:5d} are fully recorded, {n_overload:4d} are OVERLOADS {n_edge:4d} "
         "Outside active area",
         "",

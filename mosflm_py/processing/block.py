@@ -32,6 +32,7 @@ from mosflm_py.processing.fractions import ImageParts
 from mosflm_py.processing.params import ProcessParams
 from mosflm_py.processing.parts import spread_over_images
 from mosflm_py.processing.plan import ImagePlan
+from mosflm_py.processing.profile_stats import centre_of_gravity_mm
 from mosflm_py.processing.records import ImageStats, image_records
 from mosflm_py.refinement import (
     ImageMeasurements,
@@ -43,6 +44,9 @@ from mosflm_py.refinement import (
 )
 
 FrameSource = Callable[[int], np.ndarray]
+# Called once per image and stage, ``(image_number, stage)`` with stage "refined" (measured and
+# positionally refined) or "integrated"; nothing here prints, the caller shows the progress.
+ImageProgress = Callable[[int, str], None]
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,8 @@ class BlockResult:
     parts: list[ImageParts] = field(default_factory=list)
 
 
-def _refine_images(job: BlockJob, frames: dict[int, np.ndarray]) -> list[ImageRefinement]:
+def _refine_images(job: BlockJob, frames: dict[int, np.ndarray],
+                   on_image: ImageProgress | None = None) -> list[ImageRefinement]:
     """Per-image positional refinement, then post-refinement over the whole block.
 
     Each image is measured by summation with the current model and its detector refined against
@@ -140,6 +145,8 @@ def _refine_images(job: BlockJob, frames: dict[int, np.ndarray]) -> list[ImageRe
                 obs.append(meas.partials())
         ref.experiment = exp
         out.append(ref)
+        if on_image is not None:
+            on_image(im.number, "refined")
     if p.postref and len(obs) >= 2:
         mid = 0.5 * (job.images[0].phi_start + job.images[-1].phi_end)
         try:
@@ -325,12 +332,26 @@ def _masked(frame: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return out
 
 
-def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
-    """Refine, form profiles and integrate the images of one block (see module docstring)."""
+def _add_centres_of_gravity(report: list[dict], profiles, detector) -> None:
+    """Add ``cog_mm`` (centre-of-gravity shift of each profile, mm) to the profile report."""
+    for row in report:
+        r = row["region"] - 1
+        row["cog_mm"] = centre_of_gravity_mm(profiles.profiles[r], profiles.masks[r],
+                                             profiles.rasters[r].offsets(), detector.pixel_slow,
+                                             detector.pixel_fast)
+
+
+def process_block(job: BlockJob, frame_source: FrameSource,
+                  on_image: ImageProgress | None = None) -> BlockResult:
+    """Refine, form profiles and integrate the images of one block (see module docstring).
+
+    ``on_image(number, stage)`` is called after each image is refined (stage ``"refined"``) and
+    after it is integrated (``"integrated"``), so a caller can show per-image progress.
+    """
     p = job.params
     frames = {im.number: _masked(np.asarray(frame_source(im.number)), p.mask)
               for im in job.images}
-    refinements = _refine_images(job, frames)
+    refinements = _refine_images(job, frames, on_image)
     preds = _predict_block(job, refinements)
     warnings: list[str] = []
     profiles = None
@@ -342,6 +363,7 @@ def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
                 p.integration, high_resolution=p.high_resolution,
             )
             report = profiles.report()
+            _add_centres_of_gravity(report, profiles, job.experiment.detector)
             warnings.extend(getattr(profiles, "warnings", ()))
         except MosflmError as err:
             warnings.append(f"standard profiles for images {job.images[0].number}-"
@@ -357,4 +379,6 @@ def process_block(job: BlockJob, frame_source: FrameSource) -> BlockResult:
         stats.append(st)
         parts.append(ImageParts(hkl=res.hkl, fraction=np.asarray(res.fraction, float),
                                 phi=extra["phi"], width=extra["width"], accepted=res.accepted))
+        if on_image is not None:
+            on_image(im.number, "integrated")
     return BlockResult(job.index, records, stats, refinements, report, warnings, parts)
