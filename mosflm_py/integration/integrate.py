@@ -181,7 +181,11 @@ def integrate_image(
     fit = (profiles is not None and params.profile.enabled and profiles.usable)
     if fit:
         if (profiles.raster.nxs, profiles.raster.nys) != (params.raster.nxs, params.raster.nys):
-            raise IntegrationError("standard profiles were made with a different RASTER box size")
+            if not params.profile.grow_box:
+                raise IntegrationError(
+                    "standard profiles were made with a different RASTER box size")
+            # the block's profiles enlarged the automatic box to hold its spots: measure with it
+            params = replace(params, raster=profiles.raster)
         idx, w = blend_weights(profiles.grid, predictions.x_px, predictions.y_px,
                                params.profile.variable)
         mask_id = idx[np.arange(idx.shape[0]), np.argmax(w, axis=1)]
