@@ -152,6 +152,7 @@ class StandardProfiles:
     warnings: tuple[str, ...]
     fine: np.ndarray | None = None  # (R, NX*k, NY*k) sub-pixel profiles, same scale as profiles
     subpixel: int = 1
+    overlap_fraction: float = 0.0  # share of the block's predictions whose peak overlaps another
 
     def fit_profiles(self) -> tuple[np.ndarray, int]:
         """Profiles used by the fit and their sub-pixel factor (fine grid, else whole pixels)."""
@@ -213,6 +214,9 @@ BOX_GROWTH = 1.3
 """Factor on the half-widths of the measurement box each time it is enlarged."""
 MAX_BOX_GROWTHS = 2
 """At most this many enlargements of the automatic box per block (1.3² ≈ 1.7 times)."""
+MAX_EXTRA_OVERLAP = 0.05
+"""An enlargement is not kept when it makes this much larger a share of the block's predicted
+reflections overlap a neighbour (they would be rejected)."""
 
 
 def box_too_small(profiles: StandardProfiles, params: IntegrationParams) -> bool:
@@ -267,7 +271,13 @@ def accumulate_profiles(
         if not (params.profile.grow_box and box_too_small(prof, params)):
             break
         params = replace(params, raster=grown_raster(params.raster))
-        prof = _accumulate_once(block, params, high_resolution, circular)
+        bigger = _accumulate_once(block, params, high_resolution, circular)
+        # crowded images (high mosaicity, large cells): a box that makes more spots overlap
+        # would lose whole reflections (and parts of partials) to buy back a few per cent of
+        # every spot's tail, a loss common to all reflections that scaling absorbs
+        if bigger.overlap_fraction > prof.overlap_fraction + MAX_EXTRA_OVERLAP:
+            break
+        prof = bigger
     return prof
 
 
@@ -334,7 +344,10 @@ def _accumulate_once(
                        idx[:, 0].copy(), meas.i_sum[sel].copy(), np.ascontiguousarray(fx),
                        np.ascontiguousarray(fy), sums, norms, count)
     fine = fill_ratio(sums, norms)
-    return finish_profiles(fine_to_pixels(fine, k), count, raster, grid, params, fine, k)
+    prof = finish_profiles(fine_to_pixels(fine, k), count, raster, grid, params, fine, k)
+    n_pred = sum(len(p) for _, _, p, _, _, _ in per_image)
+    n_over = sum(int(np.count_nonzero(m.counts[:, 1] > 0)) for _, m, _, _, _, _ in per_image)
+    return replace(prof, overlap_fraction=n_over / max(n_pred, 1))
 
 
 def _strong_over_block(per_image: list, isdr: float) -> list[np.ndarray]:
