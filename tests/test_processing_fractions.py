@@ -104,8 +104,9 @@ def test_cut_reflections_recorded_mostly_are_completed():
             k = int(np.flatnonzero((hkl == h).all(axis=1))[0])
             tot_f[k] += f
             tot_i[k] += inten
-    share = [float(fraction_on_image(phi[k:k + 1], w[k:k + 1], 0.0, ends[-1])[0])
-             for k in range(3)]
+    share = [
+        float(fraction_on_image(phi[k : k + 1], w[k : k + 1], 0.0, ends[-1])[0]) for k in range(3)
+    ]
     assert share[1] >= MIN_RECORDED > share[2]
     np.testing.assert_allclose(tot_f[:2], 1.0, atol=1e-9)
     np.testing.assert_allclose(tot_i[:2], full_i[:2], rtol=1e-9)
