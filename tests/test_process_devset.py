@@ -111,9 +111,16 @@ def test_fine_sliced_fractions_of_parts_add_up_to_one(c2221_piece):
     # never above; most reflections have all their parts written and sum to exactly one
     assert (g["frac"][inside] <= 1.0 + 2e-3).all()
     assert np.median(g["frac"][inside]) == pytest.approx(1.0, abs=2e-3)
-    # reflections cut by the start of the range keep their recorded share only
+    # reflections cut by the start of the range: recorded less than 0.4 (DIALS's partiality
+    # cut-off), they keep their recorded share; recorded more, they are completed (parts and
+    # fractions divided by the share: sum one), unless a part was rejected
+    from mosflm_py.processing.fractions import MIN_RECORDED
+
     cut = g["lo"] < phi0 - 0.05
-    assert cut.any() and np.median(g["frac"][cut]) < 0.95
+    fc = g["frac"][cut]
+    assert cut.any() and (fc <= 1.0 + 2e-3).all()
+    assert (fc < MIN_RECORDED).any() and (np.abs(fc - 1.0) < 2e-3).any()
+    assert np.mean((fc < MIN_RECORDED) | (np.abs(fc - 1.0) < 2e-3)) > 0.8
 
 
 # ------------------------------------------------------------------------------------------

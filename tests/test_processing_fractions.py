@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
 from mosflm_py.geometry.prediction import fraction_on_image
 from mosflm_py.processing.fractions import FractionNormaliser, ImageParts
@@ -65,3 +66,48 @@ def test_parts_add_up_to_one_across_blocks_with_different_widths():
     # reflections cut by the end of the run keep their recorded share (< 1)
     cut = [tot2[tuple(h)] for h, p in zip(hkl, phi) if p > 4.1 and tuple(h) in tot2]
     assert cut and max(cut) < 0.9
+
+
+@dataclass(frozen=True)
+class _RecI:
+    hkl: np.ndarray
+    fraction: np.ndarray
+    I: np.ndarray  # noqa: E741
+    sigI: np.ndarray
+
+
+def test_cut_reflections_recorded_mostly_are_completed():
+    """A reflection cut by the end of the run with >= MIN_RECORDED of it recorded: its parts'
+    intensities, sigmas and fractions are divided by the recorded share (whole reflection,
+    FRACTIONCALC sum 1, as XDS/DIALS correct partiality); one recorded less stays as it is."""
+    from mosflm_py.processing.fractions import MIN_RECORDED
+
+    n_img, osc = 10, 0.2
+    starts = np.arange(n_img) * osc
+    ends = starts + osc
+    hkl = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    phi = np.array([1.0, 1.95, 2.15])  # inside, cut by half, cut by most
+    w = np.full(3, 0.5)
+    full_i = np.array([1000.0, 2000.0, 3000.0])
+    norm = FractionNormaliser(0.0, float(ends[-1]))
+    out = []
+    for i in range(n_img):
+        f = fraction_on_image(phi, w, starts[i], ends[i])
+        on = f >= 1e-3
+        parts = ImageParts(hkl[on], f[on], phi[on], w[on], np.ones(on.sum(), bool))
+        rec = _RecI(hkl[on], f[on], full_i[on] * f[on], np.sqrt(full_i[on] * f[on]))
+        out += norm.add(rec, parts, ends[i], i)
+    out += norm.finish()
+    tot_f, tot_i = np.zeros(3), np.zeros(3)
+    for rec, _ in out:
+        for h, f, inten in zip(rec.hkl, rec.fraction, rec.I):
+            k = int(np.flatnonzero((hkl == h).all(axis=1))[0])
+            tot_f[k] += f
+            tot_i[k] += inten
+    share = [
+        float(fraction_on_image(phi[k : k + 1], w[k : k + 1], 0.0, ends[-1])[0]) for k in range(3)
+    ]
+    assert share[1] >= MIN_RECORDED > share[2]
+    np.testing.assert_allclose(tot_f[:2], 1.0, atol=1e-9)
+    np.testing.assert_allclose(tot_i[:2], full_i[:2], rtol=1e-9)
+    assert tot_f[2] == pytest.approx(share[2]) and tot_i[2] == pytest.approx(full_i[2] * share[2])

@@ -115,7 +115,8 @@ def integration_params(session: Session, raster: Raster, first: int) -> Integrat
                               isdr=pr.isdr, nref=pr.nref, rmsbg=pr.rmsbg,
                               partials=True if pr.partials else None, variable=pr.variable,
                               interpolate=pr.interpolate, wdlim1=pr.wdlim1, wdlim2=pr.wdlim2,
-                              xlines=tuple(pr.xlines) or None, ylines=tuple(pr.ylines) or None),
+                              xlines=tuple(pr.xlines) or None, ylines=tuple(pr.ylines) or None,
+                              grow_box=not st.is_user_set("integration.raster")),
         # per-spot overlap masks (SEPARATION CLOSE) unless the user chose otherwise
         separation=SeparationParams(
             close=(it.separation_close if st.is_user_set("integration.separation_close")

@@ -45,6 +45,56 @@ def excess_background_variance(meas) -> float:
     return float(max(np.median(excess), 0.0))
 
 
+FULL_FRACTION = 0.999
+"""A prediction recording at least this fraction of its reflection is fully recorded."""
+
+ERROR_MIN_ISIGMA = 10.0
+"""Reflections profile-fitted at I/σ(I) above this inform the detector error factor."""
+ERROR_MIN_REFLECTIONS = 10
+"""Fewer strong reflections on an image than this: no error factor is calculated (0)."""
+
+
+def detector_error_factor(j: np.ndarray, var: np.ndarray, excess: np.ndarray,
+                          signal2: np.ndarray) -> float:
+    """MOSFLM's "calculated detector error factor" of one image, estimated from the data.
+
+    The pixels of a profile-fitted spot scatter about the fitted profile by more than counting
+    statistics when the spot shape differs from the standard profile (discrete mosaic blocks,
+    shape changes across a detector region, detector response): Leslie (1999) adds
+    ``(EFAC · ρ)²`` to each pixel's variance, and MOSFLM prints the factor it calculates from
+    the strong spots of each image ("Calculated detector error factor is ...") and uses it for
+    PKRATIO when it exceeds the input EFAC, so that the strong spots of data whose shapes
+    vary are not all rejected as "bad profiles".  It is not added to σ(I): residuals
+    orthogonal to the profile say little about the error of the fitted intensity.  Here the
+    factor is the moment estimator over strong reflections (I/σ > ``ERROR_MIN_ISIGMA``):
+    e² = Σ(r² − v) / Σ(J P)², r the residuals of the fitted peak pixels, v their counting
+    variance and J P the fitted spot counts, pooled after dropping the 10 % of reflections
+    with the largest individual ratio (outliers: overlaps, zingers, as MOSFLM drops spots
+    with a high PKRATIO).  Zero for data that follow counting statistics.
+
+    Parameters
+    ----------
+    j, var : ndarray (N,)
+        Profile-fitted intensity and its variance from a fit without the error term (photons).
+    excess, signal2 : ndarray (N,)
+        Σ(r² − v) and Σ(J P)² over each reflection's fitted pixels (photons²).
+
+    Returns
+    -------
+    float
+        The error factor (dimensionless; fraction of a pixel's spot counts).
+    """
+    ok = (np.isfinite(j) & np.isfinite(var) & (var > 0) & np.isfinite(excess)
+          & np.isfinite(signal2) & (signal2 > 0))
+    ok[ok] = j[ok] > ERROR_MIN_ISIGMA * np.sqrt(var[ok])
+    if np.count_nonzero(ok) < ERROR_MIN_REFLECTIONS:
+        return 0.0
+    ratio = excess[ok] / signal2[ok]
+    keep = ratio <= np.quantile(ratio, 0.9)
+    e2 = float(excess[ok][keep].sum() / signal2[ok][keep].sum())
+    return float(np.sqrt(e2)) if e2 > 0 else 0.0
+
+
 def _plane_quad(boxes, meas) -> np.ndarray:
     """s^T (G^T G)^-1 s of each box, s = sum of (dx, dy, 1) over its usable peak pixels: the
     factor of the background variance in the summation variance (as the kernel computes it)."""
@@ -67,7 +117,9 @@ class ImageIntegration:
 
     I, sigI : summation; Ipr, sigIpr : profile fitted; bg : background per pixel at the centre;
     bgratio, pkratio, gradient : BGPKRATIOS components; flags : MTZ FLAG bits; reject : Reject
-    bits (non-zero = not written); n_peak, n_bg, n_fit : pixels used.
+    bits (non-zero = not written); n_peak, n_bg, n_fit : pixels used; error_factor : the
+    detector error factor calculated from this image's strong spots
+    (:func:`detector_error_factor`; the PKRATIO instrument error when above EFAC).
     """
 
     hkl: np.ndarray
@@ -88,6 +140,7 @@ class ImageIntegration:
     n_bg: np.ndarray
     n_fit: np.ndarray
     warnings: tuple[str, ...] = ()
+    error_factor: float = 0.0
 
     def __len__(self) -> int:
         return int(self.I.size)
@@ -128,7 +181,11 @@ def integrate_image(
     fit = (profiles is not None and params.profile.enabled and profiles.usable)
     if fit:
         if (profiles.raster.nxs, profiles.raster.nys) != (params.raster.nxs, params.raster.nys):
-            raise IntegrationError("standard profiles were made with a different RASTER box size")
+            if not params.profile.grow_box:
+                raise IntegrationError(
+                    "standard profiles were made with a different RASTER box size")
+            # the block's profiles enlarged the automatic box to hold its spots: measure with it
+            params = replace(params, raster=profiles.raster)
         idx, w = blend_weights(profiles.grid, predictions.x_px, predictions.y_px,
                                params.profile.variable)
         mask_id = idx[np.arange(idx.shape[0]), np.argmax(w, axis=1)]
@@ -156,17 +213,28 @@ def integrate_image(
     I, var = meas.i_sum.copy(), meas.var_sum.copy()  # noqa: E741
     Ipr, varpr = np.full(n, np.nan), np.full(n, np.nan)
     pkratio, nfit = np.full(n, np.nan), np.zeros(n, np.int64)
+    error_factor = 0.0
     if fit:
         missing = np.zeros(n)
         fx = boxes.fx if params.profile.interpolate else np.zeros(n)
         fy = boxes.fy if params.profile.interpolate else np.zeros(n)
         prof, k = profiles.fit_profiles()
-        _kp.fit_boxes(boxes.values, boxes.codes, meas.plane, meas.sigma_b2, boxes.nx, boxes.ny,
-                      np.ascontiguousarray(prof), int(k), idx, w, np.ascontiguousarray(fx),
-                      np.ascontiguousarray(fy), float(params.profile.efac),
-                      float(params.profile.vmin), float(params.profile.wdlim1),
-                      float(params.profile.wdlim2),
-                      np.nan_to_num(meas.i_sum), Ipr, varpr, pkratio, nfit, missing)
+        excess, signal2 = np.zeros(n), np.zeros(n)
+
+        def run_fit(efac: float) -> None:
+            _kp.fit_boxes(boxes.values, boxes.codes, meas.plane, meas.sigma_b2, boxes.nx,
+                          boxes.ny, np.ascontiguousarray(prof), int(k), idx, w,
+                          np.ascontiguousarray(fx), np.ascontiguousarray(fy), float(efac),
+                          float(params.profile.vmin), float(params.profile.wdlim1),
+                          float(params.profile.wdlim2), np.nan_to_num(meas.i_sum), Ipr, varpr,
+                          pkratio, nfit, missing, excess, signal2)
+
+        run_fit(params.profile.efac)
+        error_factor = detector_error_factor(Ipr, varpr, excess, signal2)
+        if error_factor > params.profile.efac:
+            # the calculated factor is the instrument error of PKRATIO and WDLIM when larger
+            # than the input one (as MOSFLM: "Calculated detector error factor is ...")
+            run_fit(error_factor)
         partial = over | edge
         # a spot mostly in a detector gap or off the image: its intensity would be an
         # extrapolation from less than half of its profile (and the background plane from one
@@ -180,7 +248,10 @@ def integrate_image(
         bad_pk = np.isfinite(pkratio) & (pkratio > rej.pkratio)
         flags[bad_pk] |= Flag.PKRATIO
         if not rej.pkratio_accept:
-            reject[bad_pk] |= Reject.PKRATIO
+            # a part of a partially recorded reflection is written, flagged, rather than
+            # dropped: without it the reflection's other parts would add up to an incomplete
+            # intensity (the flag lets scaling reject the whole reflection)
+            reject[bad_pk & (predictions.fraction >= FULL_FRACTION)] |= Reject.PKRATIO
     else:
         reject[over | edge] |= Reject.NO_PROFILE
     flags[over] |= Flag.OVERLOAD
@@ -201,4 +272,4 @@ def integrate_image(
         fraction=predictions.fraction, I=I, sigI=sig, Ipr=Ipr, sigIpr=sigpr,
         bg=meas.plane[:, 2].copy(), bgratio=meas.bgratio, pkratio=pkratio,
         gradient=meas.gradient, flags=flags, reject=reject, n_peak=c[:, 0].copy(),
-        n_bg=meas.n_bg, n_fit=nfit, warnings=tuple(warnings))
+        n_bg=meas.n_bg, n_fit=nfit, warnings=tuple(warnings), error_factor=error_factor)

@@ -82,6 +82,10 @@ class ProfileParams:
         axis, so that a spot is re-centred once with sub-pixel resolution (no double
         interpolation between whole pixels).
     xlines, ylines : user region boundaries (pixels, slow / fast), None = automatic grid.
+    grow_box : the measurement box was set automatically (from the median spot size) and may
+        be enlarged when the standard profiles of a block do not fit in it
+        (:func:`~mosflm_py.integration.profiles.accumulate_profiles`); False for a RASTER given
+        by the user.
     """
 
     enabled: bool = True
@@ -98,6 +102,7 @@ class ProfileParams:
     wdlim1: float = 20.0
     wdlim2: float = 20.0
     efac: float = 0.07
+    grow_box: bool = False
     vmin: float = 0.1
     subpixel: int = 4
     xlines: tuple[float, ...] | None = None

@@ -18,7 +18,7 @@ around it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -152,6 +152,7 @@ class StandardProfiles:
     warnings: tuple[str, ...]
     fine: np.ndarray | None = None  # (R, NX*k, NY*k) sub-pixel profiles, same scale as profiles
     subpixel: int = 1
+    overlap_fraction: float = 0.0  # share of the block's predictions whose peak overlaps another
 
     def fit_profiles(self) -> tuple[np.ndarray, int]:
         """Profiles used by the fit and their sub-pixel factor (fine grid, else whole pixels)."""
@@ -209,6 +210,46 @@ def _rmsbg(p: np.ndarray, mask: np.ndarray) -> float:
     return float(np.sqrt(np.mean((bgp * 255.0 / top) ** 2)))
 
 
+BOX_GROWTH = 1.3
+"""Factor on the half-widths of the measurement box each time it is enlarged."""
+MAX_BOX_GROWTHS = 2
+"""At most this many enlargements of the automatic box per block (1.3² ≈ 1.7 times)."""
+MAX_EXTRA_OVERLAP = 0.05
+"""An enlargement is not kept when it makes this much larger a share of the block's predicted
+reflections overlap a neighbour (they would be rejected)."""
+
+
+def box_too_small(profiles: StandardProfiles, params: IntegrationParams) -> bool:
+    """True when a well-determined standard profile does not fit in the measurement box.
+
+    A region with at least NREF contributors (not averaged) whose optimised peak region,
+    leaving a BOUNDARY rim, still has more than its TOLERANCE of the profile outside it: the
+    spots there are larger than the box (high-angle spots on a flat detector are stretched by
+    1/cos of the incidence angle and broadened by the crystal's domain size and mosaicity), so
+    the tails lie in the background rim and the intensity is underestimated.
+    """
+    pp = params.profile
+    if not (pp.optimise and profiles.usable):
+        return False
+    gx, gy = profiles.grid.shape
+    centre = profiles.grid.central_region()
+    valid = profiles.grid.valid.reshape(-1)
+    for r in np.flatnonzero(valid & ~profiles.averaged & (profiles.n_contrib >= pp.nref)):
+        tol = pp.tolerance[0] if r == centre else pp.tolerance[1]
+        out = profiles.fraction_outside[r]
+        if np.isfinite(out) and out > tol + 1e-9:
+            return True
+    return False
+
+
+def grown_raster(raster: Raster, factor: float = BOX_GROWTH) -> Raster:
+    """The measurement box with half-widths, rims and corner cut-off scaled by ``factor``."""
+    hx = int(np.ceil(raster.hx * factor))
+    hy = int(np.ceil(raster.hy * factor))
+    return Raster(2 * hx + 1, 2 * hy + 1, int(np.ceil(raster.nc * factor)),
+                  int(np.ceil(raster.nrx * factor)), int(np.ceil(raster.nry * factor)))
+
+
 def accumulate_profiles(
     block: Sequence[tuple[np.ndarray, Predictions]],
     params: IntegrationParams,
@@ -216,6 +257,37 @@ def accumulate_profiles(
     circular: bool = False,
 ) -> StandardProfiles:
     """Standard profiles from the images of one BLOCK.
+
+    With PROFILE ``grow_box`` (an automatically set box), when a well-determined profile does
+    not fit in the box (:func:`box_too_small`) the box is enlarged (:func:`grown_raster`, at
+    most :data:`MAX_BOX_GROWTHS` times) and the profiles formed again; the returned profiles
+    carry the box they were made with (``raster``), which integration then uses.  MOSFLM sets
+    one box from the median spot size near the detector centre; on a small-cell crystal with
+    data to high angles the outer spots are two or three times larger, and a fixed box loses
+    their tails (a quarter of the intensity at the edge of the development set's P1 images).
+    """
+    prof = _accumulate_once(block, params, high_resolution, circular)
+    for _ in range(MAX_BOX_GROWTHS):
+        if not (params.profile.grow_box and box_too_small(prof, params)):
+            break
+        params = replace(params, raster=grown_raster(params.raster))
+        bigger = _accumulate_once(block, params, high_resolution, circular)
+        # crowded images (high mosaicity, large cells): a box that makes more spots overlap
+        # would lose whole reflections (and parts of partials) to buy back a few per cent of
+        # every spot's tail, a loss common to all reflections that scaling absorbs
+        if bigger.overlap_fraction > prof.overlap_fraction + MAX_EXTRA_OVERLAP:
+            break
+        prof = bigger
+    return prof
+
+
+def _accumulate_once(
+    block: Sequence[tuple[np.ndarray, Predictions]],
+    params: IntegrationParams,
+    high_resolution: bool = True,
+    circular: bool = False,
+) -> StandardProfiles:
+    """Standard profiles from the images of one BLOCK with the box ``params.raster``.
 
     Parameters
     ----------
@@ -272,7 +344,10 @@ def accumulate_profiles(
                        idx[:, 0].copy(), meas.i_sum[sel].copy(), np.ascontiguousarray(fx),
                        np.ascontiguousarray(fy), sums, norms, count)
     fine = fill_ratio(sums, norms)
-    return finish_profiles(fine_to_pixels(fine, k), count, raster, grid, params, fine, k)
+    prof = finish_profiles(fine_to_pixels(fine, k), count, raster, grid, params, fine, k)
+    n_pred = sum(len(p) for _, _, p, _, _, _ in per_image)
+    n_over = sum(int(np.count_nonzero(m.counts[:, 1] > 0)) for _, m, _, _, _, _ in per_image)
+    return replace(prof, overlap_fraction=n_over / max(n_pred, 1))
 
 
 def _strong_over_block(per_image: list, isdr: float) -> list[np.ndarray]:

@@ -13,7 +13,8 @@ pixels (which broadens sharp profiles by ~1/3 px^2 in variance and biases the fi
 Pixel variances in the fit are counting statistics of the model, ``v = max(b + J P, vmin)``;
 the instrument error factor EFAC enters only the expected residual used for PKRATIO (MOSFLM's
 "instrument error factor" of the PKRATIO definition), so that sigma(J) is consistent with the
-scatter of photon-counting data.
+scatter of photon-counting data.  The fit also returns, per box, the sums from which the caller
+calculates the detector error factor of an image from its strong spots.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def _variance(bg, j, p, vmin):
 @jit(parallel=True)
 def fit_boxes(values, codes, plane, sigma_b2, nx, ny, profiles, k, prof_idx, prof_w, fx, fy,
               efac, vmin, wdlim1, wdlim2, j_start, out_j, out_var, out_pkratio, out_nfit,
-              out_missing):
+              out_missing, out_excess=None, out_signal2=None):
     """Weighted least-squares profile fit for every box (peak pixels only, plane fixed).
 
     ``profiles`` (R, NX*k, NY*k) are sub-pixel standard profiles (module docstring); the
@@ -117,6 +118,9 @@ def fit_boxes(values, codes, plane, sigma_b2, nx, ny, profiles, k, prof_idx, pro
     not the observed rho, so that weights do not correlate with the noise; iterated from
     ``j_start``; pixels beyond wdlim sigma are rejected once and the fit repeated.
     PKRATIO = rms of residual / sqrt(v + (efac m)^2).
+    Optional per-box outputs over the fitted pixels (s = J P the fitted spot counts):
+    ``out_excess`` = sum(residual^2 - v) and ``out_signal2`` = sum(s^2), from which the caller
+    estimates the detector error factor.
     ``out_missing`` = sum of P over unusable peak pixels (overloaded, inactive, off image,
     neighbour peak, rejected).
     """
@@ -207,6 +211,8 @@ def fit_boxes(values, codes, plane, sigma_b2, nx, ny, profiles, k, prof_idx, pro
         ssq = 0.0
         n = 0
         u0 = u1 = u2 = 0.0
+        exc = 0.0
+        sig2 = 0.0
         for p in range(stride):
             if use[p]:
                 x = p // ny - hx
@@ -214,7 +220,11 @@ def fit_boxes(values, codes, plane, sigma_b2, nx, ny, profiles, k, prof_idx, pro
                 bg = a_ * x + b_ * y + c_
                 v = _variance(bg + eb, j, pk[p], vmin)
                 m = max(bg, 0.0) + max(j, 0.0) * pk[p]
-                ssq += (values[base + p] - bg - j * pk[p]) ** 2 / (v + (efac * m) ** 2)
+                r2 = (values[base + p] - bg - j * pk[p]) ** 2
+                ssq += r2 / (v + (efac * m) ** 2)
+                s2 = (max(j, 0.0) * pk[p]) ** 2
+                exc += r2 - v
+                sig2 += s2
                 n += 1
                 w = pk[p] / v / den
                 u0 += w * x
@@ -229,3 +239,7 @@ def fit_boxes(values, codes, plane, sigma_b2, nx, ny, profiles, k, prof_idx, pro
         out_pkratio[kk] = np.sqrt(ssq / max(n - 1, 1))
         out_nfit[kk] = n
         out_missing[kk] = missing
+        if out_excess is not None:
+            out_excess[kk] = exc
+        if out_signal2 is not None:
+            out_signal2[kk] = sig2

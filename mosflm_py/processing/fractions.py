@@ -8,8 +8,13 @@ whose reflections may still receive parts; once every part of a reflection has b
 (the reflection's rocking curve ends half its width before the end of the last processed
 image), the fractions of all its predicted parts — measured or rejected — are divided by their
 sum, so that the parts of a reflection wholly inside the processed range add up to exactly
-one.  Reflections cut by the start or the end of the range keep their fractions (their sum is
-the recorded share, below one).
+one.  Reflections cut by the start or the end of the range whose recorded share (the sum of
+their parts' fractions) is at least :data:`MIN_RECORDED` are completed as XDS's CORRECT and
+DIALS do: their parts' intensities and sigmas are divided by the recorded share and
+their fractions too, so that the written parts add up to the whole reflection (FRACTIONCALC
+sum one, as Aimless expects of a complete reflection); those recorded less keep their
+fractions (their sum is the recorded share, below one) and intensities, which scaling
+programs reject as incomplete partials.
 
 Memory: images are held only until their reflections are complete (the widest accepted
 reflection, at most MAXWIDTH degrees, bounds this).
@@ -23,6 +28,11 @@ from typing import Any
 import numpy as np
 
 _EPS = 1e-6
+
+MIN_RECORDED = 0.4
+"""Smallest recorded share of a reflection cut by the start or end of the run that is completed
+(scaled up by its inverse): DIALS's partiality cut-off (dials.scale ``partiality_cutoff`` and
+dials.export ``partiality_threshold``, 0.4); XDS's stricter MINPK is 75 %."""
 
 
 @dataclass
@@ -47,6 +57,7 @@ class _Pending:
     payload: Any
     parts: ImageParts
     done: np.ndarray
+    scale: np.ndarray | None = None
 
 
 class FractionNormaliser:
@@ -69,8 +80,9 @@ class FractionNormaliser:
 
     def add(self, records, parts: ImageParts, phi_end: float, payload=None) -> list[tuple]:
         """Add the next image of the run (processed up to ``phi_end``); release what is final."""
+        n = len(parts.fraction)
         self._pending.append(
-            _Pending(self._next, records, payload, parts, np.zeros(len(parts.fraction), bool))
+            _Pending(self._next, records, payload, parts, np.zeros(n, bool), np.ones(n))
         )
         self._next += 1
         self._normalise(float(phi_end), final=False)
@@ -123,9 +135,20 @@ class FractionNormaliser:
             & (fsum > 0.5)
             & (fsum < 1.5)
         )
-        factor = np.where(complete, 1.0 / np.where(fsum > 0, fsum, 1.0), 1.0)
+        # cut by the start or the end of the run, recorded share known and large enough:
+        # completed (intensities and fractions scaled by the inverse of the share)
+        cut = (
+            act
+            & ~((lo >= self.run_start - _EPS) & (hi <= self.run_end + _EPS))
+            & (fsum >= MIN_RECORDED)
+            & (fsum < 1.0 - _EPS)
+        )
+        inv = 1.0 / np.where(fsum > 0, fsum, 1.0)
+        factor = np.where(complete | cut, inv, 1.0)
         new_frac = frac.copy()
         new_frac[order] = frac[order] * factor[gid]
+        iscale = np.ones(len(frac))
+        iscale[order] = np.where(cut, inv, 1.0)[gid]
         new_done = done.copy()
         new_done[order] = done[order] | closed[gid]
         k = 0
@@ -133,6 +156,7 @@ class FractionNormaliser:
             n = len(it.parts.fraction)
             it.parts.fraction = new_frac[k : k + n]
             it.done = new_done[k : k + n]
+            it.scale = it.scale * iscale[k : k + n]
             k += n
 
     def _release(self) -> list[tuple]:
@@ -141,12 +165,17 @@ class FractionNormaliser:
             it = self._pending.pop(0)
             rec = it.records
             if rec is not None and len(it.parts.fraction):
-                rec = replace(
-                    rec,
-                    fraction=it.parts.fraction[it.parts.accepted].astype(
-                        np.asarray(rec.fraction).dtype
-                    ),
-                )
+                acc = it.parts.accepted
+                changes = {
+                    "fraction": it.parts.fraction[acc].astype(np.asarray(rec.fraction).dtype)
+                }
+                sc = it.scale[acc]
+                if np.any(sc != 1.0):
+                    for name in ("I", "sigI", "Ipr", "sigIpr"):
+                        if hasattr(rec, name):
+                            v = np.asarray(getattr(rec, name))
+                            changes[name] = (v * sc).astype(v.dtype)
+                rec = replace(rec, **changes)
             out.append((rec, it.payload))
         return out
 
