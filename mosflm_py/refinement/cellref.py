@@ -266,6 +266,20 @@ def refine_cell_segments(
                 last = "global"
         if not ok:
             break
+        if method == "auto" and last == "postref" and cycle < max_cycles:
+            why = _positions_reject_cell(st, meas, images, gp)
+            if why:
+                # the spot positions are the model-free measurement of the geometry; the
+                # post-refined cell rests on the rocking-curve model as well
+                mode = "global"
+                st.converged = False
+                # the per-image detectors were refined against the rejected crystal model
+                st.dets = {i: st.det0 for i in images}
+                st.warnings.append(
+                    f"Cycle {cycle}: {why}: the cell, orientation, distance and beam are refined "
+                    "by global positional refinement against the X, Y and phi centroids of all "
+                    "spots from the next cycle on")
+                continue
         if st.max_sig <= pp.shiftfac and last == mode and not st.more:
             st.converged = True
             break
@@ -377,6 +391,45 @@ def _postref_cycle(st: _State, meas: dict, images: list[int], obs: PartialObserv
                         "dist_spread": float(np.ptp(dist)), "yscale_spread": float(np.ptp(ysc)),
                         "postref_rms_deg": pr.rms_resid, "max_shift_sds": st.max_sig})
     return True
+
+
+POSITIONS_REJECT_SDS = 5.0
+"""A post-refined cell edge further than this many esds (of the spot-position fit) from the cell
+the spot positions give is rejected by :func:`_positions_reject_cell`."""
+
+
+def _positions_reject_cell(st: _State, meas: dict, images: list[int],
+                           gp: GlobalRefinementParams) -> str:
+    """Do the spot positions contradict the post-refined cell?  A reason, or "" if not.
+
+    Post-refinement takes the cell from the observed shares of partials, so it rests on the
+    rocking-curve model; where the real rocking curves differ from it (crystals whose small
+    mosaic blocks give wide, tailed curves, segments shorter than the curves) the cell is biased
+    although the spots are predicted in the right places.  The spot positions of the same images
+    measure the cell with no rocking-curve model (Kabsch 2010): the cell, orientation and
+    detector are fitted to them from the post-refined model, and when a cell edge comes out more
+    than :data:`POSITIONS_REJECT_SDS` of its esd away the post-refined cell is rejected.
+    """
+    spots = spots_from_measurements([meas[i] for i in images], gp.min_isig)
+    e0 = st.exp.replace(detector=_mean_detector([st.dets[i] for i in images]))
+    try:
+        g = refine_global(e0, spots, gp)
+    except RefinementError:
+        return ""
+    cell0 = st.exp.crystal.cell
+    worst, name = 0.0, ""
+    for k, n in enumerate(CELL_NAMES[:3]):
+        e = g.esds.get(n, 0.0)
+        if n in g.free and e > 0:
+            z = abs(g.values[n] - cell0[k]) / e
+            if z > worst:
+                worst, name = z, n
+    if worst <= POSITIONS_REJECT_SDS:
+        return ""
+    k = CELL_NAMES.index(name)
+    return (f"the spot positions give cell edge {name.lower()} = {g.values[name]:.4f} +- "
+            f"{g.esds[name]:.4f} A against {cell0[k]:.4f} A from post-refinement ({worst:.1f} "
+            f"esds)")
 
 
 def _global_cycle(st: _State, meas: dict, images: list[int], gp: GlobalRefinementParams,
