@@ -219,7 +219,10 @@ def refine_cell_segments(
     st = _State(experiment, {i: experiment.detector for i in images})
     mode = method
     last = "postref"
-    for cycle in range(1, max_cycles + 1):
+    limit = max_cycles
+    cycle = 0
+    while cycle < limit:
+        cycle += 1
         st.cycle = cycle
         meas = {i: measure_fn(st.exp.replace(detector=st.dets[i]), [i])[0] for i in images}
         for m in meas.values():
@@ -266,7 +269,8 @@ def refine_cell_segments(
                 last = "global"
         if not ok:
             break
-        if method == "auto" and last == "postref" and cycle < max_cycles:
+        postref_done = st.max_sig <= pp.shiftfac and not st.more
+        if method == "auto" and last == "postref" and (postref_done or cycle == limit):
             why = _positions_reject_cell(st, meas, images, gp)
             if why:
                 # the spot positions are the model-free measurement of the geometry; the
@@ -279,6 +283,7 @@ def refine_cell_segments(
                     f"Cycle {cycle}: {why}: the cell, orientation, distance and beam are refined "
                     "by global positional refinement against the X, Y and phi centroids of all "
                     "spots from the next cycle on")
+                limit = max(limit, cycle + 3)  # global refinement needs two cycles at least
                 continue
         if st.max_sig <= pp.shiftfac and last == mode and not st.more:
             st.converged = True
@@ -315,6 +320,7 @@ class _State:
         self.cyc_rows: list[dict] = []
         self.pr: PostRefinement | None = None
         self.glob: GlobalRefinement | None = None
+        self.postref: PostRefinement | None = None  # the last genuine post-refinement
         self.converged = False
         self.cycle = 0
         self.d_best = np.inf
@@ -362,7 +368,7 @@ def _postref_cycle(st: _State, meas: dict, images: list[int], obs: PartialObserv
                            f"{cycle - 1} result")
         return False
     st.warnings.extend(pr.warnings)
-    st.exp, st.pr = pr.experiment, pr
+    st.exp, st.pr, st.postref = pr.experiment, pr, pr
     for i in images:
         st.pr_rows.append(postref_row(cycle, i, pr))
     shifts = [abs(pr.shifts[n]) / pr.esds[n] for n in CELL_NAMES if pr.esds[n] > 0]
@@ -413,7 +419,9 @@ def _positions_reject_cell(st: _State, meas: dict, images: list[int],
     spots = spots_from_measurements([meas[i] for i in images], gp.min_isig)
     e0 = st.exp.replace(detector=_mean_detector([st.dets[i] for i in images]))
     try:
-        g = refine_global(e0, spots, gp)
+        # the distance stays free: where the positions cannot separate it from the cell scale
+        # the cell-edge esds say so, and only what the positions do determine is compared
+        g = refine_global(e0, spots, gp, hold_distance=False)
     except RefinementError:
         return ""
     cell0 = st.exp.crystal.cell
@@ -459,7 +467,7 @@ def _global_cycle(st: _State, meas: dict, images: list[int], gp: GlobalRefinemen
     prev = st.glob
     st.exp, st.glob = exp, g
     st.dets = {i: exp.detector for i in images}
-    st.pr = _as_postref(g, exp, mosaic_esd, spots, images, meas)
+    st.pr = _as_postref(g, exp, mosaic_esd, spots, images, meas, st.postref)
     # never converged after one cycle: re-measure with the refined model first
     st.more = prev is None
     if prev is None:
@@ -479,14 +487,26 @@ def _global_cycle(st: _State, meas: dict, images: list[int], gp: GlobalRefinemen
 
 
 def _as_postref(g: GlobalRefinement, exp: Experiment, mosaic_esd: float, spots, images,
-                meas) -> PostRefinement:
-    """The crystal part of a global refinement in the form of a :class:`PostRefinement`."""
+                meas, postref: PostRefinement | None = None) -> PostRefinement:
+    """The crystal part of a global refinement in the form of a :class:`PostRefinement`.
+
+    ``postref``: an earlier post-refinement of the same images (whose cell the spot positions
+    rejected); its rocking-width results (mosaic esd, block size, rms of the observed fractions)
+    are carried over when the mosaic spread is still its value.
+    """
     values = {k: g.values[k] for k in ("PHIX", "PHIY", "PHIZ", *CELL_NAMES)}
     esds = {k: g.esds[k] for k in values}
     shifts = {k: g.shifts[k] for k in values}
     values["MOSAIC"], esds["MOSAIC"] = exp.crystal.mosaic, mosaic_esd
     values["DIVERGENCE"], esds["DIVERGENCE"] = exp.beam.mean_divergence, 0.0
     values["BLOCKSIZE"], esds["BLOCKSIZE"] = exp.crystal.domain_width, 0.0
+    extra = {}
+    if postref is not None and abs(postref.experiment.crystal.mosaic - exp.crystal.mosaic) < 1e-9:
+        for k in ("MOSAIC", "BLOCKSIZE", "DIVERGENCE"):
+            esds[k] = postref.esds[k]
+        extra = {"rms_fraction": postref.rms_fraction,
+                 "rms_fraction_complete": postref.rms_fraction_complete,
+                 "n_complete": postref.n_complete}
     shifts["MOSAIC"] = shifts["DIVERGENCE"] = shifts["BLOCKSIZE"] = 0.0
     per_image = {}
     _, _, phic = spot_predictions(exp, spots)
@@ -499,7 +519,7 @@ def _as_postref(g: GlobalRefinement, exp: Experiment, mosaic_esd: float, spots, 
         experiment=exp, values=values, esds=esds, shifts=shifts,
         free=tuple(n for n in g.free if n in values), rms_resid=g.rms_phi, wrms=g.wrms,
         n_used=g.n_used, n_reflections=g.n_used, per_image=per_image, reprocess=False,
-        phi_ref=g.phi_ref, warnings=[],
+        phi_ref=g.phi_ref, warnings=[], **extra,
     )
 
 
