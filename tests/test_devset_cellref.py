@@ -53,5 +53,5 @@ def test_p1_cell_esds_cover_the_error(p1_cellref):
 
 def test_p1_post_refined_cell_rejected_by_the_spot_positions(p1_cellref):
     _, run = p1_cellref
-    assert "the spot positions give cell edge" in run.log
+    assert "the spot positions reject the post-refined cell" in run.log
     assert "Method: global positional refinement" in run.log
