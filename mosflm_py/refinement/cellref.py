@@ -303,7 +303,6 @@ def refine_cell_segments(
         # the spot positions accept the post-refined cell: the orientation and the detector
         # come from them (with that cell), free of the rocking-curve model
         exp = st.held.experiment
-        st.warnings.extend(st.held.warnings)
         st.glob = st.held
     elif last == "postref" and not global_detector:
         exp = exp.replace(detector=_mean_detector([st.dets[i] for i in images]))
