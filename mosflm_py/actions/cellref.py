@@ -101,7 +101,9 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
     g = res.global_refinement
     if g is not None:
         e = g.esds
-        rep.line(f" Global positional refinement: {g.n_used} spots ({g.n_phi} with a phi "
+        what = ("Orientation and detector fitted to the spot positions with the post-refined "
+                "cell" if res.method == "post-refinement" else "Global positional refinement")
+        rep.line(f" {what}: {g.n_used} spots ({g.n_phi} with a phi "
                  f"centroid), rms {g.rms_xy:.3f} mm"
                  + (f" and {g.rms_phi:.3f} deg" if np.isfinite(g.rms_phi) else "")
                  + "; distance "

@@ -201,6 +201,7 @@ def refine_global(
     spots: SpotObservations,
     params: GlobalRefinementParams | None = None,
     phi_ref: float | None = None,
+    hold_distance: bool = True,
 ) -> GlobalRefinement:
     """Refine cell, orientation and detector against the 3D centroids of all spots.
 
@@ -217,6 +218,8 @@ def refine_global(
     Parameters
     ----------
     (as :func:`_refine_global_once`)
+    hold_distance : False to keep the distance free (unless fixed) even where it is not
+        separated from the cell scale: the cell-length esds then carry that correlation.
 
     Returns
     -------
@@ -229,7 +232,7 @@ def refine_global(
     """
     params = params or GlobalRefinementParams()
     g = _refine_global_once(experiment, spots, params, phi_ref)
-    if "DISTANCE" not in g.free:
+    if "DISTANCE" not in g.free or not hold_distance:
         return g
     corr = [abs(c) for c in g.correlation.values()]
     no_phi = g.n_phi == 0

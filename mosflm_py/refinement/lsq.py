@@ -122,8 +122,12 @@ def least_squares(
             break
     jac = jacobian(fun, x, steps)
     a = jac.T @ jac
+    # invert the column-scaled normal matrix: parameters in different units (mm, Å, °) give the
+    # raw matrix a condition number far beyond rcond, and pinv would then drop the direction of
+    # two strongly correlated parameters (distance and cell scale) and report esds near zero
+    d = np.sqrt(np.maximum(np.diag(a), 1e-300))
     try:
-        inv = np.linalg.pinv(a, rcond=1e-12)
+        inv = np.linalg.pinv(a / np.outer(d, d), rcond=1e-12) / np.outer(d, d)
     except np.linalg.LinAlgError as exc:  # pragma: no cover - pinv rarely fails
         raise RefinementError("normal matrix is singular: parameters are not determined") from exc
     cov = inv * (chi2 / max(n - p, 1))

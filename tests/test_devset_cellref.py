@@ -1,0 +1,57 @@
+"""Cell refinement on the small-cell nanoBragg development set (../shared; skipped if absent).
+
+dev_p1_smallcell through the usage_contract.md cell-refinement command file (AUTOINDEX DPS REFINE
+over all 30 images, MOSAIC ESTIMATE, POSTREF SEGMENT 2 with images 1-3 and 28-30), no tuning
+keyword.  The crystal's small mosaic blocks give wide, tailed rocking curves spread over 3-4
+images, unlike the uniform-ball model of post-refinement, and the post-refined cell came out
+0.2-0.4 % short although the spots were predicted in the right places; the spot positions now
+check the post-refined cell and replace it.  Tolerances (issue 8 item 5): cell edges within
+0.05 % of the truth (measured 0.00-0.03 %), orientation within 0.12° (measured 0.08-0.11°; the
+16 nanoBragg mosaic domains of up to 0.35° have a mean orientation ~0.04° per axis off the
+truth matrix, and DIALS gets 0.061° from all 30 images), |error| ≤ 3 esd for every edge.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from devset import dev_set, run_job, score_matrix
+
+
+@pytest.fixture(scope="module")
+def p1_cellref(tmp_path_factory):
+    ds = dev_set("dev_p1_smallcell")
+    run = run_job(ds, "cellref", tmp_path_factory.mktemp("p1cell"), timeout=900)
+    return ds, run
+
+
+def _row(log: str, label: str) -> np.ndarray:
+    m = re.search(rf"^ {label}\s+" + r"\s+".join([r"([-\d.]+)"] * 6), log, re.M)
+    assert m, f"no '{label}' line in the log"
+    return np.array([float(v) for v in m.groups()])
+
+
+def test_p1_cell_refinement_reaches_the_truth(p1_cellref):
+    ds, run = p1_cellref
+    assert run.returncode == 0, run.log[-2000:]
+    score = score_matrix(run.matrix, ds)
+    assert "error" not in score, score
+    assert score["max_abs_cell_error_percent_abc"] < 0.05, score
+    assert score["orientation_error_deg"] < 0.12, score
+
+
+def test_p1_cell_esds_cover_the_error(p1_cellref):
+    ds, run = p1_cellref
+    cell = _row(run.log, "Refined cell")
+    esd = _row(run.log, "Error")
+    err = cell[:3] - np.array(ds.cell[:3])
+    assert np.all(esd[:3] > 0), esd
+    assert np.all(np.abs(err) <= 3.0 * esd[:3]), (err, esd)
+
+
+def test_p1_post_refined_cell_rejected_by_the_spot_positions(p1_cellref):
+    _, run = p1_cellref
+    assert "the spot positions reject the post-refined cell" in run.log
+    assert "Method: global positional refinement" in run.log
