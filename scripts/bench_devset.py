@@ -201,8 +201,7 @@ def table(results: list[dict]) -> str:
             fm = j.get("fraction_misfit") or {"error": "not measured"}
             row(
                 "rms obs. share - FRACTIONCALC (I>10sig) / n",
-                fm["error"][:26] if "error" in fm
-                else f"{_f(fm['rms'])} / {fm['n_reflections']}",
+                fm["error"][:26] if "error" in fm else f"{_f(fm['rms'])} / {fm['n_reflections']}",
                 "",
             )
         for kind, j in jobs.items():

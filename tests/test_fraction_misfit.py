@@ -16,8 +16,9 @@ from mosflm_py.geometry.prediction import fraction_on_image
 from mosflm_py.mosaic import fraction_misfit
 
 
-def _records(width_obs: float, width_calc: float, n: int = 200, seed: int = 1, noise=0.0,
-             sigma=5.0):
+def _records(
+    width_obs: float, width_calc: float, n: int = 200, seed: int = 1, noise=0.0, sigma=5.0
+):
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
@@ -28,12 +29,19 @@ def _records(width_obs: float, width_calc: float, n: int = 200, seed: int = 1, n
         on = np.ones(10, bool)  # every image, empty parts too: the shares add up to 1
         total = 1e4
         for k in np.flatnonzero(on):
-            rows.append((i, 0, 0, k + 1, total * fo[k] + noise * rng.normal(), sigma, fc[k],
-                         int(on.sum())))
+            rows.append(
+                (i, 0, 0, k + 1, total * fo[k] + noise * rng.normal(), sigma, fc[k], int(on.sum()))
+            )
     a = np.array(rows, dtype=float)
-    return dict(hkl=a[:, :3].astype(int), batch=a[:, 3].astype(int), intensity=a[:, 4],
-                sigma=a[:, 5], fraction=a[:, 6], partial=np.ones(len(a), bool),
-                n_parts=a[:, 7].astype(int))
+    return dict(
+        hkl=a[:, :3].astype(int),
+        batch=a[:, 3].astype(int),
+        intensity=a[:, 4],
+        sigma=a[:, 5],
+        fraction=a[:, 6],
+        partial=np.ones(len(a), bool),
+        n_parts=a[:, 7].astype(int),
+    )
 
 
 def test_exact_model_gives_zero():
@@ -72,5 +80,11 @@ def test_noise_excess_and_bad_input():
     assert 0.0 < r.rms < 0.01
     assert r.rms_excess < 0.5 * r.rms  # the misfit is counting noise only
     with pytest.raises(MosflmError):
-        fraction_misfit(rec["hkl"], rec["batch"][:-1], rec["intensity"], rec["sigma"],
-                        rec["fraction"], rec["partial"])
+        fraction_misfit(
+            rec["hkl"],
+            rec["batch"][:-1],
+            rec["intensity"],
+            rec["sigma"],
+            rec["fraction"],
+            rec["partial"],
+        )

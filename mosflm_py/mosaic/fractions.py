@@ -101,8 +101,10 @@ def fraction_misfit(
     if n_parts is not None:
         cols.append(np.asarray(n_parts))
     if any(len(c) != n for c in cols):
-        raise MosflmError("fraction_misfit: hkl, batch, intensity, sigma, fraction, partial "
-                          "(and n_parts) must have one value per record")
+        raise MosflmError(
+            "fraction_misfit: hkl, batch, intensity, sigma, fraction, partial "
+            "(and n_parts) must have one value per record"
+        )
     batch = np.asarray(batch, dtype=np.int64)
     inten = np.asarray(intensity, dtype=float)
     sig = np.asarray(sigma, dtype=float)
@@ -127,8 +129,9 @@ def fraction_misfit(
     fsum = np.bincount(gid, frac[o], ng)
     np_first = npart[o][new]
     known = np_first > 0
-    complete = np.where(known, count == np_first,
-                        (fsum >= fraction_range[0]) & (fsum <= fraction_range[1]))
+    complete = np.where(
+        known, count == np_first, (fsum >= fraction_range[0]) & (fsum <= fraction_range[1])
+    )
     use = complete & (count >= 2) & (tot > 0) & (tot >= min_i_sigma * np.sqrt(totv))
     rows = use[gid]
     if not rows.any():
