@@ -168,7 +168,7 @@ def table(results: list[dict]) -> str:
             )
             for kind, label in (
                 ("cellref", "after cell refinement"),
-                ("integrate", "last image of PROCESS"),
+                ("integrate", "PROCESS, last image (+MOSADD)"),
             ):
                 if kind in jobs:
                     row(f"mosaic (deg): {label}", _f(jobs[kind]["mosaic_refined"], "{:.2f}"), "")
