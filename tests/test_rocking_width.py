@@ -2,7 +2,7 @@
 
 Synthetic data from the uniform-ball model itself (known truth): post-refinement started from
 η = 0.1° and from η = 1.0° must reach the true η within 10 % and the block width within 15 %;
-the width term must scale as 1/|ζ| and not with d*.
+the width term must scale as 1/|ζ| and not with d*, and add in quadrature to the angular term.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def test_block_term_does_not_grow_with_resolution():
     assert np.isclose(w_eta[1] / w_eta[0], 4.0)  # angular term ∝ d*
     assert np.allclose(w_blk, np.degrees(2e-3 / 0.3))  # block term: λ w_d / |ζ|, any d*
     both = rocking_width(dstar, zeta, 1.0, 0.5, domain_width=2e-3)
-    assert np.allclose(both, w_eta + w_blk)
+    assert np.allclose(both, np.hypot(w_eta, w_blk))  # independent broadenings: rms add
 
 
 def _observations(exp, starts, osc, nimg, d_min, seed):

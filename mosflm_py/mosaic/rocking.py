@@ -15,8 +15,11 @@ curve (MOSFLM's mosaicity) and the block width w_d (≈ 1/block size, 1/Å).
 Definition of η, for comparisons: a rocking curve of full width W in the uniform-ball model has
 the density 6q(1−q) (q = fraction of W traversed), whose FWHM is 0.71·W and whose rms is
 W/√20 = 0.22·W.  A Gaussian rocking curve with DIALS/XDS σ_m has the same FWHM when
-η ≈ 3.3·σ_m.  nanoBragg's ``-mosaic`` value (the largest rotation of a domain) comes out close
-to η once the block width is modelled separately.
+η ≈ 3.3·σ_m.  nanoBragg's ``-mosaic`` value m is the largest rotation of a domain (spherical
+cap, rms rotation 0.497·m about any axis), so the uniform-ball width with the same rms is
+η = 0.497·√20·m ≈ 2.2·m (tests/test_rocking_width_domains.py finds 2.0·m on the in-package
+domains simulation; the hex and P21 development sets give 2.0–2.2·m, the small-cell P1 set, with
+only 16 domains sampling the cap and 115 Å blocks, 1.2–1.5·m).
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ Greenhough, T. J. & Helliwell, J. R. (1982). J. Appl. Cryst. 15, 493–508 (refl
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -248,6 +249,15 @@ def _trim(exp: Experiment, d: _Data) -> _Data:
                  d.sc[keep], d.image[keep], d.floor)
 
 
+def _block_negligible(exp: Experiment, d: _Data, tol: float = 0.01) -> bool:
+    """True when the mosaic-block term widens no reflection of ``d`` by ``tol`` or more."""
+    _, w = _centre_width(exp, d.hkl, d.phi_mid)
+    bare = exp.replace(crystal=exp.crystal.replace(domain_width=0.0))
+    _, w0 = _centre_width(bare, d.hkl, d.phi_mid)
+    ok = np.isfinite(w) & np.isfinite(w0) & (w0 > 0)
+    return bool(np.all(w[ok] < (1.0 + tol) * w0[ok]))
+
+
 def _residuals(exp: Experiment, d: _Data) -> np.ndarray:
     """Normalised share residuals (g − s f)/σ(g) of every part."""
     f, s, _, _ = _model_shares(exp, d)
@@ -370,6 +380,17 @@ def postrefine(
                 f"only {int(active.sum())} reflections left after outlier rejection in "
                 "post-refinement: the partials do not agree with the model"
             )
+    rot_first = np.zeros(0)
+    if "BLOCKSIZE" in model.other and _block_negligible(model.experiment(fit.x), sub):
+        # the block term went to a width that changes no rocking width by 1 %: in the quadrature
+        # sum its derivative is then of second order and the parameter only wanders (cell
+        # 3 esd off on data without blocks); it is fixed at 0 for the final fit
+        exp_f = model.experiment(fit.x)
+        rot_first = np.asarray(fit.x[: len(model.rot)])
+        exp_f = exp_f.replace(crystal=exp_f.crystal.replace(domain_width=0.0))
+        p_fix = dataclasses.replace(params, fix=frozenset(params.fix) | {"BLOCKSIZE"})
+        model = _Model(exp_f, p_fix, phi_ref, span)
+        fit = dataclasses.replace(fit, x=model.x0)
     # the model error of the rocking curve, estimated from the misfit beyond counting noise,
     # replaces the starting floor; one more fit with the calibrated weights
     sub = _trim(model.experiment(fit.x), data.subset(active))
@@ -443,7 +464,10 @@ def postrefine(
            "MOSAIC": cr0.mosaic, "BLOCKSIZE": cr0.domain_width,
            "DIVERGENCE": experiment.beam.mean_divergence}
     shifts = {k: values[k] - old[k] for k in values}
-    rot_shift = np.abs(fit.x[: len(model.rot)]) if model.rot else np.zeros(0)
+    rot_x = np.asarray(fit.x[: len(model.rot)])
+    if len(rot_first) == len(rot_x):
+        rot_x = rot_x + rot_first
+    rot_shift = np.abs(rot_x) if model.rot else np.zeros(0)
     reprocess = bool(np.any(rot_shift > params.maxshift))
     maxres = params.maxresidual
     if maxres is None:
