@@ -328,9 +328,10 @@ def test_hdf5_process_with_one_and_two_workers(sim, tmp_path):
 
 
 def _signal_run(folder: Path, sig: int, group: bool, after: str | None, delay: float,
-                nproc: int = 2, job: list[str] | None = None) -> tuple[int, str, str, list[str]]:
+                nproc: int = 2, job: list[str] | None = None,
+                second: tuple[int, float] | None = None) -> tuple[int, str, str, list[str]]:
     """Start PROCESS (or *job*) in a new session, send *sig* once *after* appears (plus *delay*
-    s)."""
+    s); *second* = (signal, delay): another signal to the group that much later."""
     (folder / "keep.mtz").write_bytes(b"previous good file")
     (folder / "keep.mat").write_bytes(b"previous good matrix")
     script = folder / "job.com"
@@ -354,9 +355,14 @@ def _signal_run(folder: Path, sig: int, group: bool, after: str | None, delay: f
             os.killpg(p.pid, sig)
         else:
             p.send_signal(sig)
+        if second is not None:
+            time.sleep(second[1])
+            os.killpg(p.pid, second[0])
     except ProcessLookupError:
         pass
-    out, err = p.communicate(timeout=120)
+    out = p.stdout.read()  # through the same buffer as the lines read above (communicate()
+    err = p.stderr.read()  # would read the pipe behind it and lose what the buffer holds)
+    p.wait(timeout=120)
     time.sleep(0.3)
     left = subprocess.run(["ps", "-o", "pid=", "-g", str(p.pid)], capture_output=True,
                           text=True).stdout.split()
@@ -393,6 +399,94 @@ def test_signals_stop_cleanly(sim, tmp_path, sig, group, after, delay):
     assert (folder / "keep.mtz").read_bytes() == b"previous good file"
     assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]
     assert left == [], f"processes left behind: {left}"
+
+
+def _assert_stopped_cleanly(rc: int, sig: int, out: str, err: str, folder: Path,
+                            left: list[str]) -> None:
+    assert rc == (130 if sig == signal.SIGINT else 143), out + err
+    stars = [line for line in out.splitlines() if line.startswith(" *** ")]
+    assert len(stars) == 1, out
+    assert "Traceback" not in out + err and "Exception ignored" not in err, err
+    assert "Normal termination" not in out
+    assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]
+    assert left == [], f"processes left behind: {left}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "after", "delay"),
+    [
+        (signal.SIGINT, " ===> EXIT", 0.0),  # while EXIT runs
+        (signal.SIGINT, "Normal termination", 0.0),  # final flush and close
+        (signal.SIGTERM, "Normal termination", 0.003),
+        (signal.SIGINT, "Normal termination", 0.02),  # interpreter shutdown
+        (signal.SIGTERM, "Normal termination", 0.08),
+    ],
+)
+def test_a_signal_at_the_end_of_a_run_keeps_its_complete_outputs(sim, tmp_path, sig, after,
+                                                                  delay):
+    """Ctrl-C / SIGTERM in the last moments of a run whose outputs are written: exit 0 and the
+    new MTZ complete (or, before EXIT took effect, exit 130/143 with one *** line), never an
+    interpreter killed by the signal or a traceback (was: status -2 / -15)."""
+    import gemmi
+
+    folder = _copy(sim, tmp_path / "late")
+    job = [*PROCESS_LINES, "NPROC 1", "HKLOUT keep.mtz", "PROCESS 1 2"]
+    rc, out, err, left = _signal_run(folder, sig, True, after, delay, job=job)
+    assert "Traceback" not in out + err and "Exception ignored" not in err, err
+    assert left == [] and not [f for f in os.listdir(folder) if f.endswith(".tmp")]
+    assert rc == 0 or (after == " ===> EXIT" and rc == 130), (rc, out[-2000:], err)
+    assert ("Normal termination" in out) == (rc == 0)
+    assert len([x for x in out.splitlines() if x.startswith(" *** ")]) == (rc != 0)
+    assert gemmi.read_mtz_file(str(folder / "keep.mtz")).nreflections > 100  # written by GO
+
+
+@pytest.mark.slow
+def test_a_signal_right_after_start_stops_cleanly(tmp_path):
+    """Ctrl-C at several moments of the start (imports, preload): exit 130 and one *** line.
+    A signal that reaches the interpreter before the first line of mosflm-py runs (its own
+    start-up) is the interpreter's: then there is no output and no mosflm_py frame below
+    ``__main__``'s first import."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    seen = set()
+    for delay in (0.02, 0.08, 0.15, 0.25, 0.4, 0.7):
+        p = subprocess.Popen([sys.executable, "-m", "mosflm_py", "--nolog"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, cwd=tmp_path, env=env,
+                             start_new_session=True, text=True)
+        p.stdin.write("DISTANCE 100\nEXIT\n")
+        p.stdin.close()
+        p.stdin = None
+        time.sleep(delay)
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        if p.returncode != 130 and not out:  # before signals.hold(), the program's first line
+            ours = [f for f in re.findall(r'File "([^"]+)"', err)
+                    if f.startswith(str(REPO / "mosflm_py"))]
+            assert all(f.endswith("__main__.py") for f in ours), err
+            continue
+        seen.add(p.returncode)
+        assert p.returncode in (0, 130), out + err
+        assert "Traceback" not in out + err and "Exception ignored" not in err, err
+        stars = [x for x in out.splitlines() if x.startswith(" *** ")]
+        assert len(stars) == (p.returncode == 130), out
+    assert 130 in seen
+
+
+@pytest.mark.slow
+def test_a_second_signal_does_not_cut_the_clean_up_short(sim, tmp_path):
+    """Ctrl-C then SIGTERM 10 ms later (the first is still unwinding): one *** line, no
+    traceback, no temporary file, no worker left, the old MTZ untouched."""
+    folder = _copy(sim, tmp_path / "twice")
+    rc, out, err, left = _signal_run(folder, signal.SIGINT, True, "Standard profiles", 0.0,
+                                     second=(signal.SIGTERM, 0.01))
+    if rc == 0:
+        pytest.skip("the run finished before the signals")
+    # 143 when the SIGINT was held (workers starting) and the SIGTERM came before it was raised
+    _assert_stopped_cleanly(rc, signal.SIGTERM if rc == 143 else signal.SIGINT, out, err,
+                            folder, left)
+    assert (folder / "keep.mtz").read_bytes() == b"previous good file"
 
 
 @pytest.mark.slow

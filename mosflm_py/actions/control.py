@@ -23,8 +23,10 @@ def go(session: Session, record: Record) -> None:
 
 def exit_(session: Session, record: Record) -> Outcome:
     """EXIT / END: finish the session."""
+    from mosflm_py import signals
     from mosflm_py.session import Outcome
 
+    signals.ignore()  # the run is over: a late Ctrl-C / SIGTERM must not contradict this line
     session.report.line(" Normal termination of mosflm-py.")
     return Outcome.EXIT
 
