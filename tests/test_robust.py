@@ -556,3 +556,37 @@ def test_geometry_without_a_pattern_is_refused_before_work(sim, tmp_path, line, 
     assert fragment in " ".join(out.split()), out
     assert "Internal error" not in out
     assert (folder / "old.mtz").read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("kind", ["gzip", "hdf5", "mar345"])
+def test_corrupt_files_in_a_session_fail_clearly_and_keep_the_old_mtz(sim, tmp_path, kind):
+    """A truncated gzip CBF, a truncated HDF5 master and a mar345 file whose packed data are cut
+    short, given to PROCESS: one *** message naming the file, exit 1, the old MTZ untouched."""
+    import gzip
+
+    folder = _copy(sim, tmp_path / f"bad_{kind}")
+    (folder / "old.mtz").write_bytes(b"old")
+    if kind == "gzip":
+        raw = gzip.compress((folder / "sim_00001.cbf").read_bytes())
+        (folder / "gz_00001.cbf.gz").write_bytes(raw[: len(raw) // 2])
+        template, name = '"gz_#####.cbf.gz"', "gz_00001.cbf.gz"
+    elif kind == "hdf5":
+        raw = (folder / "sim_master.h5").read_bytes()
+        (folder / "bad_master.h5").write_bytes(raw[: len(raw) // 3])
+        template, name = "bad_master.h5", "bad_master.h5"
+    else:
+        from mosflm_py.imageio.formats import read_frame
+        from mosflm_py.simulate.writers import write_mar345
+
+        write_mar345(folder / "m_001.mar512", read_frame(str(folder / "sim_00001.cbf")),
+                     _params(), 1)
+        raw = (folder / "m_001.mar512").read_bytes()
+        (folder / "m_001.mar512").write_bytes(raw[: len(raw) - 2000])
+        template, name = '"m_###.mar512"', "m_001.mar512"
+    rc, out = session_output(f"TEMPLATE {template}", *PROCESS_LINES, "HKLOUT old.mtz",
+                             "PROCESS 1 1", "GO", cwd=folder)
+    text = " ".join(out.split())
+    assert rc == 1, out
+    assert "Internal error" not in out and "Traceback" not in out
+    assert name in text, out
+    assert (folder / "old.mtz").read_bytes() == b"old"
