@@ -180,6 +180,21 @@ def _check_cell(values: tuple[float, ...]) -> tuple[float, ...]:
     return tuple(float(x) for x in values)
 
 
+def raster(state: State, record: Record) -> State:
+    """RASTER NXS NYS NC NRX NRY: refused at input when the box has even sizes or leaves no
+    peak (the same checks the integration makes, :class:`~mosflm_py.integration.box.Raster`)."""
+    from mosflm_py.errors import MosflmError
+    from mosflm_py.integration.box import Raster
+
+    v = record.values
+    try:
+        Raster(v["nxs"], v["nys"], v["nc"], v["nrx"], v["nry"])
+    except MosflmError as err:
+        raise KeywordError(f"{err} (NXS and NYS odd, NRX at most (NXS-1)/2, NRY at most "
+                           "(NYS-1)/2)") from None
+    return apply_targets(state, record)
+
+
 def symmetry(state: State, record: Record) -> State:
     """SYMMETRY number|symbol (checked with gemmi when available)."""
     text = str(record.get("spacegroup")).strip()

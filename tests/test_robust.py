@@ -68,6 +68,12 @@ def session_output(*lines: str, cwd: Path | None = None) -> tuple[int, str]:
         ("PICK ,,,,", "found an empty value"),
         ('HKLOUT ""', "expected <file> (a file name), found an empty name"),
         ("RESOLUTION HIGH 3 LOW 2", "must be smaller than the low-resolution limit"),
+        ("RASTER 16 18 13 6 6", "RASTER box 16 x 18 must have odd sizes"),
+        ("RASTER 17 19 13 9 10", "RASTER background rim 9 10 leaves no peak in a 17 x 19 box"),
+        ("RASTER 17 19 0 6 6", "corner cut-off NC=0 leaves no peak pixels"),
+        ("STRATEGY START 0 END 90 PARTS 2147483647", "<n> (a whole number between 1 and 3600)"),
+        ("TESTGEN START 0 END 90 STEP 1e-9", "<dphi> (a number between 0.01 and 360) (deg)"),
+        ("TESTGEN START 0 END 10 MAXOSC 1e6", "<osc> (a number > 0 and <= 360) (deg)"),
     ],
 )
 def test_impossible_values_are_refused_with_the_range(tmp_path, line, fragment):
