@@ -96,7 +96,7 @@ def uninstall() -> None:
 
 
 def ignore() -> None:
-    """The run is over: ignore SIGINT and SIGTERM from now on (main thread only).
+    """The run is over: ignore SIGINT and SIGTERM from now on (main thread, our handlers only).
 
     Called when the end of input is reached and when a signal has stopped the run, so that the
     final flush and close of the terminal output and the log, and interpreter shutdown, cannot be
@@ -107,6 +107,8 @@ def ignore() -> None:
 
     if threading.current_thread() is not threading.main_thread():
         return
+    if signal.getsignal(signal.SIGINT) is not _handler:  # not run by the command line (a
+        return  # library or test using Session): its handlers and its children's are its own
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

@@ -596,3 +596,14 @@ def test_corrupt_files_in_a_session_fail_clearly_and_keep_the_old_mtz(sim, tmp_p
     assert "Internal error" not in out and "Traceback" not in out
     assert name in text, out
     assert (folder / "old.mtz").read_bytes() == b"old"
+
+
+def test_exit_in_a_library_session_leaves_the_signal_handlers_alone():
+    """EXIT ignores late signals only in the program (its own handlers installed): a Session
+    used as a library (or in a test) keeps its SIGINT disposition, and so do its children."""
+    from mosflm_py.session import Session
+
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    session = Session(out=io.StringIO(), interactive=False)
+    session.execute("EXIT")
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
