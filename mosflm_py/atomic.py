@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from mosflm_py.errors import MosflmError
-from mosflm_py.signals import checkpoint
+from mosflm_py.signals import checkpoint, deferred
 
 __all__ = [
     "OutputFileError",
@@ -120,15 +120,18 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
+    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=folder)
-    except OSError as err:
-        raise OutputFileError(
-            f"Cannot create output file {target}: {err.strerror or err} "
-            f"(check that the folder {folder} exists and is writable)"
-        ) from err
-    os.close(fd)
-    try:
+        with deferred():  # a signal between creating the file and knowing its name would leak it
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp",
+                                           dir=folder)
+            except OSError as err:
+                raise OutputFileError(
+                    f"Cannot create output file {target}: {err.strerror or err} "
+                    f"(check that the folder {folder} exists and is writable)"
+                ) from err
+            os.close(fd)
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -136,7 +139,8 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         checkpoint()  # an interrupt swallowed earlier (numba callbacks) must not publish
         os.replace(tmp, target)
     except BaseException:
-        _remove_quietly(tmp)
+        if tmp is not None:
+            _remove_quietly(tmp)
         raise
     _fsync_folder(folder)
 

@@ -165,8 +165,8 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
     handlers = None
     if threading.current_thread() is threading.main_thread():
         handlers = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
-        signals.clear()
         signals.install()
+    program = argv is None and stdout is None  # the command itself, not a caller or a test
     status = 1
     try:
         status = _main(argv, stdin, stdout)
@@ -174,27 +174,24 @@ def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
     finally:
         if handlers is not None:
             stopped = signals.received()
-            if stopped:  # the run was stopped by a signal: a late one must not
-                handlers = (signal.SIG_IGN, signal.SIG_IGN)  # kill the exiting interpreter
-            signal.signal(signal.SIGINT, handlers[0])
-            signal.signal(signal.SIGTERM, handlers[1])
-            signals.uninstall()
+            if program:
+                # The run is over: a late signal must not interrupt interpreter shutdown
+                # (see signals.ignore); the exit status is the run's.
+                signals.ignore()
+            else:
+                signal.signal(signal.SIGINT, handlers[0])
+                signal.signal(signal.SIGTERM, handlers[1])
+                signals.uninstall()
             signals.clear()
-            if stopped and argv is None:
-                # The program itself (not a caller): everything is cleaned up and flushed, so
-                # leave now. CPython remembers a KeyboardInterrupt raised inside code it ran
-                # for an extension (PyRun_*) even when it was handled, and would then end the
-                # process by SIGINT (status -2) instead of our 130.
-                for stream in (sys.stdout, sys.stderr):
-                    with contextlib.suppress(Exception):
-                        stream.flush()
-                os._exit(status)
+            if stopped and program:
+                signals.exit_after_signal(status)
 
 
 def _interrupted(exc: BaseException, report_stream: IO[str] | None, log: IO[str] | None) -> int:
     """One ` *** ` line for Ctrl-C / SIGTERM; the exit status (130 / 143)."""
     from mosflm_py import signals
 
+    signals.ignore()  # one *** line: a further signal must not interrupt writing it
     signals.clear()
     signals.stop_workers()
     term = isinstance(exc, signals.Terminated)
@@ -325,11 +322,15 @@ def _run(argv: Sequence[str] | None, stdin: IO[str] | None, stdout: IO[str],
         from mosflm_py.repl import MosflmShell, run_interactive
 
         if stdin is sys.stdin:
-            return run_interactive(session)
+            status = run_interactive(session)
+            signals.ignore()
+            return status
         shell = MosflmShell(session, stdin=stdin, stdout=stdout)
         shell.cmdloop()
+        signals.ignore()  # the end of input: what is left cannot be interrupted (signals.ignore)
         return session.finish()
     for line in stdin:
         if session.execute(line) is Outcome.EXIT:
             break
+    signals.ignore()  # the end of input: what is left cannot be interrupted (signals.ignore)
     return session.finish()

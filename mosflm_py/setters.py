@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mosflm_py.errors import KeywordError, NotImplementedYet
+from mosflm_py.errors import KeywordError, MosflmError, NotImplementedYet
 from mosflm_py.geometry.detector_layout import layout_omega
+from mosflm_py.integration.box import Raster
 from mosflm_py.registry import Record, SubSpec, SubValue, resolve_hook
 from mosflm_py.state import State, apply_setting, get_setting
 
@@ -179,6 +180,18 @@ def _check_cell(values: tuple[float, ...]) -> tuple[float, ...]:
     if not (al + be + ga < 360 and al < be + ga and be < al + ga and ga < al + be):
         raise KeywordError(f"CELL: the angles {al:g} {be:g} {ga:g} do not form a valid cell")
     return tuple(float(x) for x in values)
+
+
+def raster(state: State, record: Record) -> State:
+    """RASTER NXS NYS NC NRX NRY: refused at input when the box has even sizes or leaves no
+    peak (the same checks the integration makes, :class:`~mosflm_py.integration.box.Raster`)."""
+    v = record.values
+    try:
+        Raster(v["nxs"], v["nys"], v["nc"], v["nrx"], v["nry"])
+    except MosflmError as err:
+        raise KeywordError(f"{err} (NXS and NYS odd, NRX at most (NXS-1)/2, NRY at most "
+                           "(NYS-1)/2)") from None
+    return apply_targets(state, record)
 
 
 def symmetry(state: State, record: Record) -> State:

@@ -68,6 +68,12 @@ def session_output(*lines: str, cwd: Path | None = None) -> tuple[int, str]:
         ("PICK ,,,,", "found an empty value"),
         ('HKLOUT ""', "expected <file> (a file name), found an empty name"),
         ("RESOLUTION HIGH 3 LOW 2", "must be smaller than the low-resolution limit"),
+        ("RASTER 16 18 13 6 6", "RASTER box 16 x 18 must have odd sizes"),
+        ("RASTER 17 19 13 9 10", "RASTER background rim 9 10 leaves no peak in a 17 x 19 box"),
+        ("RASTER 17 19 0 6 6", "corner cut-off NC=0 leaves no peak pixels"),
+        ("STRATEGY START 0 END 90 PARTS 2147483647", "<n> (a whole number between 1 and 3600)"),
+        ("TESTGEN START 0 END 90 STEP 1e-9", "<dphi> (a number between 0.01 and 360) (deg)"),
+        ("TESTGEN START 0 END 10 MAXOSC 1e6", "<osc> (a number > 0 and <= 360) (deg)"),
     ],
 )
 def test_impossible_values_are_refused_with_the_range(tmp_path, line, fragment):
@@ -328,9 +334,10 @@ def test_hdf5_process_with_one_and_two_workers(sim, tmp_path):
 
 
 def _signal_run(folder: Path, sig: int, group: bool, after: str | None, delay: float,
-                nproc: int = 2, job: list[str] | None = None) -> tuple[int, str, str, list[str]]:
+                nproc: int = 2, job: list[str] | None = None,
+                second: tuple[int, float] | None = None) -> tuple[int, str, str, list[str]]:
     """Start PROCESS (or *job*) in a new session, send *sig* once *after* appears (plus *delay*
-    s)."""
+    s); *second* = (signal, delay): another signal to the group that much later."""
     (folder / "keep.mtz").write_bytes(b"previous good file")
     (folder / "keep.mat").write_bytes(b"previous good matrix")
     script = folder / "job.com"
@@ -354,9 +361,14 @@ def _signal_run(folder: Path, sig: int, group: bool, after: str | None, delay: f
             os.killpg(p.pid, sig)
         else:
             p.send_signal(sig)
+        if second is not None:
+            time.sleep(second[1])
+            os.killpg(p.pid, second[0])
     except ProcessLookupError:
         pass
-    out, err = p.communicate(timeout=120)
+    out = p.stdout.read()  # through the same buffer as the lines read above (communicate()
+    err = p.stderr.read()  # would read the pipe behind it and lose what the buffer holds)
+    p.wait(timeout=120)
     time.sleep(0.3)
     left = subprocess.run(["ps", "-o", "pid=", "-g", str(p.pid)], capture_output=True,
                           text=True).stdout.split()
@@ -393,6 +405,94 @@ def test_signals_stop_cleanly(sim, tmp_path, sig, group, after, delay):
     assert (folder / "keep.mtz").read_bytes() == b"previous good file"
     assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]
     assert left == [], f"processes left behind: {left}"
+
+
+def _assert_stopped_cleanly(rc: int, sig: int, out: str, err: str, folder: Path,
+                            left: list[str]) -> None:
+    assert rc == (130 if sig == signal.SIGINT else 143), out + err
+    stars = [line for line in out.splitlines() if line.startswith(" *** ")]
+    assert len(stars) == 1, out
+    assert "Traceback" not in out + err and "Exception ignored" not in err, err
+    assert "Normal termination" not in out
+    assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]
+    assert left == [], f"processes left behind: {left}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "after", "delay"),
+    [
+        (signal.SIGINT, " ===> EXIT", 0.0),  # while EXIT runs
+        (signal.SIGINT, "Normal termination", 0.0),  # final flush and close
+        (signal.SIGTERM, "Normal termination", 0.003),
+        (signal.SIGINT, "Normal termination", 0.02),  # interpreter shutdown
+        (signal.SIGTERM, "Normal termination", 0.08),
+    ],
+)
+def test_a_signal_at_the_end_of_a_run_keeps_its_complete_outputs(sim, tmp_path, sig, after,
+                                                                  delay):
+    """Ctrl-C / SIGTERM in the last moments of a run whose outputs are written: exit 0 and the
+    new MTZ complete (or, before EXIT took effect, exit 130/143 with one *** line), never an
+    interpreter killed by the signal or a traceback (was: status -2 / -15)."""
+    import gemmi
+
+    folder = _copy(sim, tmp_path / "late")
+    job = [*PROCESS_LINES, "NPROC 1", "HKLOUT keep.mtz", "PROCESS 1 2"]
+    rc, out, err, left = _signal_run(folder, sig, True, after, delay, job=job)
+    assert "Traceback" not in out + err and "Exception ignored" not in err, err
+    assert left == [] and not [f for f in os.listdir(folder) if f.endswith(".tmp")]
+    assert rc == 0 or (after == " ===> EXIT" and rc == 130), (rc, out[-2000:], err)
+    assert ("Normal termination" in out) == (rc == 0)
+    assert len([x for x in out.splitlines() if x.startswith(" *** ")]) == (rc != 0)
+    assert gemmi.read_mtz_file(str(folder / "keep.mtz")).nreflections > 100  # written by GO
+
+
+@pytest.mark.slow
+def test_a_signal_right_after_start_stops_cleanly(tmp_path):
+    """Ctrl-C at several moments of the start (imports, preload): exit 130 and one *** line.
+    A signal that reaches the interpreter before the first line of mosflm-py runs (its own
+    start-up) is the interpreter's: then there is no output and no mosflm_py frame below
+    ``__main__``'s first import."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    seen = set()
+    for delay in (0.02, 0.08, 0.15, 0.25, 0.4, 0.7):
+        p = subprocess.Popen([sys.executable, "-m", "mosflm_py", "--nolog"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, cwd=tmp_path, env=env,
+                             start_new_session=True, text=True)
+        p.stdin.write("DISTANCE 100\nEXIT\n")
+        p.stdin.close()
+        p.stdin = None
+        time.sleep(delay)
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        if p.returncode != 130 and not out:  # before signals.hold(), the program's first line
+            ours = [f for f in re.findall(r'File "([^"]+)"', err)
+                    if f.startswith(str(REPO / "mosflm_py"))]
+            assert all(f.endswith("__main__.py") for f in ours), err
+            continue
+        seen.add(p.returncode)
+        assert p.returncode in (0, 130), out + err
+        assert "Traceback" not in out + err and "Exception ignored" not in err, err
+        stars = [x for x in out.splitlines() if x.startswith(" *** ")]
+        assert len(stars) == (p.returncode == 130), out
+    assert 130 in seen
+
+
+@pytest.mark.slow
+def test_a_second_signal_does_not_cut_the_clean_up_short(sim, tmp_path):
+    """Ctrl-C then SIGTERM 10 ms later (the first is still unwinding): one *** line, no
+    traceback, no temporary file, no worker left, the old MTZ untouched."""
+    folder = _copy(sim, tmp_path / "twice")
+    rc, out, err, left = _signal_run(folder, signal.SIGINT, True, "Standard profiles", 0.0,
+                                     second=(signal.SIGTERM, 0.01))
+    if rc == 0:
+        pytest.skip("the run finished before the signals")
+    # 143 when the SIGINT was held (workers starting) and the SIGTERM came before it was raised
+    _assert_stopped_cleanly(rc, signal.SIGTERM if rc == 143 else signal.SIGINT, out, err,
+                            folder, left)
+    assert (folder / "keep.mtz").read_bytes() == b"previous good file"
 
 
 @pytest.mark.slow
@@ -462,3 +562,48 @@ def test_geometry_without_a_pattern_is_refused_before_work(sim, tmp_path, line, 
     assert fragment in " ".join(out.split()), out
     assert "Internal error" not in out
     assert (folder / "old.mtz").read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("kind", ["gzip", "hdf5", "mar345"])
+def test_corrupt_files_in_a_session_fail_clearly_and_keep_the_old_mtz(sim, tmp_path, kind):
+    """A truncated gzip CBF, a truncated HDF5 master and a mar345 file whose packed data are cut
+    short, given to PROCESS: one *** message naming the file, exit 1, the old MTZ untouched."""
+    import gzip
+
+    folder = _copy(sim, tmp_path / f"bad_{kind}")
+    (folder / "old.mtz").write_bytes(b"old")
+    if kind == "gzip":
+        raw = gzip.compress((folder / "sim_00001.cbf").read_bytes())
+        (folder / "gz_00001.cbf.gz").write_bytes(raw[: len(raw) // 2])
+        template, name = '"gz_#####.cbf.gz"', "gz_00001.cbf.gz"
+    elif kind == "hdf5":
+        raw = (folder / "sim_master.h5").read_bytes()
+        (folder / "bad_master.h5").write_bytes(raw[: len(raw) // 3])
+        template, name = "bad_master.h5", "bad_master.h5"
+    else:
+        from mosflm_py.imageio.formats import read_frame
+        from mosflm_py.simulate.writers import write_mar345
+
+        write_mar345(folder / "m_001.mar512", read_frame(str(folder / "sim_00001.cbf")),
+                     _params(), 1)
+        raw = (folder / "m_001.mar512").read_bytes()
+        (folder / "m_001.mar512").write_bytes(raw[: len(raw) - 2000])
+        template, name = '"m_###.mar512"', "m_001.mar512"
+    rc, out = session_output(f"TEMPLATE {template}", *PROCESS_LINES, "HKLOUT old.mtz",
+                             "PROCESS 1 1", "GO", cwd=folder)
+    text = " ".join(out.split())
+    assert rc == 1, out
+    assert "Internal error" not in out and "Traceback" not in out
+    assert name in text, out
+    assert (folder / "old.mtz").read_bytes() == b"old"
+
+
+def test_exit_in_a_library_session_leaves_the_signal_handlers_alone():
+    """EXIT ignores late signals only in the program (its own handlers installed): a Session
+    used as a library (or in a test) keeps its SIGINT disposition, and so do its children."""
+    from mosflm_py.session import Session
+
+    before = (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    session = Session(out=io.StringIO(), interactive=False)
+    session.execute("EXIT")
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

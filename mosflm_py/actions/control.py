@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from mosflm_py import signals
 from mosflm_py.actions.common import current_crystal
 from mosflm_py.helptext import help_lines
 from mosflm_py.report import fmt_value
@@ -26,6 +27,7 @@ def go(session: Session, record: Record) -> None:
 
 def exit_(session: Session, record: Record) -> Outcome:
     """EXIT / END: finish the session."""
+    signals.ignore()  # the run is over: a late Ctrl-C / SIGTERM must not contradict this line
     session.report.line(" Normal termination of mosflm-py.")
     return Outcome.EXIT
 

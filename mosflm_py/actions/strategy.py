@@ -433,6 +433,9 @@ def testgen(session: Session, job: Job) -> None:
         raise KeywordError(f"TESTGEN END {b:g} is before START {a:g}")
     if maxosc < minosc:
         raise KeywordError(f"TESTGEN MAXOSC {maxosc:g} is below MINOSC {minosc:g}")
+    if (b - a) / step > 36000:  # a tenth of a degree over a hundred turns: no real question
+        raise KeywordError(f"TESTGEN START {a:g} END {b:g} STEP {step:g} would test "
+                           f"{(b - a) / step:.0f} start angles (at most 36000)")
     angles = tuple(rec.sub("ANGLE").get("osc")) if rec.has("ANGLE") else ()
     pct = float(job.state.strategy.overlap)
     exp = _experiment(session, "TESTGEN")

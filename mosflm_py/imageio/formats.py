@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from mosflm_py.errors import ImageError, MosflmError
-from mosflm_py.imageio import adapters, cbf, hdf5
+from mosflm_py.imageio import adapters, cbf, hdf5, mar345
 from mosflm_py.imageio.header import ImageHeader
-from mosflm_py.imageio.rawfile import read_prefix
+from mosflm_py.imageio.rawfile import read_all, read_prefix
 from mosflm_py.imageio.sanity import check_header
 
 
@@ -29,6 +29,8 @@ def _kind(path: str) -> str:
 def _fabio_open(path: str, frame: int | None):
     import fabio
 
+    if mar345.is_mar345(read_prefix(path, 4)):  # fabio's PCK decoder trusts the file
+        mar345.check_mar345(path, read_all(path))
     try:
         img = fabio.open(path)
         if frame is not None and frame > 1:

@@ -29,9 +29,15 @@ from mosflm_py.simulate.truth import (
     save_truth,
     summary_text,
 )
-from mosflm_py.simulate.writers import Hdf5Writer, write_cbf, write_smv
+from mosflm_py.simulate.writers import (
+    Hdf5Writer,
+    mar345_suffix,
+    write_cbf,
+    write_mar345,
+    write_smv,
+)
 
-FORMATS = ("cbf", "smv", "hdf5")
+FORMATS = ("cbf", "smv", "mar345", "hdf5")
 BACKSTOP_TRANSMISSION = 0.02
 """Fraction of the photons that get through the backstop shadow."""
 
@@ -42,7 +48,8 @@ class SimulatedDataset:
 
     Attributes
     ----------
-    params : the :class:`SimulationParams` used.  out_dir : folder.  fmt : "cbf" | "smv" | "hdf5".
+    params : the :class:`SimulationParams` used.  out_dir : folder.  fmt : "cbf" | "smv" |
+    "mar345" | "hdf5".
     paths : image files in order (for hdf5: the master file only).  template : MOSFLM template
     (``sim_#####.cbf``, ``sim_###.img``, or the master file name).  truth_path, truth_text_path,
     matrix_path : truth files.  model, obs : crystal model and observations.
@@ -112,7 +119,9 @@ def noise_key(seed: int, number: int) -> np.uint64:
     return np.uint64(z ^ (z >> 31))
 
 
-def _template(fmt: str, name: str, n_last: int) -> str:
+def _template(fmt: str, name: str, n_last: int, p: SimulationParams | None = None) -> str:
+    if fmt == "mar345":
+        return f"{name}_{'#' * max(3, len(str(n_last)))}.{mar345_suffix(p)}"
     if fmt == "cbf":
         return f"{name}_{'#' * max(5, len(str(n_last)))}.cbf"
     if fmt == "smv":
@@ -133,7 +142,8 @@ def simulate_dataset(
     ----------
     params : SimulationParams
     out_dir : path-like, created if missing.
-    fmt : "cbf" (Pilatus miniCBF ``name_#####.cbf``), "smv" (ADSC ``name_###.img``) or "hdf5"
+    fmt : "cbf" (Pilatus miniCBF ``name_#####.cbf``), "smv" (ADSC ``name_###.img``), "mar345"
+        (image plate ``name_###.marNNNN``, square frames only) or "hdf5"
         (``name_master.h5`` + ``name_data_000001.h5``).
     name : file-name stem.
     batch : images rendered together (memory ~ ``batch * nslow * nfast * 4`` bytes).
@@ -147,6 +157,9 @@ def simulate_dataset(
     if fmt not in FORMATS:
         raise BadParameter(f"Unknown image format '{fmt}' (choose one of {', '.join(FORMATS)}).")
     p = params
+    if fmt == "mar345" and (p.nslow != p.nfast or abs(p.pixel_fast - p.pixel_size) > 1e-9):
+        raise BadParameter(f"mar345 images are square with square pixels, not {p.nslow} x "
+                           f"{p.nfast} pixels of {p.pixel_size} x {p.pixel_fast} mm.")
     p.validate()
     out = Path(out_dir)
     try:
@@ -159,7 +172,7 @@ def simulate_dataset(
     bg = background_map(p)
     invalid, shadow = static_masks(p)
     n_last = p.first_image + p.n_images - 1
-    template = _template(fmt, name, n_last)
+    template = _template(fmt, name, n_last, p)
     paths: list[Path] = []
     h5 = Hdf5Writer(out, name, p) if fmt == "hdf5" else None
     part_refl, part_img, part_g, part_counts = [], [], [], []
@@ -198,10 +211,10 @@ def simulate_dataset(
                                                   f"{number:0{template.count('#')}d}")
                     write_cbf(path, frame, p, number)
                     paths.append(path)
-                elif fmt == "smv":
+                elif fmt in ("smv", "mar345"):
                     path = out / template.replace("#" * template.count("#"),
                                                   f"{number:0{template.count('#')}d}")
-                    write_smv(path, frame, p, number)
+                    (write_smv if fmt == "smv" else write_mar345)(path, frame, p, number)
                     paths.append(path)
                 else:
                     h5.write(first + k, frame)

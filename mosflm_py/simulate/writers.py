@@ -1,4 +1,4 @@
-"""Image writers of the simulator: Pilatus miniCBF, ADSC SMV, Eiger-style NeXus HDF5.
+"""Image writers of the simulator: Pilatus miniCBF, ADSC SMV, mar345, Eiger-style NeXus HDF5.
 
 All take frames as ``data[slow, fast]`` and the :class:`SimulationParams` describing them, and write
 headers from which readers recover the geometry:
@@ -7,6 +7,9 @@ headers from which readers recover the geometry:
   ``Start_angle``/``Angle_increment`` in deg, ``Count_cutoff`` (byte-offset compression by fabio);
 * SMV ``BEAM_CENTER_X`` = MOSFLM X (slow, mm), ``BEAM_CENTER_Y`` = Y (fast, mm), ``SIZE1`` = fast
   size, ``SIZE2`` = slow size, unsigned 16-bit little-endian, counts clipped to 0..65535;
+* mar345 (image plate, ``NAME_###.marNNNN``): square frames only (the format stores one size),
+  ``CENTER X``/``Y`` in pixels (X fast, Y slow), ``PIXEL LENGTH``/``HEIGHT`` in micrometres,
+  ``DISTANCE`` in mm; 16-bit counts with overflow records, PCK-compressed by fabio;
 * HDF5: ``NAME_master.h5`` (NXmx metadata; ``/entry/data/data_000001`` is an external link to
   ``/entry/data/data`` in ``NAME_data_000001.h5``, bitshuffle-LZ4 compressed).
 """
@@ -114,6 +117,62 @@ def write_smv(path: Path, data: np.ndarray, p: SimulationParams, number: int) ->
         with open(path, "wb") as fh:
             fh.write(text + b"\0" * (512 - len(text)))
             fh.write(arr.tobytes())
+    except OSError as exc:
+        raise ImageError(f"Cannot write image {path}: {exc}") from exc
+
+
+def mar345_header(p: SimulationParams, number: int) -> dict[str, str]:
+    """mar345 header fields (fabio's ``mar345image`` keys) for image ``number``."""
+    phi = image_phi(p, number)
+    return {
+        "PROGRAM": "mosflm-py simulator",
+        "DATE": "Mon Jan  1 00:00:00 2024",
+        "SCANNER": "0",
+        "FORMAT_TYPE": "PCK",
+        "PIXEL_LENGTH": f"{p.pixel_fast * 1000:.0f}",
+        "PIXEL_HEIGHT": f"{p.pixel_size * 1000:.0f}",
+        "GAIN": f"{p.gain:.3f}",
+        "WAVELENGTH": f"{p.wavelength:.5f}",
+        "DISTANCE": f"{p.distance:.3f}",
+        "PHI_START": f"{phi:.3f}",
+        "PHI_END": f"{phi + p.osc_width:.3f}",
+        "PHI_OSC": "1",
+        "OMEGA_START": "0.000",
+        "OMEGA_END": "0.000",
+        "OMEGA_OSC": "0",
+        "CHI": "0.000",
+        "TWOTHETA": f"{p.two_theta:.3f}",
+        "CENTER_X": f"{p.beam_y / p.pixel_fast:.3f}",  # fast, pixels
+        "CENTER_Y": f"{p.beam_x / p.pixel_size:.3f}",  # slow, pixels
+        "MODE": "TIME",
+        "TIME": f"{p.exposure_time:.2f}",
+    }
+
+
+def mar345_suffix(p: SimulationParams) -> str:
+    """The file extension mar345 gives its images: ``mar`` and the frame size (``mar2300``)."""
+    return f"mar{p.nfast}"
+
+
+def write_mar345(path: Path, data: np.ndarray, p: SimulationParams, number: int) -> None:
+    """Write one mar345 image plate frame (PCK compression, fabio's ``mar345image.write``).
+
+    Raises
+    ------
+    ImageError
+        The frame is not square or its pixels are not square (the format cannot say so), or the
+        file cannot be written.
+    """
+    import fabio.mar345image
+
+    if p.nslow != p.nfast or abs(p.pixel_fast - p.pixel_size) > 1e-9:
+        raise ImageError(f"mar345 images are square with square pixels, not {p.nslow} x "
+                         f"{p.nfast} pixels of {p.pixel_size} x {p.pixel_fast} mm")
+    arr = np.clip(np.asarray(data), 0, 2**31 - 1).astype(np.int32)  # counts are never negative
+    img = fabio.mar345image.mar345image(data=arr, header=mar345_header(p, number))
+    img.byteorder = "<"  # a new image has none (fabio 2026.6 then fails in binary_header)
+    try:
+        img.write(str(path))
     except OSError as exc:
         raise ImageError(f"Cannot write image {path}: {exc}") from exc
 

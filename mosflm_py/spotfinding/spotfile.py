@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from mosflm_py.errors import MosflmError
+from mosflm_py.signals import deferred
 from mosflm_py.spotfinding.types import SpotList
 
 TERMINATOR = -999.0
@@ -65,8 +66,11 @@ def write_spot_file(
         lines.append(f"{x:10.3f} {y:10.3f} {p:10.3f} {0.0:10.2f} {i:10.2f} {s:10.2f}")
     lines.append(" ".join([f"{TERMINATOR:10.2f}"] * 6))
     text = "\n".join(lines) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    tmp = None
     try:
+        with deferred():  # a signal between creating the file and knowing its name would leak it
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                       dir=path.parent or ".")
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         umask = os.umask(0)
@@ -74,7 +78,7 @@ def write_spot_file(
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private (0600)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
         raise
 
