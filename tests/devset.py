@@ -398,3 +398,35 @@ def fraction_misfit(mtz: Path | None, min_i_sigma: float = 10.0) -> dict:
     return {"rms": r.rms, "rms_excess": r.rms_excess, "centre_bias": r.mean_signed_centre,
             "n_parts": r.n_parts, "n_reflections": r.n_reflections,
             "by_parts": {str(k): v for k, v in r.by_parts.items()}}
+
+
+def partial_groups(mtz) -> dict[str, np.ndarray]:
+    """Rows of an unmerged MTZ summed per reflection (same original hkl, consecutive batches),
+    as ../shared/data/sim/tools/score_mtz.py does."""
+    mtz.switch_to_original_hkl()
+    a = np.array(mtz, copy=False)
+    c = {lab: a[:, i] for i, lab in enumerate(mtz.column_labels())}
+    hkl = np.stack([c["H"], c["K"], c["L"]], axis=1).round().astype(np.int64)
+    b = c["BATCH"].round().astype(np.int64)
+    o = np.lexsort((b, hkl[:, 2], hkl[:, 1], hkl[:, 0]))
+    new = np.ones(len(o), bool)
+    new[1:] = np.any(hkl[o][1:] != hkl[o][:-1], axis=1) | (b[o][1:] - b[o][:-1] > 1)
+    gid = np.cumsum(new) - 1
+    ng = int(gid[-1]) + 1
+
+    def gsum(v):
+        return np.bincount(gid, weights=np.asarray(v, float)[o], minlength=ng)
+
+    rot, width = c["ROT"][o], c["WIDTH"][o]
+    return {
+        "hkl": hkl[o][new],
+        "n": np.bincount(gid, minlength=ng),
+        "frac": gsum(c["FRACTIONCALC"]),
+        "ipr": gsum(np.nan_to_num(c["IPR"])),
+        "isum": gsum(np.nan_to_num(c["I"])),
+        "var": gsum(np.nan_to_num(c["SIGIPR"]) ** 2),
+        "lo": np.minimum.reduceat(rot - 0.5 * width, np.flatnonzero(new)),
+        "hi": np.maximum.reduceat(rot + 0.5 * width, np.flatnonzero(new)),
+        "bmin": np.minimum.reduceat(b[o], np.flatnonzero(new)),
+        "bmax": np.maximum.reduceat(b[o], np.flatnonzero(new)),
+    }

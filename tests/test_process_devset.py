@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 
+import devset
 import gemmi
 import numpy as np
 import pytest
@@ -30,37 +31,6 @@ def _script(folder: str, template: str, sg: str, first: int, last: int, extra: s
         f'TEMPLATE "{template}"\nDIRECTORY "{d / "images"}"\nMATRIX {d / "truth.mat"}\n'
         f"SYMMETRY {sg}\n{extra}HKLOUT out.mtz\nPROCESS {first} {last}\nGO\nEXIT\n"
     )
-
-
-def _groups(mtz: gemmi.Mtz) -> dict[str, np.ndarray]:
-    """Rows of an unmerged MTZ summed per reflection (same original hkl, consecutive batches),
-    as ../shared/data/sim/tools/score_mtz.py does."""
-    mtz.switch_to_original_hkl()
-    a = np.array(mtz, copy=False)
-    c = {lab: a[:, i] for i, lab in enumerate(mtz.column_labels())}
-    hkl = np.stack([c["H"], c["K"], c["L"]], axis=1).round().astype(np.int64)
-    b = c["BATCH"].round().astype(np.int64)
-    o = np.lexsort((b, hkl[:, 2], hkl[:, 1], hkl[:, 0]))
-    new = np.ones(len(o), bool)
-    new[1:] = np.any(hkl[o][1:] != hkl[o][:-1], axis=1) | (b[o][1:] - b[o][:-1] > 1)
-    gid = np.cumsum(new) - 1
-    ng = int(gid[-1]) + 1
-
-    def gsum(v):
-        return np.bincount(gid, weights=np.asarray(v, float)[o], minlength=ng)
-
-    rot, width = c["ROT"][o], c["WIDTH"][o]
-    return {
-        "hkl": hkl[o][new],
-        "n": np.bincount(gid, minlength=ng),
-        "frac": gsum(c["FRACTIONCALC"]),
-        "ipr": gsum(np.nan_to_num(c["IPR"])),
-        "var": gsum(np.nan_to_num(c["SIGIPR"]) ** 2),
-        "lo": np.minimum.reduceat(rot - 0.5 * width, np.flatnonzero(new)),
-        "hi": np.maximum.reduceat(rot + 0.5 * width, np.flatnonzero(new)),
-        "bmin": np.minimum.reduceat(b[o], np.flatnonzero(new)),
-        "bmax": np.maximum.reduceat(b[o], np.flatnonzero(new)),
-    }
 
 
 # ------------------------------------------------------------------------------------------
@@ -90,7 +60,7 @@ def test_fine_sliced_reflections_are_integrated_as_many_parts(c2221_piece):
     assert rc == 0, log[-3000:]
     mtz = gemmi.read_mtz_file(str(tmp / "out.mtz"))
     assert len(mtz.batches) == 40
-    g = _groups(mtz)
+    g = devset.partial_groups(mtz)
     # the widths are 0.9-3 degrees = 18-60 images: counted in images, MAXWIDTH 5 would have
     # rejected every reflection; as an angle it keeps them, each integrated on every image
     assert g["n"].max() >= 20
@@ -104,7 +74,7 @@ def test_fine_sliced_fractions_of_parts_add_up_to_one(c2221_piece):
     tj = json.loads((SIM / "dev_c2221_fine_weak" / "truth.json").read_text())
     phi0 = tj["oscillation_start_deg"] + 10 * tj["oscillation_width_deg"]
     phi1 = tj["oscillation_start_deg"] + 50 * tj["oscillation_width_deg"]
-    g = _groups(mtz)
+    g = devset.partial_groups(mtz)
     inside = (g["lo"] > phi0 + 0.01) & (g["hi"] < phi1 - 0.01) & (g["n"] >= 20)
     assert inside.sum() >= 20
     # rejected parts (overlaps, gaps) are missing from the file, so a sum may be below one,
@@ -185,7 +155,7 @@ def test_profile_fitted_intensities_match_the_truth_p1_piece(tmp_path):
         _script("dev_p1_smallcell", "p1small_1_#####.cbf.gz", "P1", 1, 12, "MOSAIC 0.8\n"), tmp_path
     )
     assert rc == 0, log[-3000:]
-    g = _groups(gemmi.read_mtz_file(str(tmp_path / "out.mtz")))
+    g = devset.partial_groups(gemmi.read_mtz_file(str(tmp_path / "out.mtz")))
     _, truth = _truth("dev_p1_smallcell")
     f2 = np.array([truth.get(tuple(h), np.nan) for h in g["hkl"]])
     ok = np.isfinite(f2) & (f2 > 0) & (g["frac"] >= 0.95) & (g["var"] > 0)

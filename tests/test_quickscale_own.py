@@ -2,10 +2,11 @@
 
 dev_c2221_fine_weak (../shared; skipped when absent): the whole sweep (60 images of 0.05°, 3°)
 integrated with the true matrix in P1 (so that nothing of the symmetry is given), then
-QUICKSYMM: the true Laue group mmm is chosen. Its first 30 images (1.5°) relate at most one
-or two pairs per symmetry element: the data cannot decide, and QuickSymm says so instead of
-choosing. (The other development sets, integrated by scripts/bench_devset.py with
-AUTOINDEX, are checked by scripts/bench_quickscale_dials.py; README, QuickScale section.)
+QUICKSYMM: the true Laue group mmm is chosen. Its first 30 images (1.5°) leave at least one
+symmetry element without enough related pairs to score: the data cannot decide, and QuickSymm
+says so instead of choosing (the tie would otherwise go to the lower symmetry, 2/m). The other
+development sets, integrated by scripts/bench_devset.py with AUTOINDEX, are checked by
+scripts/bench_quickscale_dials.py (README, QuickScale section).
 """
 
 from __future__ import annotations
@@ -51,5 +52,7 @@ def test_quicksymm_undecided_on_a_short_piece(c2221_sweep):
     obs = read_unmerged(str(tmp / "c.mtz"))
     res = quicksymm(obs.take(obs.batch <= 30), require=False)
     assert res.laue is not None and res.laue.undetermined
-    assert max(e.n_pairs for e in res.laue.elements) < 5
+    # at least one element of mmm has no evidence (too few pairs): choosing 2/m or mmm would be
+    # a guess (measured: 4, 9 and 0 pairs on the three 2-folds)
+    assert res.laue.unscored
     assert res.space_group.hm == "P 1"  # left in the file's group

@@ -145,13 +145,19 @@ def log_laue(session: Session, laue: LaueResult, chosen: str) -> None:
     rep.line("")
     best = laue.best
     if laue.undetermined:
-        most = max(e.n_pairs for e in laue.elements)
-        rep.line(" Best Laue group: none (no symmetry element could be scored)")
-        warn_undetermined(
-            session,
-            f"no symmetry element of the lattice {laue.lattice} has {MIN_PAIRS} pairs of "
-            f"related reflections to score (at most {most})",
-        )
+        unscored = laue.unscored
+        if len(unscored) == len(laue.elements):
+            most = max(e.n_pairs for e in laue.elements)
+            rep.line(" Best Laue group: none (no symmetry element could be scored)")
+            why = (f"no symmetry element of the lattice {laue.lattice} has {MIN_PAIRS} pairs of "
+                   f"related reflections to score (at most {most})")
+        else:
+            rep.line(" Best Laue group: none (groups with and without the unscored elements "
+                     "score alike)")
+            why = (f"{len(unscored)} of the {len(laue.elements)} symmetry elements of the "
+                   f"lattice {laue.lattice} have fewer than {MIN_PAIRS} pairs of related "
+                   "reflections, and the groups with and without them score alike")
+        warn_undetermined(session, why)
         return
     rep.line(
         f" Best Laue group: {best.laue} ({best.name}), probability "

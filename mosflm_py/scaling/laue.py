@@ -101,10 +101,29 @@ class LaueResult:
         return self.candidates[0]
 
     @property
+    def unscored(self) -> list[int]:
+        """Indices of the symmetry elements that could not be scored (fewer than MIN_PAIRS
+        pairs of related reflections, or no finite CC): their likelihood is 0.5, no evidence."""
+        return [i for i, e in enumerate(self.elements)
+                if e.n_pairs < MIN_PAIRS or not np.isfinite(e.cc)]
+
+    @property
     def undetermined(self) -> bool:
-        """No symmetry element of the lattice could be scored (each has fewer than
-        MIN_PAIRS pairs of related reflections): the data cannot decide the Laue group."""
-        return bool(self.elements) and all(e.n_pairs < MIN_PAIRS for e in self.elements)
+        """The data cannot decide the Laue group.
+
+        Either no symmetry element of the lattice could be scored, or the best group ties with
+        the next: they differ only in elements without evidence, so choosing either (the tie
+        would go to the lower symmetry) would be a guess, not a result.
+        """
+        if not self.elements:
+            return False
+        unscored = self.unscored
+        if len(unscored) == len(self.elements):
+            return True
+        if unscored and len(self.candidates) > 1:
+            p1, p2 = self.candidates[0].probability, self.candidates[1].probability
+            return p1 - p2 <= 1e-6 * max(p1, 1e-300)
+        return False
 
     @property
     def confidence(self) -> float:

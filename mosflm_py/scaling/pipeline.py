@@ -206,7 +206,7 @@ def quicksymm(
     elif laue.undetermined and not require:
         sg = obs.space_group
         notes.append(
-            f"no symmetry element could be scored: the data are left in {sg.hm}, "
+            f"the Laue group could not be decided: the data are left in {sg.hm}, "
             "the space group of the file"
         )
     else:
