@@ -327,7 +327,12 @@ def postref(state: State, record: Record) -> State:
 
 
 def profile(state: State, record: Record) -> State:
-    """PROFILE: TOLERANCE tmin [tmax], ICE [width], plain targets."""
+    """PROFILE: TOLERANCE tmin [tmax], ICE [width], plain targets; NOFIXBOX is refused (not
+    implemented yet: every detector region's standard profile shares one box size)."""
+    if record.sub("NOFIXBOX") is not None:
+        raise NotImplementedYet(
+            "PROFILE NOFIXBOX is not implemented yet in mosflm-py: the measurement box keeps "
+            "its size (FIXBOX); give a larger box with RASTER if the spots need one")
     tol = record.sub("TOLERANCE")
     if tol is not None:
         tmin = tol.get("tmin")
