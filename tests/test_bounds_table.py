@@ -10,7 +10,7 @@ import re
 import tomllib
 
 import pytest
-from conftest import REPO
+from conftest import REPO, run_script
 
 TABLE = REPO / "docs" / "bounds.md"
 BOUND = re.compile(r"^(\S+) (<=|<) (\w+) (<=|<) (\S+)$")
@@ -59,3 +59,22 @@ def test_bound_in_the_table_is_the_bound_in_the_toml(row):
     value = float(default)
     assert value > float(lo) if lo_op == "<" else value >= float(lo)
     assert value < float(hi) if hi_op == "<" else value <= float(hi)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("RESOLUTION EXCLUDE {k}.1 {k}.2", "RESOLUTION EXCLUDE: at most 10 resolution shells"),
+        ('DIRECTORY "d{k}"', "DIRECTORY: at most 10 directories can be given"),
+    ],
+)
+def test_documented_count_limits(tmp_path, line, message):
+    """MOSFLM's two documented count limits (mosflm_keywords.md): 10 accepted, the 11th not."""
+    for k in range(11):
+        (tmp_path / f"d{k}").mkdir()
+    lines = [line.format(k=k + 2) for k in range(11)]
+    rc, out = run_script("\n".join([*lines[:10], "EXIT"]) + "\n", tmp_path)
+    assert rc == 0, out
+    rc, out = run_script("\n".join([*lines, "EXIT"]) + "\n", tmp_path)
+    assert rc == 1
+    assert "*** Error in line 11" in out and message in out, out
