@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from mosflm_py import __version__
+from mosflm_py.errors import LogFileError
 
 LOGICAL_NAMES = {
     "HKLOUT": "hklout",
@@ -145,10 +146,6 @@ def open_new_log(name: str | None = None) -> tuple[IO[str], str]:
         except FileExistsError:
             continue
     raise FileExistsError(17, "too many logs with the same time stamp", f"{stem}.lp")
-
-
-class LogFileError(OSError):
-    """A write to the log file failed (``filename`` is the log's name)."""
 
 
 class _LogFile:

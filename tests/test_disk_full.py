@@ -105,3 +105,30 @@ def test_a_full_disk_for_the_log(tmp_path):
     assert "No space left on device" in stars[0]
     assert "Traceback" not in text
     assert sorted(os.listdir(tmp_path)) == ["full.lp"]
+
+
+def test_the_log_filling_up_in_the_middle_of_a_run(tmp_path, monkeypatch):
+    """The disk fills up after the banner: the next line's log write ends the run with one ***
+    line naming the log (not an internal error, not a message per line)."""
+    import errno
+    import io
+
+    import mosflm_py.cli as cli
+
+    class FillingLog(io.StringIO):
+        def write(self, text: str) -> int:
+            if self.tell() + len(text) > 1100:  # after the banner
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return super().write(text)
+
+    monkeypatch.setattr(cli, "open_new_log", lambda name=None: (FillingLog(), "filling.lp"))
+    out = io.StringIO()
+    monkeypatch.chdir(tmp_path)
+    rc = cli.main(["LOGFILE", "filling.lp"], stdin=io.StringIO("DISTANCE 100\nSHOW\nSHOW\n"
+                                                               "SHOW\nEXIT\n"), stdout=out)
+    text = out.getvalue()
+    assert rc == 1, text
+    stars = [x for x in text.splitlines() if x.startswith(" *** ")]
+    assert stars == [" *** Cannot write the log file filling.lp: No space left on device."], text
+    assert "===> DISTANCE 100" in text  # it failed in the middle, not at the banner
+    assert "Internal error" not in text and "Traceback" not in text
