@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -81,6 +82,11 @@ def check_output_folder(folder: str | os.PathLike[str], what: str = "output fold
     _remove_quietly(probe)
 
 
+# errno values that mean "the file system cannot take the data": disk full, quota exceeded,
+# file too large, read-only file system.
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
 def _fsync_folder(folder: Path) -> None:
     """Best-effort fsync of a directory so the rename itself is durable (POSIX only)."""
     if os.name != "posix":
@@ -138,6 +144,15 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         _copy_mode(target, tmp)
         checkpoint()  # an interrupt swallowed earlier (numba callbacks) must not publish
         os.replace(tmp, target)
+    except OSError as err:
+        if tmp is not None:
+            _remove_quietly(tmp)
+        if err.errno in _FULL:  # only a write gives these (not e.g. reading an input image)
+            raise OutputFileError(
+                f"Cannot write output file {target}: {err.strerror or err}; the earlier "
+                f"file (if any) is untouched and no partial file was left"
+            ) from err
+        raise
     except BaseException:
         if tmp is not None:
             _remove_quietly(tmp)

@@ -22,9 +22,10 @@ import datetime as _dt
 import os
 import sys
 from collections.abc import Sequence
-from typing import IO
+from typing import IO, Any
 
 from mosflm_py import __version__
+from mosflm_py.errors import LogFileError
 
 LOGICAL_NAMES = {
     "HKLOUT": "hklout",
@@ -147,6 +148,42 @@ def open_new_log(name: str | None = None) -> tuple[IO[str], str]:
     raise FileExistsError(17, "too many logs with the same time stamp", f"{stem}.lp")
 
 
+class _LogFile:
+    """The log file, whose write errors (disk full) name the file.
+
+    A write error of a plain file object does not say which file failed; the terminal and the
+    log are written line by line side by side, so the message must tell them apart.
+    """
+
+    def __init__(self, fh: IO[str], name: str) -> None:
+        self._fh = fh
+        self.name = name
+
+    def _failed(self, err: OSError) -> LogFileError:
+        return LogFileError(err.errno, err.strerror or str(err), self.name)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._fh.write(text)
+        except OSError as err:
+            raise self._failed(err) from None
+
+    def flush(self) -> None:
+        try:
+            self._fh.flush()
+        except OSError as err:
+            raise self._failed(err) from None
+
+    def close(self) -> None:
+        try:
+            self._fh.close()
+        except OSError as err:
+            raise self._failed(err) from None
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._fh, attr)
+
+
 def main(argv: Sequence[str] | None = None, stdin: IO[str] | None = None,
          stdout: IO[str] | None = None) -> int:
     """Entry point of ``mosflm-py`` / ``ipmosflm`` / ``python -m mosflm_py``.
@@ -222,7 +259,17 @@ def _main(argv: Sequence[str] | None, stdin: IO[str] | None, stdout: IO[str] | N
     except BrokenPipeError:  # output piped into e.g. head
         _silence_stdout()
         return 1
-    except OSError as err:  # terminal output or log file cannot be written (disk full)
+    except LogFileError as err:  # the log cannot be written (disk full): say so on the terminal
+        text = f" *** Cannot write the log file {err.filename}: {err.strerror or err}.\n"
+        try:
+            stdout.write("\n" + text)
+            stdout.flush()
+        except (OSError, ValueError):
+            _silence_stdout()
+            with contextlib.suppress(Exception):
+                sys.stderr.write(text)
+        return 1
+    except OSError as err:  # terminal output cannot be written (disk full)
         _silence_stdout()
         with contextlib.suppress(Exception):
             sys.stderr.write(f"mosflm-py: cannot write the output: {err.strerror or err}\n")
@@ -304,6 +351,7 @@ def _run(argv: Sequence[str] | None, stdin: IO[str] | None, stdout: IO[str],
             sys.stderr.write(f"mosflm-py: cannot write the log file {name}: "
                              f"{err.strerror or err}\n")
             return 2
+        log = _LogFile(log, logname)
         logs.append(log)
         state = apply_setting(state, "files.logfile", logname)
     session = Session(out=stdout, interactive=interactive, log=log, state=state)

@@ -73,3 +73,11 @@ class TooFewReflections(RefinementError):
 
 class IntegrationError(AlgorithmError):
     """Integration could not proceed."""
+
+
+class LogFileError(OSError):
+    """A write to the log file failed (disk full); ``filename`` is the log's name.
+
+    Not a :class:`MosflmError`: it ends the run (the command line reports it with one `` *** ``
+    line on the terminal), since a run whose log cannot be written cannot report anything.
+    """

@@ -65,7 +65,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from mosflm_py.atomic import check_output_folder, check_output_path
-from mosflm_py.errors import GeometryError, KeywordError, MosflmError, NotImplementedYet
+from mosflm_py.errors import (
+    GeometryError,
+    KeywordError,
+    LogFileError,
+    MosflmError,
+    NotImplementedYet,
+)
 from mosflm_py.image_geometry import EffectiveGeometry, experiment_from, header_warnings
 from mosflm_py.lexer import LineJoiner, Token, UnterminatedQuote, include_path
 from mosflm_py.output.mosflm_log import FAILURE
@@ -279,6 +285,8 @@ class Session:
             return self._dispatch(record) or Outcome.CONTINUE
         except MosflmError as err:
             return self._fail(err, text, lineno, source)
+        except LogFileError:  # the log cannot be written: the run ends (cli reports it)
+            raise
         except Exception as err:  # noqa: BLE001 - never a traceback for the user
             checkpoint()
             log.debug("internal error", exc_info=True)
@@ -371,6 +379,8 @@ class Session:
                     names = ", ".join(j.keyword for j in rest)
                     self.report.error(f"Because {job.keyword} failed, {names} was not run.")
                 return
+            except LogFileError:  # the log cannot be written: the run ends (cli reports it)
+                raise
             except OSError as err:  # the system refused: disk full, permissions, I/O error
                 checkpoint()  # workers stopped by an interrupt: report the interrupt only
                 self.failures += 1

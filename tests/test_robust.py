@@ -335,15 +335,17 @@ def test_hdf5_process_with_one_and_two_workers(sim, tmp_path):
 
 def _signal_run(folder: Path, sig: int, group: bool, after: str | None, delay: float,
                 nproc: int = 2, job: list[str] | None = None,
-                second: tuple[int, float] | None = None) -> tuple[int, str, str, list[str]]:
+                second: tuple[int, float] | None = None, env: dict[str, str] | None = None,
+                ) -> tuple[int, str, str, list[str]]:
     """Start PROCESS (or *job*) in a new session, send *sig* once *after* appears (plus *delay*
-    s); *second* = (signal, delay): another signal to the group that much later."""
+    s); *second* = (signal, delay): another signal to the group that much later; *env*: more
+    environment variables."""
     (folder / "keep.mtz").write_bytes(b"previous good file")
     (folder / "keep.mat").write_bytes(b"previous good matrix")
     script = folder / "job.com"
     job = job or [*PROCESS_LINES, f"NPROC {nproc}", "HKLOUT keep.mtz", f"PROCESS 1 {N_IMAGES}"]
     script.write_text("\n".join(["TEMPLATE sim_master.h5", *job, "GO", "EXIT", ""]))
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
     with open(script) as fh:
         p = subprocess.Popen([sys.executable, "-m", "mosflm_py", "--nolog"], stdin=fh,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=folder, env=env,
@@ -515,6 +517,32 @@ def test_signals_during_spot_finding_and_indexing_stop_cleanly(sim, tmp_path, af
     assert (folder / "keep.mat").read_bytes() == b"previous good matrix"
     assert not [f for f in os.listdir(folder) if f.endswith(".tmp")]
     assert left == [], f"processes left behind: {left}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.5, 3.0])
+def test_ctrl_c_during_numba_compilation_stops_cleanly(sim, tmp_path, delay):
+    """Ctrl-C while numba compiles the spot-finding kernels (a fresh, empty NUMBA_CACHE_DIR, so
+    the first FINDSPOTS of AUTOINDEX compiles; this takes several seconds). Numba compiles
+    through ctypes callbacks that swallow the KeyboardInterrupt (issue 14: the run went on and
+    replaced every output): exit 130, one *** line, no traceback, no temporary file, the
+    earlier matrix file untouched."""
+    folder = _copy(sim, tmp_path / "numba")
+    cache = tmp_path / "numba_cache"
+    cache.mkdir()
+    job = ["NEWMAT keep.mat", "FINDSPOTS FILE keep.spt",
+           f"AUTOINDEX DPS REFINE IMAGE 1 IMAGE {N_IMAGES}"]
+    rc, out, err, left = _signal_run(folder, signal.SIGINT, True, " ===> GO", delay, job=job,
+                                     env={"NUMBA_CACHE_DIR": str(cache)})
+    if "Spot search on image 1" in out:  # compiled before the signal (very fast machine)
+        pytest.skip(f"compilation ended within {delay} s")
+    # numba looked for its cache in the fresh folder, so it was compiling, not loading
+    assert [d.name for d in cache.iterdir() if d.name.startswith("kernels")], out
+    _assert_stopped_cleanly(rc, signal.SIGINT, out, err, folder, left)
+    assert "Interrupted (Ctrl-C)" in out
+    assert (folder / "keep.mat").read_bytes() == b"previous good matrix"
+    assert not (folder / "keep.spt").exists()
+    assert not [f for f in os.listdir(folder) if f.startswith(".") and "tmp" in f]
 
 
 def test_interrupt_in_a_batch_stops_the_run(sim, tmp_path, monkeypatch):

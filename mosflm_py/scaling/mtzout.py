@@ -15,7 +15,7 @@ from __future__ import annotations
 import gemmi
 import numpy as np
 
-from mosflm_py.atomic import atomic_path
+from mosflm_py.atomic import OutputFileError, atomic_write_bytes
 from mosflm_py.output.mtz_columns import encode_misym, hkl_to_asu
 from mosflm_py.scaling.merging import MergedData
 from mosflm_py.scaling.observations import Observations, QuickScaleError
@@ -38,8 +38,11 @@ def _new_mtz(obs: Observations, sg: gemmi.SpaceGroup, history: str) -> gemmi.Mtz
 
 def _write(mtz: gemmi.Mtz, path: str) -> None:
     try:
-        with atomic_path(path) as tmp:
-            mtz.write_to_file(str(tmp))
+        # gemmi's write_to_file does not check its writes (a full disk gives a truncated file
+        # and no error): the bytes are written by Python, which does.
+        atomic_write_bytes(path, mtz.write_to_bytes())
+    except OutputFileError:
+        raise
     except (OSError, RuntimeError) as err:
         raise QuickScaleError(f"cannot write the MTZ file {path}: {err}") from None
 

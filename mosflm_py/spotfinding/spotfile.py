@@ -22,13 +22,12 @@ terminator is ignored.  The file is written to a temporary name in the same fold
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from mosflm_py.atomic import atomic_write_text
 from mosflm_py.errors import MosflmError
-from mosflm_py.signals import deferred
 from mosflm_py.spotfinding.types import SpotList
 
 TERMINATOR = -999.0
@@ -65,22 +64,7 @@ def write_spot_file(
     for x, y, p, i, s in zip(spots.x_mm, spots.y_mm, spots.phi, spots.intensity, spots.sigma):
         lines.append(f"{x:10.3f} {y:10.3f} {p:10.3f} {0.0:10.2f} {i:10.2f} {s:10.2f}")
     lines.append(" ".join([f"{TERMINATOR:10.2f}"] * 6))
-    text = "\n".join(lines) + "\n"
-    tmp = None
-    try:
-        with deferred():  # a signal between creating the file and knowing its name would leak it
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                       dir=path.parent or ".")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private (0600)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def read_spot_file_header(path: str | os.PathLike) -> tuple[tuple[int, int], float, float,
