@@ -269,9 +269,12 @@ def summation_measure(
     xo, yo = det.px_to_mm(oi, oj)
     # pixel k spans [k, k+1): the box's central pixel is centred at ci + 0.5
     offset = np.column_stack([pred.x_px - (ci + 0.5), pred.y_px - (cj + 0.5)])
-    cog, bgres = average_profile_stats(
-        st, offset, ok & ~masked & (frac > 0.99) & (inten > params.min_isig_offset * sig),
-        det.pixel_slow, det.pixel_fast)
+    # MOSFLM averages the strong fully recorded reflections; on fine-sliced images there may be
+    # none, and then the strong partials (same spatial shape on the detector) are averaged
+    strong = ok & ~masked & (inten > params.min_isig_offset * sig)
+    fulls = strong & (frac > 0.99)
+    cog, bgres = average_profile_stats(st, offset, fulls if fulls.any() else strong,
+                                       det.pixel_slow, det.pixel_fast)
     return ImageMeasurements(
         image=int(image_number), phi_start=float(phi_start), phi_end=float(phi_end),
         hkl=pred.hkl, phi_c=pred.phi,
