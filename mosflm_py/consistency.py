@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mosflm_py.actions.common import current_crystal, detector_from_geometry, space_group_name
-from mosflm_py.errors import GeometryError, MosflmError
+from mosflm_py.errors import GeometryError, ImageError, MosflmError
 
 if TYPE_CHECKING:
     from mosflm_py.session import Job, Session
@@ -116,6 +116,24 @@ def check_symmetry(session: Session, job: Job) -> None:
         raise GeometryError(problem)
 
 
+def check_pixels(session: Session, job: Job) -> None:
+    """Job check: a header-only placeholder image (too small to hold data, e.g. CrystFEL's
+    1 x 1 SMV image) is refused by every job that needs pixels, i.e. all but AUTOINDEX from a
+    spot file (``AUTOINDEX ... FILE name``), with the message naming the file and its size."""
+    if job.record.keyword == "AUTOINDEX" and session.state.index.file:
+        return
+    try:
+        series = session.images()
+    except MosflmError:
+        return  # the job reports missing images itself
+    try:
+        header = series.header(series.first)
+    except MosflmError:
+        return  # an unreadable image: the job says so when it reads it
+    if header.no_pixels:
+        raise ImageError(header.no_pixels)
+
+
 MAX_EDGE_RESOLUTION = 50.0  # A: a detector that records nothing finer sees no Bragg spots
 
 
@@ -139,6 +157,8 @@ def check_geometry(session: Session, job: Job) -> None:
         g = session.geometry(n)
     except MosflmError:
         return  # the job reports missing images or header values itself
+    if g.placeholder:
+        return  # no detector area: a job that needs pixels refuses the image when it reads them
     sx, sy = g.nslow * g.pixel_slow, g.nfast * g.pixel_fast
     if not (-sx <= g.beam_x <= 2 * sx and -sy <= g.beam_y <= 2 * sy):
         raise GeometryError(

@@ -27,6 +27,10 @@ SYNCHROTRON_DIVERGENCE = (0.100, 0.020)
 SYNCHROTRON_DISPERSION = 0.0015
 LAB_DIVERGENCE = (0.100, 0.100)  # assumption: no laboratory default is documented
 LAB_DISPERSION = 0.0025  # assumption: Kalpha1/Kalpha2 spread
+PLACEHOLDER_PIXEL = 0.1
+"""mm: the pixel size taken for a header-only placeholder image that gives none (CrystFEL's
+1 x 1 SMV image).  Nothing is measured in its pixels: AUTOINDEX from a spot file works with the
+spots' mm positions, so this value only names the (unused) pixel grid."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +40,9 @@ class EffectiveGeometry:
     Lengths in mm, angles in degrees, wavelength in Angstrom. ``beam_x``/``beam_y`` are MOSFLM
     detector coordinates (X along slow, Y along fast). ``polarisation`` is MOSFLM's degree of
     polarisation (0 = unpolarised), ``divergence`` (horizontal, vertical) in degrees,
-    ``dispersion`` = delta-lambda / lambda.
+    ``dispersion`` = delta-lambda / lambda.  ``placeholder``: the image is a header-only
+    placeholder too small to hold data (see :func:`mosflm_py.imageio.sanity.check_header`); its
+    pixel size and detector extent are not used (only AUTOINDEX from a spot file works on it).
     """
 
     wavelength: float
@@ -60,6 +66,7 @@ class EffectiveGeometry:
     polarisation: float
     divergence: tuple[float, float]
     dispersion: float
+    placeholder: bool = False
 
     @property
     def osc_width(self) -> float:
@@ -183,7 +190,11 @@ def experiment_from(
     distance = need(
         _pick(det.distance, header.distance), "crystal to detector distance", "DISTANCE"
     )
-    pixel_slow = need(_pick(det.pixel, header.pixel_slow), "pixel size", "PIXEL")
+    placeholder = bool(getattr(header, "no_pixels", None))
+    pixel_slow = _pick(det.pixel, header.pixel_slow)
+    if pixel_slow is None and placeholder:
+        pixel_slow = PLACEHOLDER_PIXEL
+    pixel_slow = need(pixel_slow, "pixel size", "PIXEL")
     pixel_fast = _pick(det.pixel_fast or det.pixel, header.pixel_fast, pixel_slow)
     nslow, nfast = det.size if det.size is not None else (header.nslow, header.nfast)
     if det.beam is not None:
@@ -237,6 +248,7 @@ def experiment_from(
         polarisation=float(polarisation),
         divergence=(float(divergence[0]), float(divergence[1])),
         dispersion=float(dispersion),
+        placeholder=placeholder,
     )
     return geometry, notices
 

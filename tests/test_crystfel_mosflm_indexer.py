@@ -26,9 +26,12 @@ checks the cell (1 % on lengths, 0.5 deg on angles: one still, positions to 0.01
 CrystFEL's conversion of our matrix indexes the true reciprocal lattice (every point with
 ``|h|, |k|, |l| <= 4`` within 0.1 of integers), which fixes the DETECTOR layout convention.
 
-One difference from CrystFEL's run: the IMAGE is a small simulated still with a full header,
-not CrystFEL's 1 x 1 pixel placeholder, which mosflm-py refuses (an image smaller than the
-SIZE keyword's minimum of 32 pixels; see the module report).
+The IMAGE is CrystFEL's own placeholder (``write_img``: a 512-byte SMV header with
+``HEADER_BYTES=512; BYTE_ORDER=little_endian; TYPE=unsigned_short; DIM=2; SIZE1=1; SIZE2=1;``,
+no pixel size, distance or beam, then one pixel of value 1): mosflm-py accepts an image too
+small to hold data as a header-only placeholder for AUTOINDEX from a spot file, takes the
+geometry from the keywords, and refuses it with one message (file, size, what is needed) in
+every step that needs pixels.
 """
 
 from __future__ import annotations
@@ -138,21 +141,19 @@ def _read_newmat_as_crystfel(path: Path) -> tuple[np.ndarray, str]:
     return np.array([-a[1], -a[2], a[0]]) / WAVELENGTH, symm[5:]
 
 
+def _write_placeholder(path: Path) -> None:
+    """CrystFEL's write_img: the SMV header padded with spaces to 512 bytes, one pixel = 1."""
+    head = ("{\nHEADER_BYTES=512;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\nDIM=2;\n"
+            "SIZE1=1;\nSIZE2=1;\n}\n")
+    path.write_bytes(head.encode().ljust(512, b" ") + (1).to_bytes(2, "little"))
+
+
 @pytest.fixture(scope="module")
 def crystfel_run(tmp_path_factory):
-    from mosflm_py.simulate import default_params, simulate_dataset
-
     folder = tmp_path_factory.mktemp("crystfel")
     ub, xy = _still_spots()
     _write_spt(folder / "xfel_001.spt", xy)
-    simulate_dataset(
-        default_params(
-            nslow=128, nfast=128, beam_x=11.0, beam_y=11.0, n_images=1, resolution=3.0, seed=2
-        ),
-        folder,
-        fmt="cbf",
-        name="xfel",
-    )
+    _write_placeholder(folder / "xfel_001.img")
     commands = [
         "DETECTOR ADSC",
         "DETECTOR ROTATION HORIZONTAL ANTICLOCKWISE ORIGIN LL FAST HORIZONTAL RECTANGULAR",
@@ -161,7 +162,7 @@ def crystfel_run(tmp_path_factory):
         "BEAM 0.0 0.0",
         f"WAVELENGTH {WAVELENGTH:10.5f}",
         "NEWMAT xfel.newmat",
-        "IMAGE xfel_00001.cbf phi 0 0",
+        "IMAGE xfel_001.img phi 0 0",
         "AUTOINDEX DPS FILE xfel_001.spt IMAGE 1 MAXCELL 1000 REFINE",
         "GO",
         "exit",
@@ -176,6 +177,7 @@ def test_crystfel_sequence_gives_the_true_cell_and_orientation(crystfel_run):
     assert any("Mosflm version " in ln for ln in first), first  # CrystFEL's mosflm_probe
     assert " *** " not in out, out
     assert f"Spot file xfel_001.spt read: {n_spots} spots" in out
+    assert "A header-only placeholder image (too small to hold data):" in out
     m, symm = _read_newmat_as_crystfel(folder / "xfel.newmat")
     assert symm.split()[0] == "P2", symm
     a, b, c = np.linalg.inv(m)  # rows: the real axes (M's columns are a*, b*, c*)
@@ -228,3 +230,41 @@ def test_detector_keyword_sets_omega_or_refuses():
     assert "mirror-image pixel layout is not implemented yet" in text
     assert "DETECTOR CIRCULAR: only rectangular detectors" in text
     assert s.state.detector.omega is None
+
+
+PIXEL_JOBS = [
+    ("FINDSPOTS FIND 1", "GO"),
+    ("AUTOINDEX DPS IMAGE 1", "GO"),  # spot search: no FILE
+    ("MOSAIC ESTIMATE 1", "GO"),
+    ("MATRIX m.mat", "MOSAIC 0.3", "PROCESS 1 1 START 0 ANGLE 1", "GO"),
+]
+
+
+@pytest.mark.parametrize("job", PIXEL_JOBS, ids=lambda j: j[-2])
+def test_placeholder_is_refused_where_pixels_are_needed(tmp_path, job):
+    import io
+
+    from mosflm_py.cli import main as mosflm_main
+
+    _write_placeholder(tmp_path / "xfel_001.img")
+    ub, _ = _still_spots()
+    a = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]) @ ub * WAVELENGTH
+    rows = [" ".join(f"{v:12.8f}" for v in r) for r in a]
+    (tmp_path / "m.mat").write_text("\n".join(
+        rows + ["0 0 0"] + ["1 0 0", "0 1 0", "0 0 1"] + [" ".join(map(str, CELL)), "0 0 0"]
+    ) + "\n")
+    script = "\n".join(["DISTANCE 100", "BEAM 0 0", "WAVELENGTH 1", "IMAGE xfel_001.img phi 0 0",
+                        *job, "exit"]) + "\n"
+    out = io.StringIO()
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        rc = mosflm_main(["--nolog"], stdin=io.StringIO(script), stdout=out)
+    finally:
+        os.chdir(old)
+    text = " ".join(out.getvalue().split())
+    assert rc == 1
+    assert (f"*** image file {tmp_path / 'xfel_001.img'} is 1 x 1 pixels, too small to hold "
+            "data (a header-only placeholder image): this step needs the pixel data of an image "
+            "of at least 32 x 32 pixels.") in text, text
+    assert "Traceback" not in text

@@ -233,6 +233,46 @@ def test_centre_of_gravity_line_as_real_log(runs):
         assert float(ours[i].replace("residual=", "").split()[8]) == resid
 
 
+def test_background_residual_per_image_in_cell_refinement_as_real_log(runs):
+    """Issue 10: the cell-refinement log carries, per image and cycle after the positional
+    refinement (and the raster on the first image), the C. of G. / Background residual line of
+    the real 6.2.6 log, which xia2's cell-refinement reader collects per image."""
+    real = _real("mosflm-cellrefinement.log")
+    real_blocks = _image_blocks(real)
+    assert len(real_blocks) == 16 and all(
+        sum(bool(COG_RE.match(t)) for t in b) == 1 for b in real_blocks)
+    assert len(parse_cellref(real)["background_residual"]) == 16
+    ours = runs["cell"].splitlines()
+    blocks = _image_blocks(ours)
+    assert blocks
+    for b in blocks:
+        hits = [m for m in map(COG_RE.match, b) if m]
+        assert len(hits) == 1, b
+        i = next(k for k, t in enumerate(b) if COG_RE.match(t))
+        # after the positional refinement of the image, before its post-refinement result
+        assert any("CCX:" in t for t in b[:i]) and any("Real cell parameters" in t for t in b[i:])
+        dx, dy, resid = map(float, hits[0].groups())
+        # simulated spots sit on the prediction: shifts well under a pixel (0.172 mm); the
+        # average profile of strong spots has a flat background, a few per cent of the peak
+        assert abs(dx) < 0.1 and abs(dy) < 0.1, hits[0].group(0)
+        assert 0.0 <= resid < 20.0
+    got = parse_cellref(ours)["background_residual"]
+    assert len(got) == len(blocks) and all(0.0 <= r < 20.0 for r in got)
+
+
+def _image_blocks(lines: list[str]) -> list[list[str]]:
+    """The lines of each "Processing Image" block (to the next banner or the cycle tables)."""
+    starts = [i for i, t in enumerate(lines) if "Processing Image" in t]
+    ends = starts[1:] + [len(lines)]
+    out = []
+    for a, e in zip(starts, ends):
+        block = lines[a:e]
+        stop = next((k for k, t in enumerate(block) if "as a function of cycle" in t
+                     or "Cell refinement is complete" in t), len(block))
+        out.append(block[:stop])
+    return out
+
+
 def test_summary_file_read_by_pipeline(runs):
     """Exactly MOSFLM's two tables with its columns, numbers everywhere (no ******)."""
     text = (runs["folder"] / "summary_90.log").read_text()

@@ -215,16 +215,25 @@ def test_header_values_are_checked_with_the_file_named(sim, tmp_path):
     assert rc == 0, out  # the keyword overrides the impossible header value
 
 
-def test_a_one_pixel_header_is_refused():
+def test_a_one_pixel_header_is_a_placeholder_and_an_impossible_size_is_refused():
+    """An image too small to hold data (1 pixel wide) is kept as a header-only placeholder whose
+    pixels are refused (CrystFEL's 1 x 1 image for AUTOINDEX ... FILE, issue 10); a size of 0 is
+    impossible and refused at once."""
     from mosflm_py.imageio.header import ImageHeader
     from mosflm_py.imageio.sanity import check_header
 
     hdr = ImageHeader(path="x.cbf", frame=None, format="CbfImage", detector_type="PILATUS",
                       nslow=1, nfast=2463, wavelength=1.0, distance=100.0, beam_x=1e9)
+    small = check_header(hdr)
+    assert small.no_pixels == (
+        "image file x.cbf is 1 x 2463 pixels, too small to hold data (a header-only placeholder "
+        "image): this step needs the pixel data of an image of at least 32 x 32 pixels. Only "
+        "AUTOINDEX from a spot file (AUTOINDEX ... FILE name) works with a placeholder image")
     with pytest.raises(ImageError, match=r"x.cbf: the header gives the number of pixels \(slow\)"
-                                         r" as 1, which is out of range"):
-        check_header(hdr)
+                                         r" as 0, which is out of range"):
+        check_header(hdr.with_values(nslow=0))
     ok = check_header(hdr.with_values(nslow=2527))
+    assert ok.no_pixels is None
     assert ok.beam_x is None and "beam position X" in ok.rejected["beam_x"]
 
 

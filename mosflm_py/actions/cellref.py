@@ -155,6 +155,11 @@ def _log_cycles(session: Session, res) -> None:
                 rep.lines(ml.raster_optimised(raster))
                 if sep:
                     rep.lines(ml.separation_updated(sep))
+            cog, bgres = res.profile_stats.get((c, n), ((np.nan, np.nan), np.nan))
+            if np.all(np.isfinite(cog)) and np.isfinite(bgres):
+                # as MOSFLM, per image after the average spot profile (see
+                # refinement.measure.average_profile_stats: no standard profiles here)
+                rep.lines(ml.centre_of_gravity(cog, bgres))
             p = post.get((c, n))
             if p is not None:
                 rep.lines(ml.postref_result((p["PHIX"], p["PHIY"], p["PHIZ"]),

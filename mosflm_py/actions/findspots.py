@@ -272,9 +272,13 @@ def _set_box_and_separation(session: Session, numbers: list[int], report: bool) 
     n_spots = sum(len(s) for s in lists)
     if n_spots < MIN_SPOTS_FOR_BOX or mx <= 0 or my <= 0:
         if report:
-            session.report.line(f" Only {n_spots} spots: too few to set the measurement box "
-                                f"(RASTER) and SEPARATION from the spot size (at least "
-                                f"{MIN_SPOTS_FOR_BOX} needed)")
+            if n_spots >= MIN_SPOTS_FOR_BOX:  # e.g. a spot file without spot sizes
+                session.report.line(" The spots carry no spot size: the measurement box "
+                                    "(RASTER) and SEPARATION are not set from them")
+            else:
+                session.report.line(f" Only {n_spots} spots: too few to set the measurement box "
+                                    f"(RASTER) and SEPARATION from the spot size (at least "
+                                    f"{MIN_SPOTS_FOR_BOX} needed)")
         return
     g = session.geometry(numbers[0])
     raster = raster_from_spot_size(mx, my)
@@ -315,7 +319,8 @@ def _report_image(session: Session, n: int, spots: SpotList, rep: FindSpotsRepor
     out.line()
     out.line(f" Spot search on image {n}  (phi {g.phi_start:.2f} to {g.phi_end:.2f} degrees)")
     if rep is None:
-        out.line(f" {len(spots)} spots taken from the spot file {spot_file_name(session)}")
+        name = session.state.index.file or spot_file_name(session)
+        out.line(f" {len(spots)} spots taken from the spot file {name}")
         return
     if not fresh:
         out.line(f" (spots already found with these parameters: {len(spots)} spots)")

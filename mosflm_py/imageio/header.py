@@ -95,6 +95,9 @@ class ImageHeader:
     rejected : dict
         Header values that were physically impossible (attribute -> message); the attribute
         itself is None (see :mod:`mosflm_py.imageio.sanity`).
+    no_pixels : str or None
+        For an image too small to hold data (a header-only placeholder such as CrystFEL's 1 x 1
+        SMV image), the message that refuses every use of its pixels; None for a real image.
     """
 
     path: str
@@ -123,6 +126,7 @@ class ImageHeader:
     raw: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     warnings: tuple[str, ...] = ()
     rejected: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    no_pixels: str | None = None
 
     @property
     def osc_width(self) -> float | None:
@@ -163,6 +167,9 @@ class ImageHeader:
             f"  width {fmt(self.osc_width, '.3f')} deg"
             + ("   (REVERSEPHI)" if self.reverse_phi else ""),
         ]
+        if self.no_pixels:
+            lines += [" A header-only placeholder image (too small to hold data):",
+                      " only AUTOINDEX from a spot file (AUTOINDEX ... FILE) can use it"]
         extras = []
         if self.detector_omega is not None and abs(self.detector_omega) > 1e-6:
             extras.append(f"detector omega {self.detector_omega:.2f} deg")

@@ -59,17 +59,23 @@ OVERRIDES = {
 def check_header(hdr: ImageHeader) -> ImageHeader:
     """*hdr* with every physically impossible value removed and explained in ``hdr.rejected``.
 
-    The image size must be possible (it is the data's own shape); any other value out of the
+    The image size must be possible (it is the data's own shape).  An image smaller than the
+    SIZE keyword's minimum but at least 1 x 1 pixel is kept as a header-only placeholder
+    (``no_pixels`` holds the message that refuses its pixels, see
+    :meth:`mosflm_py.imageio.series.ImageSeries.frame`): CrystFEL sends a 1 x 1 SMV image with
+    ``AUTOINDEX ... FILE``, which needs no pixels.  Any other value out of the
     range of its keyword is set to None and the reason kept in ``rejected[attr]``, so that a
     keyword given by the user can still override it (:func:`unresolved` says when none did).
 
     Raises
     ------
     ImageError
-        The image size is impossible (naming the file, the value and the allowed range).
+        The image size is impossible: below 1 or above the SIZE keyword's maximum (naming the
+        file, the value and the allowed range).
     """
     name = hdr.path if hdr.frame is None else f"{hdr.path} (frame {hdr.frame})"
     rejected: dict[str, str] = {}
+    placeholder = 0  # the SIZE minimum when the image is a placeholder
     for attr, keyword, sub, argname, what in HEADER_CHECKS:
         value = getattr(hdr, attr, None)
         if value is None:
@@ -87,14 +93,31 @@ def check_header(hdr: ImageHeader) -> ImageHeader:
             msg = (f"image file {name}: the header gives the {what} as {value:g}{unit}, which "
                    f"{why}; expected a value{arg.range_text()}{unit}")
             if attr in ("nslow", "nfast"):
+                if isinstance(value, int) and 1 <= value < (arg.min or 0):
+                    # too small to hold data: a header-only placeholder (CrystFEL's 1 x 1 SMV
+                    # image for AUTOINDEX ... FILE); refused where pixels are read
+                    placeholder = int(arg.min)
+                    continue
                 raise ImageError(msg)
             rejected[attr] = f"{msg} (give the {key} keyword to override the header value)"
+    if placeholder:
+        hdr = hdr.with_values(no_pixels=placeholder_message(name, hdr.nslow, hdr.nfast,
+                                                               placeholder))
     if not rejected:
         return hdr
     changes = {a: None for a in rejected}
     if "phi_start" in rejected or "phi_end" in rejected:
         changes.update(phi_start=None, phi_end=None)
     return hdr.with_values(**changes, rejected=rejected)
+
+
+def placeholder_message(name: str, nslow: int, nfast: int, minimum: int) -> str:
+    """The refusal for reading the pixels of an image too small to hold data (sides below
+    *minimum* pixels, the SIZE keyword's minimum)."""
+    return (f"image file {name} is {nslow} x {nfast} pixels, too small to hold data (a "
+            "header-only placeholder image): this step needs the pixel data of an image of at "
+            f"least {minimum} x {minimum} pixels. Only AUTOINDEX from a spot file "
+            "(AUTOINDEX ... FILE name) works with a placeholder image")
 
 
 def unresolved(hdr: ImageHeader, is_user_set, image_number: int,

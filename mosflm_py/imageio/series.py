@@ -172,9 +172,13 @@ class ImageSeries:
         Raises
         ------
         ImageError
-            Unreadable image, or pixel data whose shape is not the series' image size.
+            Unreadable image, pixel data whose shape is not the series' image size, or a
+            header-only placeholder image (too small to hold data).
         """
         self._check(n)
+        placeholder = self.header(n).no_pixels
+        if placeholder:
+            raise ImageError(placeholder)
         data = read_frame(self.path(n), n if self.hdf5_master else None)
         h0 = self.header(self.first)
         if data.shape != (h0.nslow, h0.nfast):

@@ -73,7 +73,9 @@ class CellRefinementResult:
     part, cell/missets esds from the global fit, mosaic from the spot widths, in the same form).
     warnings : messages with advice.  method : ``"post-refinement"`` or
     ``"global positional refinement"``.  global_refinement : the last :class:`GlobalRefinement`
-    (None when it was not used).
+    (None when it was not used).  profile_stats : ``{(cycle, image): (cog_shift_mm,
+    background_residual)}`` of the average spot profile measured on the image (MOSFLM's
+    ``C. of G. SHIFTS`` line, see :func:`mosflm_py.refinement.measure.average_profile_stats`).
     """
 
     experiment: Experiment
@@ -91,6 +93,7 @@ class CellRefinementResult:
     warnings: list[str] = field(default_factory=list)
     method: str = "post-refinement"
     global_refinement: GlobalRefinement | None = None
+    profile_stats: dict = field(default_factory=dict)
 
 
 def auto_segments(
@@ -277,6 +280,8 @@ def refine_cell_segments(
                                    "positional refinement of the spot positions in this cycle")
                 ok = _global_cycle(st, meas, images, gp, pp, cycle)
                 last = "global"
+        for i in images:
+            st.profile_stats[(cycle, i)] = (meas[i].cog_shift_mm, meas[i].background_residual)
         if not ok:
             break
         postref_done = st.max_sig <= pp.shiftfac and not st.more
@@ -318,7 +323,7 @@ def refine_cell_segments(
         detector_rows=st.det_rows, postref_rows=st.pr_rows, cycle_rows=st.cyc_rows, postref=pr,
         warnings=st.warnings,
         method="global positional refinement" if last == "global" else "post-refinement",
-        global_refinement=st.glob,
+        global_refinement=st.glob, profile_stats=st.profile_stats,
     )
 
 
@@ -331,6 +336,7 @@ class _State:
         self.dets = dets
         self.warnings: list[str] = []
         self.det_rows: list[dict] = []
+        self.profile_stats: dict = {}
         self.pr_rows: list[dict] = []
         self.cyc_rows: list[dict] = []
         self.pr: PostRefinement | None = None

@@ -61,7 +61,9 @@ class ImageMeasurements:
 
     hkl (N,3); phi_c, width: model centre and full rocking width (°); fraction: calculated
     fraction on this image; x_calc, y_calc / x_obs, y_obs: mm; sigma_x, sigma_y: centroid σ
-    (mm); intensity, sigma; valid: box fully on the image and unmasked.
+    (mm); intensity, sigma; valid: box fully on the image and unmasked.  cog_shift_mm,
+    background_residual: MOSFLM's ``C. of G. SHIFTS`` and ``Background residual`` of the average
+    spot profile of the image (see :func:`average_profile_stats`; nan when no strong spot).
     """
 
     image: int
@@ -81,6 +83,8 @@ class ImageMeasurements:
     sigma: np.ndarray
     valid: np.ndarray
     d: np.ndarray
+    cog_shift_mm: tuple[float, float] = (float("nan"), float("nan"))
+    background_residual: float = float("nan")
 
     @property
     def phi_obs(self) -> np.ndarray:
@@ -136,6 +140,63 @@ def _sum_box(stack: np.ndarray, ci: np.ndarray, cj: np.ndarray):
     si = np.sqrt(vi / npho + 0.02**2)
     sj = np.sqrt(vj / npho + 0.02**2)
     return bg, inten, np.sqrt(var), ci + pi, cj + pj, si, sj, masked
+
+
+def average_profile_stats(
+    stack: np.ndarray,
+    offset_px: np.ndarray,
+    use: np.ndarray,
+    pixel_slow: float,
+    pixel_fast: float,
+) -> tuple[tuple[float, float], float]:
+    """Centre-of-gravity shift and background residual of the average profile of strong spots.
+
+    MOSFLM prints, per image during cell refinement, the centre-of-gravity shift of the average
+    spot profile from the predicted position and the rms of its background pixels with the peak
+    scaled to 255 (``C. of G. SHIFTS = ... Background residual= ... (peak scaled to 255)``,
+    Leslie 1999).  Cell refinement here forms no standard profiles, so the average profile is
+    formed the same way from the summation boxes it measures: each strong spot's box, less its
+    rim background, divided by its summation intensity, averaged over the spots.  The rim is the
+    background, the interior the peak, as in :func:`_sum_box`.
+
+    Parameters
+    ----------
+    stack : (N, b, b) box pixels (counts), centred on integer pixels.
+    offset_px : (N, 2) prediction minus the centre of the box's central pixel (pixels, slow and
+        fast); the shift is reported relative to the prediction.
+    use : (N,) bool, the spots to average (strong, valid).
+    pixel_slow, pixel_fast : pixel sizes (mm).
+
+    Returns
+    -------
+    ((dx, dy) mm, residual); nan when no spot is used or the peak has no positive value.
+    """
+    nan = float("nan")
+    use = np.asarray(use, bool)
+    if not use.any():
+        return (nan, nan), nan
+    st = np.asarray(stack, float)[use]
+    n, b, _ = st.shape
+    rim = np.ones((b, b), bool)
+    rim[1:-1, 1:-1] = False
+    bg = np.mean(st[:, rim], axis=1)
+    net = st - bg[:, None, None]
+    inten = net[:, ~rim].sum(axis=1)
+    keep = inten > 0
+    if not keep.any():
+        return (nan, nan), nan
+    prof = np.mean(net[keep] / inten[keep, None, None], axis=0)
+    peak = np.where(~rim & (prof > 0), prof, 0.0)
+    top = float(prof[~rim].max())
+    if peak.sum() <= 0 or top <= 0:
+        return (nan, nan), nan
+    off = np.arange(b) - b // 2
+    ci = float((peak.sum(axis=1) * off).sum() / peak.sum())
+    cj = float((peak.sum(axis=0) * off).sum() / peak.sum())
+    mo = np.mean(np.asarray(offset_px, float)[use][keep], axis=0)
+    shift = ((ci - mo[0]) * pixel_slow, (cj - mo[1]) * pixel_fast)
+    residual = float(np.sqrt(np.mean((prof[rim] * 255.0 / top) ** 2)))
+    return (float(shift[0]), float(shift[1])), residual
 
 
 def summation_measure(
@@ -206,13 +267,21 @@ def summation_measure(
     st, ok = _boxes(img, ci, cj, half)
     _, inten, sig, oi, oj, si, sj, masked = _sum_box(st, ci, cj)
     xo, yo = det.px_to_mm(oi, oj)
+    # pixel k spans [k, k+1): the box's central pixel is centred at ci + 0.5
+    offset = np.column_stack([pred.x_px - (ci + 0.5), pred.y_px - (cj + 0.5)])
+    # MOSFLM averages the strong fully recorded reflections; on fine-sliced images there may be
+    # none, and then the strong partials (same spatial shape on the detector) are averaged
+    strong = ok & ~masked & (inten > params.min_isig_offset * sig)
+    fulls = strong & (frac > 0.99)
+    cog, bgres = average_profile_stats(st, offset, fulls if fulls.any() else strong,
+                                       det.pixel_slow, det.pixel_fast)
     return ImageMeasurements(
         image=int(image_number), phi_start=float(phi_start), phi_end=float(phi_end),
         hkl=pred.hkl, phi_c=pred.phi,
         width=width,
         fraction=frac, x_calc=pred.x_mm, y_calc=pred.y_mm, x_obs=xo, y_obs=yo,
         sigma_x=si * det.pixel_slow, sigma_y=sj * det.pixel_fast, intensity=inten, sigma=sig,
-        valid=ok & ~masked, d=pred.d,
+        valid=ok & ~masked, d=pred.d, cog_shift_mm=cog, background_residual=bgres,
     )
 
 
