@@ -26,7 +26,7 @@ from quickscale_synth import make_unmerged, true_b, true_scale
 
 from mosflm_py.cli import parse_argv
 from mosflm_py.output.loggraph import parse_loggraph
-from mosflm_py.scaling.observations import read_unmerged, sum_partials
+from mosflm_py.scaling.observations import ROW_FIELDS, read_unmerged, sum_partials
 from mosflm_py.scaling.pipeline import QuickScaleOptions, quickscale, quicksymm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -582,21 +582,7 @@ def test_two_runs_over_the_same_rotation_get_their_own_scales(synthetic):
         obs,
         **{
             k: np.concatenate([getattr(obs, k), getattr(second, k)])
-            for k in (
-                "hkl",
-                "batch",
-                "rot",
-                "intensity",
-                "sigma",
-                "fraction",
-                "partial",
-                "mpart",
-                "flag",
-                "xdet",
-                "ydet",
-                "s0c",
-                "s1c",
-            )
+            for k in (*ROW_FIELDS, "s0c", "s1c")
         },
         batch_numbers=np.r_[obs.batch_numbers, second.batch_numbers],
         batch_phi=np.r_[obs.batch_phi, obs.batch_phi],

@@ -17,7 +17,7 @@ Written by hand (numpy): neither gemmi nor scipy sums partials.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import gemmi
 import numpy as np
@@ -38,6 +38,23 @@ __all__ = [
 
 class QuickScaleError(MosflmError):
     """QUICKSCALE/QUICKSYMM cannot run on these data (message says why)."""
+
+
+ROW_FIELDS = (
+    "hkl",
+    "batch",
+    "rot",
+    "intensity",
+    "sigma",
+    "fraction",
+    "partial",
+    "mpart",
+    "flag",
+    "xdet",
+    "ydet",
+)
+"""The per-observation arrays of :class:`Observations` that always exist (``s0c``/``s1c`` are
+per observation too, but may be None)."""
 
 
 @dataclass
@@ -106,37 +123,12 @@ class Observations:
 
     def take(self, sel: np.ndarray) -> Observations:
         """A copy restricted to the rows selected by a boolean mask or index array."""
-        kw = {
-            k: getattr(self, k)[sel]
-            for k in (
-                "hkl",
-                "batch",
-                "rot",
-                "intensity",
-                "sigma",
-                "fraction",
-                "partial",
-                "mpart",
-                "flag",
-                "xdet",
-                "ydet",
-            )
-        }
-        return Observations(
-            **kw,
+        rows = {k: getattr(self, k)[sel] for k in ROW_FIELDS}
+        return replace(
+            self,
+            **rows,
             s0c=None if self.s0c is None else self.s0c[sel],
             s1c=None if self.s1c is None else self.s1c[sel],
-            direction_error=self.direction_error,
-            cell=self.cell,
-            space_group=self.space_group,
-            wavelength=self.wavelength,
-            batch_numbers=self.batch_numbers,
-            batch_phi=self.batch_phi,
-            source=self.source,
-            intensity_kind=self.intensity_kind,
-            pname=self.pname,
-            xname=self.xname,
-            dname=self.dname,
         )
 
     def d_spacing(self) -> np.ndarray:
