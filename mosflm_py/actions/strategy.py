@@ -78,7 +78,7 @@ def _experiment(session: Session, keyword: str) -> Experiment:
         return _keyword_experiment(session, keyword)
     n = _image(session)
     g = session.geometry(n)
-    crystal = current_crystal(session, g.wavelength)
+    crystal = current_crystal(session, g.beam.wavelength)
     if crystal is None:
         raise GeometryError(
             f"{keyword} needs the crystal orientation: run AUTOINDEX first or "
