@@ -14,9 +14,9 @@ import pytest
 from mosflm_py.geometry.detector import Detector
 from mosflm_py.integration import (
     IntegrationParams,
-    Predictions,
     ProfileParams,
     Reject,
+    Targets,
     accumulate_profiles,
     auto_raster,
     integrate_image,
@@ -37,7 +37,7 @@ def test_thaumatin_pilatus_image(real_data):
     assert len(spots) > 250
     raster = auto_raster((rep.median_size_x, rep.median_size_y))
     params = IntegrationParams(raster=raster, profile=ProfileParams(nref=5), overload=1e6)
-    pred = Predictions.from_arrays(spots.x_px, spots.y_px)
+    pred = Targets.from_arrays(spots.x_px, spots.y_px)
     prof = accumulate_profiles([(frame, pred)], params, high_resolution=False)
     assert prof.usable and prof.n_contrib.sum() > 200
     res = integrate_image(frame, pred, params, prof)
