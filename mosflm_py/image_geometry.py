@@ -6,6 +6,10 @@ header fills the rest, and MOSFLM's defaults fill what neither gives (detector c
 beam, synchrotron or laboratory polarisation, divergence and dispersion from the wavelength).
 It prints nothing: the warnings MOSFLM prints (a keyword disagreeing with the header, no beam
 position) are returned as :class:`GeometryNotice` for the session to print once each.
+
+The result holds the models of :mod:`mosflm_py.geometry` (beam, the one detector model with
+DISTORTION/CAMCON applied, goniometer), so every algorithm, spot finding included, works on
+the same detector.
 """
 
 from __future__ import annotations
