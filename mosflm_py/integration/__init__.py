@@ -23,7 +23,7 @@ from mosflm_py.integration.profiles import StandardProfiles, accumulate_profiles
 __all__ = [
     "BackgroundParams", "Flag", "ImageIntegration", "IntegrationParams", "Polarisation",
     "ProfileParams", "Raster", "Reject", "RejectionParams", "SeparationParams",
-    "StandardProfiles", "Targets", "accumulate_profiles", "auto_raster", "integrate_image", "lp_factors",
-    "optimise_raster", "pack_bgpkratios", "part_centroid_phi", "region_grid",
+    "StandardProfiles", "Targets", "accumulate_profiles", "auto_raster", "integrate_image",
+    "lp_factors", "optimise_raster", "pack_bgpkratios", "part_centroid_phi", "region_grid",
     "unpack_bgpkratios",
 ]
