@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mosflm_py.actions.common import current_crystal, detector_from_geometry, space_group_name
+from mosflm_py.actions.common import current_crystal, space_group_name
 from mosflm_py.errors import GeometryError, ImageError, MosflmError
 
 if TYPE_CHECKING:
@@ -159,18 +159,19 @@ def check_geometry(session: Session, job: Job) -> None:
         return  # the job reports missing images or header values itself
     if g.placeholder:
         return  # no detector area: a job that needs pixels refuses the image when it reads them
-    sx, sy = g.nslow * g.pixel_slow, g.nfast * g.pixel_fast
-    if not (-sx <= g.beam_x <= 2 * sx and -sy <= g.beam_y <= 2 * sy):
+    det, wl = g.detector, g.beam.wavelength
+    sx, sy = det.size_mm
+    if not (-sx <= det.beam_x <= 2 * sx and -sy <= det.beam_y <= 2 * sy):
         raise GeometryError(
-            f"The beam position ({g.beam_x:g}, {g.beam_y:g} mm) is far outside the detector of "
-            f"image {n} (0 to {sx:.1f} mm by 0 to {sy:.1f} mm): the direct beam (with two-theta, "
-            "the foot of the detector normal) must lie within one detector width of it. Check "
-            "BEAM (mm, X along the slow direction) and the image header.")
-    d = detector_from_geometry(g, session).max_resolution(g.wavelength)
+            f"The beam position ({det.beam_x:g}, {det.beam_y:g} mm) is far outside the detector "
+            f"of image {n} (0 to {sx:.1f} mm by 0 to {sy:.1f} mm): the direct beam (with "
+            "two-theta, the foot of the detector normal) must lie within one detector width of "
+            "it. Check BEAM (mm, X along the slow direction) and the image header.")
+    d = det.max_resolution(wl)
     if d > MAX_EDGE_RESOLUTION:
         raise GeometryError(
-            f"With the geometry of image {n} (wavelength {g.wavelength:g} A, distance "
-            f"{g.distance:g} mm, beam {g.beam_x:g} {g.beam_y:g} mm, {g.nslow} x {g.nfast} "
-            f"pixels of {g.pixel_slow:g} mm, two-theta {g.two_theta:g} deg) the detector records "
-            f"nothing finer than {d:.0f} A: no Bragg spots would be measured. Check DISTANCE, "
-            "BEAM, PIXEL, WAVELENGTH and TWOTHETA.")
+            f"With the geometry of image {n} (wavelength {wl:g} A, distance "
+            f"{det.distance:g} mm, beam {det.beam_x:g} {det.beam_y:g} mm, {det.nslow} x "
+            f"{det.nfast} pixels of {det.pixel_slow:g} mm, two-theta {det.two_theta:g} deg) the "
+            f"detector records nothing finer than {d:.0f} A: no Bragg spots would be measured. "
+            "Check DISTANCE, BEAM, PIXEL, WAVELENGTH and TWOTHETA.")

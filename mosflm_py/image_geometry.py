@@ -6,6 +6,10 @@ header fills the rest, and MOSFLM's defaults fill what neither gives (detector c
 beam, synchrotron or laboratory polarisation, divergence and dispersion from the wavelength).
 It prints nothing: the warnings MOSFLM prints (a keyword disagreeing with the header, no beam
 position) are returned as :class:`GeometryNotice` for the session to print once each.
+
+The result holds the models of :mod:`mosflm_py.geometry` (beam, the one detector model with
+DISTORTION/CAMCON applied, goniometer), so every algorithm, spot finding included, works on
+the same detector.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mosflm_py.errors import GeometryError
+from mosflm_py.geometry.beam import Beam
+from mosflm_py.geometry.detector import Detector
+from mosflm_py.geometry.goniometer import Goniometer
 from mosflm_py.imageio.sanity import unresolved
 from mosflm_py.state import get_setting
 
@@ -37,23 +44,20 @@ spots' mm positions, so this value only names the (unused) pixel grid."""
 class EffectiveGeometry:
     """Geometry of one image: header values with keyword overrides applied (keywords win).
 
-    Lengths in mm, angles in degrees, wavelength in Angstrom. ``beam_x``/``beam_y`` are MOSFLM
-    detector coordinates (X along slow, Y along fast). ``polarisation`` is MOSFLM's degree of
-    polarisation (0 = unpolarised), ``divergence`` (horizontal, vertical) in degrees,
-    ``dispersion`` = delta-lambda / lambda.  ``placeholder``: the image is a header-only
-    placeholder too small to hold data (see :func:`mosflm_py.imageio.sanity.check_header`); its
-    pixel size and detector extent are not used (only AUTOINDEX from a spot file works on it).
+    The physics is in the models of :mod:`mosflm_py.geometry`, the ones every algorithm uses:
+    ``beam`` (wavelength Angstrom, polarisation, divergence, dispersion), ``detector`` (the one
+    detector model: DISTANCE, BEAM, pixel sizes and image size, TWOTHETA, OMEGA, and the
+    DISTORTION/CAMCON values) and ``goniometer`` (REVERSEPHI).  The rest is the image's own
+    record: its rotation range ``phi_start`` .. ``phi_end`` (degrees), how its pixel values are
+    read (``gain``, ``overload``, ``nullpix``, ``adcoffset``, ``detector_type``) and
+    ``placeholder``: the image is a header-only placeholder too small to hold data (see
+    :func:`mosflm_py.imageio.sanity.check_header`); its pixel size and detector extent are not
+    used (only AUTOINDEX from a spot file works on it).
     """
 
-    wavelength: float
-    distance: float
-    beam_x: float
-    beam_y: float
-    pixel_slow: float
-    pixel_fast: float
-    nslow: int
-    nfast: int
-    two_theta: float
+    beam: Beam
+    detector: Detector
+    goniometer: Goniometer
     phi_start: float
     phi_end: float
     gain: float
@@ -61,11 +65,6 @@ class EffectiveGeometry:
     nullpix: float
     adcoffset: float
     detector_type: str
-    detector_omega: float
-    reverse_phi: bool
-    polarisation: float
-    divergence: tuple[float, float]
-    dispersion: float
     placeholder: bool = False
 
     @property
@@ -162,6 +161,7 @@ def experiment_from(
     Returns
     -------
     geometry : EffectiveGeometry
+        With the beam, detector (DISTORTION/CAMCON applied) and goniometer models.
     notices : list of GeometryNotice
         Warnings to print, in MOSFLM's order (keyword vs header, then defaults used).
 
@@ -226,16 +226,30 @@ def experiment_from(
         polarisation = 0.0 if lab else SYNCHROTRON_POLARISATION
     divergence = beam.divergence or (LAB_DIVERGENCE if lab else SYNCHROTRON_DIVERGENCE)
     dispersion = _pick(beam.dispersion, None, LAB_DISPERSION if lab else SYNCHROTRON_DISPERSION)
+    dist = st.detector.distortion
     geometry = EffectiveGeometry(
-        wavelength=float(wavelength),
-        distance=float(distance),
-        beam_x=float(beam_x),
-        beam_y=float(beam_y),
-        pixel_slow=float(pixel_slow),
-        pixel_fast=float(pixel_fast),
-        nslow=int(nslow),
-        nfast=int(nfast),
-        two_theta=float(_pick(det.two_theta, header.two_theta, 0.0)),
+        beam=Beam(
+            float(wavelength),
+            polarisation=float(polarisation),
+            divergence=(float(divergence[0]), float(divergence[1])),
+            dispersion=float(dispersion),
+        ),
+        detector=Detector(
+            distance=float(distance) * dist.xtofra,
+            beam_x=float(beam_x) + dist.ccx,
+            beam_y=float(beam_y) + dist.ccy,
+            pixel_slow=float(pixel_slow),
+            pixel_fast=float(pixel_fast),
+            nslow=int(nslow),
+            nfast=int(nfast),
+            two_theta=float(_pick(det.two_theta, header.two_theta, 0.0)),
+            omega=float(_pick(det.omega, header.detector_omega, 0.0)),
+            tilt=dist.tilt,
+            twist=dist.twist,
+            ccomega=dist.ccomega,
+            yscale=dist.yscale,
+        ),
+        goniometer=Goniometer(reverse_phi=bool(det.reverse_phi or header.reverse_phi)),
         phi_start=float(phi_start),
         phi_end=float(phi_end),
         gain=float(_pick(det.gain, header.gain, 1.0)),
@@ -243,11 +257,6 @@ def experiment_from(
         nullpix=float(_pick(det.nullpix, header.nullpix, 0.0)),
         adcoffset=float(_pick(det.adcoffset, getattr(header, "adcoffset", None), 0.0)),
         detector_type=str(_pick(det.type, header.detector_type, "UNKNOWN")),
-        detector_omega=float(_pick(det.omega, header.detector_omega, 0.0)),
-        reverse_phi=bool(det.reverse_phi or header.reverse_phi),
-        polarisation=float(polarisation),
-        divergence=(float(divergence[0]), float(divergence[1])),
-        dispersion=float(dispersion),
         placeholder=placeholder,
     )
     return geometry, notices

@@ -37,8 +37,9 @@ At ``GO``/``RUN`` the session calls, in queue order::
   ``information``, ``table``, ``error``); all output goes there (terminal + log file);
 * ``session.images()`` - the current :class:`mosflm_py.imageio.series.ImageSeries` (resolved
   from TEMPLATE/DIRECTORY/EXTENSION on first use, with the summary printed);
-  ``session.geometry(n)`` - :class:`mosflm_py.actions.images.EffectiveGeometry` for image *n*
-  (header merged with keywords, keywords win, WARNING on disagreement);
+  ``session.geometry(n)`` - :class:`mosflm_py.image_geometry.EffectiveGeometry` for image *n*
+  (header merged with keywords, keywords win, WARNING on disagreement; its ``beam``,
+  ``detector`` and ``goniometer`` are the models every algorithm uses);
 * ``session.files`` - shortcut for ``session.state.files`` (HKLOUT, SUMMARY, NEWMAT, ...);
 * ``session.nproc`` - number of worker processes to use (NPROC keyword / ``--nproc``).
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from mosflm_py.integration import (
     IntegrationParams,
-    Predictions,
     Raster,
+    Targets,
     accumulate_profiles,
     integrate_image,
 )
@@ -39,7 +39,7 @@ def synthetic_frame(rng, n, shape=(2527, 2463), sigma=(1.0, 1.3), bg=2.0):
         g = np.exp(-0.5 * (((ii - x[k]) / sigma[0]) ** 2 + ((jj - y[k]) / sigma[1]) ** 2))
         norm = 2 * np.pi * sigma[0] * sigma[1]
         img[i0 - h:i0 + h + 1, j0 - h:j0 + h + 1] += inten[k] * g / norm
-    return rng.poisson(img).astype(np.int32), Predictions.from_arrays(x, y)
+    return rng.poisson(img).astype(np.int32), Targets.from_arrays(x, y)
 
 
 def main() -> None:

@@ -34,17 +34,18 @@ IMAGES = {
 _WORKER = r"""
 import json, sys, time
 import fabio, numpy as np
-from mosflm_py.spotfinding import DetectorFrame, SpotFindParams, find_spots
+from mosflm_py.geometry.detector import Detector
+from mosflm_py.spotfinding import SpotFindParams, find_spots
 path, bx, by, dist, wl, repeat = sys.argv[1], *map(float, sys.argv[2:6]), int(sys.argv[6])
 frame = fabio.open(path).data
-det = DetectorFrame(beam_x=by * 0.172, beam_y=bx * 0.172, distance=dist, wavelength=wl,
-                    pixel_slow=0.172, pixel_fast=0.172)
+det = Detector(beam_x=by * 0.172, beam_y=bx * 0.172, distance=dist, pixel_slow=0.172,
+               pixel_fast=0.172, nslow=frame.shape[0], nfast=frame.shape[1])
 params = SpotFindParams(overload=1e6)
-spots, rep = find_spots(frame, det, params)
+spots, rep = find_spots(frame, det, wl, params)
 times = []
 for _ in range(repeat):
     t = time.perf_counter()
-    spots, rep = find_spots(frame, det, params)
+    spots, rep = find_spots(frame, det, wl, params)
     times.append(time.perf_counter() - t)
 print(json.dumps({"best": min(times), "median": float(np.median(times)), "n": len(spots),
                   "shape": list(frame.shape)}))

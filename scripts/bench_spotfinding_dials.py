@@ -42,7 +42,8 @@ from bench_spotfinding import DATA, IMAGES  # noqa: E402  name: (path, beam (fas
 _WORKER = r"""
 import json, sys, time
 import fabio, numpy as np
-from mosflm_py.spotfinding import DetectorFrame, SpotFindParams, find_spots
+from mosflm_py.geometry.detector import Detector
+from mosflm_py.spotfinding import SpotFindParams, find_spots
 path, bx, by, dist, wl, repeat = sys.argv[1], *map(float, sys.argv[2:6]), int(sys.argv[6])
 reads, creads = [], []
 for _ in range(max(1, repeat // 2)):
@@ -50,14 +51,14 @@ for _ in range(max(1, repeat // 2)):
     frame = fabio.open(path).data
     reads.append(time.perf_counter() - t)
     creads.append(time.process_time() - c)
-det = DetectorFrame(beam_x=by * 0.172, beam_y=bx * 0.172, distance=dist, wavelength=wl,
-                    pixel_slow=0.172, pixel_fast=0.172)
+det = Detector(beam_x=by * 0.172, beam_y=bx * 0.172, distance=dist, pixel_slow=0.172,
+               pixel_fast=0.172, nslow=frame.shape[0], nfast=frame.shape[1])
 params = SpotFindParams(overload=1e6, minpix=3)
-spots, rep = find_spots(frame, det, params)
+spots, rep = find_spots(frame, det, wl, params)
 times, cpus = [], []
 for _ in range(repeat):
     t, c = time.perf_counter(), time.process_time()
-    spots, rep = find_spots(frame, det, params)
+    spots, rep = find_spots(frame, det, wl, params)
     times.append(time.perf_counter() - t)
     cpus.append(time.process_time() - c)
 print(json.dumps({"best": min(times), "median": float(np.median(times)), "n": len(spots),

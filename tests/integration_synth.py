@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import erf
 
-from mosflm_py.integration import Predictions
+from mosflm_py.integration import Targets
 
 
 def gaussian_pixels(shape, x, y, intensity, sigma):
@@ -36,7 +36,7 @@ def spot_grid(rng, n_side, spacing=24, intensity=1000.0, sigma=(1.5, 1.8), bg=10
     ii, jj = np.indices(shape)
     background = bg + slope[0] * (ii - size / 2) + slope[1] * (jj - size / 2)
     frame = rng.poisson(spots + background).astype(np.int32)
-    return frame, Predictions.from_arrays(x, y), spots
+    return frame, Targets.from_arrays(x, y), spots
 
 
 def peak_truth(spots, pred, mask):

@@ -123,14 +123,15 @@ def test_predict_spots_named_plot_and_rings(sim, tmp_path):
     s, text = _run(sim, f"PREDICT_SPOTS PLOT {out}", "GO")
     assert s.failures == 0, text
     assert out.is_file() and s.results.predictions.image == 1
-    rings = ring_resolutions(s.geometry(1))
+    g = s.geometry(1)
+    det, wavelength = g.detector, g.beam.wavelength
+    rings = ring_resolutions(det, wavelength)
     assert len(rings) == 3
     d = np.array([r[0] for r in rings])
     assert np.all(np.diff(d) < 0)  # outer rings are higher resolution
-    g = s.geometry(1)
     for dd, rad in rings:  # radius (px) consistent with d = lambda / (2 sin theta)
-        two_theta = np.arctan(rad * g.pixel_slow / g.distance)
-        assert g.wavelength / (2 * np.sin(two_theta / 2)) == pytest.approx(dd, rel=1e-6)
+        two_theta = np.arctan(rad * det.pixel_slow / det.distance)
+        assert wavelength / (2 * np.sin(two_theta / 2)) == pytest.approx(dd, rel=1e-6)
 
 
 def test_predict_spots_without_crystal_fails_cleanly(sim):

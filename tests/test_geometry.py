@@ -89,6 +89,29 @@ def test_two_theta_beam_point_is_foot_of_perpendicular():
     assert abs(bx - 30.0) == pytest.approx(120.0 * np.tan(np.radians(20.0)))
 
 
+def test_spot_finding_helpers_of_the_detector_model():
+    """Search radius, resolution, inscribed circle and pixel -> lab on the one detector model
+    (spot finding uses these; the flat formulas are their 2theta = 0 special case)."""
+    det = Detector(100.0, 50.0, 60.0, 0.1, 0.1, 1000, 1200)
+    x, y = np.array([53.0, 50.0, 20.0]), np.array([64.0, 10.0, 60.0])
+    r = np.hypot(x - 50.0, y - 60.0)
+    np.testing.assert_allclose(det.search_radius(x, y), r, rtol=1e-12)
+    d = 1.0 / (2 * np.sin(0.5 * np.arctan(r / 100.0)))
+    np.testing.assert_allclose(det.resolution_of(x, y, 1.0), d, rtol=1e-12)
+    for dd, rr in zip(d, r):
+        assert det.radius_at_resolution(dd, 1.0) == pytest.approx(rr, rel=1e-10)
+    assert det.inscribed_radius() == pytest.approx(50.0)  # beam 50 mm from the slow edge
+    np.testing.assert_allclose(det.px_to_lab(np.array([530.0]), np.array([640.0]))[0],
+                               (100.0, -3.0, 4.0), atol=1e-12)
+    # swung by 30 deg: the radius is D tan(2theta) of the true scattering angle, the beam hits
+    # the plane 57.7 mm off the BEAM point (off this panel), so there is no inscribed circle
+    sw = det.replace(two_theta=30.0)
+    tt = np.radians(sw.two_theta_of(x, y))
+    np.testing.assert_allclose(sw.search_radius(x, y), 100.0 * np.tan(tt), rtol=1e-12)
+    assert sw.inscribed_radius() == 0.0
+    assert sw.search_radius(np.zeros(0), np.zeros(0)).shape == (0,)
+
+
 def make_experiment(cell=TRICLINIC, two_theta=0.0, reverse=False, seed=3, mosaic=0.3):
     rng = np.random.default_rng(seed)
     cr = Crystal(cell, U=random_u(rng), missets=(0.1, -0.2, 0.05), mosaic=mosaic)

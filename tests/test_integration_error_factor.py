@@ -16,10 +16,10 @@ from integration_synth import gaussian_pixels, spot_grid
 from mosflm_py.integration import (
     Flag,
     IntegrationParams,
-    Predictions,
     ProfileParams,
     Raster,
     Reject,
+    Targets,
     accumulate_profiles,
     integrate_image,
 )
@@ -96,7 +96,7 @@ def test_pkratio_failure_of_a_partial_is_written_flagged(profiles):
     assert full.reject[0] & Reject.PKRATIO
     frac = np.ones(len(pred))
     frac[0] = 0.5
-    part = Predictions.from_arrays(pred.x_px, pred.y_px, fraction=frac)
+    part = Targets.from_arrays(pred.x_px, pred.y_px, fraction=frac)
     res = integrate_image(frame, part, PARAMS, profiles)
     assert res.reject[0] == 0 and res.flags[0] & Flag.PKRATIO
     assert np.isfinite(res.Ipr[0])

@@ -11,16 +11,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mosflm_py.geometry.detector import Detector
 from mosflm_py.integration import (
     IntegrationParams,
-    Predictions,
     ProfileParams,
     Reject,
+    Targets,
     accumulate_profiles,
     auto_raster,
     integrate_image,
 )
-from mosflm_py.spotfinding import DetectorFrame, SpotFindParams, find_spots
+from mosflm_py.spotfinding import SpotFindParams, find_spots
 
 fabio = pytest.importorskip("fabio")
 pytestmark = pytest.mark.realdata
@@ -30,13 +31,13 @@ PIX = 0.172
 def test_thaumatin_pilatus_image(real_data):
     frame = fabio.open(str(real_data / "pilatus6m_p3_and_thaumatin/thaum_0500.cbf.gz")).data
     # miniCBF Beam_xy (1246.42, 1208.60) is (fast, slow) pixels
-    det = DetectorFrame(beam_x=1208.60 * PIX, beam_y=1246.42 * PIX, distance=338.10,
-                        wavelength=0.97625, pixel_slow=PIX, pixel_fast=PIX, gain=1.0)
-    spots, rep = find_spots(frame, det, SpotFindParams(overload=1e6))
+    det = Detector(beam_x=1208.60 * PIX, beam_y=1246.42 * PIX, distance=338.10, pixel_slow=PIX,
+                   pixel_fast=PIX, nslow=frame.shape[0], nfast=frame.shape[1])
+    spots, rep = find_spots(frame, det, 0.97625, SpotFindParams(overload=1e6))
     assert len(spots) > 250
     raster = auto_raster((rep.median_size_x, rep.median_size_y))
     params = IntegrationParams(raster=raster, profile=ProfileParams(nref=5), overload=1e6)
-    pred = Predictions.from_arrays(spots.x_px, spots.y_px)
+    pred = Targets.from_arrays(spots.x_px, spots.y_px)
     prof = accumulate_profiles([(frame, pred)], params, high_resolution=False)
     assert prof.usable and prof.n_contrib.sum() > 200
     res = integrate_image(frame, pred, params, prof)

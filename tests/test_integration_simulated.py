@@ -14,9 +14,9 @@ import pytest
 
 from mosflm_py.integration import (
     IntegrationParams,
-    Predictions,
     ProfileParams,
     Raster,
+    Targets,
     accumulate_profiles,
     integrate_image,
     part_centroid_phi,
@@ -68,7 +68,7 @@ def sweep_parts(tmp_path_factory):
         ph = part_centroid_phi(pr.phi[keep], pr.width[keep], a, a + p.osc_width)
         xm, ym, _ = predict_positions(exp, pr.hkl[keep], ph)
         x, y = exp.detector.mm_to_px(xm, ym)
-        ip = Predictions.from_arrays(x, y, pr.hkl[keep], frac[keep])
+        ip = Targets.from_arrays(x, y, pr.hkl[keep], frac[keep])
         block.append((fabio.open(str(path)).data.astype(np.int32), ip, n))
     prof = accumulate_profiles([(f, ip) for f, ip, _ in block], params, high_resolution=False)
     rows = []

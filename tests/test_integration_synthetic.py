@@ -11,11 +11,11 @@ from integration_synth import peak_truth, spot_grid
 from mosflm_py.integration import (
     Flag,
     IntegrationParams,
-    Predictions,
     ProfileParams,
     Raster,
     Reject,
     SeparationParams,
+    Targets,
     accumulate_profiles,
     integrate_image,
 )
@@ -99,7 +99,7 @@ def test_sharp_spots_unbiased_fulls_and_partials(sigma):
         frac = rng.uniform(0.02, 0.4, 256)
         frame, pred, spots = spot_grid(rng, 16, spacing=spacing, intensity=20000.0 * frac,
                                        sigma=sig, bg=bg, slope=(0.0, 0.0))
-        pred = Predictions.from_arrays(pred.x_px, pred.y_px, fraction=frac)
+        pred = Targets.from_arrays(pred.x_px, pred.y_px, fraction=frac)
         res = integrate_image(frame, pred, params, prof)
         truth = peak_truth(spots, pred, raster.mask())
         assert abs(res.Ipr.sum() / truth.sum() - 1) < 0.005
@@ -156,7 +156,7 @@ def test_overlap_masking_and_notclose():
     from integration_synth import gaussian_pixels
     spots2 = gaussian_pixels(frame.shape, [extra_x], [extra_y], [30000.0], (1.5, 1.8))
     frame = frame + rng.poisson(spots2).astype(np.int32)
-    both = Predictions.from_arrays(np.r_[pred.x_px, extra_x], np.r_[pred.y_px, extra_y])
+    both = Targets.from_arrays(np.r_[pred.x_px, extra_x], np.r_[pred.y_px, extra_y])
     truth = peak_truth(spots, pred, RASTER.mask())[4]
     params = _params(enabled=False)
     res = integrate_image(frame, both, params)

@@ -403,18 +403,20 @@ def test_image_header_and_warning_block(fake_images):
 def test_effective_geometry_merges_header_and_keywords(fake_images):
     s, _ = run('TEMPLATE "x_###.img"\nBEAM 4.5 6.5\nIMAGE 2 PHI 30 TO 31\nGAIN 0.5\n')
     g = s.geometry(2)
-    assert (g.beam_x, g.beam_y) == (4.5, 6.5)
+    det, beam = g.detector, g.beam
+    assert (det.beam_x, det.beam_y) == (4.5, 6.5)
     assert (g.phi_start, g.phi_end) == (30.0, 31.0)
-    assert g.distance == 170.0 and g.wavelength == 0.9795 and g.gain == 0.5
-    assert (g.nslow, g.nfast, g.pixel_slow, g.pixel_fast) == (100, 120, 0.1, 0.1)
-    assert g.polarisation == 0.95 and g.divergence == (0.1, 0.02) and g.dispersion == 0.0015
+    assert det.distance == 170.0 and beam.wavelength == 0.9795 and g.gain == 0.5
+    assert (det.nslow, det.nfast, det.pixel_slow, det.pixel_fast) == (100, 120, 0.1, 0.1)
+    assert beam.polarisation == 0.95 and beam.divergence == (0.1, 0.02)
+    assert beam.dispersion == 0.0015
     g3 = s.geometry(3)
     assert (g3.phi_start, g3.phi_end) == (2.0, 3.0) and g3.nullpix == 0.0
     s.execute("POLARISATION MONOCHROMATOR 26.6")
-    assert s.geometry(3).polarisation == 0.0
+    assert s.geometry(3).beam.polarisation == 0.0
     s.execute("WAVELENGTH 1.5418")  # laboratory CuKalpha: unpolarised
     s.execute("POLARISATION SYNCHROTRON 0.9")
-    assert s.geometry(3).polarisation == 0.9 and s.geometry(3).wavelength == 1.5418
+    assert s.geometry(3).beam.polarisation == 0.9 and s.geometry(3).beam.wavelength == 1.5418
 
 
 def test_missing_images_one_clear_message(fake_images):
@@ -461,8 +463,8 @@ def test_real_cbf_series_header(real_data):
     assert "Input wavelength (0.70000A) does NOT agree with value in the image header " \
            "(0.68890A) The input wavelength will be used." in " ".join(text.split())
     g = s.geometry(3)
-    assert g.wavelength == 0.7 and g.detector_type == "PILATUS"
-    assert g.distance == pytest.approx(160.0, abs=0.01)
-    assert g.pixel_slow == pytest.approx(0.172, abs=1e-6)
-    assert (g.nslow, g.nfast) == (1679, 1475)
+    assert g.beam.wavelength == 0.7 and g.detector_type == "PILATUS"
+    assert g.detector.distance == pytest.approx(160.0, abs=0.01)
+    assert g.detector.pixel_slow == pytest.approx(0.172, abs=1e-6)
+    assert (g.detector.nslow, g.detector.nfast) == (1679, 1475)
     assert g.phi_start == pytest.approx(0.2, abs=1e-6) and g.osc_width == pytest.approx(0.1)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mosflm_py.geometry.detector import Detector
 from mosflm_py.spotfinding import (
-    DetectorFrame,
     SpotFindParams,
     find_spots,
     find_spots_many,
@@ -27,11 +27,10 @@ pytestmark = pytest.mark.realdata
 PIX = 0.172
 
 
-def _det(beam_xy_px, distance, wavelength):
+def _det(beam_xy_px, distance, shape):
     """miniCBF Beam_xy is (fast, slow) pixels: BEAM x = slow * pixel, y = fast * pixel."""
-    return DetectorFrame(beam_x=beam_xy_px[1] * PIX, beam_y=beam_xy_px[0] * PIX,
-                         distance=distance, wavelength=wavelength, pixel_slow=PIX,
-                         pixel_fast=PIX, gain=1.0)
+    return Detector(beam_x=beam_xy_px[1] * PIX, beam_y=beam_xy_px[0] * PIX, distance=distance,
+                    pixel_slow=PIX, pixel_fast=PIX, nslow=shape[0], nfast=shape[1])
 
 
 CASES = {
@@ -48,8 +47,8 @@ CASES = {
 def test_pilatus_6m_counts(real_data, case):
     path, beam, dist, wl, rng6, rng3 = CASES[case]
     frame = fabio.open(str(real_data / path)).data
-    det = _det(beam, dist, wl)
-    spots, rep = find_spots(frame, det, SpotFindParams(overload=1e6))
+    det = _det(beam, dist, frame.shape)
+    spots, rep = find_spots(frame, det, wl, SpotFindParams(overload=1e6))
     assert rng6[0] <= len(spots) <= rng6[1]
     assert rep.threshold == 5.0 and rep.n_found == len(spots)
     # spots lie inside the search annulus, away from gaps, with sensible shapes
@@ -59,7 +58,7 @@ def test_pilatus_6m_counts(real_data, case):
     assert 2 <= rep.median_size_x <= 6 and 2 <= rep.median_size_y <= 6
     assert np.median(spots.i_over_sigma) > 8
     assert 1.5 < rep.d_min_spots < 4.0
-    more, _ = find_spots(frame, det, SpotFindParams(overload=1e6, minpix=3))
+    more, _ = find_spots(frame, det, wl, SpotFindParams(overload=1e6, minpix=3))
     assert rng3[0] <= len(more) <= rng3[1] and len(more) > len(spots)
 
 
@@ -67,10 +66,10 @@ def test_l_cysteine_sweep_many_and_merge(real_data):
     files = sorted((real_data / "l_cysteine_sweep04").glob("l-cyst_04_*.cbf"))
     assert len(files) == 15
     frames = [fabio.open(str(f)).data for f in files]
-    det = _det((730.0, 865.0), 160.0, 0.6889)
+    det = _det((730.0, 865.0), 160.0, frames[0].shape)
     phis = [(0.1 * k, 0.1 * k + 0.1) for k in range(15)]
-    spots, reps = find_spots_many(frames, det, SpotFindParams(overload=1e6), phis=phis,
-                                  images=list(range(1, 16)), n_threads=2)
+    spots, reps = find_spots_many(frames, det, 0.6889, SpotFindParams(overload=1e6),
+                                  phis=phis, images=list(range(1, 16)), n_threads=2)
     assert 20 <= len(spots) <= 90
     assert sum(r.n_found for r in reps) == len(spots)
     merged = merge_across_images(spots)

@@ -8,11 +8,11 @@ import pytest
 from scipy.special import erf
 
 from mosflm_py.errors import KeywordError
+from mosflm_py.geometry.detector import Detector
 from mosflm_py.spotfinding import (
     FLAG_NEAR_INACTIVE,
     FLAG_OVERLOADED,
     FLAG_SPLIT,
-    DetectorFrame,
     SpotFindParams,
     build_mask,
     find_spots,
@@ -28,8 +28,9 @@ from mosflm_py.spotfinding.filters import (
 
 PIX = 0.1
 SHAPE = (200, 220)
-DET = DetectorFrame(beam_x=81 * PIX, beam_y=92 * PIX, distance=50.0, wavelength=1.0,
-                    pixel_slow=PIX, pixel_fast=PIX, gain=1.0)
+WL = 1.0
+DET = Detector(beam_x=81 * PIX, beam_y=92 * PIX, distance=50.0, pixel_slow=PIX, pixel_fast=PIX,
+               nslow=SHAPE[0], nfast=SHAPE[1])
 OPEN = SpotFindParams(threshold=5.0, rmin=0.0, rmax=1e6, autoresln=False)
 
 
@@ -74,7 +75,7 @@ def test_isolated_spots_counts_centroids_intensities(bg, background):
     frame = rng.poisson(render(SHAPE, truth, bg)).astype(np.int32)
     params = SpotFindParams(threshold=5.0, rmin=0.0, rmax=1e6, autoresln=False,
                             background=background)
-    spots, rep = find_spots(frame, DET, params, image=3, phi=(10.0, 10.2))
+    spots, rep = find_spots(frame, DET, WL, params, image=3, phi=(10.0, 10.2))
     assert len(spots) == len(truth)  # exact count for isolated spots
     m = match(spots, truth)
     assert (m >= 0).all()
@@ -96,7 +97,7 @@ def test_background_level_recovered():
     rng = np.random.default_rng(2)
     truth = grid_spots(rng)
     frame = rng.poisson(render(SHAPE, truth, 40.0))
-    spots, rep = find_spots(frame, DET, OPEN)
+    spots, rep = find_spots(frame, DET, WL, OPEN)
     assert abs(np.median(spots.background) - 40.0) < 1.0  # spots excluded from their background
     assert abs(rep.background_mean - 40.0) < 1.0
 
@@ -115,7 +116,7 @@ def test_masks_backstop_exclude_quadrilateral_nullpix():
     frame[gi, gj - 12:gj + 12] = -1  # a Pilatus-style gap segment through spot 18
     params = SpotFindParams(threshold=5.0, rmin=0.0, rmax=1e6, autoresln=False, backstop=bs,
                             excludes=(rect,), quadrilaterals=(quad,))
-    spots, rep = find_spots(frame, DET, params)
+    spots, rep = find_spots(frame, DET, WL, params)
     m = match(spots, truth)
     assert m[0] < 0 and m[6] < 0 and m[12] < 0 and m[18] < 0
     assert (m[[k for k in range(len(truth)) if k not in (0, 6, 12, 18)]] >= 0).all()
@@ -123,7 +124,7 @@ def test_masks_backstop_exclude_quadrilateral_nullpix():
     # flag-only mode keeps spots touching the gap, flagged
     keep = SpotFindParams(threshold=5.0, rmin=0.0, rmax=1e6, autoresln=False,
                           reject_inactive=False)
-    spots2, _ = find_spots(frame, DET, keep)
+    spots2, _ = find_spots(frame, DET, WL, keep)
     near = spots2.flags & FLAG_NEAR_INACTIVE
     assert near.any()
     assert np.all(np.abs(spots2.x_px[near > 0] - gi - 0.5) < 6)
@@ -132,7 +133,7 @@ def test_masks_backstop_exclude_quadrilateral_nullpix():
     frame3[frame3 == -1] = 5
     i0, j0 = int(s[3]), int(f[3])
     frame3[i0 - 1:i0 + 2, j0 - 1:j0 + 2] = 0
-    spots3, rep3 = find_spots(frame3, DET, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
+    spots3, rep3 = find_spots(frame3, DET, WL, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
                                                           autoresln=False, nullpix=0))
     assert match(spots3, truth)[3] < 0
 
@@ -161,7 +162,7 @@ def test_split_close_pair_and_no_split():
     truth = np.array([[60.3, 70.6, 4000.0, 1.0, 1.0], [60.8, 75.1, 3000.0, 1.0, 1.0],
                       [140.2, 150.7, 3000.0, 1.0, 1.0]])
     frame = rng.poisson(render(SHAPE, truth, 5.0))
-    spots, rep = find_spots(frame, DET, OPEN)
+    spots, rep = find_spots(frame, DET, WL, OPEN)
     assert len(spots) == 3
     m = match(spots, truth, tol=0.5)
     assert (m >= 0).all()
@@ -169,11 +170,11 @@ def test_split_close_pair_and_no_split():
     assert rep.n_split == 2
     assert np.abs(spots.x_px[m] - truth[:, 0]).max() < 0.3
     assert np.abs(spots.y_px[m] - truth[:, 1]).max() < 0.3
-    one, _ = find_spots(frame, DET, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
+    one, _ = find_spots(frame, DET, WL, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
                                                    autoresln=False, split=False))
     assert len(one) == 2
     # MAXPEAK 1: the two-peak region is rejected
-    mp, rep_mp = find_spots(frame, DET, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
+    mp, rep_mp = find_spots(frame, DET, WL, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
                                                        autoresln=False, maxpeak=1))
     assert len(mp) == 1 and rep_mp.rejected["too_many_peaks"] == 2
 
@@ -183,7 +184,7 @@ def test_overload_flagged_and_kept():
     truth = grid_spots(rng, n_side=3, margin=40)
     frame = rng.poisson(render(SHAPE, truth, 5.0))
     p = SpotFindParams(threshold=5.0, rmin=0, rmax=1e6, autoresln=False, overload=300.0)
-    spots, rep = find_spots(frame, DET, p)
+    spots, rep = find_spots(frame, DET, WL, p)
     assert len(spots) == len(truth)
     assert (spots.flags & FLAG_OVERLOADED).all()  # 3000 photons, σ 1 px: peak >= 350 counts
     assert rep.n_overloaded == len(truth) and rep.rejected["overloaded"] == len(truth)
@@ -197,17 +198,17 @@ def test_shape_filters_minpix_size_anisotropy_rms():
     frame = rng.poisson(render(SHAPE, np.vstack([truth, extra]), 5.0))
     p = SpotFindParams(threshold=5.0, rmin=0, rmax=1e6, autoresln=False, max_size_x=4.0,
                        max_size_y=4.0, anisomax=3.0)
-    spots, rep = find_spots(frame, DET, p)
+    spots, rep = find_spots(frame, DET, WL, p)
     assert len(spots) == len(truth)
     assert rep.rejected["too_large_x"] + rep.rejected["too_large_y"] >= 1
     assert rep.rejected["anisotropic"] == 1
     # MINPIX larger than any spot rejects everything
-    none, rep2 = find_spots(frame, DET, SpotFindParams(threshold=5.0, minpix=10**6,
+    none, rep2 = find_spots(frame, DET, WL, SpotFindParams(threshold=5.0, minpix=10**6,
                                                        autoresln=False))
     assert len(none) == 0 and rep2.rejected["too_few_pixels"] == rep2.n_regions
     assert any("spots found" in w for w in rep2.warnings)
     # RMSFACTOR higher than any spot's r.m.s. significance rejects everything
-    rms, rep3 = find_spots(frame, DET, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
+    rms, rep3 = find_spots(frame, DET, WL, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
                                                       autoresln=False, rmsfactor=1e4))
     assert len(rms) == 0 and rep3.rejected["too_weak_rms"] > 0
 
@@ -216,34 +217,34 @@ def test_radii_resolution_ice_and_separation():
     rng = np.random.default_rng(7)
     truth = grid_spots(rng)
     frame = rng.poisson(render(SHAPE, truth, 5.0))
-    spots, _ = find_spots(frame, DET, OPEN)
+    spots, _ = find_spots(frame, DET, WL, OPEN)
     r = np.hypot(spots.x_mm - DET.beam_x, spots.y_mm - DET.beam_y)
     lo, hi = np.sort(r)[2] + 1e-3, np.sort(r)[-3] - 1e-3
     p = SpotFindParams(threshold=5.0, rmin=lo, rmax=hi, autoresln=False)
-    inner, rep = find_spots(frame, DET, p)
+    inner, rep = find_spots(frame, DET, WL, p)
     assert len(inner) == len(spots) - 6 and rep.rejected["outside_radius"] == 6
     d = spots.d_spacing
     two_theta = np.arctan(r / DET.distance)
-    np.testing.assert_allclose(d, DET.wavelength / (2 * np.sin(two_theta / 2)), rtol=1e-12)
+    np.testing.assert_allclose(d, WL / (2 * np.sin(two_theta / 2)), rtol=1e-12)
     dmin = np.sort(d)[4] + 1e-6
-    res, rep_r = find_spots(frame, DET, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
+    res, rep_r = find_spots(frame, DET, WL, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
                                                        autoresln=False, d_min=dmin))
     assert len(res) == len(spots) - 5 and rep_r.rejected["resolution"] == 5
     assert rep_r.d_min_spots >= dmin
     # ICE: put the wavelength so that one spot sits exactly on the 3.67 A ring
     k = 7
     theta = 0.5 * np.arctan(r[k] / DET.distance)
-    det_ice = DetectorFrame(**{**DET.__dict__, "wavelength": 2 * 3.67 * np.sin(theta)})
-    ice, rep_i = find_spots(frame, det_ice, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
+    wl_ice = 2 * 3.67 * np.sin(theta)
+    ice, rep_i = find_spots(frame, DET, wl_ice, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
                                                            autoresln=False, ice=True,
                                                            ice_width=0.001))
     assert rep_i.rejected["ice"] >= 1 and len(ice) == len(spots) - rep_i.rejected["ice"]
     # SEPARATION larger than the grid spacing in both X and Y: every spot too close
-    sep, rep_s = find_spots(frame, DET, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
+    sep, rep_s = find_spots(frame, DET, WL, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
                                                        autoresln=False, separation=(4.0, 4.0)))
     assert len(sep) == 0 and rep_s.rejected["too_close"] == len(spots)
     # ... and smaller: none
-    sep2, _ = find_spots(frame, DET, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
+    sep2, _ = find_spots(frame, DET, WL, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
                                                     autoresln=False, separation=(2.0, 2.0)))
     assert len(sep2) == len(spots)
 
@@ -251,7 +252,7 @@ def test_radii_resolution_ice_and_separation():
 def test_default_search_radii_follow_inscribed_circle():
     rng = np.random.default_rng(8)
     frame = rng.poisson(render(SHAPE, grid_spots(rng), 5.0))
-    _, rep = find_spots(frame, DET, SpotFindParams(autoresln=False))
+    _, rep = find_spots(frame, DET, WL, SpotFindParams(autoresln=False))
     r_in = min(DET.beam_x, SHAPE[0] * PIX - DET.beam_x, DET.beam_y, SHAPE[1] * PIX - DET.beam_y)
     assert rep.rmin == pytest.approx(0.05 * r_in) and rep.rmax == pytest.approx(0.95 * r_in)
 
@@ -262,7 +263,7 @@ def test_find_many_and_merge_across_images():
     weights = [0.25, 0.5, 0.25]  # each reflection spread over 3 consecutive images
     frames = [rng.poisson(render(SHAPE, truth * [1, 1, w, 1, 1], 5.0)) for w in weights]
     phis = [(0.0, 0.1), (0.1, 0.2), (0.2, 0.3)]
-    spots, reps = find_spots_many(frames, DET, OPEN, phis=phis, images=[7, 8, 9], n_threads=2)
+    spots, reps = find_spots_many(frames, DET, WL, OPEN, phis=phis, images=[7, 8, 9], n_threads=2)
     assert [r.image for r in reps] == [7, 8, 9] and len(spots) == 3 * len(truth)
     merged = merge_across_images(spots)
     assert len(merged) == len(truth)
@@ -303,11 +304,11 @@ def test_auto_threshold_raised_on_strong_image():
     truth = np.column_stack([s.ravel() + 0.3, f.ravel() + 0.2, np.full(n, 20000.0),
                              np.full(n, 0.8), np.full(n, 0.8)])
     frame = rng.poisson(render(shape, truth, 2.0))
-    det = DetectorFrame(beam_x=20.0, beam_y=20.0, distance=100.0, wavelength=1.0,
-                        pixel_slow=PIX, pixel_fast=PIX)
-    spots, rep = find_spots(frame, det, SpotFindParams(rmin=0, rmax=1e6, autoresln=False))
+    det = Detector(beam_x=20.0, beam_y=20.0, distance=100.0, pixel_slow=PIX, pixel_fast=PIX,
+                   nslow=shape[0], nfast=shape[1])
+    spots, rep = find_spots(frame, det, WL, SpotFindParams(rmin=0, rmax=1e6, autoresln=False))
     assert n >= 1000 and rep.threshold == 20.0 and len(spots) == n
-    fixed, rep5 = find_spots(frame, det, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
+    fixed, rep5 = find_spots(frame, det, WL, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
                                                         autoresln=False))
     assert rep5.threshold == 5.0 and len(fixed) == n
 
@@ -315,18 +316,18 @@ def test_auto_threshold_raised_on_strong_image():
 def test_errors_are_user_errors():
     frame = np.zeros((20, 20))
     with pytest.raises(KeywordError):
-        find_spots(frame, DET, SpotFindParams(threshold=-1.0))
+        find_spots(frame, DET, WL, SpotFindParams(threshold=-1.0))
     with pytest.raises(KeywordError):
-        find_spots(frame, DET, SpotFindParams(threshold="sometimes"))
+        find_spots(frame, DET, WL, SpotFindParams(threshold="sometimes"))
     with pytest.raises(KeywordError):
-        find_spots(frame, DET, SpotFindParams(background="fancy"))
+        find_spots(frame, DET, WL, SpotFindParams(background="fancy"))
     with pytest.raises(KeywordError):
-        find_spots(np.zeros(5), DET)
+        find_spots(np.zeros(5), DET, WL)
     with pytest.raises(KeywordError):
-        find_spots(frame, DET, SpotFindParams(box=(1, 1)))
+        find_spots(frame, DET, WL, SpotFindParams(box=(1, 1)))
     with pytest.raises(KeywordError):
-        find_spots_many([frame, frame], DET, phis=[0.0])
-    spots, rep = find_spots(frame, DET)  # a blank image is not an error
+        find_spots_many([frame, frame], DET, WL, phis=[0.0])
+    spots, rep = find_spots(frame, DET, WL)  # a blank image is not an error
     assert len(spots) == 0 and rep.warnings
 
 
@@ -337,7 +338,7 @@ def _d_swung(x_mm, y_mm, det, tt_deg):
     p = np.stack([np.full_like(x_mm, det.distance), -(x_mm - det.beam_x), y_mm - det.beam_y])
     rx = np.cos(t) * p[0] - np.sin(t) * p[1]
     two_theta = np.arccos(rx / np.linalg.norm(p, axis=0))
-    return det.wavelength / (2 * np.sin(two_theta / 2)), two_theta
+    return WL / (2 * np.sin(two_theta / 2)), two_theta
 
 
 def test_two_theta_resolution_and_search_radius_in_the_swung_frame():
@@ -346,25 +347,25 @@ def test_two_theta_resolution_and_search_radius_in_the_swung_frame():
     rng = np.random.default_rng(11)
     truth = grid_spots(rng, n_side=3, margin=40)
     frame = rng.poisson(render(SHAPE, truth, 5.0))
-    det = DetectorFrame(**{**DET.__dict__, "two_theta": 20.0})
-    spots, rep = find_spots(frame, det, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
+    det = DET.replace(two_theta=20.0)
+    spots, rep = find_spots(frame, det, WL, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
                                                        autoresln=False))
     assert len(spots) == 9
     d, tt = _d_swung(spots.x_mm, spots.y_mm, det, 20.0)
     np.testing.assert_allclose(spots.d_spacing, d, rtol=1e-9)
     # the flat formula about BEAM would be far off (the spots lie at 2theta ~ 10-30 deg)
-    flat = det.wavelength / (2 * np.sin(0.5 * np.arctan2(
+    flat = WL / (2 * np.sin(0.5 * np.arctan2(
         np.hypot(spots.x_mm - det.beam_x, spots.y_mm - det.beam_y), det.distance)))
     assert np.max(np.abs(flat / d - 1)) > 0.2
     # search window as an angle: keep the spots with D tan(2theta) in [r1, r2]
     r = det.distance * np.tan(tt)
     r1, r2 = np.sort(r)[2] - 1e-6, np.sort(r)[6] + 1e-6
-    s2, rep2 = find_spots(frame, det, SpotFindParams(threshold=5.0, rmin=r1, rmax=r2,
+    s2, rep2 = find_spots(frame, det, WL, SpotFindParams(threshold=5.0, rmin=r1, rmax=r2,
                                                      autoresln=False))
     assert len(s2) == 5 and rep2.rejected["outside_radius"] == 4
     # resolution limits from the same model
     cut = float(np.median(d))
-    s3, _ = find_spots(frame, det, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
+    s3, _ = find_spots(frame, det, WL, SpotFindParams(threshold=5.0, rmin=0, rmax=1e6,
                                                   autoresln=False, d_min=cut))
     assert np.all(s3.d_spacing >= cut) and len(s3) == int(np.sum(d >= cut))
 
@@ -376,10 +377,10 @@ def test_two_theta_beam_off_the_detector_searches_the_whole_detector():
     rng = np.random.default_rng(12)
     truth = grid_spots(rng, n_side=3, margin=40)
     frame = rng.poisson(render(SHAPE, truth, 5.0))
-    det = DetectorFrame(**{**DET.__dict__, "two_theta": 30.0})
-    assert det.model(SHAPE).beam_hit_mm() is not None
-    hx, hy = det.model(SHAPE).beam_hit_mm()
+    det = DET.replace(two_theta=30.0)
+    assert det.beam_hit_mm() is not None
+    hx, hy = det.beam_hit_mm()
     assert not (0 <= hx <= SHAPE[0] * PIX and 0 <= hy <= SHAPE[1] * PIX)  # off the panel
-    spots, rep = find_spots(frame, det, SpotFindParams(threshold=5.0, autoresln=False))
+    spots, rep = find_spots(frame, det, WL, SpotFindParams(threshold=5.0, autoresln=False))
     assert len(spots) == 9 and rep.rejected["outside_radius"] == 0
     assert rep.rmin == 0.0 and rep.rmax == np.inf

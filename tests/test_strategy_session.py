@@ -91,7 +91,7 @@ def test_strategy_auto_log_summary_and_plot(sim, tmp_path):
     res = s.results.extra["strategy"]
     # the log's completeness is the pure calculation's
     g = s.geometry(1)
-    exp = experiment_for_image(s, 1, current_crystal(s, g.wavelength))
+    exp = experiment_for_image(s, 1, current_crystal(s, g.beam.wavelength))
     d_min, d_max = strategy_resolution(s, exp)
     p = reflection_passages(unique_reflections(exp.crystal.cell, "P 21 21 21", d_min), exp)
     ((a, b),) = [(r.start, r.end) for r in res.segments]
@@ -194,7 +194,7 @@ def test_testgen_session_and_overlap_definition(sim, tmp_path):
     assert tg.column("Phi") == [0.0, 10.0, 20.0]
     # the overlap count is the plain pairwise one, and the largest angle is the largest
     g = s.geometry(1)
-    exp = experiment_for_image(s, 1, current_crystal(s, g.wavelength))
+    exp = experiment_for_image(s, 1, current_crystal(s, g.beam.wavelength))
     from mosflm_py.geometry.prediction import predict
 
     d_min, _ = resolution_limits(s, exp)
@@ -215,7 +215,7 @@ def test_testgen_session_and_overlap_definition(sim, tmp_path):
 def test_testgen_larger_mosaic_or_separation_allows_less(sim, tmp_path):
     s, _ = _session(sim, [], tmp_path)
     g = s.geometry(1)
-    exp = experiment_for_image(s, 1, current_crystal(s, g.wavelength))
+    exp = experiment_for_image(s, 1, current_crystal(s, g.beam.wavelength))
     base = max_oscillation(exp, [0.0, 30.0], (0.4, 0.4), 2.0, max_overlap_percent=1.0)
     wide = max_oscillation(
         exp.replace(crystal=exp.crystal.replace(mosaic=1.5)),
@@ -273,7 +273,7 @@ def test_strategy_on_the_l_cysteine_sweep(real_data, tmp_path):
     expt = folder / "reference_dials" / "indexed.expt"
     header = Session(out=io.StringIO())
     header.run_lines([f"DIRECTORY {folder}", "TEMPLATE l-cyst_04_#####.cbf"])
-    a, u = dials_matrix_in_mosflm_frame(expt, 0.6889, header.geometry(1).reverse_phi)
+    a, u = dials_matrix_in_mosflm_frame(expt, 0.6889, header.geometry(1).goniometer.reverse_phi)
     cell = (5.428, 8.141, 12.038, 90.0, 90.0, 90.0)
     write_matrix_file(tmp_path / "lcys.mat", a, (0.0, 0.0, 0.0), u, cell)
     out = io.StringIO()
@@ -294,7 +294,7 @@ def test_strategy_on_the_l_cysteine_sweep(real_data, tmp_path):
     log = out.getvalue()
     assert s.failures == 0, log
     g = s.geometry(1)
-    exp = experiment_for_image(s, 1, current_crystal(s, g.wavelength))
+    exp = experiment_for_image(s, 1, current_crystal(s, g.beam.wavelength))
     d = exp.detector
     assert d.two_theta == 0 and d.tilt == 0 and d.twist == 0  # OMEGA 35.3: phi axis tilted
     assert np.allclose(exp.crystal.cell[:3], cell[:3], rtol=0.02)
@@ -322,11 +322,11 @@ def test_strategy_from_keywords_alone(sim, tmp_path):
         [
             f"MATRIX {sim.matrix_path}",
             "SYMMETRY P212121",
-            f"WAVELENGTH {g.wavelength}",
-            f"DISTANCE {g.distance}",
-            f"BEAM {g.beam_x} {g.beam_y}",
-            f"PIXEL {g.pixel_slow}",
-            f"SIZE {g.nslow} {g.nfast}",
+            f"WAVELENGTH {g.beam.wavelength}",
+            f"DISTANCE {g.detector.distance}",
+            f"BEAM {g.detector.beam_x} {g.detector.beam_y}",
+            f"PIXEL {g.detector.pixel_slow}",
+            f"SIZE {g.detector.nslow} {g.detector.nfast}",
             "STRATEGY START 0 END 30",
             "GO",
         ]

@@ -1,4 +1,4 @@
-"""Glue shared by the action handlers: session settings + image headers → geometry models.
+"""Glue shared by the action handlers: the experiment of an image and the current crystal.
 
 The current crystal (orientation, cell, space group, mosaic, missets) is kept in one place,
 ``session.results.extra["crystal"]``; :func:`current_crystal` falls back to a MATRIX file and the
@@ -13,15 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mosflm_py.errors import GeometryError
-from mosflm_py.geometry.beam import Beam
 from mosflm_py.geometry.crystal import Crystal
-from mosflm_py.geometry.detector import Detector
 from mosflm_py.geometry.experiment import Experiment
-from mosflm_py.geometry.goniometer import Goniometer
 from mosflm_py.geometry.matrix_file import wavelength_from_matrix
 
 if TYPE_CHECKING:
-    from mosflm_py.actions.images import EffectiveGeometry
     from mosflm_py.session import Session
 
 CRYSTAL_KEY = "crystal"
@@ -40,31 +36,6 @@ def space_group_name(symmetry: str | int | None) -> str:
     if sg is None:
         raise GeometryError(f"unknown space group {symmetry!r} (give a number 1-230 or a symbol)")
     return sg.hm
-
-
-def detector_from_geometry(g: EffectiveGeometry, session: Session | None = None) -> Detector:
-    """Detector model from an image's effective geometry and the DISTORTION/CAMCON settings."""
-    dist = session.state.detector.distortion if session is not None else None
-    return Detector(
-        distance=g.distance * (dist.xtofra if dist else 1.0),
-        beam_x=g.beam_x + (dist.ccx if dist else 0.0),
-        beam_y=g.beam_y + (dist.ccy if dist else 0.0),
-        pixel_slow=g.pixel_slow,
-        pixel_fast=g.pixel_fast,
-        nslow=g.nslow,
-        nfast=g.nfast,
-        two_theta=g.two_theta,
-        omega=g.detector_omega,
-        tilt=dist.tilt if dist else 0.0,
-        twist=dist.twist if dist else 0.0,
-        ccomega=dist.ccomega if dist else 0.0,
-        yscale=dist.yscale if dist else 1.0,
-    )
-
-
-def beam_from_geometry(g: EffectiveGeometry) -> Beam:
-    """Beam model (wavelength, polarisation, divergence, dispersion) of an image."""
-    return Beam(g.wavelength, g.polarisation, g.divergence, g.dispersion)
 
 
 def current_crystal(session: Session, wavelength: float | None = None) -> Crystal | None:
@@ -121,13 +92,8 @@ def experiment_for_image(session: Session, image_number: int,
     """Experiment (beam, detector, goniometer, current crystal) for image ``image_number``."""
     g = session.geometry(image_number)
     if crystal is None:
-        crystal = current_crystal(session, g.wavelength)
-    return Experiment(
-        beam=beam_from_geometry(g),
-        detector=detector_from_geometry(g, session),
-        goniometer=Goniometer(reverse_phi=g.reverse_phi),
-        crystal=crystal,
-    )
+        crystal = current_crystal(session, g.beam.wavelength)
+    return Experiment(beam=g.beam, detector=g.detector, goniometer=g.goniometer, crystal=crystal)
 
 
 def resolution_limits(session: Session, experiment: Experiment) -> tuple[float, float | None]:

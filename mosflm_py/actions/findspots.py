@@ -27,11 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mosflm_py.actions.common import detector_from_geometry
 from mosflm_py.errors import KeywordError
 from mosflm_py.output.mosflm_log import raster_set, separation_set, spot_search_summary
 from mosflm_py.spotfinding import (
-    DetectorFrame,
     FindSpotsReport,
     SpotFindParams,
     SpotList,
@@ -44,7 +42,7 @@ from mosflm_py.spotfinding import (
 from mosflm_py.spotfinding.spotfile import SpotFileError
 
 if TYPE_CHECKING:
-    from mosflm_py.actions.images import EffectiveGeometry
+    from mosflm_py.image_geometry import EffectiveGeometry
     from mosflm_py.session import Job, Session
 
 CACHE_KEY = "findspots"
@@ -116,18 +114,11 @@ def spotfind_params(session: Session, g: EffectiveGeometry) -> SpotFindParams:
         autoresln=bool(sf.autoresln),
         nullpix=g.nullpix,
         overload=g.overload,
+        gain=g.gain if g.gain > 0 else 1.0,
         backstop=backstop,
         excludes=tuple(tuple(float(v) for v in r) for r in lim.exclude),
         quadrilaterals=tuple(quads),
     )
-
-
-def detector_frame(g: EffectiveGeometry, session: Session | None = None) -> DetectorFrame:
-    """Spot-finder geometry of one image, with the detector model prediction uses."""
-    return DetectorFrame(beam_x=g.beam_x, beam_y=g.beam_y, distance=g.distance,
-                         wavelength=g.wavelength, pixel_slow=g.pixel_slow,
-                         pixel_fast=g.pixel_fast, gain=g.gain if g.gain > 0 else 1.0,
-                         two_theta=g.two_theta, detector=detector_from_geometry(g, session))
 
 
 def spot_file_name(session: Session) -> str | None:
@@ -152,8 +143,8 @@ def find_on_image(session: Session, n: int, phi: tuple[float, float] | None = No
     if phi is None:
         phi = (g.phi_start, g.phi_end)
     params = spotfind_params(session, g)
-    det = detector_frame(g, session)
-    key = (params, det, (float(phi[0]), float(phi[1])), g.adcoffset, g.nslow, g.nfast)
+    det = g.detector
+    key = (params, det, g.beam.wavelength, (float(phi[0]), float(phi[1])), g.adcoffset)
     cache = _cache(session)
     if n in cache and cache[n][0] == key:
         return session.results.spots.get(n, cache[n][1]), cache[n][2], False
@@ -166,7 +157,8 @@ def find_on_image(session: Session, n: int, phi: tuple[float, float] | None = No
     frame = session.images().frame(n)
     if g.adcoffset:
         frame = np.asarray(frame, np.float64) - g.adcoffset
-    spots, rep = find_spots(frame, det, params, image=n, phi=(float(phi[0]), float(phi[1])))
+    spots, rep = find_spots(frame, det, g.beam.wavelength, params, image=n,
+                            phi=(float(phi[0]), float(phi[1])))
     cache[n] = (key, spots, rep)
     session.results.spots[n] = spots
     return spots, rep, True
@@ -251,8 +243,9 @@ def _write_spot_file(session: Session) -> None:
     numbers = sorted(session.results.spots)
     g = session.geometry(numbers[0])
     spots = SpotList.concatenate([session.results.spots[n] for n in numbers])
-    write_spot_file(name, spots, (g.nslow, g.nfast), g.pixel_slow, g.pixel_fast,
-                    (g.beam_x, g.beam_y))
+    det = g.detector
+    write_spot_file(name, spots, (det.nslow, det.nfast), det.pixel_slow, det.pixel_fast,
+                    (det.beam_x, det.beam_y))
     session.results.extra.setdefault(CACHE_KEY + ".written", set()).add(os.path.abspath(name))
     session.report.line(f" {len(spots)} spots written to the spot file {name}")
 
@@ -282,7 +275,7 @@ def _set_box_and_separation(session: Session, numbers: list[int], report: bool) 
         return
     g = session.geometry(numbers[0])
     raster = raster_from_spot_size(mx, my)
-    sep = separation_from_spot_size(mx, my, g.pixel_slow, g.pixel_fast)
+    sep = separation_from_spot_size(mx, my, g.detector.pixel_slow, g.detector.pixel_fast)
     st = session.state
     set_raster = not st.is_user_set("integration.raster")
     set_sep = not (st.is_user_set("integration.separation")
@@ -386,13 +379,14 @@ def pick(session: Session, job: Job) -> None:
     for rec in job.records:
         n, x, y = int(rec.get("n")), float(rec.get("x")), float(rec.get("y"))
         g = session.geometry(n)
-        xmax, ymax = g.nslow * g.pixel_slow, g.nfast * g.pixel_fast
+        det = g.detector
+        xmax, ymax = det.size_mm
         if not (0 <= x <= xmax and 0 <= y <= ymax):
             raise KeywordError(f"PICK {n} {x} {y}: the position is off the detector "
                                f"(X 0-{xmax:.1f}, Y 0-{ymax:.1f} mm)")
         one = SpotList(
             x_mm=np.array([x]), y_mm=np.array([y]),
-            x_px=np.array([x / g.pixel_slow]), y_px=np.array([y / g.pixel_fast]),
+            x_px=np.array([x / det.pixel_slow]), y_px=np.array([y / det.pixel_fast]),
             intensity=np.array([0.0]), sigma=np.array([1.0]),
             size_x=np.array([0], np.int32), size_y=np.array([0], np.int32),
             n_pixels=np.array([0], np.int32), peak=np.array([0.0]),
@@ -406,5 +400,5 @@ def pick(session: Session, job: Job) -> None:
                             f"({len(session.results.spots[n])} spots on this image)")
 
 
-__all__ = ["detector_frame", "find_on_image", "median_spot_size", "pick", "run",
+__all__ = ["find_on_image", "median_spot_size", "pick", "run",
            "spot_file_name", "spotfind_params", "spots_for_images"]

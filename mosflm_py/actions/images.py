@@ -208,15 +208,16 @@ def header(session: Session, record: Record) -> None:
 
 
 def _describe_geometry(g: EffectiveGeometry) -> list[str]:
+    det, beam = g.detector, g.beam
     return [
-        f"   Wavelength {g.wavelength:.5f} A  distance {g.distance:.2f} mm"
-        f"  two-theta {g.two_theta:.2f} deg",
-        f"   Beam X {g.beam_x:.2f} Y {g.beam_y:.2f} mm  pixel {g.pixel_slow:.5f}"
-        f" x {g.pixel_fast:.5f} mm  size {g.nslow} x {g.nfast}",
+        f"   Wavelength {beam.wavelength:.5f} A  distance {det.distance:.2f} mm"
+        f"  two-theta {det.two_theta:.2f} deg",
+        f"   Beam X {det.beam_x:.2f} Y {det.beam_y:.2f} mm  pixel {det.pixel_slow:.5f}"
+        f" x {det.pixel_fast:.5f} mm  size {det.nslow} x {det.nfast}",
         f"   Phi {g.phi_start:.3f} to {g.phi_end:.3f} deg  gain {g.gain:g}"
         f"  overload {g.overload:g}  nullpix {g.nullpix:g}  detector {g.detector_type}",
-        f"   Polarisation {g.polarisation:.3f}  divergence {g.divergence[0]:.3f}"
-        f" {g.divergence[1]:.3f} deg  dispersion {g.dispersion:.4f}",
+        f"   Polarisation {beam.polarisation:.3f}  divergence {beam.divergence[0]:.3f}"
+        f" {beam.divergence[1]:.3f} deg  dispersion {beam.dispersion:.4f}",
     ]
 
 

@@ -95,7 +95,8 @@ def _geometric_mask(session: Session, g) -> np.ndarray | None:
     sp = spotfind_params(session, g)
     if sp.backstop is None and not sp.excludes and not sp.quadrilaterals:
         return None
-    return build_mask((g.nslow, g.nfast), g.pixel_slow, g.pixel_fast, None,
+    det = g.detector
+    return build_mask((det.nslow, det.nfast), det.pixel_slow, det.pixel_fast, None,
                       backstop=sp.backstop, excludes=sp.excludes,
                       quadrilaterals=sp.quadrilaterals)
 
@@ -132,9 +133,9 @@ def polarisation_model(session: Session, g) -> Polarisation:
     if mode.startswith("MONO"):
         return Polarisation(kind="monochromator", degree=0.0,
                             mono_2theta_deg=float(b.monochromator_angle or 0.0))
-    if mode.startswith("PIN") or g.polarisation <= 0:
+    if mode.startswith("PIN") or g.beam.polarisation <= 0:
         return Polarisation(kind="pinhole", degree=0.0)
-    return Polarisation(kind="synchrotron", degree=g.polarisation)
+    return Polarisation(kind="synchrotron", degree=g.beam.polarisation)
 
 
 DEFAULT_MAXRESIDUAL = 2.0
@@ -364,8 +365,8 @@ def _write_harvest(session: Session, plan, image_rows, mtz) -> None:
     run = HarvestRun(
         pname=pname, dname=dname, first=first, last=last, cell=tuple(mtz.cell.parameters),
         space_group_number=sg_num, space_group_name=sg_name, distance=exp.detector.distance,
-        wavelength=exp.beam.wavelength, synchrotron=g.polarisation > 0.5,
-        detector=str(g.detector_type), polarisation=float(g.polarisation),
+        wavelength=exp.beam.wavelength, synchrotron=g.beam.polarisation > 0.5,
+        detector=str(g.detector_type), polarisation=float(g.beam.polarisation),
         mosaics=[r.experiment.crystal.mosaic for _, r, _ in image_rows],
         divergence=tuple(exp.beam.divergence), d_high=mtz.resolution_high(),
         d_low=mtz.resolution_low(), images=images, version=__version__)

@@ -90,7 +90,7 @@ def estimate(session: Session, job: Job) -> None:
     out = session.report
     out.line()
     out.line(f" Estimating the mosaic spread from image {n} (phi {phi[0]:.2f} to {phi[1]:.2f})")
-    crystal = current_crystal(session, g.wavelength)
+    crystal = current_crystal(session, g.beam.wavelength)
     if crystal is None:
         raise GeometryError("MOSAIC ESTIMATE needs the crystal orientation: run AUTOINDEX first "
                             "or give the MATRIX keyword")

@@ -28,7 +28,7 @@ from mosflm_py.output.picture import PredictionClass, render_picture, write_pict
 from mosflm_py.spotfinding.filters import separation_from_spot_size, too_close
 
 if TYPE_CHECKING:
-    from mosflm_py.actions.images import EffectiveGeometry
+    from mosflm_py.geometry.detector import Detector
     from mosflm_py.session import Job, Session
 
 DEFAULT_SPOT_SIZE_PX = 5.0
@@ -88,23 +88,23 @@ def classify_predictions(
     return cls.astype(np.int64), fraction
 
 
-def _separation(session: Session, n: int, g: EffectiveGeometry) -> tuple[float, float]:
+def _separation(session: Session, n: int, det: Detector) -> tuple[float, float]:
     sep = session.state.integration.separation
     if sep is not None:
         return float(sep[0]), float(sep[1])
     spots = session.results.spots.get(n)
     if spots is not None and len(spots):
         return separation_from_spot_size(float(np.median(spots.size_x)),
-                                         float(np.median(spots.size_y)), g.pixel_slow,
-                                         g.pixel_fast)
-    return separation_from_spot_size(DEFAULT_SPOT_SIZE_PX, DEFAULT_SPOT_SIZE_PX, g.pixel_slow,
-                                     g.pixel_fast)
+                                         float(np.median(spots.size_y)), det.pixel_slow,
+                                         det.pixel_fast)
+    return separation_from_spot_size(DEFAULT_SPOT_SIZE_PX, DEFAULT_SPOT_SIZE_PX, det.pixel_slow,
+                                     det.pixel_fast)
 
 
 def predict_image(session: Session, n: int) -> ImagePrediction:
     """Predict and classify the reflections on image *n* (current crystal and settings)."""
     g = session.geometry(n)
-    crystal = current_crystal(session, g.wavelength)
+    crystal = current_crystal(session, g.beam.wavelength)
     if crystal is None:
         raise GeometryError("PREDICT_SPOTS needs the crystal orientation: run AUTOINDEX first "
                             "or give the MATRIX keyword")
@@ -114,30 +114,32 @@ def predict_image(session: Session, n: int) -> ImagePrediction:
     if hi <= lo:  # a still: predict reflections within their rocking width of phi
         lo, hi = lo - 1e-4, lo + 1e-4
     pred = predict(experiment, lo, hi, d_min=d_min, d_max=d_max)
-    sep = _separation(session, n, g)
+    sep = _separation(session, n, experiment.detector)
     cls, frac = classify_predictions(pred.phi, pred.width, pred.x_mm, pred.y_mm, lo, hi, sep,
                                      session.state.integration.maxwidth)
     return ImagePrediction(n, g.phi_start, g.phi_end, pred, cls, frac, sep)
 
 
-def ring_resolutions(g: EffectiveGeometry, n_rings: int = 3) -> list[tuple[float, float]]:
+def ring_resolutions(det: Detector, wavelength: float,
+                     n_rings: int = 3) -> list[tuple[float, float]]:
     """(d in Å, radius in slow pixels) of resolution rings evenly spread to the detector edge.
 
-    Returns [] with a two-theta swing (rings are not circles about the beam then).
+    From the detector model (:meth:`Detector.resolution_of` along X from the beam, radius
+    :meth:`Detector.radius_at_resolution`).  Returns [] with a two-theta swing (rings are not
+    circles about the beam then).
     """
-    if g.two_theta != 0.0:
+    if det.two_theta != 0.0:
         return []
-    xmax, ymax = g.nslow * g.pixel_slow, g.nfast * g.pixel_fast
-    rmax = max(np.hypot(max(g.beam_x, xmax - g.beam_x), max(g.beam_y, ymax - g.beam_y)), 1e-3)
-    rin = min(g.beam_x, xmax - g.beam_x, g.beam_y, ymax - g.beam_y)
+    (xmax, ymax), bx, by = det.size_mm, det.beam_x, det.beam_y
+    rmax = max(np.hypot(max(bx, xmax - bx), max(by, ymax - by)), 1e-3)
+    rin = min(bx, xmax - bx, by, ymax - by)
     top = rin if rin > 0.2 * rmax else rmax
     out = []
     for k in range(1, n_rings + 1):
         r = top * k / n_rings * 0.95
-        d = g.wavelength / (2.0 * np.sin(0.5 * np.arctan2(r, g.distance)))
+        d = float(det.resolution_of(bx + r, by, wavelength)[0])
         d = round(d, 1) if d < 10 else round(d)
-        two_theta = 2.0 * np.arcsin(min(g.wavelength / (2.0 * d), 1.0))
-        out.append((float(d), float(g.distance * np.tan(two_theta) / g.pixel_slow)))
+        out.append((float(d), det.radius_at_resolution(d, wavelength) / det.pixel_slow))
     return out
 
 
@@ -152,7 +154,8 @@ def plot_prediction(session: Session, ip: ImagePrediction, path: str) -> tuple[i
             spots = spots_for_images(session, [n], report=False)[n]
         except MosflmError:
             spots = None
-    rings = ring_resolutions(g)
+    rings = ring_resolutions(g.detector, g.beam.wavelength)
+    beam = g.detector.beam_hit_mm()
     p = ip.predictions
     image = render_picture(
         frame,
@@ -160,7 +163,7 @@ def plot_prediction(session: Session, ip: ImagePrediction, path: str) -> tuple[i
         else None,
         predictions_px=np.column_stack([p.x_px, p.y_px]),
         prediction_class=ip.classes,
-        beam_px=(g.beam_x / g.pixel_slow, g.beam_y / g.pixel_fast),
+        beam_px=g.detector.mm_to_px(*beam) if beam is not None else None,
         ring_radii_px=[r for _, r in rings],
         ring_labels=[f"{d:.1f} Å" if d < 10 else f"{d:.0f} Å" for d, _ in rings],
         title=f"image {n}  phi {g.phi_start:.2f}-{g.phi_end:.2f}  {len(p)} predicted",
@@ -190,7 +193,7 @@ def run(session: Session, job: Job) -> None:
     session.results.predictions = ip
     out = session.report
     g = session.geometry(n)
-    cr = current_crystal(session, g.wavelength)
+    cr = current_crystal(session, g.beam.wavelength)
     out.line()
     out.line(f" Predictions for image {n} (phi {ip.phi_start:.2f} to {ip.phi_end:.2f} degrees), "
              f"mosaic spread {cr.mosaic:.2f} degrees")

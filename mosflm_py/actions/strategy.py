@@ -32,10 +32,9 @@ from mosflm_py.actions.common import (
     resolution_limits,
 )
 from mosflm_py.errors import GeometryError, KeywordError, NotImplementedYet
-from mosflm_py.geometry.beam import Beam
-from mosflm_py.geometry.detector import Detector
 from mosflm_py.geometry.experiment import Experiment
-from mosflm_py.geometry.goniometer import Goniometer
+from mosflm_py.image_geometry import experiment_from
+from mosflm_py.imageio.header import ImageHeader
 from mosflm_py.output.plot import Curve, render_line_plot, write_line_plot
 from mosflm_py.output.summary import SummaryWriter
 from mosflm_py.spotfinding.filters import separation_from_spot_size
@@ -78,7 +77,7 @@ def _experiment(session: Session, keyword: str) -> Experiment:
         return _keyword_experiment(session, keyword)
     n = _image(session)
     g = session.geometry(n)
-    crystal = current_crystal(session, g.wavelength)
+    crystal = current_crystal(session, g.beam.wavelength)
     if crystal is None:
         raise GeometryError(
             f"{keyword} needs the crystal orientation: run AUTOINDEX first or "
@@ -110,27 +109,11 @@ def _keyword_experiment(session: Session, keyword: str) -> Experiment:
             f"{keyword} needs the crystal orientation: run AUTOINDEX first or "
             "give the MATRIX keyword (and SYMMETRY)"
         )
-    dist = det.distortion
-    detector = Detector(
-        distance=float(det.distance),
-        beam_x=float(det.beam[0]),
-        beam_y=float(det.beam[1]),
-        pixel_slow=float(det.pixel),
-        pixel_fast=float(det.pixel_fast or det.pixel),
-        nslow=int(det.size[0]),
-        nfast=int(det.size[1]),
-        two_theta=float(det.two_theta or 0.0),
-        omega=float(det.omega or 0.0),
-        tilt=dist.tilt,
-        twist=dist.twist,
-        yscale=dist.yscale,
-    )
-    b = Beam(
-        float(beam.wavelength),
-        divergence=tuple(beam.divergence) if beam.divergence else (0.0, 0.0),
-        dispersion=float(beam.dispersion or 0.0),
-    )
-    return Experiment(b, detector, Goniometer(reverse_phi=det.reverse_phi), crystal)
+    # the keywords onto an empty header: the same models (and defaults) as with an image
+    blank = ImageHeader(path="", frame=None, format="keywords", detector_type="UNKNOWN",
+                        nslow=int(det.size[0]), nfast=int(det.size[1]))
+    g, _ = experiment_from(st, blank, 1)
+    return Experiment(g.beam, g.detector, g.goniometer, crystal)
 
 
 def _crystal_label(session: Session) -> str:

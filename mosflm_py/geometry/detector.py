@@ -143,6 +143,10 @@ class Detector:
         y = self.beam_y + (p @ ef) / self.yscale
         return x, y, ok
 
+    def px_to_lab(self, slow: np.ndarray, fast: np.ndarray) -> np.ndarray:
+        """Lab positions (N, 3) in mm of continuous pixel coordinates (slow, fast)."""
+        return self.mm_to_lab(*self.px_to_mm(slow, fast))
+
     def s1_from_mm(self, x: np.ndarray, y: np.ndarray, wavelength: float) -> np.ndarray:
         """Diffracted wave vectors s1 (N, 3), |s1| = 1/λ, for detector points (X, Y) mm."""
         p = self.mm_to_lab(x, y)
@@ -167,6 +171,47 @@ class Detector:
         xx, yy = np.meshgrid(s, f, indexing="ij")
         d = self.resolution_of(xx.ravel(), yy.ravel(), wavelength)
         return d.reshape(xx.shape).astype(np.float32)
+
+    def search_radius(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Radius (mm) of detector points (X, Y) mm from the direct beam, as D·tan 2θ.
+
+        On a detector normal to the beam this is the distance from the direct-beam position on
+        the detector (MOSFLM's RMIN/RMAX, resolution rings); on a swung (two-theta) or tilted
+        detector it is the same radius measured as a scattering angle, so a search window means
+        the same on any detector (the direct beam may be off a swung detector).  Infinite at
+        2θ >= 90°.
+        """
+        x = np.atleast_1d(np.asarray(x, float))
+        if not len(x):
+            return np.zeros(0)
+        tt = np.radians(self.two_theta_of(x, np.atleast_1d(np.asarray(y, float))))
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.where(tt < np.pi / 2 - 1e-9, self.distance * np.tan(tt), np.inf)
+
+    def radius_at_resolution(self, d: float, wavelength: float) -> float:
+        """:meth:`search_radius` (mm) of resolution *d* (Å): D·tan 2θ, 2θ = 2 asin(λ / 2d)."""
+        two_theta = 2.0 * np.arcsin(min(wavelength / (2.0 * d), 1.0))
+        return float(self.distance * np.tan(two_theta))
+
+    def inscribed_radius(self) -> float:
+        """Radius (mm) of the largest circle about the direct beam that lies on the detector.
+
+        About where the direct beam meets the (swung) detector plane; 0 when the beam misses the
+        plane or a swung detector's beam position is off the panel (a search window is then the
+        whole detector).  An unswung detector whose beam lies off the panel gets the distance to
+        the far edges instead.
+        """
+        xmax, ymax = self.size_mm
+        hit = self.beam_hit_mm()
+        if hit is None:
+            return 0.0
+        bx, by = hit
+        r = min(bx, xmax - bx, by, ymax - by)
+        if r <= 0:
+            if self.two_theta != 0.0:
+                return 0.0
+            r = max(min(abs(bx), abs(xmax - bx)), min(abs(by), abs(ymax - by)))
+        return float(r)
 
     def beam_hit_mm(self) -> tuple[float, float] | None:
         """Where the direct beam meets the detector (MOSFLM mm), None if it misses."""

@@ -22,7 +22,7 @@ from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.reciprocal import spots_to_rlp
 from mosflm_py.indexing.cellparams import cell_to_params
 from mosflm_py.indexing.characters import space_groups_for_lattice
-from mosflm_py.indexing.detector_refine import DetectorSpots, refine_detector
+from mosflm_py.indexing.detector_refine import DetectorSpots, refine_solution
 from mosflm_py.indexing.dps import find_basis, fit_basis
 from mosflm_py.indexing.lattice_refine import index_fraction
 from mosflm_py.indexing.niggli import cell_from_basis, niggli_reduce
@@ -386,7 +386,7 @@ def autoindex(
     if np.linalg.det(red) < 0:
         red = -red
     # triclinic refinement in detector space
-    ap = refine_detector(use, exp_start, np.linalg.inv(red), cell_from_basis(red), "aP",
+    ap = refine_solution(use, exp_start, np.linalg.inv(red), cell_from_basis(red), "aP",
                          hkldev=params.hkldev, sdcutoff=params.sdcutoff,
                          refine_distance=params.unfixdist)
     if ap.fraction < 0.25 or ap.n_used < 6:
@@ -398,7 +398,7 @@ def autoindex(
     # DPS basis and the unrefined beam and may stop short (rejecting spots it should keep)
     for _ in range(3):
         red_ap = niggli_reduce(np.linalg.inv(ap.ub)).basis
-        again = refine_detector(use, ap.experiment, np.linalg.inv(red_ap),
+        again = refine_solution(use, ap.experiment, np.linalg.inv(red_ap),
                                 cell_from_basis(red_ap), "aP", hkldev=params.hkldev,
                                 sdcutoff=params.sdcutoff, refine_distance=params.unfixdist)
         old_cell = np.asarray(cell_from_basis(red_ap))
@@ -418,7 +418,7 @@ def autoindex(
             table.append(row)
             continue
         done.add(row.lattice)
-        ref = refine_detector(use, exp_ref, conventional_ub(red, row.transform),
+        ref = refine_solution(use, exp_ref, conventional_ub(red, row.transform),
                               row.regularized_cell, row.lattice, hkldev=params.hkldev,
                               sdcutoff=params.sdcutoff, refine_distance=params.unfixdist)
         det = ref.experiment.detector
@@ -451,7 +451,7 @@ def autoindex(
     if chosen in distance_notes and sol.distance != exp_ref.detector.distance:
         warnings.append(distance_notes[chosen])  # only a refined distance is news
     if not sol.refined:
-        ref = refine_detector(use, exp_ref, conventional_ub(red, sol.transform),
+        ref = refine_solution(use, exp_ref, conventional_ub(red, sol.transform),
                               sol.regularized_cell, sol.lattice, hkldev=params.hkldev,
                               sdcutoff=params.sdcutoff, refine_distance=params.unfixdist)
         det = ref.experiment.detector
@@ -533,7 +533,7 @@ def distance_test(spots: DetectorSpots, experiment: Experiment, row: SolutionRow
         The row refined with the distance free (or unchanged) and a sentence for the log.
     """
     d0 = experiment.detector.distance
-    ref = refine_detector(spots, experiment.replace(
+    ref = refine_solution(spots, experiment.replace(
         detector=experiment.detector.replace(beam_x=row.beam[0], beam_y=row.beam[1])),
         row.ub, row.cell, row.lattice, hkldev=params.hkldev, sdcutoff=params.sdcutoff,
         refine_distance=True)

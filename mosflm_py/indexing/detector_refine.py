@@ -101,8 +101,15 @@ def _bounds(x: np.ndarray, n_cell: int, bravais: str, n_par: int):
 
 
 @dataclass(frozen=True, eq=False)
-class DetectorRefinement:
-    """Refined solution in detector space."""
+class SolutionRefinement:
+    """An indexing solution refined in detector space (:func:`refine_solution`).
+
+    Not the detector refinement of a processed image: that is
+    :func:`mosflm_py.refinement.positional.refine_detector` (MOSFLM's per-image positional
+    refinement of BEAM, DISTANCE, TILT, TWIST, ... against measured reflections); this one
+    refines the crystal (orientation and constrained cell) with the beam and distance against
+    the unmerged spots found for AUTOINDEX, re-assigning their indices.
+    """
 
     experiment: Experiment  # with the refined crystal, beam and distance
     ub: np.ndarray
@@ -116,7 +123,7 @@ class DetectorRefinement:
     distance_corr: float = float("nan")  # multiple correlation of the distance with the cell
 
 
-def refine_detector(
+def refine_solution(
     spots: DetectorSpots,
     experiment: Experiment,
     ub0: np.ndarray,
@@ -128,7 +135,7 @@ def refine_detector(
     refine_beam: bool = True,
     refine_distance: bool = False,
     cycles: int = 4,
-) -> DetectorRefinement:
+) -> SolutionRefinement:
     """Refine orientation, constrained cell, beam (and distance) against spot positions.
 
     Parameters
@@ -281,7 +288,7 @@ def refine_detector(
                 d_esd, d_corr = _distance_determination(cov, len(p0))
         except np.linalg.LinAlgError:
             pass
-    return DetectorRefinement(
+    return SolutionRefinement(
         experiment=exp,
         ub=exp.crystal.UB,
         cell=exp.crystal.cell,

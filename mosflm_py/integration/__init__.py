@@ -17,13 +17,13 @@ from mosflm_py.integration.params import (
     RejectionParams,
     SeparationParams,
 )
-from mosflm_py.integration.predictions import Predictions, part_centroid_phi
+from mosflm_py.integration.predictions import Targets, part_centroid_phi
 from mosflm_py.integration.profiles import StandardProfiles, accumulate_profiles, region_grid
 
 __all__ = [
     "BackgroundParams", "Flag", "ImageIntegration", "IntegrationParams", "Polarisation",
-    "Predictions", "ProfileParams", "Raster", "Reject", "RejectionParams", "SeparationParams",
-    "StandardProfiles", "accumulate_profiles", "auto_raster", "integrate_image", "lp_factors",
-    "optimise_raster", "pack_bgpkratios", "part_centroid_phi", "region_grid",
+    "ProfileParams", "Raster", "Reject", "RejectionParams", "SeparationParams",
+    "StandardProfiles", "Targets", "accumulate_profiles", "auto_raster", "integrate_image",
+    "lp_factors", "optimise_raster", "pack_bgpkratios", "part_centroid_phi", "region_grid",
     "unpack_bgpkratios",
 ]

@@ -14,7 +14,7 @@ import numpy as np
 from mosflm_py.errors import IntegrationError
 from mosflm_py.integration.flags import Flag, Reject, pack_bgpkratios
 from mosflm_py.integration.params import IntegrationParams
-from mosflm_py.integration.predictions import Predictions
+from mosflm_py.integration.predictions import Targets
 from mosflm_py.integration.profiles import StandardProfiles, blend_weights
 from mosflm_py.integration.shoebox import extract_shoeboxes, measure_boxes
 from mosflm_py.kernels import integrate_profile as _kp
@@ -193,7 +193,7 @@ class ImageIntegration:
 
 def integrate_image(
     frame: np.ndarray,
-    predictions: Predictions,
+    predictions: Targets,
     params: IntegrationParams,
     profiles: StandardProfiles | None = None,
 ) -> ImageIntegration:
@@ -203,7 +203,7 @@ def integrate_image(
     ----------
     frame : ndarray (n_slow, n_fast)
         Raw image in ADU.
-    predictions : Predictions
+    predictions : Targets
         Positions (slow, fast pixels), hkl, fraction recorded, extra flags.
     params : IntegrationParams
         Box, background, rejection, profile, separation, GAIN, ADCOFFSET, NULLPIX, OVERLOAD.
@@ -211,8 +211,8 @@ def integrate_image(
         From :func:`accumulate_profiles` for this image's block; None or PROFILE OFF gives
         summation only (overloaded and edge reflections are then rejected).
     """
-    if not isinstance(predictions, Predictions):
-        raise IntegrationError("predictions must be a Predictions instance")
+    if not isinstance(predictions, Targets):
+        raise IntegrationError("predictions must be a Targets instance")
     rej = params.rejection
     warnings: list[str] = []
     fit = (profiles is not None and params.profile.enabled and profiles.usable)

@@ -1,4 +1,9 @@
-"""Predicted reflections on one image, as plain arrays (input of the integration functions)."""
+"""The reflections to integrate on one image, as plain arrays (input of the integration functions).
+
+Prediction itself returns :class:`mosflm_py.geometry.prediction.Predictions` (the one prediction
+result type); the caller picks the reflections to integrate from it and hands their pixel
+positions, indices, recorded fractions and flags over as :class:`Targets`.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,8 @@ from mosflm_py.errors import IntegrationError
 
 
 @dataclass(frozen=True)
-class Predictions:
-    """Predicted reflections on one image.
+class Targets:
+    """Reflections to integrate on one image (picked from the predictions).
 
     x_px, y_px : (N,) float64 continuous pixel coordinates, slow then fast (pixel centres i+0.5).
     hkl : (N, 3) int32.  fraction : (N,) fraction recorded on this image (1 = full).
@@ -25,7 +30,7 @@ class Predictions:
     flags: np.ndarray
 
     @classmethod
-    def from_arrays(cls, x_px, y_px, hkl=None, fraction=None, flags=None) -> Predictions:
+    def from_arrays(cls, x_px, y_px, hkl=None, fraction=None, flags=None) -> Targets:
         x = np.ascontiguousarray(x_px, np.float64).reshape(-1)
         y = np.ascontiguousarray(y_px, np.float64).reshape(-1)
         n = x.size

@@ -25,7 +25,7 @@ import numpy as np
 from mosflm_py.errors import IntegrationError
 from mosflm_py.integration.box import BACKGROUND, PEAK, Raster, optimise_raster
 from mosflm_py.integration.params import IntegrationParams
-from mosflm_py.integration.predictions import Predictions
+from mosflm_py.integration.predictions import Targets
 from mosflm_py.integration.shoebox import extract_shoeboxes, measure_boxes
 from mosflm_py.kernels import integrate_profile as _kp
 
@@ -251,7 +251,7 @@ def grown_raster(raster: Raster, factor: float = BOX_GROWTH) -> Raster:
 
 
 def accumulate_profiles(
-    block: Sequence[tuple[np.ndarray, Predictions]],
+    block: Sequence[tuple[np.ndarray, Targets]],
     params: IntegrationParams,
     high_resolution: bool = True,
     circular: bool = False,
@@ -282,7 +282,7 @@ def accumulate_profiles(
 
 
 def _accumulate_once(
-    block: Sequence[tuple[np.ndarray, Predictions]],
+    block: Sequence[tuple[np.ndarray, Targets]],
     params: IntegrationParams,
     high_resolution: bool = True,
     circular: bool = False,
@@ -291,7 +291,7 @@ def _accumulate_once(
 
     Parameters
     ----------
-    block : sequence of (frame, Predictions)
+    block : sequence of (frame, Targets)
         Images of the block with their predicted reflections.
     params : IntegrationParams
         RASTER, PROFILE (ISDR, NREF, RMSBG, TOLERANCE, BOUNDARY, PARTIALS, XLINES/YLINES, ...).

@@ -20,8 +20,8 @@ import numpy as np
 from mosflm_py.errors import IntegrationError, MosflmError, TooFewReflections
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.prediction import predict, predict_positions
-from mosflm_py.integration import Predictions as IntPredictions
 from mosflm_py.integration import (
+    Targets,
     accumulate_profiles,
     integrate_image,
     lp_factors,
@@ -294,7 +294,7 @@ def _predict_block(job: BlockJob, refinements: list[ImageRefinement]) -> list[tu
     return out
 
 
-def _predict_image(job: BlockJob, k: int, exp: Experiment, pred) -> tuple[IntPredictions, dict]:
+def _predict_image(job: BlockJob, k: int, exp: Experiment, pred) -> tuple[Targets, dict]:
     """Predictions on image k of the block with fraction, parts and geometry for records."""
     p = job.params
     im = job.images[k]
@@ -313,7 +313,7 @@ def _predict_image(job: BlockJob, k: int, exp: Experiment, pred) -> tuple[IntPre
     inside = ok & (x_mm >= 0) & (x_mm < sx) & (y_mm >= 0) & (y_mm < sy)
     sel, x_mm, y_mm, phi_part = sel[inside], x_mm[inside], y_mm[inside], phi_part[inside]
     x_px, y_px = exp.detector.mm_to_px(x_mm, y_mm)
-    ip = IntPredictions.from_arrays(x_px, y_px, pred.hkl[sel], frac[sel])
+    ip = Targets.from_arrays(x_px, y_px, pred.hkl[sel], frac[sel])
     extra = {
         "phi": pred.phi[sel], "width": pred.width[sel], "s1": pred.s1[sel], "d": pred.d[sel],
         "npart": npart[sel], "ipart": ipart[sel], "n_too_wide": int(too_wide.sum()),

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from mosflm_py.errors import BadData, BadParameter
+from mosflm_py.geometry.detector import Detector
 from mosflm_py.kernels.spotfind import concurrent_calls_safe
 from mosflm_py.spotfinding.background import local_background, radial_background
 from mosflm_py.spotfinding.candidates import Candidates, find_candidates
@@ -30,19 +31,11 @@ from mosflm_py.spotfinding.filters import (
     separation_from_spot_size,
     too_close,
 )
-from mosflm_py.spotfinding.mask import (
-    beam_on_detector,
-    build_mask,
-    inscribed_radius,
-    on_ice_ring,
-    radius_from_beam,
-    resolution_at,
-)
+from mosflm_py.spotfinding.mask import build_mask, on_ice_ring, resolution_at
 from mosflm_py.spotfinding.types import (
     FLAG_NEAR_INACTIVE,
     FLAG_OVERLOADED,
     FLAG_SPLIT,
-    DetectorFrame,
     FindSpotsReport,
     SpotFindParams,
     SpotList,
@@ -57,7 +50,8 @@ REJECT_REASONS = (
 
 def find_spots(
     frame: np.ndarray,
-    det: DetectorFrame,
+    det: Detector,
+    wavelength: float,
     params: SpotFindParams = SpotFindParams(),  # noqa: B008 - frozen dataclass
     image: int = 1,
     phi: float | tuple[float, float] = 0.0,
@@ -70,10 +64,14 @@ def find_spots(
     ----------
     frame : ndarray
         Image ``data[slow, fast]`` (counts).
-    det : DetectorFrame
-        Beam (mm), distance, wavelength, pixel sizes, gain, two-theta.
+    det : Detector
+        The detector model prediction uses (BEAM, DISTANCE, pixel sizes, two-theta, OMEGA,
+        TILT/TWIST ...): search radii, resolution limits and ice rings are computed on it.  Its
+        image size is taken from ``frame``.
+    wavelength : float
+        Wavelength (Angstrom).
     params : SpotFindParams
-        FINDSPOTS options.
+        FINDSPOTS options (with the gain and read noise).
     image : int
         Image number recorded with the spots.
     phi : float or (start, end)
@@ -90,7 +88,9 @@ def find_spots(
     frame = np.asarray(frame)
     if frame.ndim != 2:
         raise BadData(f"an image must be 2-D (got shape {frame.shape})")
-    _validate(params, det)
+    _validate(params, wavelength)
+    if (det.nslow, det.nfast) != frame.shape:
+        det = det.replace(nslow=frame.shape[0], nfast=frame.shape[1])
     phi_c = 0.5 * (phi[0] + phi[1]) if isinstance(phi, tuple | list) else float(phi)
     active = build_mask(frame.shape, det.pixel_slow, det.pixel_fast, params.nullpix, frame,
                         backstop=params.backstop, excludes=params.excludes,
@@ -104,21 +104,22 @@ def find_spots(
     bg_use = (active & (data < params.overload)).view(np.uint8)
     if params.background == "radial":
         # about the direct beam on the (swung) detector plane
-        bx, by = beam_on_detector(frame.shape, det) or (det.beam_x, det.beam_y)
+        bx, by = det.beam_hit_mm() or (det.beam_x, det.beam_y)
         bg, _ = radial_background(data, bg_use, bx / det.pixel_slow, by / det.pixel_fast)
     else:
-        bg = local_background(data, bg_use, params.box, det.gain, det.read_noise)
+        bg = local_background(data, bg_use, params.box, params.gain, params.read_noise)
     sub = bg[::4, ::4][active[::4, ::4]]  # report value only: a 1-in-16 sample is plenty
     sub = sub[np.isfinite(sub)]
     bg_mean = float(sub.mean()) if sub.size else 0.0
 
     auto = isinstance(params.threshold, str)
     t = 5.0 if auto else float(params.threshold)
-    spots, rep = _find_at(data, act, bg, det, params, t, image, phi_c, d_map)
+    spots, rep = _find_at(data, act, bg, det, wavelength, params, t, image, phi_c, d_map)
     if auto and len(spots):
-        t_auto = choose_auto_threshold(_peak_z(spots, det))
+        t_auto = choose_auto_threshold(_peak_z(spots, params))
         if t_auto != t:
-            s2, r2 = _find_at(data, act, bg, det, params, t_auto, image, phi_c, d_map)
+            s2, r2 = _find_at(data, act, bg, det, wavelength, params, t_auto, image, phi_c,
+                              d_map)
             if len(s2) >= max(AUTO_MIN_SPOTS, params.min_spots):
                 spots, rep = s2, r2
     warnings = list(rep.warnings)
@@ -128,26 +129,26 @@ def find_spots(
     return spots, _replace(rep, background_mean=bg_mean, warnings=warnings)
 
 
-def _peak_z(spots: SpotList, det: DetectorFrame) -> np.ndarray:
-    var = det.gain * np.maximum(spots.background, det.gain) + det.read_noise**2
+def _peak_z(spots: SpotList, params: SpotFindParams) -> np.ndarray:
+    var = params.gain * np.maximum(spots.background, params.gain) + params.read_noise**2
     return (spots.peak - spots.background) / np.sqrt(var)
 
 
-def _find_at(data, act, bg, det, params, t, image, phi_c, d_map):
-    c = find_candidates(data, act, bg, det.gain, det.read_noise, t, params.overload,
+def _find_at(data, act, bg, det, wavelength, params, t, image, phi_c, d_map):
+    c = find_candidates(data, act, bg, params.gain, params.read_noise, t, params.overload,
                         split=params.split, split_sep=params.split_sep,
                         split_dip=params.split_dip)
-    return _filter(c, data.shape, det, params, t, image, phi_c, d_map)
+    return _filter(c, det, wavelength, params, t, image, phi_c, d_map)
 
 
-def _filter(c: Candidates, shape, det: DetectorFrame, params: SpotFindParams, t: float,
+def _filter(c: Candidates, det: Detector, wavelength: float, params: SpotFindParams, t: float,
             image: int, phi_c: float, d_map) -> tuple[SpotList, FindSpotsReport]:
     n = len(c)
     x_mm = c.x_px * det.pixel_slow
     y_mm = c.y_px * det.pixel_fast
-    r_mm = radius_from_beam(x_mm, y_mm, det)
-    d = resolution_at(x_mm, y_mm, det, d_map) if n else np.zeros(0)
-    r_in = inscribed_radius(shape, det)
+    r_mm = det.search_radius(x_mm, y_mm)
+    d = resolution_at(x_mm, y_mm, det, wavelength, d_map) if n else np.zeros(0)
+    r_in = det.inscribed_radius()
     rmin = 0.05 * r_in if params.rmin is None else abs(params.rmin)
     if params.rmax is not None:
         rmax = abs(params.rmax)
@@ -228,7 +229,8 @@ def _filter(c: Candidates, shape, det: DetectorFrame, params: SpotFindParams, t:
 
 def find_spots_many(
     frames: Sequence[np.ndarray],
-    det: DetectorFrame,
+    det: Detector,
+    wavelength: float,
     params: SpotFindParams = SpotFindParams(),  # noqa: B008 - frozen dataclass
     phis: Sequence[float | tuple[float, float]] | None = None,
     images: Sequence[int] | None = None,
@@ -249,7 +251,7 @@ def find_spots_many(
         raise BadData(f"{n} images but {len(phis)} phi values and {len(images)} numbers")
 
     def one(k: int) -> tuple[SpotList, FindSpotsReport]:
-        return find_spots(frames[k], det, params, images[k], phis[k], d_map, mask)
+        return find_spots(frames[k], det, wavelength, params, images[k], phis[k], d_map, mask)
 
     if n_threads > 1 and n > 1 and concurrent_calls_safe():
         with ThreadPoolExecutor(max_workers=n_threads) as pool:
@@ -259,7 +261,7 @@ def find_spots_many(
     return SpotList.concatenate([r[0] for r in results]), [r[1] for r in results]
 
 
-def _validate(params: SpotFindParams, det: DetectorFrame) -> None:
+def _validate(params: SpotFindParams, wavelength: float) -> None:
     if isinstance(params.threshold, str):
         if params.threshold.lower() != "auto":
             raise BadParameter(f"FINDSPOTS THRESHOLD must be a number or AUTO "
@@ -271,10 +273,10 @@ def _validate(params: SpotFindParams, det: DetectorFrame) -> None:
                            f"(got {params.background!r})")
     if params.minpix < 1:
         raise BadParameter(f"FINDSPOTS MINPIX must be at least 1 (got {params.minpix})")
-    if det.gain <= 0:
-        raise BadParameter(f"GAIN must be positive (got {det.gain})")
-    if det.pixel_slow <= 0 or det.pixel_fast <= 0:
-        raise BadParameter("PIXEL size must be positive")
+    if params.gain <= 0:
+        raise BadParameter(f"GAIN must be positive (got {params.gain})")
+    if not wavelength > 0:
+        raise BadParameter(f"WAVELENGTH must be positive (got {wavelength})")
     if params.separation is not None and min(params.separation) < 0:
         raise BadParameter("SEPARATION must not be negative")
 

@@ -1,5 +1,6 @@
 """Active-pixel mask (NULLPIX, gaps, BACKSTOP, LIMITS EXCLUDE/QUADRILATERAL) and resolution
-of detector positions."""
+of detector positions (from :class:`mosflm_py.geometry.detector.Detector`, the model prediction
+uses; spot finding keeps no detector geometry of its own)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from mosflm_py.errors import BadData, BadParameter, GeometryError
-from mosflm_py.spotfinding.types import ICE_RINGS_A, DetectorFrame
+from mosflm_py.geometry.detector import Detector
+from mosflm_py.spotfinding.types import ICE_RINGS_A
 
 
 def build_mask(
@@ -115,11 +117,15 @@ def _inside_polygon(x: np.ndarray, y: np.ndarray, pts: np.ndarray) -> np.ndarray
 
 
 def resolution_at(
-    x_mm: np.ndarray, y_mm: np.ndarray, det: DetectorFrame, d_map: np.ndarray | None = None
+    x_mm: np.ndarray,
+    y_mm: np.ndarray,
+    det: Detector,
+    wavelength: float,
+    d_map: np.ndarray | None = None,
 ) -> np.ndarray:
     """Resolution d (Angstrom) at detector positions (mm, X slow, Y fast).
 
-    From the detector model prediction uses (:meth:`DetectorFrame.model`: two-theta swing,
+    From the detector model prediction uses (:meth:`Detector.resolution_of`: two-theta swing,
     DETECTOR OMEGA, TILT/TWIST), d = λ / (2 sin θ).  A per-pixel ``d_map`` ([slow, fast],
     Angstrom), if given, is sampled instead.
     """
@@ -129,54 +135,9 @@ def resolution_at(
         i = np.clip((x_mm / det.pixel_slow).astype(np.int64), 0, d_map.shape[0] - 1)
         j = np.clip((y_mm / det.pixel_fast).astype(np.int64), 0, d_map.shape[1] - 1)
         return np.asarray(d_map[i, j], float)
-    if det.distance <= 0:
-        raise GeometryError(f"DISTANCE must be positive (got {det.distance} mm)")
     if not len(x_mm):
         return np.zeros(0)
-    return det.model((1, 1)).resolution_of(x_mm, y_mm, det.wavelength)
-
-
-def radius_from_beam(x_mm: np.ndarray, y_mm: np.ndarray, det: DetectorFrame) -> np.ndarray:
-    """Search radius (mm) of detector positions: D·tan 2θ.
-
-    On a detector normal to the beam this is the distance from the direct-beam position
-    (MOSFLM's RMIN/RMAX); on a swung (two-theta) detector it is the same radius measured as a
-    scattering angle, so the search window means the same on any detector (the direct beam may
-    be off a swung detector).  Infinite at 2θ >= 90°.
-    """
-    x_mm = np.asarray(x_mm, float)
-    if not len(x_mm):
-        return np.zeros(0)
-    tt = np.radians(det.model((1, 1)).two_theta_of(x_mm, np.asarray(y_mm, float)))
-    with np.errstate(invalid="ignore", over="ignore"):
-        return np.where(tt < np.pi / 2 - 1e-9, det.distance * np.tan(tt), np.inf)
-
-
-def beam_on_detector(shape: tuple[int, int], det: DetectorFrame) -> tuple[float, float] | None:
-    """Where the direct beam meets the (swung) detector plane (mm), None if it misses it."""
-    return det.model(shape).beam_hit_mm()
-
-
-def inscribed_radius(shape: tuple[int, int], det: DetectorFrame) -> float:
-    """Radius (mm) of the largest circle about the direct beam that lies on the detector.
-
-    About the direct-beam position on the (swung) detector plane; 0 when the beam misses the
-    detector (a swung detector whose beam position is off the panel, where the default search
-    window is then the whole detector).
-    """
-    xmax = shape[0] * det.pixel_slow
-    ymax = shape[1] * det.pixel_fast
-    hit = beam_on_detector(shape, det)
-    if hit is None:
-        return 0.0
-    bx, by = hit
-    r = min(bx, xmax - bx, by, ymax - by)
-    if r <= 0:
-        if det.two_theta != 0.0:
-            return 0.0
-        # beam off the detector: use the distance to the far edges instead
-        r = max(min(abs(bx), abs(xmax - bx)), min(abs(by), abs(ymax - by)))
-    return float(r)
+    return det.resolution_of(x_mm, y_mm, wavelength)
 
 
 def on_ice_ring(d: np.ndarray, half_width_dstar: float,

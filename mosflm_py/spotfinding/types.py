@@ -1,17 +1,15 @@
-"""Plain data for spot finding: parameters, detector frame, spot list, report."""
+"""Plain data for spot finding: parameters, spot list, report.
+
+The detector geometry is :class:`mosflm_py.geometry.detector.Detector`, the model prediction and
+refinement use; the wavelength comes with it from the beam.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-from mosflm_py.geometry.detector import Detector
-
-if TYPE_CHECKING:
-    from mosflm_py.geometry.detector import Detector
 
 # Spot flags (bit values of ``SpotList.flags``)
 FLAG_OVERLOADED = 1
@@ -23,56 +21,6 @@ FLAG_SPLIT = 4
 
 ICE_RINGS_A: tuple[float, ...] = (3.90, 3.67, 3.44, 2.67, 2.25, 2.07, 1.95, 1.92, 1.88, 1.72)
 """Standard hexagonal-ice ring d-spacings (Angstrom) excluded by ICE."""
-
-
-@dataclass(frozen=True)
-class DetectorFrame:
-    """Geometry needed by the spot finder (MOSFLM convention, see help/topics/conventions.txt).
-
-    Attributes
-    ----------
-    beam_x, beam_y : float
-        Direct-beam position (mm), x along slow, y along fast, origin at the first pixel's
-        outer corner.
-    distance : float
-        Crystal-to-detector distance (mm).
-    wavelength : float
-        Wavelength (Angstrom).
-    pixel_slow, pixel_fast : float
-        Pixel sizes (mm).
-    gain : float
-        Counts (ADU) per photon.
-    two_theta : float
-        Detector swing (deg) about the rotation axis; BEAM is then the foot of the
-        perpendicular from the crystal (the direct-beam position before the swing).
-    read_noise : float
-        Read noise per pixel (counts, r.m.s.); 0 for photon-counting detectors.
-    detector : Detector or None
-        The geometry model prediction uses (:class:`mosflm_py.geometry.detector.Detector`:
-        two-theta, DETECTOR OMEGA, TILT, TWIST, YSCALE ...).  Resolution and search radii are
-        computed with it; None: built from the fields above (:meth:`model`).
-    """
-
-    beam_x: float
-    beam_y: float
-    distance: float
-    wavelength: float
-    pixel_slow: float
-    pixel_fast: float
-    gain: float = 1.0
-    two_theta: float = 0.0
-    read_noise: float = 0.0
-    detector: Detector | None = None
-
-    def model(self, shape: tuple[int, int]) -> Detector:
-        """The detector model of this frame (``detector``, or one made from the fields)."""
-        if self.detector is not None:
-            return self.detector
-
-        return Detector(distance=self.distance, beam_x=self.beam_x, beam_y=self.beam_y,
-                        pixel_slow=self.pixel_slow, pixel_fast=self.pixel_fast,
-                        nslow=max(int(shape[0]), 1), nfast=max(int(shape[1]), 1),
-                        two_theta=self.two_theta)
 
 
 @dataclass(frozen=True)
@@ -138,6 +86,10 @@ class SpotFindParams:
         Reject spots touching an inactive pixel or the image edge (else only flag them).
     min_spots : int
         Minimum number of spots MOSFLM asks for (a warning is given below it; 10).
+    gain : float
+        Counts (ADU) per photon (GAIN, or the image header).
+    read_noise : float
+        Read noise per pixel (counts, r.m.s.); 0 for photon-counting detectors.
     """
 
     threshold: float | str = "auto"
@@ -169,6 +121,8 @@ class SpotFindParams:
     quadrilaterals: tuple[tuple[tuple[float, float], ...], ...] = ()
     reject_inactive: bool = True
     min_spots: int = 10
+    gain: float = 1.0
+    read_noise: float = 0.0
 
 
 _SPOT_FIELDS = ("x_mm", "y_mm", "x_px", "y_px", "intensity", "sigma", "size_x", "size_y",
