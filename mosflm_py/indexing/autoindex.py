@@ -388,7 +388,7 @@ def autoindex(
     # triclinic refinement in detector space
     ap = refine_detector(use, exp_start, np.linalg.inv(red), cell_from_basis(red), "aP",
                          hkldev=params.hkldev, sdcutoff=params.sdcutoff,
-                         refine_distance=params.unfixdist)
+                         refine_distance=params.unfixdist, refine_tilt=params.unfixdist)
     if ap.fraction < 0.25 or ap.n_used < 6:
         raise IndexingError(
             f"Autoindexing failed: the best solution indexes only {100 * ap.fraction:.0f}% of "
@@ -400,7 +400,8 @@ def autoindex(
         red_ap = niggli_reduce(np.linalg.inv(ap.ub)).basis
         again = refine_detector(use, ap.experiment, np.linalg.inv(red_ap),
                                 cell_from_basis(red_ap), "aP", hkldev=params.hkldev,
-                                sdcutoff=params.sdcutoff, refine_distance=params.unfixdist)
+                                sdcutoff=params.sdcutoff, refine_distance=params.unfixdist,
+                                refine_tilt=params.unfixdist)
         old_cell = np.asarray(cell_from_basis(red_ap))
         new_cell = np.asarray(cell_from_basis(niggli_reduce(np.linalg.inv(again.ub)).basis))
         better = again.n_used >= ap.n_used and again.sigma_xy <= ap.sigma_xy * 1.05
@@ -420,7 +421,8 @@ def autoindex(
         done.add(row.lattice)
         ref = refine_detector(use, exp_ref, conventional_ub(red, row.transform),
                               row.regularized_cell, row.lattice, hkldev=params.hkldev,
-                              sdcutoff=params.sdcutoff, refine_distance=params.unfixdist)
+                              sdcutoff=params.sdcutoff, refine_distance=params.unfixdist,
+                              refine_tilt=params.unfixdist)
         det = ref.experiment.detector
         edges = np.asarray(ref.cell_esd)[: min(3, len(ref.cell_esd))]
         table.append(
@@ -436,13 +438,17 @@ def autoindex(
                 ub=ref.ub,
                 beam=(det.beam_x, det.beam_y),
                 distance=det.distance,
+                chi2=ref.chi2,
+                used=ref.used,
+                n_obs=ref.n_obs,
+                n_params=ref.n_params,
             )
         )
     distance_notes: dict[int, str] = {}
     if not params.unfixdist:
         # the distance is refined where the data determine it (see distance_test)
         for i, row in enumerate(table):
-            if row.refined and (row.penalty <= params.low_penalty or row.lattice == "aP"):
+            if row.refined and (row.penalty <= params.wide_penalty or row.lattice == "aP"):
                 new_row, note = distance_test(use, exp_ref, row, params)
                 table[i] = new_row
                 distance_notes[i] = note
@@ -453,11 +459,13 @@ def autoindex(
     if not sol.refined:
         ref = refine_detector(use, exp_ref, conventional_ub(red, sol.transform),
                               sol.regularized_cell, sol.lattice, hkldev=params.hkldev,
-                              sdcutoff=params.sdcutoff, refine_distance=params.unfixdist)
+                              sdcutoff=params.sdcutoff, refine_distance=params.unfixdist,
+                              refine_tilt=params.unfixdist)
         det = ref.experiment.detector
         sol = replace(sol, cell=ref.cell, refined=True, fracn=ref.fraction,
                       sigma_xy=ref.sigma_xy, sigma_phi=ref.sigma_phi, n_indexed=ref.n_used,
-                      ub=ref.ub, beam=(det.beam_x, det.beam_y), distance=det.distance)
+                      ub=ref.ub, beam=(det.beam_x, det.beam_y), distance=det.distance,
+                      chi2=ref.chi2, used=ref.used, n_obs=ref.n_obs, n_params=ref.n_params)
         table[chosen] = sol
     sg = params.symmetry or space_groups_for_lattice(sol.lattice)[0]
     crystal = Crystal.from_ub(sol.ub, space_group=_space_group_name(sg))
@@ -536,7 +544,7 @@ def distance_test(spots: DetectorSpots, experiment: Experiment, row: SolutionRow
     ref = refine_detector(spots, experiment.replace(
         detector=experiment.detector.replace(beam_x=row.beam[0], beam_y=row.beam[1])),
         row.ub, row.cell, row.lattice, hkldev=params.hkldev, sdcutoff=params.sdcutoff,
-        refine_distance=True)
+        refine_distance=True, refine_tilt=True)
     d = ref.experiment.detector.distance
     esd = ref.distance_esd
     if not (np.isfinite(esd) and esd > 0 and np.isfinite(ref.sigma_xy)):
@@ -550,7 +558,8 @@ def distance_test(spots: DetectorSpots, experiment: Experiment, row: SolutionRow
         row, cell=ref.cell,
         sdcell=float(np.nanmean(edges)) if np.isfinite(edges).any() else float("nan"),
         fracn=ref.fraction, sigma_xy=ref.sigma_xy, sigma_phi=ref.sigma_phi,
-        n_indexed=ref.n_used, ub=ref.ub, beam=(det.beam_x, det.beam_y), distance=det.distance)
+        n_indexed=ref.n_used, ub=ref.ub, beam=(det.beam_x, det.beam_y), distance=det.distance,
+        chi2=ref.chi2, used=ref.used, n_obs=ref.n_obs, n_params=ref.n_params)
     return new, (f"Distance refined from {d0:.2f} to {d:.2f} +- {esd:.2f} mm (the spots "
                  f"determine it and differ from the header by {abs(d - d0) / esd:.0f} esd)")
 

@@ -114,6 +114,11 @@ class DetectorRefinement:
     cell_esd: np.ndarray  # esds of the free cell parameters
     distance_esd: float = float("nan")  # mm, when the distance was refined
     distance_corr: float = float("nan")  # multiple correlation of the distance with the cell
+    chi2: np.ndarray | None = None  # per spot: sum of squared weighted residuals (NaN: not
+    # indexed)
+    used: np.ndarray | None = None  # per spot: used in the final cycle (not rejected)
+    n_obs: np.ndarray | None = None  # per spot: observations (3 rotation, 2 still)
+    n_params: int = 0  # parameters refined
 
 
 def refine_detector(
@@ -127,6 +132,7 @@ def refine_detector(
     sdcutoff: float = 2.5,
     refine_beam: bool = True,
     refine_distance: bool = False,
+    refine_tilt: bool = False,
     cycles: int = 4,
 ) -> DetectorRefinement:
     """Refine orientation, constrained cell, beam (and distance) against spot positions.
@@ -163,9 +169,11 @@ def refine_detector(
         lo, hi = phi_lo[sel], phi_hi[sel]
         return np.where(pc > hi, hi - pc, np.where(pc < lo, lo - pc, 0.0))
 
-    n_geo = 2 + (1 if refine_distance else 0)
+    n_geo = 2 + (1 if refine_distance else 0) + (2 if refine_tilt else 0)
     x = np.concatenate([np.zeros(3), p0, np.zeros(n_geo)])
     scale = np.concatenate([np.ones(3), np.maximum(np.abs(p0) * 1e-3, 1e-3), np.full(n_geo, 0.1)])
+    if refine_tilt:
+        scale[-2:] = 10.0  # 0.01 deg units
     if not refine_beam:
         n_geo = 0
 
@@ -177,6 +185,9 @@ def refine_detector(
             changes = {"beam_x": det0.beam_x + g[0], "beam_y": det0.beam_y + g[1]}
             if refine_distance:
                 changes["distance"] = det0.distance + g[2]
+            if refine_tilt:
+                changes["tilt"] = det0.tilt + g[-2]
+                changes["twist"] = det0.twist + g[-1]
             det = det0.replace(**changes)
         crystal = Crystal(cell=cell, U=small_rotation(xx[:3]) @ u0)
         return experiment.replace(detector=det, crystal=crystal)
@@ -268,6 +279,10 @@ def refine_detector(
     sigma_xy = float(np.sqrt(np.mean(dxy[good] ** 2))) if good.any() else float("nan")
     rp = good & rot_mask
     sigma_phi = float(np.sqrt(np.mean(phi_miss(pc[rp], rp) ** 2))) if rp.any() else float("nan")
+    # per-spot weighted squared residuals, for comparing solutions on common spots (F test)
+    chi2 = np.sum(residuals(exp, hkl, np.ones(len(spots), bool)) ** 2, axis=1)
+    chi2 = np.where(ok & np.isfinite(dxy), chi2, np.nan)
+    n_obs = np.where(rot_mask, 3, 2)
     esd = np.full(len(p0), np.nan)
     d_esd = d_corr = float("nan")
     if sol is not None and sol.jac is not None and len(sol.fun) > len(sol.x):
@@ -278,7 +293,7 @@ def refine_detector(
             cov = np.linalg.inv(jac.T @ jac) * s2
             esd = np.sqrt(np.abs(np.diag(cov)))[3 : 3 + len(p0)]
             if refine_distance and n_par == len(x):
-                d_esd, d_corr = _distance_determination(cov, len(p0))
+                d_esd, d_corr = _distance_determination(cov, len(p0), 3 + len(p0) + 2)
         except np.linalg.LinAlgError:
             pass
     return DetectorRefinement(
@@ -292,19 +307,23 @@ def refine_detector(
         cell_esd=esd,
         distance_esd=d_esd,
         distance_corr=d_corr,
+        chi2=chi2,
+        used=good,
+        n_obs=n_obs,
+        n_params=n_par,
     )
 
 
-def _distance_determination(cov: np.ndarray, n_cell: int) -> tuple[float, float]:
+def _distance_determination(cov: np.ndarray, n_cell: int, k: int) -> tuple[float, float]:
     """Esd (mm) of the refined distance and its multiple correlation with the cell parameters.
 
     ``cov`` is the covariance of (3 orientation angles, ``n_cell`` cell parameters, beam X,
-    beam Y, distance).  The multiple correlation R of the distance with the cell parameters is
+    beam Y, distance, ...); ``k`` is the index of the distance.  The multiple correlation R of
+    the distance with the cell parameters is
     ``sqrt(1 - 1 / (C_DD (C_sub^-1)_DD))`` over the sub-block of the cell parameters and the
     distance: R -> 1 when a change of distance can be absorbed by a change of cell (low-angle
     data, where the spot radius scales as distance / cell edge).
     """
-    k = len(cov) - 1
     esd = float(np.sqrt(abs(cov[k, k])))
     idx = [*range(3, 3 + n_cell), k]
     sub = cov[np.ix_(idx, idx)]
