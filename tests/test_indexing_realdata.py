@@ -95,7 +95,11 @@ def test_autoindex_example_009_single_rotation_image(real_data):
 
 @pytest.mark.realdata
 def test_autoindex_thaumatin_still(real_data):
-    """A still (zero oscillation, default settings): P4 57.99 57.99 149.83 within 1 %."""
+    """A still (zero oscillation, default settings): P4 57.99 57.99 149.83 within 0.5 % (issue
+    9.3).  The header distance (338.10 mm) is 0.7 % short (DIALS refines 340.44 mm): with the
+    stills prediction (rlp turned onto the Ewald sphere, Delta psi residual) the spots
+    determine the distance (~341.7 +- 0.3 mm), which is refined; with the header distance the
+    cell was 0.7 % short."""
     res, log, _ = _index([
         f"DIRECTORY {real_data / 'pilatus6m_p3_and_thaumatin'}",
         "TEMPLATE thaum_####.cbf.gz",
@@ -104,6 +108,7 @@ def test_autoindex_thaumatin_still(real_data):
     ])
     assert res is not None, log
     assert res.solution.lattice == "tP"
-    np.testing.assert_allclose(res.crystal.cell[:3], [57.99, 57.99, 149.83], rtol=0.01)
+    np.testing.assert_allclose(res.crystal.cell[:3], [57.99, 57.99, 149.83], rtol=0.005)
+    assert "Distance refined from 338.10" in log
     assert not np.isfinite(res.sigma_phi)  # a still: no phi residual
     assert res.sigma_xy < 0.3
