@@ -163,7 +163,9 @@ class SolutionRow:
         used it (not rejected), and its number of observations (3 for a rotation spot x, y,
         phi; 2 for a still); None when unrefined.
     n_params : int
-        Parameters refined (orientation, free cell parameters, beam, distance).
+        Parameters refined (orientation, free cell parameters, beam, distance, tilt, twist).
+    beam, distance, tilt, twist
+        Refined detector geometry (mm, mm, 0.01 deg) of the solution.
     """
 
     number: int
@@ -184,6 +186,8 @@ class SolutionRow:
     rms_rel: float = float("nan")
     beam: tuple[float, float] | None = None
     distance: float | None = None
+    tilt: float = 0.0
+    twist: float = 0.0
     space_groups: tuple[str, ...] = field(default_factory=tuple)
     chi2: np.ndarray | None = None
     used: np.ndarray | None = None
