@@ -1,7 +1,9 @@
 """MOSFLM's automatic choice of solution (issue 9.4), on solution tables given as numbers.
 
 The rule (``mosflm_py.indexing.solutions``): the highest-symmetry solution whose penalty is at
-most 20 is suggested unless its refined sd(x,y) is clearly worse than the triclinic one's.
+most 20 is suggested unless its refined sd(x,y) is clearly worse than the triclinic one's; a
+solution with penalty up to 50 is also acceptable when an F test on the positional residuals
+says its constraints do not fit the spots significantly worse than the triclinic cell.
 The cases are MOSFLM's own: the real 7.0.0 autoindexing log in ../shared/data/real/mosflm_logs
 (solution 3, mC penalty 2, chosen while oI and mI with penalty 24 refine as well) and the
 pseudo-symmetry example of the MOSFLM course notes (seeds: cubic by penalty, but sd(x,y)
@@ -10,11 +12,18 @@ pseudo-symmetry example of the MOSFLM course notes (seeds: cubic by penalty, but
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from mosflm_py.errors import IndexingError
-from mosflm_py.indexing.solutions import IndexingParams, SolutionRow, choose_solution
+from mosflm_py.indexing.solutions import (
+    IndexingParams,
+    SolutionRow,
+    choose_solution,
+    constraint_f_test,
+)
 
 
 def _row(number: int, lattice: str, penalty: float, sd: float | None = None) -> SolutionRow:
@@ -68,8 +77,43 @@ def test_highest_symmetry_below_the_threshold_when_it_refines_as_well():
     (penalty 4), but both are below the threshold and refine as well: oP is suggested."""
     rows = [_row(1, "aP", 0, 0.128), _row(2, "mP", 4, 0.133), _row(3, "oP", 13, 0.130)]
     assert rows[choose_solution(rows, IndexingParams())].lattice == "oP"
-    # ... but not once its penalty is above MOSFLM's threshold (20)
+    # ... but not once its penalty is above MOSFLM's threshold (20), when the table carries no
+    # per-spot residuals for the F test (next test)
     rows[2] = _row(3, "oP", 23, 0.128)
+    assert rows[choose_solution(rows, IndexingParams())].lattice == "mP"
+
+
+def _fit_row(number, lattice, penalty, sd, n_params, chi2, used=None):
+    """A refined row carrying per-spot residuals (weighted squares, 3 observations a spot)."""
+    row = _row(number, lattice, penalty, sd)
+    chi2 = np.asarray(chi2, float)
+    used = np.ones(len(chi2), bool) if used is None else np.asarray(used, bool)
+    return replace(row, chi2=chi2, used=used, n_obs=np.full(len(chi2), 3), n_params=n_params)
+
+
+def test_f_test_accepts_a_higher_lattice_above_the_threshold_when_it_fits_as_well():
+    """Weak data (issue 9.4): oP penalty 23 (the noisy triclinic cell inflates it), mP penalty
+    13; oP fits the 40 spots not significantly worse than aP (F test, 3 constraints more than
+    mP, 4 params fewer than aP): oP.  With residuals that are clearly worse it is not."""
+    rng = np.random.default_rng(1)
+    base = rng.chisquare(3, 40) * 0.5  # aP: rms weighted residual ~0.7
+    ap = _fit_row(1, "aP", 0, 0.128, 11, base)
+    mp = _fit_row(2, "mP", 13, 0.133, 9, base * 1.02)
+    op = _fit_row(3, "oP", 23, 0.128, 8, base * 1.05)
+    rows = [ap, mp, op]
+    assert constraint_f_test(op, ap) > 0.05  # F = 0.05 x 109 / 3 = 1.8: p = 0.15
+    assert rows[choose_solution(rows, IndexingParams())].lattice == "oP"
+    # the same table with oP's residuals twice the triclinic ones: F ~ 20, rejected
+    rows[2] = _fit_row(3, "oP", 23, 0.18, 8, base * 2.0)
+    assert constraint_f_test(rows[2], ap) < 1e-6
+    assert rows[choose_solution(rows, IndexingParams())].lattice == "mP"
+    # ... and one that fits by rejecting a fifth of the spots is not accepted either
+    drop = np.arange(40) % 5 == 0
+    rows[2] = _fit_row(3, "oP", 23, 0.128, 8, base, used=~drop)
+    assert constraint_f_test(rows[2], ap) == 0.0
+    assert rows[choose_solution(rows, IndexingParams())].lattice == "mP"
+    # beyond the wider penalty limit (50) the F test does not rescue it
+    rows[2] = _fit_row(3, "oP", 60, 0.128, 8, base)
     assert rows[choose_solution(rows, IndexingParams())].lattice == "mP"
 
 

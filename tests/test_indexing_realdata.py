@@ -49,21 +49,29 @@ def test_autoindex_l_cysteine_sweep(real_data, images):
 
 
 @pytest.mark.realdata
-def test_autoindex_l_cysteine_default_settings_right_crystal_system(real_data):
-    """Default settings (header distance 160.00 mm, ~1 % long): oP, not mP with beta 90.7 (a
-    spot that only a distorted triclinic cell fits is rejected as an outlier, so the oP row
-    refines nearly as well as the triclinic one).  The cell is still ~0.8 % long (tolerance
-    1 %): the 11 spots inside MOSFLM's default search radius determine the distance only to
-    +-0.35 mm, so the header value is kept (issue 9.6 asks 0.5 %: not met yet)."""
+@pytest.mark.parametrize("images", [range(1, 16), (1, 7, 15)], ids=["all15", "1-7-15"])
+def test_autoindex_l_cysteine_default_settings(real_data, images):
+    """The usage-contract command file (header geometry, default settings): oP and the cell
+    within 0.5 % before cell refinement (issue 9.6), from all 15 images and from 1, 7, 15.
+
+    The header distance (160.00 mm) is about 1 % long (DIALS refines 158.6 mm; with it the
+    observed spots' d* are 1.1 % larger than its stored cell predicts, i.e. they give the
+    published cell).  Inside iMosflm's default search circle the images hold only ~15
+    reflections, which do not determine the distance (1.7 esd); the sparse images are
+    therefore searched over the whole detector, whose corners hold the high-angle spots that
+    separate distance and cell (~24 reflections): the distance is refined (with the detector
+    tilt and twist) and the cell comes out within 0.3 %."""
     res, log, _ = _index([
         f"DIRECTORY {real_data / 'l_cysteine_sweep04'}",
         "TEMPLATE l-cyst_04_#####.cbf",
-        "AUTOINDEX DPS REFINE " + " ".join(f"IMAGE {i}" for i in range(1, 16)),
+        "AUTOINDEX DPS REFINE " + " ".join(f"IMAGE {i}" for i in images),
         "GO",
     ])
     assert res is not None, log
+    assert "the whole detector was searched" in log
+    assert "Distance refined from 160.00" in log
     assert res.solution.lattice == "oP", log[log.find("No PENALTY"):][:3000]
-    np.testing.assert_allclose(sorted(res.crystal.cell[:3]), LCYS_CELL, rtol=0.01)
+    np.testing.assert_allclose(sorted(res.crystal.cell[:3]), LCYS_CELL, rtol=0.005)
 
 
 @pytest.mark.realdata
@@ -87,7 +95,11 @@ def test_autoindex_example_009_single_rotation_image(real_data):
 
 @pytest.mark.realdata
 def test_autoindex_thaumatin_still(real_data):
-    """A still (zero oscillation, default settings): P4 57.99 57.99 149.83 within 1 %."""
+    """A still (zero oscillation, default settings): P4 57.99 57.99 149.83 within 0.5 % (issue
+    9.3).  The header distance (338.10 mm) is 0.7 % short (DIALS refines 340.44 mm): with the
+    stills prediction (rlp turned onto the Ewald sphere, Delta psi residual) the spots
+    determine the distance (~341.7 +- 0.3 mm), which is refined; with the header distance the
+    cell was 0.7 % short."""
     res, log, _ = _index([
         f"DIRECTORY {real_data / 'pilatus6m_p3_and_thaumatin'}",
         "TEMPLATE thaum_####.cbf.gz",
@@ -96,6 +108,7 @@ def test_autoindex_thaumatin_still(real_data):
     ])
     assert res is not None, log
     assert res.solution.lattice == "tP"
-    np.testing.assert_allclose(res.crystal.cell[:3], [57.99, 57.99, 149.83], rtol=0.01)
+    np.testing.assert_allclose(res.crystal.cell[:3], [57.99, 57.99, 149.83], rtol=0.005)
+    assert "Distance refined from 338.10" in log
     assert not np.isfinite(res.sigma_phi)  # a still: no phi residual
     assert res.sigma_xy < 0.3

@@ -133,6 +133,11 @@ def run(session: Session, job: Job) -> None:
     if params.unfixdist or abs(result.distance - experiment.detector.distance) > 1e-9:
         # refined with UNFIXDIST, or because the spots contradict the header distance
         session.set("detector.distance", float(result.distance))
+        det = result.experiment.detector
+        if (det.tilt, det.twist) != (experiment.detector.tilt, experiment.detector.twist):
+            # refined with the distance (distance_test): TILT and TWIST in 0.01 deg
+            session.set("detector.distortion.tilt", float(det.tilt))
+            session.set("detector.distortion.twist", float(det.twist))
     newmat = session.files.newmat
     if newmat:
         wl = result.experiment.beam.wavelength

@@ -17,8 +17,15 @@ which reads every image).  Only 3D spots that are on an image given are used, so
 images still decides which reflections index the crystal (MOSFLM's behaviour).
 
 Sparse images (small molecules: a few spots per image): when the images given yield fewer than
-:data:`SPARSE_MIN_SPOTS` 3D spots, the wedge around each image given is widened image by image
-(up to :data:`MAX_EXTEND_DEG` on each side) and its spots are used too, and the log says so.
+:data:`SPARSE_MIN_SPOTS` spots, first the whole detector is searched instead of iMosflm's default
+search circle (95 % of the circle inscribed in the detector, which leaves out the corners of a
+rectangular detector, where a small molecule's highest-angle spots are: they are the ones that
+separate the crystal-to-detector distance from the cell, see
+:func:`mosflm_py.indexing.autoindex.distance_test`; on the shared L-cysteine sweep the corners
+hold a third of the reflections, and without them a 1 % error of the header distance stays in
+the cell), unless RMAX was given.  Then, if there are still fewer than :data:`SPARSE_MIN_SPOTS`
+3D spots, the wedge around each image given is widened image by image (up to
+:data:`MAX_EXTEND_DEG` on each side) and its spots are used too.  The log says so.
 
 A spot whose rocking curve is cut by the first or last image searched (the start or end of the
 sweep, or the extension limit) has a biased φ centroid; its φ is given an uncertainty of its
@@ -90,10 +97,22 @@ def indexing_spots(
     """
     phis = dict(phis or {})
     spot_lists = spots_for_images(session, numbers, report=True, phis=phis)
+    notes: list[str] = []
+    n_found = sum(len(s) for s in spot_lists.values())
+    if n_found < SPARSE_MIN_SPOTS and session.get("spotfind.rmax") is None:
+        # sparse images: the corners of the detector too (see the module docstring); a
+        # derived setting, so a later FINDSPOTS agrees with AUTOINDEX
+        session.set("spotfind.rmax", float("inf"))
+        spot_lists = spots_for_images(session, numbers, report=True, phis=phis)
+        notes.append(
+            f"Only {n_found} spots inside the default search radius on the images given: "
+            f"the whole detector was searched ({sum(len(s) for s in spot_lists.values())} "
+            "spots)"
+        )
     widths = {n: _width(session, n, phis) for n in numbers}
     if any(w <= 0 for w in widths.values()):
         # stills (or a still among them): no φ centroids; every image on its own
-        return _per_image(spot_lists, widths), spot_lists, []
+        return _per_image(spot_lists, widths), spot_lists, notes
     series = session.images()
     available = set(series.numbers)
     read: dict[int, SpotList] = dict(spot_lists)
@@ -138,7 +157,6 @@ def indexing_spots(
 
     wanted = set(numbers)
     s3, on_wanted, all_spots = gather(wanted)
-    notes: list[str] = []
     n_given = int(on_wanted.sum())
     if n_given < SPARSE_MIN_SPOTS:
         # sparse images: widen the wedge around each image given, one image a side at a time

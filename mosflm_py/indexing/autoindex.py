@@ -388,7 +388,7 @@ def autoindex(
     # triclinic refinement in detector space
     ap = refine_solution(use, exp_start, np.linalg.inv(red), cell_from_basis(red), "aP",
                          hkldev=params.hkldev, sdcutoff=params.sdcutoff,
-                         refine_distance=params.unfixdist)
+                         refine_distance=params.unfixdist, refine_tilt=params.unfixdist)
     if ap.fraction < 0.25 or ap.n_used < 6:
         raise IndexingError(
             f"Autoindexing failed: the best solution indexes only {100 * ap.fraction:.0f}% of "
@@ -400,7 +400,8 @@ def autoindex(
         red_ap = niggli_reduce(np.linalg.inv(ap.ub)).basis
         again = refine_solution(use, ap.experiment, np.linalg.inv(red_ap),
                                 cell_from_basis(red_ap), "aP", hkldev=params.hkldev,
-                                sdcutoff=params.sdcutoff, refine_distance=params.unfixdist)
+                                sdcutoff=params.sdcutoff, refine_distance=params.unfixdist,
+                                refine_tilt=params.unfixdist)
         old_cell = np.asarray(cell_from_basis(red_ap))
         new_cell = np.asarray(cell_from_basis(niggli_reduce(np.linalg.inv(again.ub)).basis))
         better = again.n_used >= ap.n_used and again.sigma_xy <= ap.sigma_xy * 1.05
@@ -414,13 +415,18 @@ def autoindex(
     done: set[str] = set()
     table: list[SolutionRow] = []
     for row in rows:
-        if row.penalty >= params.refine_penalty or row.lattice in done:
+        # every row that may be chosen (penalty up to wide_penalty: each setting, e.g. the
+        # three unique axes of mP, is a different solution), else the best row of each lattice
+        if row.penalty >= params.refine_penalty or (
+            row.lattice in done and row.penalty > params.wide_penalty
+        ):
             table.append(row)
             continue
         done.add(row.lattice)
         ref = refine_solution(use, exp_ref, conventional_ub(red, row.transform),
                               row.regularized_cell, row.lattice, hkldev=params.hkldev,
-                              sdcutoff=params.sdcutoff, refine_distance=params.unfixdist)
+                              sdcutoff=params.sdcutoff, refine_distance=params.unfixdist,
+                              refine_tilt=params.unfixdist)
         det = ref.experiment.detector
         edges = np.asarray(ref.cell_esd)[: min(3, len(ref.cell_esd))]
         table.append(
@@ -436,16 +442,28 @@ def autoindex(
                 ub=ref.ub,
                 beam=(det.beam_x, det.beam_y),
                 distance=det.distance,
+                tilt=det.tilt,
+                twist=det.twist,
+                chi2=ref.chi2,
+                used=ref.used,
+                n_obs=ref.n_obs,
+                n_params=ref.n_params,
             )
         )
     distance_notes: dict[int, str] = {}
     if not params.unfixdist:
-        # the distance is refined where the data determine it (see distance_test)
-        for i, row in enumerate(table):
-            if row.refined and (row.penalty <= params.low_penalty or row.lattice == "aP"):
-                new_row, note = distance_test(use, exp_ref, row, params)
-                table[i] = new_row
-                distance_notes[i] = note
+        # the distance is refined where the data determine it (see distance_test), first for
+        # the triclinic solution, whose value bounds the others'
+        order = sorted((i for i, r in enumerate(table) if r.refined and (
+            r.penalty <= params.wide_penalty or r.lattice == "aP")),
+            key=lambda i: table[i].lattice != "aP")
+        triclinic = None
+        for i in order:
+            new_row, note, found = distance_test(use, exp_ref, table[i], params, triclinic)
+            if table[i].lattice == "aP" and triclinic is None:
+                triclinic = found
+            table[i] = new_row
+            distance_notes[i] = note
     chosen = choose_solution(table, params)
     sol = table[chosen]
     if chosen in distance_notes and sol.distance != exp_ref.detector.distance:
@@ -453,15 +471,19 @@ def autoindex(
     if not sol.refined:
         ref = refine_solution(use, exp_ref, conventional_ub(red, sol.transform),
                               sol.regularized_cell, sol.lattice, hkldev=params.hkldev,
-                              sdcutoff=params.sdcutoff, refine_distance=params.unfixdist)
+                              sdcutoff=params.sdcutoff, refine_distance=params.unfixdist,
+                              refine_tilt=params.unfixdist)
         det = ref.experiment.detector
         sol = replace(sol, cell=ref.cell, refined=True, fracn=ref.fraction,
                       sigma_xy=ref.sigma_xy, sigma_phi=ref.sigma_phi, n_indexed=ref.n_used,
-                      ub=ref.ub, beam=(det.beam_x, det.beam_y), distance=det.distance)
+                      ub=ref.ub, beam=(det.beam_x, det.beam_y), distance=det.distance,
+                      tilt=det.tilt, twist=det.twist, chi2=ref.chi2, used=ref.used,
+                      n_obs=ref.n_obs, n_params=ref.n_params)
         table[chosen] = sol
     sg = params.symmetry or space_groups_for_lattice(sol.lattice)[0]
     crystal = Crystal.from_ub(sol.ub, space_group=_space_group_name(sg))
-    det = experiment.detector.replace(beam_x=sol.beam[0], beam_y=sol.beam[1], distance=sol.distance)
+    det = experiment.detector.replace(beam_x=sol.beam[0], beam_y=sol.beam[1], distance=sol.distance,
+                                      tilt=sol.tilt, twist=sol.twist)
     exp_out = experiment.replace(detector=det, crystal=crystal)
     n_free = 3 + len(cell_to_params(sol.cell, sol.lattice)) + 2
     if not np.isfinite(sol.sigma_xy) or sol.sigma_xy > MAX_SIGMA_XY or (
@@ -512,7 +534,8 @@ simulated images with exact header distances the refined distance is off by up t
 
 
 def distance_test(spots: DetectorSpots, experiment: Experiment, row: SolutionRow,
-                  params: IndexingParams) -> tuple[SolutionRow, str]:
+                  params: IndexingParams, triclinic: tuple[float, float] | None = None
+                  ) -> tuple[SolutionRow, str, tuple[float, float] | None]:
     """Refine a solution with the distance free; keep it only if the data contradict the header.
 
     MOSFLM keeps the distance fixed in AUTOINDEX (UNFIXDIST frees it), so a header distance
@@ -527,32 +550,53 @@ def distance_test(spots: DetectorSpots, experiment: Experiment, row: SolutionRow
     (MOSFLM's default) otherwise.  Refining it unconditionally moved the cell by 2 % on a
     two-image CCD set where the distance is not determined.
 
+    The detector's tilt and twist are refined with it: on a wide-angle image (a small
+    molecule's spots in the detector corners) a tilt of the detector against the beam of
+    0.1-0.2 deg (common) moves the corner spots by tenths of a mm, which the distance and the
+    cell would otherwise absorb.
+
+    The distance belongs to the experiment, not to a lattice: a constrained solution may keep
+    its refined distance only if it agrees with the triclinic solution's (``triclinic``: its
+    refined distance and esd, whether significant or not) within
+    :data:`DISTANCE_SIGNIFICANCE` combined esd; otherwise the lattice is using the distance
+    to absorb a misfit of its constraints (a true mP with beta 91 refined as oP moved it by
+    1 % and then fitted nearly as well as mP), and the header value is kept.
+
     Returns
     -------
-    (row, note)
-        The row refined with the distance free (or unchanged) and a sentence for the log.
+    (row, note, (distance, esd) or None)
+        The row refined with the distance free (or unchanged), a sentence for the log, and the
+        refined distance and its esd (None when not determined).
     """
     d0 = experiment.detector.distance
     ref = refine_solution(spots, experiment.replace(
         detector=experiment.detector.replace(beam_x=row.beam[0], beam_y=row.beam[1])),
         row.ub, row.cell, row.lattice, hkldev=params.hkldev, sdcutoff=params.sdcutoff,
-        refine_distance=True)
+        refine_distance=True, refine_tilt=True)
     d = ref.experiment.detector.distance
     esd = ref.distance_esd
     if not (np.isfinite(esd) and esd > 0 and np.isfinite(ref.sigma_xy)):
-        return row, f"Distance kept at {d0:.2f} mm: the spots do not determine it"
+        return row, f"Distance kept at {d0:.2f} mm: the spots do not determine it", None
     if abs(d - d0) <= DISTANCE_SIGNIFICANCE * esd:
         return row, (f"Distance kept at {d0:.2f} mm: refined {d:.2f} +- {esd:.2f} mm does not "
-                     f"differ significantly (> {DISTANCE_SIGNIFICANCE:g} esd)")
+                     f"differ significantly (> {DISTANCE_SIGNIFICANCE:g} esd)"), (d, esd)
+    if triclinic is not None and abs(d - triclinic[0]) > DISTANCE_SIGNIFICANCE * np.hypot(
+            esd, triclinic[1]):
+        return row, (f"Distance kept at {d0:.2f} mm: this solution's refined {d:.2f} +- "
+                     f"{esd:.2f} mm disagrees with the triclinic solution's {triclinic[0]:.2f} "
+                     f"+- {triclinic[1]:.2f} mm"), (d, esd)
     det = ref.experiment.detector
     edges = np.asarray(ref.cell_esd)[: min(3, len(ref.cell_esd))]
     new = replace(
         row, cell=ref.cell,
         sdcell=float(np.nanmean(edges)) if np.isfinite(edges).any() else float("nan"),
         fracn=ref.fraction, sigma_xy=ref.sigma_xy, sigma_phi=ref.sigma_phi,
-        n_indexed=ref.n_used, ub=ref.ub, beam=(det.beam_x, det.beam_y), distance=det.distance)
+        n_indexed=ref.n_used, ub=ref.ub, beam=(det.beam_x, det.beam_y), distance=det.distance,
+        tilt=det.tilt, twist=det.twist,
+        chi2=ref.chi2, used=ref.used, n_obs=ref.n_obs, n_params=ref.n_params)
     return new, (f"Distance refined from {d0:.2f} to {d:.2f} +- {esd:.2f} mm (the spots "
-                 f"determine it and differ from the header by {abs(d - d0) / esd:.0f} esd)")
+                 f"determine it and differ from the header by {abs(d - d0) / esd:.0f} esd)"), (
+        d, esd)
 
 
 def _space_group_name(symbol: str) -> str:

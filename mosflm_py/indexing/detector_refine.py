@@ -3,7 +3,7 @@
 Parameters: three small orientation angles, the symmetry-constrained cell, the beam position
 (and the distance with UNFIXDIST).  Each indexed spot is predicted with the geometry functions
 (:func:`mosflm_py.geometry.prediction.nearest_phi` for rotation images,
-:func:`~mosflm_py.geometry.prediction.predict_positions` for stills) and the weighted residuals
+:func:`predict_still` for stills: x, y and the angle to the Ewald sphere) and the weighted residuals
 are minimised with ``scipy.optimize.least_squares``; spots beyond SDCUTOFF sigma are rejected
 iteratively (MOSFLM: "Using N indexed reflections ... {delta(XY) <= 2.5 sigma}").
 """
@@ -18,7 +18,7 @@ from scipy.optimize import least_squares
 from mosflm_py.errors import GeometryError
 from mosflm_py.geometry.crystal import Crystal
 from mosflm_py.geometry.experiment import Experiment
-from mosflm_py.geometry.prediction import nearest_phi, predict_positions
+from mosflm_py.geometry.prediction import nearest_phi, rotate_about_axis
 from mosflm_py.geometry.reciprocal import spots_to_rlp
 from mosflm_py.indexing.cellparams import (
     Cell,
@@ -31,6 +31,7 @@ from mosflm_py.indexing.lattice_refine import index_fraction
 
 SIGMA_XY = 0.1  # mm, nominal weight of positions
 SIGMA_PHI_MIN = 0.05  # deg
+SIGMA_PSI_MIN = 0.005  # deg: floor of the stills' angle-to-the-Ewald-sphere weight
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,11 @@ class SolutionRefinement:
     cell_esd: np.ndarray  # esds of the free cell parameters
     distance_esd: float = float("nan")  # mm, when the distance was refined
     distance_corr: float = float("nan")  # multiple correlation of the distance with the cell
+    chi2: np.ndarray | None = None  # per spot: sum of squared weighted residuals (NaN: not
+    # indexed)
+    used: np.ndarray | None = None  # per spot: used in the final cycle (not rejected)
+    n_obs: np.ndarray | None = None  # per spot: observations (3 rotation, 2 still)
+    n_params: int = 0  # parameters refined
 
 
 def refine_solution(
@@ -134,6 +140,7 @@ def refine_solution(
     sdcutoff: float = 2.5,
     refine_beam: bool = True,
     refine_distance: bool = False,
+    refine_tilt: bool = False,
     cycles: int = 4,
 ) -> SolutionRefinement:
     """Refine orientation, constrained cell, beam (and distance) against spot positions.
@@ -170,9 +177,11 @@ def refine_solution(
         lo, hi = phi_lo[sel], phi_hi[sel]
         return np.where(pc > hi, hi - pc, np.where(pc < lo, lo - pc, 0.0))
 
-    n_geo = 2 + (1 if refine_distance else 0)
+    n_geo = 2 + (1 if refine_distance else 0) + (2 if refine_tilt else 0)
     x = np.concatenate([np.zeros(3), p0, np.zeros(n_geo)])
     scale = np.concatenate([np.ones(3), np.maximum(np.abs(p0) * 1e-3, 1e-3), np.full(n_geo, 0.1)])
+    if refine_tilt:
+        scale[-2:] = 10.0  # 0.01 deg units
     if not refine_beam:
         n_geo = 0
 
@@ -184,6 +193,9 @@ def refine_solution(
             changes = {"beam_x": det0.beam_x + g[0], "beam_y": det0.beam_y + g[1]}
             if refine_distance:
                 changes["distance"] = det0.distance + g[2]
+            if refine_tilt:
+                changes["tilt"] = det0.tilt + g[-2]
+                changes["twist"] = det0.twist + g[-1]
             det = det0.replace(**changes)
         crystal = Crystal(cell=cell, U=small_rotation(xx[:3]) @ u0)
         return experiment.replace(detector=det, crystal=crystal)
@@ -197,16 +209,21 @@ def refine_solution(
             p, xr, yr = nearest_phi(exp, hkl[rot], spots.phi[sel][rot])
             xc[rot], yc[rot], pc[rot] = xr, yr, p
         if (~rot).any():
-            xs, ys, ok = predict_positions(exp, hkl[~rot], spots.phi[sel][~rot])
+            # stills: pc is the angle (deg) that turns the rlp onto the Ewald sphere
+            xs, ys, psi, ok = predict_still(exp, hkl[~rot], spots.phi[sel][~rot])
             xs[~ok], ys[~ok] = np.nan, np.nan
-            xc[~rot], yc[~rot] = xs, ys
+            xc[~rot], yc[~rot], pc[~rot] = xs, ys, psi
         return xc, yc, pc
+
+    # stills: the spread of the rlps about the Ewald sphere (rocking width) is not known before
+    # refinement; it is the robust rms of the angles to the sphere, re-estimated every cycle
+    sig_psi = [float("inf")]
 
     def residuals(exp: Experiment, hkl: np.ndarray, sel: np.ndarray) -> np.ndarray:
         xc, yc, pc = predict(exp, hkl, sel)
         rx = (spots.x_mm[sel] - xc) / sig_xy[sel]
         ry = (spots.y_mm[sel] - yc) / sig_xy[sel]
-        rp = np.where(rot_mask[sel], phi_miss(pc, sel) / sig_phi[sel], 0.0)
+        rp = np.where(rot_mask[sel], phi_miss(pc, sel) / sig_phi[sel], -pc / sig_psi[0])
         out = np.stack([rx, ry, rp], 1)
         return np.nan_to_num(out, nan=50.0, posinf=50.0, neginf=50.0)
 
@@ -218,6 +235,17 @@ def refine_solution(
     # index with the observed matrix (not the regularized one) first
     rlp0 = spots_to_rlp(spots.x_mm, spots.y_mm, spots.phi, experiment)
     hkl, ok = index_fraction(rlp0, ub0, hkldev)
+
+    def update_sig_psi(exp: Experiment, hkl: np.ndarray, sel: np.ndarray) -> None:
+        still = sel & ~rot_mask
+        if still.sum() >= 3:
+            psi = predict(exp, hkl[still], still)[2]
+            psi = psi[np.isfinite(psi)]
+            if len(psi):
+                # 1.4826 x median |psi|: the rms of a normal spread, robust to outliers
+                sig_psi[0] = max(1.4826 * float(np.median(np.abs(psi))), SIGMA_PSI_MIN)
+
+    update_sig_psi(exp, hkl, ok)
     use = ok.copy()
     if ok.sum() >= 6:
         # gross outliers out before the first fit (spots indexed within HKLDEV whose predicted
@@ -263,6 +291,7 @@ def refine_solution(
         # to cycle)
         rms = 1.13 * float(np.median(dist[ok])) if ok.any() else np.inf
         new_use = ok & (dist <= sdcutoff * rms)
+        update_sig_psi(exp, hkl, new_use)
         if np.array_equal(new_use, use):
             break
         use = new_use
@@ -275,6 +304,10 @@ def refine_solution(
     sigma_xy = float(np.sqrt(np.mean(dxy[good] ** 2))) if good.any() else float("nan")
     rp = good & rot_mask
     sigma_phi = float(np.sqrt(np.mean(phi_miss(pc[rp], rp) ** 2))) if rp.any() else float("nan")
+    # per-spot weighted squared residuals, for comparing solutions on common spots (F test)
+    chi2 = np.sum(residuals(exp, hkl, np.ones(len(spots), bool)) ** 2, axis=1)
+    chi2 = np.where(ok & np.isfinite(dxy), chi2, np.nan)
+    n_obs = np.full(len(spots), 3)
     esd = np.full(len(p0), np.nan)
     d_esd = d_corr = float("nan")
     if sol is not None and sol.jac is not None and len(sol.fun) > len(sol.x):
@@ -285,7 +318,7 @@ def refine_solution(
             cov = np.linalg.inv(jac.T @ jac) * s2
             esd = np.sqrt(np.abs(np.diag(cov)))[3 : 3 + len(p0)]
             if refine_distance and n_par == len(x):
-                d_esd, d_corr = _distance_determination(cov, len(p0))
+                d_esd, d_corr = _distance_determination(cov, len(p0), 3 + len(p0) + 2)
         except np.linalg.LinAlgError:
             pass
     return SolutionRefinement(
@@ -299,19 +332,67 @@ def refine_solution(
         cell_esd=esd,
         distance_esd=d_esd,
         distance_corr=d_corr,
+        chi2=chi2,
+        used=good,
+        n_obs=n_obs,
+        n_params=n_par,
     )
 
 
-def _distance_determination(cov: np.ndarray, n_cell: int) -> tuple[float, float]:
+def predict_still(
+    experiment: Experiment, hkl: np.ndarray, phi_deg: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Position (mm) of each reflection on a still, and its angle to the Ewald sphere (deg).
+
+    On a still a reflection is recorded while its rlp is near, not on, the Ewald sphere (within
+    the rocking width: mosaic spread, divergence, bandwidth).  The mosaic block that diffracts
+    it has its rlp turned onto the sphere, length kept, so the spot lies at the Bragg angle of
+    |r| exactly, where the rlp rotated onto the sphere about s0 x r meets the detector; the
+    angle of that rotation (Delta psi) is a third residual that pins the orientation, which
+    the positions alone hardly determine (Sauter et al. 2014; DIALS's stills prediction and
+    refinement with X, Y and Delta psi).  Projecting the off-sphere rlp along s0 + r instead
+    puts the spot at a Bragg angle off by the excitation error.
+
+    Returns
+    -------
+    (x, y, delta_psi, ok)
+        Delta psi > 0 when the rlp must turn away from the beam to reach the sphere.
+
+    References
+    ----------
+    Sauter, N. K., Hattne, J., Brewster, A. S. et al. (2014). Acta Cryst. D70, 3299-3309.
+    """
+    cr = experiment.crystal
+    r0 = np.asarray(hkl, dtype=float) @ cr.UB.T
+    phi = np.broadcast_to(np.asarray(phi_deg, dtype=float), (len(r0),))
+    r = rotate_about_axis(r0, experiment.goniometer.axis, phi)
+    s0 = experiment.beam.s0
+    k = float(np.linalg.norm(s0))
+    e0 = s0 / k
+    rlen = np.linalg.norm(r, axis=1)
+    along = r @ e0
+    perp = r - np.outer(along, e0)
+    plen = np.linalg.norm(perp, axis=1)
+    cos_on = -rlen / (2.0 * k)
+    good = (plen > 1e-12) & (np.abs(cos_on) < 1.0)
+    sin_on = np.sqrt(np.clip(1.0 - cos_on**2, 0.0, 1.0))
+    e1 = perp / np.where(plen > 1e-12, plen, 1.0)[:, None]
+    r_on = rlen[:, None] * (cos_on[:, None] * e0[None, :] + sin_on[:, None] * e1)
+    x, y, ok = experiment.detector.lab_to_mm(s0[None, :] + r_on)
+    psi = np.degrees(np.arctan2(sin_on, cos_on) - np.arctan2(plen, along))
+    return x, y, np.where(good, psi, np.nan), ok & good
+
+
+def _distance_determination(cov: np.ndarray, n_cell: int, k: int) -> tuple[float, float]:
     """Esd (mm) of the refined distance and its multiple correlation with the cell parameters.
 
     ``cov`` is the covariance of (3 orientation angles, ``n_cell`` cell parameters, beam X,
-    beam Y, distance).  The multiple correlation R of the distance with the cell parameters is
+    beam Y, distance, ...); ``k`` is the index of the distance.  The multiple correlation R of
+    the distance with the cell parameters is
     ``sqrt(1 - 1 / (C_DD (C_sub^-1)_DD))`` over the sub-block of the cell parameters and the
     distance: R -> 1 when a change of distance can be absorbed by a change of cell (low-angle
     data, where the spot radius scales as distance / cell edge).
     """
-    k = len(cov) - 1
     esd = float(np.sqrt(abs(cov[k, k])))
     idx = [*range(3, 3 + n_cell), k]
     sub = cov[np.ix_(idx, idx)]

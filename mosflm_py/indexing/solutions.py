@@ -1,21 +1,44 @@
 """Indexing parameters, the 44-row solution table and MOSFLM's automatic choice.
 
-Automatic choice (documented rule): a solution is *acceptable* when its penalty is at most
-``IndexingParams.low_penalty`` (20, MOSFLM's "usually less than 20 for the correct solution")
-and, once refined, its rms residual is no worse than ``1.5 x`` that of the refined triclinic
-solution plus a small absolute allowance (positions 0.02 mm / rlp 2e-4 relative).  Among the
-acceptable solutions the one of highest lattice symmetry (order of the holohedry) is chosen;
-ties go to the lowest penalty.  ``SOLUTION k`` overrides the choice; ``SYMMETRY sg`` restricts
-it to rows of the Bravais lattice of ``sg``.
+Automatic choice (documented rule).  A solution is *acceptable* when
+
+1. its penalty is at most ``IndexingParams.low_penalty`` (20, MOSFLM's "usually less than 20
+   for the correct solution") and, once refined, its rms residual is no worse than ``1.5 x``
+   that of the refined triclinic solution plus a small absolute allowance (positions 0.02 mm /
+   rlp 2e-4 relative); or
+2. its penalty is at most ``IndexingParams.wide_penalty`` (50) and its constrained refinement
+   fits the spots the triclinic refinement uses not significantly worse than the triclinic one:
+   an F test of the extra sum of squares, F = ((S_c - S_aP) / (p_aP - p_c)) / (S_aP / (n - p_aP))
+   with S the weighted sums of squared residuals (x, y, phi) over the same spots, n the
+   observations and p the parameters refined, accepted at the ``ftest_alpha`` (1 %) level
+   (:func:`constraint_f_test`).
+
+Among the acceptable solutions the one of highest lattice symmetry (order of the holohedry) is
+chosen; ties go to the lowest penalty.  ``SOLUTION k`` overrides the choice; ``SYMMETRY sg``
+restricts it to rows of the Bravais lattice of ``sg``.
+
+Why two tests: the penalty measures the distortion of the refined triclinic cell from the
+lattice's metric, but not against the cell's uncertainty.  With many strong spots the
+triclinic cell is precise and MOSFLM's fixed threshold works; with few or weak spots (sparse
+small-molecule images, two thin images of weak data) the noisier triclinic cell inflates the
+right lattice's penalty above 20 (oP penalty 23 on a weak P212121 series) while its
+constrained refinement fits as well as the triclinic one.  The F test asks the question the
+penalty stands in for - do the data need the lower symmetry? - with the data's own precision,
+so it accepts that solution and still rejects a genuine lower symmetry whose spots a
+constrained cell cannot fit (many spots, significant misfit).  Rule 2 never removes a
+solution rule 1 accepts, so on strong data MOSFLM's choice is unchanged.
 
 Evidence for the threshold and the sd test: the real MOSFLM 7.0.0 autoindexing log
 (../shared/data/real/mosflm_logs) suggests solution 3 (mC, penalty 2) although oI and mI with
 penalty 24 refine as well (equal SDCELL, FRACN 0.93), so its limit lies between 2 and 23; the
 MOSFLM course notes (seeds) reject a cubic solution of low penalty whose sd(x,y) is 0.34 mm
-against 0.18 mm for the right orthorhombic one.  On weak data the right crystal system comes
-from a well-determined triclinic cell (spots with phi centroids, outliers rejected, the
-distance refined where the spots determine it: :mod:`mosflm_py.indexing.autoindex`), which
-keeps the right lattice's penalty low, not from a higher threshold.
+against 0.18 mm for the right orthorhombic one.
+
+References
+----------
+Draper, N. R. & Smith, H. (1998). Applied Regression Analysis, 3rd ed., section 6.1 (extra sum
+of squares F test).  Hamilton, W. C. (1965). Acta Cryst. 18, 502-510 (significance tests on
+the crystallographic R factor: the same test for linear hypotheses on refined parameters).
 """
 
 from __future__ import annotations
@@ -23,6 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import stats
 
 from mosflm_py.errors import IndexingError
 
@@ -67,6 +91,10 @@ class IndexingParams:
         Solutions below this penalty are refined (200).
     low_penalty : float
         Penalty limit of the acceptable group for the automatic choice (20).
+    wide_penalty : float
+        Penalty limit for solutions accepted by the F test instead (50).
+    ftest_alpha : float
+        Significance level of that F test (0.01).
     spacing : float
         Angular spacing (rad) of the DPS hemisphere of directions (0.029 ~ 7300 directions).
     second_lattice : bool
@@ -88,6 +116,9 @@ class IndexingParams:
     beam_step: float = 0.5
     refine_penalty: float = 200.0
     low_penalty: float = 20.0
+    wide_penalty: float = 50.0
+    refine_tilt: bool = False
+    ftest_alpha: float = 0.01
     spacing: float = 0.029
     second_lattice: bool = True
 
@@ -126,6 +157,15 @@ class SolutionRow:
         U.B of the solution (1/Angstrom) when refined.
     space_groups : tuple of str
         Possible (Sohncke) space groups of the lattice.
+    chi2, used, n_obs : ndarray or None
+        Per spot (all spots given to the refinement): sum of squared weighted residuals of the
+        refined solution (NaN for spots it does not index), whether the final refinement cycle
+        used it (not rejected), and its number of observations (3 for a rotation spot x, y,
+        phi; 2 for a still); None when unrefined.
+    n_params : int
+        Parameters refined (orientation, free cell parameters, beam, distance, tilt, twist).
+    beam, distance, tilt, twist
+        Refined detector geometry (mm, mm, 0.01 deg) of the solution.
     """
 
     number: int
@@ -146,7 +186,13 @@ class SolutionRow:
     rms_rel: float = float("nan")
     beam: tuple[float, float] | None = None
     distance: float | None = None
+    tilt: float = 0.0
+    twist: float = 0.0
     space_groups: tuple[str, ...] = field(default_factory=tuple)
+    chi2: np.ndarray | None = None
+    used: np.ndarray | None = None
+    n_obs: np.ndarray | None = None
+    n_params: int = 0
 
 
 def lattice_of_space_group(symbol: str) -> str:
@@ -171,6 +217,44 @@ def lattice_of_space_group(symbol: str) -> str:
     return letter + centring
 
 
+MIN_COMMON_FRACTION = 0.9
+"""The F test needs the constrained solution to index this fraction of the triclinic one's
+spots (spots it cannot index at all are evidence against it that the sums do not show)."""
+
+
+def constraint_f_test(row: SolutionRow, ref: SolutionRow) -> float:
+    """P value of the F test of ``row``'s constraints against the less constrained ``ref``.
+
+    Both refined against the same spots; the sums of squared weighted residuals are taken over
+    the spots both final refinements use (each has rejected its own outliers).  Returns NaN
+    when the test cannot be made (no per-spot residuals, no constraint, too few observations)
+    and 0 when ``row`` uses fewer than :data:`MIN_COMMON_FRACTION` of the spots ``ref`` uses
+    (a constrained cell that has to reject the spots it cannot fit is worse, whatever the
+    sums of the rest say).
+    """
+    if row.chi2 is None or ref.chi2 is None or ref.used is None or row.used is None:
+        return float("nan")
+    if len(row.chi2) != len(ref.chi2) or ref.n_obs is None:
+        return float("nan")
+    base = ref.used & np.isfinite(ref.chi2)
+    common = base & row.used & np.isfinite(row.chi2)
+    if not base.any():
+        return float("nan")
+    if common.sum() < MIN_COMMON_FRACTION * base.sum():
+        return 0.0
+    dp = ref.n_params - row.n_params
+    n = float(np.sum(ref.n_obs[common]))
+    dfd = n - ref.n_params
+    if dp <= 0 or dfd <= 0:
+        return float("nan")
+    s_ref = float(np.sum(ref.chi2[common]))
+    s_row = float(np.sum(row.chi2[common]))
+    if s_ref <= 0:
+        return float("nan")
+    f = max(s_row - s_ref, 0.0) / dp / (s_ref / dfd)
+    return float(stats.f.sf(f, dp, dfd))
+
+
 def choose_solution(rows: list[SolutionRow], params: IndexingParams) -> int:
     """Index (0-based) into ``rows`` of the chosen solution (see module docstring for the rule)."""
     if params.solution is not None:
@@ -185,9 +269,22 @@ def choose_solution(rows: list[SolutionRow], params: IndexingParams) -> int:
     ref_xy = min((r.sigma_xy for r in ap if np.isfinite(r.sigma_xy)), default=np.nan)
     ref_rel = min((r.rms_rel for r in ap if np.isfinite(r.rms_rel)), default=np.nan)
 
+    ref_row = next((r for r in ap if r.chi2 is not None), None)
+
     def acceptable(r: SolutionRow) -> bool:
         if allowed is not None:
             return r.lattice == allowed and r.penalty < params.refine_penalty
+        return by_threshold(r) or by_f_test(r)
+
+    def by_f_test(r: SolutionRow) -> bool:
+        if ref_row is None or not r.refined or r.penalty > params.wide_penalty:
+            return False
+        if r.lattice == "aP":
+            return False
+        p = constraint_f_test(r, ref_row)
+        return bool(np.isfinite(p) and p >= params.ftest_alpha)
+
+    def by_threshold(r: SolutionRow) -> bool:
         if r.penalty > params.low_penalty:
             return False
         if r.refined and np.isfinite(ref_xy) and np.isfinite(r.sigma_xy):
