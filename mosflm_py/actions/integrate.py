@@ -77,10 +77,10 @@ def choose_raster(session: Session, exp: Experiment, first: int) -> Raster:
     The spots come from FINDSPOTS' own search (cached when AUTOINDEX already looked at the
     image), which also sets RASTER and SEPARATION from the median spot size and says so.
     """
-    r = session.state.integration.raster
+    r = session.effective.integration.raster
     if r is None:
         spots_for_images(session, [first])
-        r = session.state.integration.raster
+        r = session.effective.integration.raster
     if r is not None:
         return Raster(*r)
     session.report.warning(
@@ -450,7 +450,7 @@ def _log_image(session: Session, im, ref, profiles: list[dict] | None = None) ->
         centre = max(profiles, key=lambda r: r["n_contrib"])
         rep.line("")
         rep.lines(raster_optimised(centre["raster"]))
-        sep = session.state.integration.separation
+        sep = session.effective.integration.separation
         if sep:
             rep.lines(separation_updated(sep))
         cog = centre.get("cog_mm", (float("nan"),) * 2)

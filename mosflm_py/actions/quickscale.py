@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from mosflm_py.scaling.laue import LaueResult
     from mosflm_py.session import Job, Session
 
-RESULTS_KEY = "quickscale"
-
 
 def _input_mtz(session: Session, rec: Record | None) -> str:
     if rec is not None and rec.has("HKLIN"):
@@ -210,7 +208,7 @@ def quicksymm(session: Session, job: Job) -> None:
         warn_undetermined(session, res.undetermined)
     for note in res.notes:
         rep.line(f" Note: {note}")
-    session.results.extra["quicksymm"] = res
+    session.results.quicksymm = res
 
 
 def _log_partials(session: Session, p, obs, raw=None) -> None:
@@ -296,7 +294,7 @@ def quickscale(session: Session, job: Job | None) -> None:
     if summary:
         append_summary(summary, res)
         rep.line(f" QuickScale tables added to the SUMMARY file {summary}")
-    session.results.extra[RESULTS_KEY] = res
+    session.results.quickscale = res
     report = (
         str(rec.sub("REPORT").get("file"))
         if rec is not None and rec.has("REPORT")
