@@ -67,8 +67,9 @@ def test_state_clock_orders_the_keywords():
 
 def test_effective_settings_apply_found_values_by_time():
     st = apply_setting(State(), "detector.beam", (100.0, 100.0))  # clock 1
-    model = ExperimentModel(beam=Found((100.4, 99.8), "AUTOINDEX", 1),
-                            raster=Found((13, 15, 9, 4, 4), "FINDSPOTS", 1))
+    model = ExperimentModel(
+        beam=Found((100.4, 99.8), "AUTOINDEX", 1), raster=Found((13, 15, 9, 4, 4), "FINDSPOTS", 1)
+    )
     eff = effective_settings(st, model)
     assert eff.detector.beam == (100.4, 99.8)  # found after BEAM was typed
     assert eff.integration.raster == (13, 15, 9, 4, 4)
@@ -84,8 +85,13 @@ def _crystal(**kw) -> Crystal:
 
 
 def test_crystal_keywords_by_time():
-    known = merge_crystal(None, _crystal(mosaic=0.0), "AUTOINDEX", 2,
-                          ("cell", "orientation", "space_group", "missets"))
+    known = merge_crystal(
+        None,
+        _crystal(mosaic=0.0),
+        "AUTOINDEX",
+        2,
+        ("cell", "orientation", "space_group", "missets"),
+    )
     assert "mosaic" not in known.origins  # not determined by indexing
     st = apply_setting(State(), "crystal.mosaic", 0.5)  # clock 1, before AUTOINDEX
     st = apply_setting(st, "crystal.cell", (51.0, 61.0, 71.0, 90.0, 90.0, 90.0))  # clock 2
@@ -117,9 +123,17 @@ def sweep(tmp_path_factory) -> Path:
     from mosflm_py.simulate import default_params, simulate_dataset
 
     folder = tmp_path_factory.mktemp("model_sim")
-    params = default_params(nslow=512, nfast=512, beam_x=45.1, beam_y=42.3, distance=100.0,
-                            cell=(41.3, 47.9, 58.2, 90.0, 90.0, 90.0), n_images=N_IMAGES,
-                            resolution=1.8, seed=7)
+    params = default_params(
+        nslow=512,
+        nfast=512,
+        beam_x=45.1,
+        beam_y=42.3,
+        distance=100.0,
+        cell=(41.3, 47.9, 58.2, 90.0, 90.0, 90.0),
+        n_images=N_IMAGES,
+        resolution=1.8,
+        seed=7,
+    )
     simulate_dataset(params, folder, fmt="cbf", name="sim")
     return folder
 
@@ -133,8 +147,15 @@ def steps(sweep):
     s = Session(out=out)
     snaps: dict[str, list[tuple[State, State]]] = {}
     try:
-        s.run_lines(['TEMPLATE "sim_#####.cbf"', f'DIRECTORY "{sweep}"', "BEAM 45.3 42.1",
-                     "NPROC 1", "HKLOUT model.mtz"])
+        s.run_lines(
+            [
+                'TEMPLATE "sim_#####.cbf"',
+                f'DIRECTORY "{sweep}"',
+                "BEAM 45.3 42.1",
+                "NPROC 1",
+                "HKLOUT model.mtz",
+            ]
+        )
 
         def step(name: str, *lines: str) -> None:
             for line in lines:  # the settings just before each GO and just after it
