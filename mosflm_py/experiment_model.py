@@ -33,6 +33,13 @@ from mosflm_py.state import State, apply_setting, get_setting
 
 if TYPE_CHECKING:
     from mosflm_py.geometry.matrix_file import MatrixFile
+    from mosflm_py.imageio.series import ImageSeries
+    from mosflm_py.indexing.autoindex import IndexingResult
+    from mosflm_py.mosaic.estimate import MosaicEstimate
+    from mosflm_py.refinement.cellref import CellRefinementResult
+    from mosflm_py.scaling.pipeline import QuickScaleResult, QuickSymmResult
+    from mosflm_py.spotfinding.types import SpotList
+    from mosflm_py.strategy.plan import StrategyResult
 
 T = TypeVar("T")
 
@@ -243,18 +250,18 @@ class ExperimentModel:
     ``cellref_segments`` (POSTREF SEGMENT images collected), ``strategy_segments``.
     """
 
-    sectors: list[Any] = field(default_factory=list)
+    sectors: list[ImageSeries] = field(default_factory=list)
     matrix: MatrixFile | None = None
-    spots: dict[int, Any] = field(default_factory=dict)
-    indexing: Any = None
-    refinement: Any = None
-    mosaic: Any = None
-    predictions: Any = None
-    integration: Any = None
-    quicksymm: Any = None
-    quickscale: Any = None
-    strategy: Any = None
-    testgen: Any = None
+    spots: dict[int, SpotList] = field(default_factory=dict)
+    indexing: IndexingResult | None = None
+    refinement: CellRefinementResult | None = None
+    mosaic: MosaicEstimate | None = None
+    predictions: Any = None  # actions.predict.ImagePrediction (PREDICT_SPOTS)
+    integration: dict[str, Any] | None = None  # PROCESS: records written, MTZ, images
+    quicksymm: QuickSymmResult | None = None
+    quickscale: QuickScaleResult | None = None
+    strategy: StrategyResult | None = None
+    testgen: Any = None  # TESTGEN's table (strategy.tables)
     crystal: KnownCrystal | None = None
     beam: Found[tuple[float, float]] | None = None
     distance: Found[float] | None = None
