@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -202,3 +203,19 @@ def test_steps_keep_what_they_found_in_the_model(steps):
     assert s.geometry(1).beam_x == 45.0
     assert current_crystal(s).mosaic == 0.55
     assert r.beam.value != (45.0, 42.0)  # the found value is kept, for SHOW
+
+
+def test_no_handler_writes_into_the_settings():
+    """Handlers store what they find in the experiment model: the only settings they write are
+    the user's own image input (a TEMPLATE / IMAGE file name split into TEMPLATE, DIRECTORY and
+    IMAGE); ``Session.set`` has no way to store a value as not given by the user."""
+    actions = Path(__file__).resolve().parents[1] / "mosflm_py" / "actions"
+    writes = [
+        (p.name, m.group(1))
+        for p in sorted(actions.glob("*.py"))
+        for m in re.finditer(r"session\.set\(\s*\"([\w.]+)\"", p.read_text())
+    ]
+    assert writes and all(path.startswith("images.") for _, path in writes), writes
+    assert {name for name, _ in writes} == {"images.py"}
+    text = "".join(p.read_text() for p in actions.glob("*.py"))
+    assert "apply_setting(session.state" not in text and "session.state =" not in text
