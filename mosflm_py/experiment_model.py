@@ -231,6 +231,18 @@ def blocksize_from_domain_width(width: float) -> float:
     return 1.0 / (float(width) * 1.0e4)
 
 
+@dataclass(frozen=True)
+class IntegrationRun:
+    """What the last PROCESS integrated: records written, the MTZ file, per image the
+    statistics and the refined model ``(stats, refinement)``, the profile blocks and the time."""
+
+    n_records: int
+    mtz: str
+    images: list[tuple[Any, Any]] = field(default_factory=list)
+    profiles: list[Any] = field(default_factory=list)
+    seconds: float = 0.0
+
+
 @dataclass
 class ExperimentModel:
     """What the program knows about the experiment now (``session.results``).
@@ -257,7 +269,7 @@ class ExperimentModel:
     refinement: CellRefinementResult | None = None
     mosaic: MosaicEstimate | None = None
     predictions: Any = None  # actions.predict.ImagePrediction (PREDICT_SPOTS)
-    integration: dict[str, Any] | None = None  # PROCESS: records written, MTZ, images
+    integration: IntegrationRun | None = None
     quicksymm: QuickSymmResult | None = None
     quickscale: QuickScaleResult | None = None
     strategy: StrategyResult | None = None
@@ -307,6 +319,7 @@ __all__ = [
     "MATRIX_SERIAL",
     "ExperimentModel",
     "Found",
+    "IntegrationRun",
     "KnownCrystal",
     "Origin",
     "keyword_wins",

@@ -20,6 +20,7 @@ from mosflm_py.actions.process import (
     starting_experiment,
 )
 from mosflm_py.errors import IntegrationError, NotImplementedYet
+from mosflm_py.experiment_model import IntegrationRun
 from mosflm_py.geometry.crystal import b_matrix
 from mosflm_py.integration import (
     BackgroundParams,
@@ -302,10 +303,9 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     summary = _write_summary(session, image_rows)
     if summary:
         rep.line(f" SUMMARY file written: {summary}")
-    session.results.integration = {"n_records": n_records,
-                                   "images": [(s, r) for s, r, _ in image_rows],
-                                   "mtz": mtz_path, "seconds": elapsed,
-                                   "profiles": profile_blocks}
+    session.results.integration = IntegrationRun(
+        n_records=n_records, mtz=str(mtz_path), images=[(s, r) for s, r, _ in image_rows],
+        profiles=profile_blocks, seconds=elapsed)
 
 
 def _check_outcome(session: Session, first: int, last: int, image_rows, n_records: int,

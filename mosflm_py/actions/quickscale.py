@@ -37,8 +37,8 @@ def _input_mtz(session: Session, rec: Record | None) -> str:
     if rec is not None and rec.has("HKLIN"):
         return str(rec.sub("HKLIN").get("file"))
     integ = session.results.integration
-    if isinstance(integ, dict) and integ.get("mtz"):
-        return str(integ["mtz"])
+    if integ is not None and integ.mtz:
+        return str(integ.mtz)
     if session.state.files.hklout and Path(session.state.files.hklout).exists():
         return session.state.files.hklout
     raise QuickScaleError(
@@ -346,7 +346,7 @@ def _picture(session: Session, stem: str) -> dict:
     integ = session.results.integration
 
     try:
-        first = int(integ["images"][0][0].image)
+        first = int(integ.images[0][0].image)
         path = f"{stem}_image_{first}.png"
         plot_prediction(session, predict_image(session, first), path)
     except (MosflmError, OSError, KeyError, IndexError, TypeError, AttributeError):
@@ -359,7 +359,7 @@ def session_summary(session: Session, stem: str | None = None) -> dict:
     the last PROCESS run and a picture of its first image with predictions (when known)."""
     out = _indexing_rows(session)
     integ = session.results.integration
-    if not isinstance(integ, dict) or not integ.get("images"):
+    if integ is None or not integ.images:
         return out
     cols: dict[str, list] = {
         k: []
@@ -386,7 +386,7 @@ def session_summary(session: Session, stem: str | None = None) -> dict:
         )
     }
     try:
-        for st, ref in integ["images"]:
+        for st, ref in integ.images:
             e = ref.experiment
             d, cr = e.detector, e.crystal
             vals = (
@@ -416,8 +416,8 @@ def session_summary(session: Session, stem: str | None = None) -> dict:
         # PROCESS's per-image records changed shape: the report goes without these graphs
         return out
     out["images"] = cols
-    if integ.get("profiles"):
-        out["profiles"] = integ["profiles"]
+    if integ.profiles:
+        out["profiles"] = integ.profiles
     if stem is not None:
         out.update(_picture(session, stem))
     return out
