@@ -100,9 +100,12 @@ def symmetry_cell_problem(symbol: str, cell: tuple[float, ...]) -> str | None:
 
 
 def check_symmetry(session: Session, job: Job) -> None:
-    """Job check: the SYMMETRY in force fits the cell of the current crystal."""
-    symmetry = session.state.crystal.symmetry
-    if symmetry is None:
+    """Job check: the SYMMETRY in force fits the cell of the current crystal.
+
+    Only when the user gave SYMMETRY; the space group in force is the crystal's (the user's
+    SYMMETRY, unless a step found the space group after it was given).
+    """
+    if session.state.crystal.symmetry is None:
         return
 
     try:
@@ -111,7 +114,7 @@ def check_symmetry(session: Session, job: Job) -> None:
         return  # no usable crystal: the job itself says so
     if crystal is None:
         return
-    problem = symmetry_cell_problem(space_group_name(symmetry), tuple(crystal.cell))
+    problem = symmetry_cell_problem(space_group_name(crystal.space_group), tuple(crystal.cell))
     if problem:
         raise GeometryError(problem)
 

@@ -145,18 +145,22 @@ def _is_lab(wavelength: float) -> bool:
 
 
 def experiment_from(
-    settings: State, header: Any, image_number: int
+    settings: State, header: Any, image_number: int, user: State | None = None
 ) -> tuple[EffectiveGeometry, list[GeometryNotice]]:
     """Geometry of image *image_number*: *header* with the keyword *settings* applied.
 
     Parameters
     ----------
     settings : State
-        The user's settings (keywords); only the values the user gave override the header.
+        The settings in effect (the user's keywords, and the values the program found such as
+        the beam position refined by AUTOINDEX); they override the header.
     header : ImageHeader
         Header of the image (lengths mm, angles degrees, wavelength Angstrom).
     image_number : int
         Image number (for PHI overrides given with ``IMAGE n PHI a TO b`` and messages).
+    user : State, optional
+        The user's own settings, for the WARNINGs about a keyword disagreeing with the header
+        (a value the program found is not the user's input); default *settings*.
 
     Returns
     -------
@@ -171,7 +175,7 @@ def experiment_from(
         A header value is physically impossible, or a value needed is neither in the header
         nor given by a keyword.
     """
-    notices = header_warnings(settings, header)
+    notices = header_warnings(user if user is not None else settings, header)
     st = settings
     overridden = any(o[0] == image_number for o in st.images.phi_overrides)
     if bad := unresolved(header, st.is_user_set, image_number, overridden):

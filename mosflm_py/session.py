@@ -26,20 +26,23 @@ At ``GO``/``RUN`` the session calls, in queue order::
 
 ``session`` offers
 
-* ``session.state`` - current immutable settings (:mod:`mosflm_py.state`);
-  ``session.set("crystal.mosaic", 0.4)`` stores a derived value (``user=False`` by default so it
-  is not mistaken for user input), ``session.state = new_state`` also works;
-* ``session.results`` - :class:`Results`, the mutable store for everything computed: ``sectors``
-  (image series), ``matrix`` (parsed MATRIX file), ``spots`` (per image), ``indexing``,
-  ``refinement``, ``mosaic``, ``predictions``, ``integration``, ``postref`` and ``extra`` (a dict
-  for anything else, keyed by module name);
+* ``session.state`` - the user's settings (:mod:`mosflm_py.state`), as typed: a result is never
+  written into them (``session.set(path, value)`` is for the user's own input only, e.g. a
+  TEMPLATE file name split into TEMPLATE and DIRECTORY);
+* ``session.results`` - the experiment model
+  (:class:`mosflm_py.experiment_model.ExperimentModel`): everything the program found, typed
+  (image sectors, spots, indexing, the current crystal, refined beam and distance, RASTER,
+  SEPARATION, ...), each value found with its step and the settings' clock then;
+* ``session.effective`` - the settings a step works with: the user's settings with the values
+  found applied by MOSFLM's precedence (:func:`mosflm_py.experiment_model.effective`: a keyword
+  typed after a value was found wins over it);
 * ``session.report`` - :class:`~mosflm_py.report.Report` (``line``, ``lines``, ``warning``,
   ``information``, ``table``, ``error``); all output goes there (terminal + log file);
 * ``session.images()`` - the current :class:`mosflm_py.imageio.series.ImageSeries` (resolved
   from TEMPLATE/DIRECTORY/EXTENSION on first use, with the summary printed);
   ``session.geometry(n)`` - :class:`mosflm_py.image_geometry.EffectiveGeometry` for image *n*
-  (header merged with keywords, keywords win, WARNING on disagreement; its ``beam``,
-  ``detector`` and ``goniometer`` are the models every algorithm uses);
+  (header merged with the effective settings, keywords win, WARNING on disagreement; its
+  ``beam``, ``detector`` and ``goniometer`` are the models every algorithm uses);
 * ``session.files`` - shortcut for ``session.state.files`` (HKLOUT, SUMMARY, NEWMAT, ...);
 * ``session.nproc`` - number of worker processes to use (NPROC keyword / ``--nproc``).
 
@@ -61,7 +64,7 @@ import logging
 import os
 import traceback
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -73,6 +76,7 @@ from mosflm_py.errors import (
     MosflmError,
     NotImplementedYet,
 )
+from mosflm_py.experiment_model import ExperimentModel, effective_settings
 from mosflm_py.image_geometry import EffectiveGeometry, experiment_from, header_warnings
 from mosflm_py.lexer import LineJoiner, Token, UnterminatedQuote, include_path
 from mosflm_py.output.mosflm_log import FAILURE
@@ -112,20 +116,8 @@ class Job:
         return self.records[0]
 
 
-@dataclass
-class Results:
-    """Mutable store of computed results, shared by the action handlers."""
-
-    sectors: list[Any] = field(default_factory=list)
-    matrix: Any = None
-    spots: dict[int, Any] = field(default_factory=dict)
-    indexing: Any = None
-    refinement: Any = None
-    mosaic: Any = None
-    predictions: Any = None
-    integration: Any = None
-    postref: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+Results = ExperimentModel
+"""What the program found (the experiment model); the name the handlers have always used."""
 
 
 class Session:
@@ -150,7 +142,8 @@ class Session:
         self.interactive = interactive
         self.registry = registry or default_registry()
         self.state = state or State()
-        self.results = Results()
+        self.results = ExperimentModel()
+        self._effective: tuple[tuple[Any, ...], State] | None = None
         self.pending: list[Job] = []
         self.failures = 0
         self.finished = False
@@ -170,13 +163,24 @@ class Session:
         """Worker processes to use: NPROC keyword, else the number of CPUs."""
         return self.state.integration.nproc or max(1, os.cpu_count() or 1)
 
-    def set(self, path: str, value: Any, *, user: bool = False) -> None:
-        """Store *value* at dotted *path* of the state (derived values: ``user=False``)."""
-        self.state = apply_setting(self.state, path, value, user=user)
+    def set(self, path: str, value: Any) -> None:
+        """Store the user's own *value* at dotted *path* of the settings (never a result)."""
+        self.state = apply_setting(self.state, path, value)
 
     def get(self, path: str) -> Any:
-        """The current setting at dotted *path*."""
+        """The user's setting at dotted *path*."""
         return get_setting(self.state, path)
+
+    @property
+    def effective(self) -> State:
+        """The settings a step works with: the user's, with the values the program found
+        applied (:func:`mosflm_py.experiment_model.effective_settings`)."""
+        found = tuple(self.results.found_settings().values())
+        key = (self.state, *found)
+        if self._effective is None or len(self._effective[0]) != len(key) or any(
+                a is not b for a, b in zip(self._effective[0], key)):
+            self._effective = (key, effective_settings(self.state, self.results))
+        return self._effective[1]
 
     def warn_once(self, key: Any, text: str, advice: str = "", verbatim: bool = False) -> None:
         """Print a WARNING block unless one with the same *key* was already printed."""
@@ -209,7 +213,8 @@ class Session:
         if header is None:
             header = self.images().header(image_number)
         try:
-            geometry, notices = experiment_from(self.state, header, image_number)
+            geometry, notices = experiment_from(self.effective, header, image_number,
+                                                user=self.state)
         except GeometryError:
             for notice in header_warnings(self.state, header):  # printed before the error
                 self.warn_once(notice.key, notice.text, notice.advice, verbatim=notice.verbatim)

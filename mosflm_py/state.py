@@ -370,6 +370,9 @@ class State:
     """Everything a keyword can set; defaults are MOSFLM's defaults.
 
     ``user_set`` holds the dotted paths set explicitly by the user (keywords or command line).
+    ``clock`` counts the values the user gave and ``given_at`` holds, per path, the clock when
+    it was last given: a value the program found (:mod:`mosflm_py.experiment_model`) records the
+    clock too, so a keyword typed after it wins over it and one typed before it does not.
     """
 
     files: Files = Files()
@@ -391,10 +394,23 @@ class State:
     quickscale: QuickScale = QuickScale()
     misc: Misc = Misc()
     user_set: frozenset[str] = field(default_factory=frozenset)
+    clock: int = 0
+    given_at: tuple[tuple[str, int], ...] = ()
 
     def is_user_set(self, path: str) -> bool:
         """True when the setting at *path* was given by the user."""
         return path in self.user_set
+
+    def when_given(self, path: str) -> int | None:
+        """The ``clock`` when the user last gave the setting at *path* (None: never)."""
+        for p, at in self.given_at:
+            if p == path:
+                return at
+        return None
+
+
+_BOOKKEEPING = frozenset({"user_set", "clock", "given_at"})
+"""State fields that record who gave what and when, not settings."""
 
 
 def get_setting(state: Any, path: str) -> Any:
@@ -428,14 +444,17 @@ def apply_setting(state: State, path: str, value: Any, *, user: bool = True) -> 
     """Copy of *state* with dotted *path* replaced by *value* (recorded in ``user_set``)."""
     new = _replace(state, path.split("."), value)
     if user:
-        new = dataclasses.replace(new, user_set=new.user_set | {path})
+        clock = new.clock + 1
+        given = tuple(g for g in new.given_at if g[0] != path) + ((path, clock),)
+        new = dataclasses.replace(new, user_set=new.user_set | {path}, clock=clock,
+                                  given_at=given)
     return new
 
 
 def iter_settings(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """Yield (dotted path, value) for every leaf setting of *obj*."""
     for f in dataclasses.fields(obj):
-        if f.name == "user_set":
+        if f.name in _BOOKKEEPING:
             continue
         value = getattr(obj, f.name)
         path = f"{prefix}{f.name}"

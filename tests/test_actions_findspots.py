@@ -67,13 +67,17 @@ def test_implied_raster_and_separation_are_sensible(sweep):
     s, buf = _session(sweep, "FINDSPOTS FIND 1", "GO")
     spots = s.results.spots[1]
     mx, my = np.median(spots.size_x), np.median(spots.size_y)
-    nxs, nys, nc, nrx, nry = s.state.integration.raster
+    nxs, nys, nc, nrx, nry = s.effective.integration.raster
+    assert s.results.raster.value == (nxs, nys, nc, nrx, nry)
+    assert s.results.raster.source == "FINDSPOTS"
+    # found values live in the experiment model, not in the user's settings
+    assert s.state.integration.raster is None and s.state.integration.separation is None
     assert nxs % 2 == 1 and nys % 2 == 1
     # peak region at least the median spot, box not more than ~4 spot sizes
     assert nxs - 2 * nrx >= mx and nys - 2 * nry >= my
     assert nxs <= 4 * mx + 8 and nys <= 4 * my + 8
     assert 0 < nc < nxs + nys
-    sx, sy = s.state.integration.separation
+    sx, sy = s.effective.integration.separation
     assert mx * PIXEL <= sx <= 3 * mx * PIXEL + 0.5
     assert my * PIXEL <= sy <= 3 * my * PIXEL + 0.5
     assert not s.state.is_user_set("integration.raster")
@@ -88,6 +92,8 @@ def test_user_raster_and_separation_are_kept(sweep):
     assert s.failures == 0, buf.getvalue()
     assert s.state.integration.raster == (21, 21, 15, 5, 5)
     assert s.state.integration.separation == (2.0, 2.0)
+    assert s.effective.integration.raster == (21, 21, 15, 5, 5)
+    assert s.results.raster is None and s.results.separation is None
     assert "is kept" in buf.getvalue()
 
 
@@ -163,6 +169,7 @@ def test_too_few_spots_do_not_set_the_box(sweep):
     s, buf = _session(sweep, "FINDSPOTS THRESHOLD 3000", "FINDSPOTS FIND 1", "GO")
     assert s.failures == 0, buf.getvalue()
     assert len(s.results.spots[1]) < 10
-    assert s.state.integration.raster is None and s.state.integration.separation is None
+    assert s.effective.integration.raster is None
+    assert s.effective.integration.separation is None
     assert "too few to set the measurement box" in buf.getvalue()
     assert "WARNING" in buf.getvalue()

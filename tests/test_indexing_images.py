@@ -143,11 +143,13 @@ def test_pixel_array_minpix_default_and_user_override(simulated):
     s = Session(out=io.StringIO())
     s.run_lines([f"DIRECTORY {out}", "TEMPLATE sim_#####.cbf",
                  f"AUTOINDEX IMAGE {images[0]}", "GO"])
-    assert s.state.spotfind.minpix == 3
+    assert s.effective.spotfind.minpix == 3 and s.results.minpix.source == "AUTOINDEX"
+    assert s.state.spotfind.minpix == 6  # the user's setting (MOSFLM's default) is unchanged
     s = Session(out=io.StringIO())
     s.run_lines([f"DIRECTORY {out}", "TEMPLATE sim_#####.cbf", "FINDSPOTS MINPIX 5",
                  f"AUTOINDEX IMAGE {images[0]}", "GO"])
-    assert s.state.spotfind.minpix == 5
+    assert s.state.spotfind.minpix == 5 and s.effective.spotfind.minpix == 5
+    assert s.results.minpix is None
 
 
 def test_autoindex_still_made_from_a_rotation_image(tmp_path):

@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 
+from mosflm_py.actions.common import current_crystal
 from mosflm_py.errors import GeometryError, IntegrationError
 from mosflm_py.geometry.beam import Beam
 from mosflm_py.geometry.crystal import Crystal
@@ -131,14 +132,13 @@ def test_mosaic_estimate_action_with_true_matrix(sims, eta):
     s, text = _run(ds, f"MATRIX {ds.matrix_path}", "SYMMETRY P212121", "DIVERGENCE 0 0",
                    "DISPERSION 0", "MOSAIC ESTIMATE 1", "GO")
     assert s.failures == 0, text
-    got = s.state.crystal.mosaic
+    got = s.results.crystal.crystal.mosaic
     assert got == pytest.approx(eta, rel=0.2)  # measured 0.29 and 0.74
-    assert not s.state.is_user_set("crystal.mosaic")
+    assert s.results.crystal.origins["mosaic"].source == "MOSAIC ESTIMATE"
+    assert s.state.crystal.mosaic is None  # the user's settings are unchanged
     assert "The mosaicity has been estimated as --->" in text
     assert "for this image only" in text and "No gained" in text
     assert s.results.mosaic.eta == pytest.approx(got)
-    from mosflm_py.actions.common import current_crystal
-
     assert current_crystal(s).mosaic == pytest.approx(got)
 
 
@@ -148,7 +148,7 @@ def test_mosaic_estimate_still_keeps_value(sims):
                    "MOSAIC ESTIMATE 1", "GO")
     assert s.failures == 0, text
     assert "cannot be" in text and "still" in text
-    assert s.state.crystal.mosaic == 0.4
+    assert s.state.crystal.mosaic == 0.4 and current_crystal(s).mosaic == 0.4
 
 
 def test_mosaic_estimate_without_crystal_fails_cleanly(sims):

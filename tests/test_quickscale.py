@@ -539,13 +539,14 @@ def test_automatic_quickscale_failure_is_reported(tmp_path):
     import io
 
     from mosflm_py.actions.quickscale import auto_after_process
+    from mosflm_py.experiment_model import IntegrationRun
     from mosflm_py.session import Session
     from mosflm_py.state import State, apply_setting
 
     out = io.StringIO()
     state = apply_setting(State(), "quickscale.auto", True)
     session = Session(out=out, state=state)
-    session.results.integration = {"mtz": str(tmp_path / "gone.mtz"), "images": []}
+    session.results.integration = IntegrationRun(n_records=0, mtz=str(tmp_path / "gone.mtz"))
     auto_after_process(session)
     assert session.failures == 1
     assert "*** QuickScale after PROCESS failed: cannot read the MTZ file" in out.getvalue()

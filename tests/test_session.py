@@ -113,8 +113,10 @@ def test_settings_take_effect_immediately_and_show_diff():
 def test_user_set_records_keyword_values():
     s, _ = run("DISTANCE 100\n")
     assert s.state.is_user_set("detector.distance")
-    s.set("crystal.mosaic", 0.3)  # derived value from a handler
-    assert not s.state.is_user_set("crystal.mosaic") and s.state.crystal.mosaic == 0.3
+    assert s.state.when_given("detector.distance") == s.state.clock == 1
+    s.execute("DISTANCE 120")
+    assert s.state.when_given("detector.distance") == 2 and s.state.detector.distance == 120
+    assert s.state.when_given("crystal.mosaic") is None
 
 
 @pytest.mark.parametrize(
@@ -180,13 +182,13 @@ def fake_actions(monkeypatch):
     def auto_run(session, job):
         calls.append(("AUTOINDEX", [i.get("n") for r in job.records for i in r.all("IMAGE")],
                       session.state.files.newmat))
-        if session.results.extra.get("fail"):
+        if getattr(session, "fake_fail", False):
             raise MosflmError("indexing failed: too few spots")
-        session.set("crystal.mosaic", 0.25)
+        session.results.mosaic = 0.25  # a result the next job reads
 
     def estimate(session, job):
-        calls.append(("MOSAIC", job.keyword, session.state.crystal.mosaic))
-        if session.results.extra.get("crash"):
+        calls.append(("MOSAIC", job.keyword, session.results.mosaic))
+        if getattr(session, "fake_crash", False):
             raise ZeroDivisionError("boom")
 
     auto.run, mosaic.estimate = auto_run, estimate
@@ -207,7 +209,7 @@ def test_autoindex_lines_accumulate_and_go_runs_jobs_in_order(fake_actions):
 def test_failed_job_abandons_the_rest(fake_actions):
     out = io.StringIO()
     s = Session(out=out)
-    s.results.extra["fail"] = True
+    s.fake_fail = True
     s.run_lines(["AUTOINDEX IMAGE 1", "MOSAIC ESTIMATE", "RUN"])
     assert [c[0] for c in fake_actions] == ["AUTOINDEX"]
     text = out.getvalue()
@@ -218,7 +220,7 @@ def test_failed_job_abandons_the_rest(fake_actions):
 
 def test_internal_error_is_one_message(fake_actions):
     s = Session(out=(out := io.StringIO()))
-    s.results.extra["crash"] = True
+    s.fake_crash = True
     s.run_lines(["MOSAIC ESTIMATE", "GO", "DISTANCE 100"])
     text = out.getvalue()
     assert "Traceback" not in text

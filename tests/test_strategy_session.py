@@ -88,7 +88,7 @@ def test_strategy_auto_log_summary_and_plot(sim, tmp_path):
     assert "Data collection strategy" in log and "Laue group mmm" in log
     assert "Optimum single segment for each total rotation" in log
     assert "records all the reachable unique data" in log
-    res = s.results.extra["strategy"]
+    res = s.results.strategy
     # the log's completeness is the pure calculation's
     g = s.geometry(1)
     exp = experiment_for_image(s, 1, current_crystal(s, g.beam.wavelength))

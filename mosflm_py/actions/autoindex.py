@@ -3,7 +3,8 @@
 Images: ``AUTOINDEX IMAGE n [PHI a TO b]`` (repeatable, accumulating over lines); by default the
 first image of the series and the one nearest 90 degrees away from it (iMosflm's choice).  The
 chosen solution becomes the current crystal (cell, symmetry, U) and the refined beam position
-(and distance with UNFIXDIST) are stored as derived settings; NEWMAT is written when set.
+(and distance with UNFIXDIST) are kept in the experiment model (``session.results``), where the
+next steps find them unless BEAM / DISTANCE is typed afterwards; NEWMAT is written when set.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from mosflm_py.actions.common import experiment_for_image, set_crystal
 from mosflm_py.actions.indexspots import indexing_spots
 from mosflm_py.errors import ImageError
+from mosflm_py.experiment_model import Found
 from mosflm_py.geometry.matrix_file import write_matrix_file
 from mosflm_py.indexing.autoindex import IndexingResult, autoindex
 from mosflm_py.indexing.solutions import IndexingParams
@@ -105,13 +107,15 @@ of a thin image (e.g. 23 of ~90 on a 0.1 deg Pilatus 6M image)."""
 def pixel_array_defaults(session: Session, image: int) -> None:
     """Use MINPIX 3 on pixel-array detectors (PILATUS, EIGER, TIMEPIX) unless MINPIX was given.
 
-    Stored as a derived setting, so later FINDSPOTS on the same images agree with AUTOINDEX.
+    Kept in the experiment model (``session.results.minpix``), so later FINDSPOTS on the same
+    images agree with AUTOINDEX.
     """
     if session.state.is_user_set("spotfind.minpix"):
         return
     dtype = str(session.geometry(image).detector_type).upper()
     if any(k in dtype for k in PIXEL_ARRAY_DETECTORS):
-        session.set("spotfind.minpix", min(PIXEL_ARRAY_MINPIX, int(session.state.spotfind.minpix)))
+        minpix = min(PIXEL_ARRAY_MINPIX, int(session.state.spotfind.minpix))
+        session.results.minpix = Found(minpix, "AUTOINDEX", session.state.clock)
 
 
 def run(session: Session, job: Job) -> None:
@@ -128,16 +132,17 @@ def run(session: Session, job: Job) -> None:
     result = autoindex(spots, experiment, params)
     session.results.indexing = result
     report(session, result, spot_lists)
-    set_crystal(session, result.crystal)
-    session.set("detector.beam", tuple(float(v) for v in result.beam_refined))
+    set_crystal(session, result.crystal, "AUTOINDEX")
+    clock = session.state.clock
+    session.results.beam = Found(tuple(float(v) for v in result.beam_refined), "AUTOINDEX", clock)
     if params.unfixdist or abs(result.distance - experiment.detector.distance) > 1e-9:
         # refined with UNFIXDIST, or because the spots contradict the header distance
-        session.set("detector.distance", float(result.distance))
+        session.results.distance = Found(float(result.distance), "AUTOINDEX", clock)
         det = result.experiment.detector
         if (det.tilt, det.twist) != (experiment.detector.tilt, experiment.detector.twist):
             # refined with the distance (distance_test): TILT and TWIST in 0.01 deg
-            session.set("detector.distortion.tilt", float(det.tilt))
-            session.set("detector.distortion.twist", float(det.twist))
+            session.results.tilt = Found(float(det.tilt), "AUTOINDEX", clock)
+            session.results.twist = Found(float(det.twist), "AUTOINDEX", clock)
     newmat = session.files.newmat
     if newmat:
         wl = result.experiment.beam.wavelength
@@ -172,7 +177,7 @@ def report(session: Session, res: IndexingResult, spot_lists: dict) -> None:
     out.lines(ml.solutions_table(res.table))
     sol = res.solution
     out.lines(ml.suggested_solution(sol, session.state.index.solution is not None))
-    sep = session.state.integration.separation
+    sep = session.effective.integration.separation
     out.lines(ml.refined_solution(
         sol.number, res.crystal.space_group, sol.regularized_cell, res.crystal.cell,
         res.n_indexed, res.n_used, float(session.state.index.sdcutoff), res.sigma_xy,

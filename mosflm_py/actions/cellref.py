@@ -32,18 +32,15 @@ from mosflm_py.refinement import MeasureParams, auto_segments, make_measure_fn, 
 if TYPE_CHECKING:
     from mosflm_py.session import Session
 
-SEGMENTS_KEY = "cellref_segments"
-
-
 def add_segment(session: Session, first: int, last: int) -> None:
     """Record one segment; run the cell refinement when all segments are in."""
     plan = image_plan(session, first, last, None, None, 0)
-    segs: list[list[int]] = session.results.extra.setdefault(SEGMENTS_KEY, [])
+    segs = session.results.cellref_segments
     segs.append([im.number for im in plan])
     n = int(session.state.postref.segments)
     session.report.line(f" Cell refinement segment {len(segs)} of {n}: images {first} to {last}")
     if len(segs) >= n:
-        session.results.extra[SEGMENTS_KEY] = []
+        session.results.cellref_segments = []
         refine_cell(session, segs)
 
 
@@ -79,7 +76,7 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
     pr = session.state.postref
     pp = postref_params(session)
     rp = detector_refinement_params(session)
-    if session.state.integration.raster is None:
+    if session.effective.integration.raster is None:
         # as MOSFLM: the measurement box (RASTER) and SEPARATION from the spot size on the
         # first image, reported with the refinement ("Final optimised raster parameters")
 
@@ -126,7 +123,7 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
     rep.line(f" Cell refinement: {res.cycles} cycle(s), "
              f"{'converged' if res.converged else 'NOT converged'}; {elapsed:.1f} s, "
              f"{elapsed / max(res.cycles, 1):.1f} s per cycle")
-    set_crystal(session, res.experiment.crystal)
+    set_crystal(session, res.experiment.crystal, "cell refinement")
     session.results.refinement = res
     _write_newmat(session, res, first)
     _log_complete(session, res, segments)
@@ -149,8 +146,8 @@ def _log_cycles(session: Session, res) -> None:
             rep.lines(ml.positional_refinement(
                 r["RESID"], r["WRESID"], r["XCEN"], r["YCEN"], r["DIST"], r["YSCALE"],
                 r["TILT"], r["TWIST"], r["CCX"], r["CCY"], r["CCOM"]))
-            raster = session.state.integration.raster
-            sep = session.state.integration.separation
+            raster = session.effective.integration.raster
+            sep = session.effective.integration.separation
             if n == res.detector_rows[0]["IMAGE"] and raster:
                 rep.lines(ml.raster_optimised(raster))
                 if sep:

@@ -1,18 +1,28 @@
 """Glue shared by the action handlers: the experiment of an image and the current crystal.
 
-The current crystal (orientation, cell, space group, mosaic, missets) is kept in one place,
-``session.results.extra["crystal"]``; :func:`current_crystal` falls back to a MATRIX file and the
-CELL/SYMMETRY/MOSAIC/MISSETS keywords.  :func:`set_crystal` stores a new one and mirrors its
-cell, symmetry, mosaic and missets into the state (as derived, not user, values).
+The current crystal (orientation, cell, space group, mosaic, missets, block width) is kept in
+one place, the experiment model's ``session.results.crystal``
+(:class:`mosflm_py.experiment_model.KnownCrystal`, each part with the step that found it);
+before AUTOINDEX a MATRIX file read stands in for it.  :func:`current_crystal` applies the
+CELL/SYMMETRY/MOSAIC/MISSETS/BLOCKSIZE keywords by MOSFLM's precedence (a keyword typed after the
+value was found wins); :func:`set_crystal` records what a step found.  The user's settings are
+never changed.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mosflm_py.errors import GeometryError
+from mosflm_py.experiment_model import (
+    MATRIX_SERIAL,
+    KnownCrystal,
+    Origin,
+    crystal_in_use,
+    merge_crystal,
+)
 from mosflm_py.geometry.crystal import Crystal
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.matrix_file import wavelength_from_matrix
@@ -20,7 +30,9 @@ from mosflm_py.geometry.matrix_file import wavelength_from_matrix
 if TYPE_CHECKING:
     from mosflm_py.session import Session
 
-CRYSTAL_KEY = "crystal"
+MATRIX_SOURCE = "MATRIX file"
+CRYSTAL_PARTS_FOUND = ("cell", "orientation", "space_group", "missets")
+"""What AUTOINDEX and cell refinement determine (mosaic and block width when they are > 0)."""
 
 
 def space_group_name(symmetry: str | int | None) -> str:
@@ -38,53 +50,54 @@ def space_group_name(symmetry: str | int | None) -> str:
     return sg.hm
 
 
-def current_crystal(session: Session, wavelength: float | None = None) -> Crystal | None:
-    """The current crystal model, or None before indexing / MATRIX."""
-    st = session.state.crystal
-    cr = session.results.extra.get(CRYSTAL_KEY)
-    if cr is None and session.results.matrix is not None:
-        mat = session.results.matrix
-        if wavelength is None:
-            wavelength = wavelength_from_matrix(mat.A, mat.cell)
-        cr = Crystal.from_a_matrix(np.asarray(mat.A), wavelength,
-                                   missets=tuple(mat.missets))
-        # a CELL given by the user replaces the matrix file's cell (the orientation U is kept)
-        if st.cell is not None and (st.cell_keep or session.state.is_user_set("crystal.cell")):
-            cr = cr.replace(cell=tuple(st.cell))
-    if cr is None:
+def known_crystal(session: Session, wavelength: float | None = None) -> KnownCrystal | None:
+    """The crystal the program holds (each part with its origin), or None before indexing.
+
+    Before AUTOINDEX a MATRIX file read stands in, with every part from the file (a crystal
+    keyword given at any time replaces it, as MOSFLM's CELL after MATRIX).
+    """
+    known = session.results.crystal
+    if known is not None:
+        return known
+    mat = session.results.matrix
+    if mat is None:
         return None
-    changes: dict[str, Any] = {}
-    if st.symmetry is not None:
-        changes["space_group"] = space_group_name(st.symmetry)
-    if st.mosaic is not None:
-        changes["mosaic"] = float(st.mosaic)
-    if st.blocksize is not None:
-        changes["domain_width"] = domain_width_from_blocksize(st.blocksize)
-    if st.missets is not None:
-        changes["missets"] = tuple(st.missets)
-    return cr.replace(**changes) if changes else cr
+    if wavelength is None:
+        wavelength = wavelength_from_matrix(mat.A, mat.cell)
+    cr = Crystal.from_a_matrix(np.asarray(mat.A), wavelength, missets=tuple(mat.missets))
+    return merge_crystal(None, cr, MATRIX_SOURCE, MATRIX_SERIAL, ())
 
 
-def set_crystal(session: Session, crystal: Crystal) -> None:
-    """Make ``crystal`` the current crystal and mirror it into the state (derived values)."""
-    session.results.extra[CRYSTAL_KEY] = crystal
-    session.set("crystal.cell", tuple(float(c) for c in crystal.cell))
-    session.set("crystal.symmetry", crystal.space_group)
-    session.set("crystal.missets", tuple(float(m) for m in crystal.missets))
-    if crystal.mosaic > 0:
-        session.set("crystal.mosaic", float(crystal.mosaic))
-    if crystal.domain_width > 0:
-        session.set("crystal.blocksize", blocksize_from_domain_width(crystal.domain_width))
+def current_crystal(session: Session, wavelength: float | None = None) -> Crystal | None:
+    """The crystal a step uses, or None before indexing / MATRIX.
+
+    The crystal found (or the MATRIX file's) with the crystal keywords applied by
+    :func:`mosflm_py.experiment_model.crystal_in_use`.
+    """
+    known = known_crystal(session, wavelength)
+    if known is None:
+        return None
+    return crystal_in_use(known, session.state, space_group_name)
 
 
-def domain_width_from_blocksize(blocksize_um: float) -> float:
-    """MOSAIC ... BLOCKSIZE (µm, as iMosflm) → reciprocal-space width 1/t (1/Å); 0 for t <= 0."""
-    return 1.0 / (float(blocksize_um) * 1.0e4) if blocksize_um > 0 else 0.0
+def set_crystal(session: Session, crystal: Crystal, source: str,
+                parts: tuple[str, ...] | None = None) -> None:
+    """Record that step *source* found *parts* of *crystal* (default: cell, orientation, space
+    group and missets, and mosaic spread and block width when > 0).
 
-
-def blocksize_from_domain_width(width: float) -> float:
-    """Inverse of :func:`domain_width_from_blocksize` (µm)."""
-    return 1.0 / (float(width) * 1.0e4)
+    The other parts keep their values and origins (before AUTOINDEX, *crystal*'s values from a
+    MATRIX file); the user's settings are not touched.
+    """
+    if parts is None:
+        parts = CRYSTAL_PARTS_FOUND
+        if crystal.mosaic > 0:
+            parts += ("mosaic",)
+        if crystal.domain_width > 0:
+            parts += ("blocksize",)
+    session.results.crystal = merge_crystal(
+        session.results.crystal, crystal, source, session.state.clock, parts,
+        base=Origin(MATRIX_SOURCE, MATRIX_SERIAL) if session.results.matrix is not None
+        else None)
 
 
 def experiment_for_image(session: Session, image_number: int,

@@ -6,14 +6,20 @@ Each handler has the control signature ``handler(session, record) -> Outcome | N
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mosflm_py import signals
-from mosflm_py.actions.common import current_crystal
+from mosflm_py.actions.common import current_crystal, known_crystal
+from mosflm_py.experiment_model import (
+    CRYSTAL_PARTS,
+    Found,
+    blocksize_from_domain_width,
+    keyword_wins,
+)
 from mosflm_py.helptext import help_lines
 from mosflm_py.report import fmt_value
 from mosflm_py.session import Outcome
-from mosflm_py.state import diff_from_default
+from mosflm_py.state import diff_from_default, get_setting
 
 if TYPE_CHECKING:
     from mosflm_py.registry import Record, Registry
@@ -55,15 +61,25 @@ def keyword_names(registry: Registry) -> dict[str, str]:
             for form in sub.forms:
                 for arg in form:
                     note(arg.target, f"{spec.name} {sub.name}")
+    for path, name in SET_BY_FUNCTIONS.items():  # keywords whose setter is a function
+        if name in registry.specs:
+            note(path, name)
     return names
+
+
+SET_BY_FUNCTIONS = {"crystal.cell": "CELL", "integration.separation": "SEPARATION",
+                    "detector.beam": "BEAM"}
+"""Settings set by a function in ``setters.py`` (``apply``) rather than a ``target``."""
 
 
 def show(session: Session, record: Record) -> None:
     """SHOW / STATUS: the settings given (with their keywords) and what the program found.
 
-    Settings the user gave that differ from MOSFLM's defaults come first, each with the keyword
-    that sets it; values the program derived (refined beam, cell, mosaic, RASTER, ...) follow
-    separately, then the current crystal when there is one.
+    First the settings the user gave that differ from MOSFLM's defaults, each with the keyword
+    that sets it; then, side by side, each value the program found (refined beam and distance,
+    RASTER, SEPARATION, MINPIX, the crystal's cell, space group, mosaic spread, missets and
+    block size) with the user's setting of the same keyword, the step that found it, and which
+    of the two the next step uses (:func:`mosflm_py.experiment_model.effective`).
     """
     diff = diff_from_default(session.state)
     names = keyword_names(session.registry)
@@ -73,17 +89,14 @@ def show(session: Session, record: Record) -> None:
         session.report.line(" Settings that differ from the defaults:")
         width = max(len(p) for p, _, _ in diff)
         kw_width = max(len(names.get(p, "")) for p, _, _ in diff)
-        given = [d for d in diff if d[0] in session.state.user_set]
-        derived = [d for d in diff if d[0] not in session.state.user_set]
-        for path, value, default in given:
+        for path, value, default in diff:
             session.report.line(f"   {names.get(path, ''):<{kw_width}}  {path:<{width}}"
                                 f"  {fmt_value(value)}   (default {fmt_value(default)})")
-        if derived:
-            session.report.line(" Found by the program (not given as keywords):")
-        for path, value, default in derived:
-            session.report.line(f"   {names.get(path, ''):<{kw_width}}  {path:<{width}}"
-                                f"  {fmt_value(value)}   (default {fmt_value(default)})"
-                                "   (derived)")
+    rows = found_rows(session, names)
+    if rows:
+        session.report.line(" Found by the program, beside your settings:")
+        session.report.table(["Keyword", "Your setting", "Found", "By", "In use"], rows,
+                             ["s", "s", "s", "s", "s"])
     crystal = current_crystal(session)
     if crystal is not None:
         cell = " ".join(f"{c:.2f}" for c in crystal.cell)
@@ -92,6 +105,41 @@ def show(session: Session, record: Record) -> None:
     pending = ", ".join(j.keyword for j in session.pending)
     if pending:
         session.report.line(f" Queued for the next GO: {pending}")
+
+
+def _fmt_found(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " ".join(_fmt_found(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1 else f"{value:.2f}"
+    return fmt_value(value)
+
+
+def found_rows(session: Session, names: dict[str, str]) -> list[tuple[str, ...]]:
+    """SHOW's rows: (keyword, your setting, found, by, in use) for every value found."""
+    st = session.state
+    items: list[tuple[str, Found[Any]]] = list(session.results.found_settings().items())
+    known = known_crystal(session)
+    if known is not None:
+        for part, path in CRYSTAL_PARTS.items():
+            found = known.found(part)
+            if path is None or found is None:
+                continue
+            if part == "blocksize":
+                if found.value <= 0:
+                    continue
+                found = Found(blocksize_from_domain_width(found.value), found.source,
+                              found.serial)
+            items.append((path, found))
+    rows = []
+    for path, found in items:
+        user = get_setting(st, path)
+        given = st.when_given(path)
+        mine = fmt_value(user) if given is not None else "(not given)"
+        used = "yours" if keyword_wins(user if given is not None else None, given, found) \
+            else "found"
+        rows.append((names.get(path, path), mine, _fmt_found(found.value), found.source, used))
+    return rows
 
 
 def wait(session: Session, record: Record) -> None:

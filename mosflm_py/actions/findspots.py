@@ -10,9 +10,11 @@ by the median spot size of all images searched::
     Based on a median spot size of 3 by 5 pixels, the measurement box parameters
     (RASTER) have been set to 13 17 9 4 5 and the minimum spot separation to 0.51 0.71 mm
 
-Those are stored as derived values unless the user gave RASTER / SEPARATION (or SEPARATION
-NOUPDATE).  Spots are kept in ``session.results.spots[n]`` (a :class:`SpotList`), cached with
-the parameters that made them so a second request with the same settings costs nothing.
+Those are kept in the experiment model (``session.results.raster`` / ``.separation``, found
+by FINDSPOTS) unless the user gave RASTER / SEPARATION (or SEPARATION NOUPDATE); the user's
+settings are not changed.  Spots are kept in ``session.results.spots[n]`` (a :class:`SpotList`),
+cached (``session.results.spot_cache``) with the parameters that made them so a second request
+with the same settings costs nothing.
 
 Spot file: ``FINDSPOTS FILE name`` (or the SPOTOD logical name) is written after every search
 with all the spots found so far; if it exists before any search in this session, images whose
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mosflm_py.errors import KeywordError
+from mosflm_py.experiment_model import Found
 from mosflm_py.output.mosflm_log import raster_set, separation_set, spot_search_summary
 from mosflm_py.spotfinding import (
     FindSpotsReport,
@@ -45,8 +48,6 @@ if TYPE_CHECKING:
     from mosflm_py.image_geometry import EffectiveGeometry
     from mosflm_py.session import Job, Session
 
-CACHE_KEY = "findspots"
-"""Key in ``session.results.extra``: {image: (cache key, SpotList, FindSpotsReport | None)}."""
 
 MIN_SPOTS_FOR_BOX = 10
 """RASTER and SEPARATION are only derived from the median size of at least this many spots."""
@@ -81,7 +82,7 @@ def spotfind_params(session: Session, g: EffectiveGeometry) -> SpotFindParams:
     strong images); SEPARATION is only used to reject close spots when the user gave it.
     """
     st = session.state
-    sf = st.spotfind
+    sf = session.effective.spotfind  # MINPIX: AUTOINDEX's choice on pixel detectors
     lim = st.detector.limits
     threshold: float | str = (float(sf.threshold) if st.is_user_set("spotfind.threshold")
                               else "auto")
@@ -133,7 +134,7 @@ def spot_file_name(session: Session) -> str | None:
 
 
 def _cache(session: Session) -> dict[int, tuple[Any, SpotList, FindSpotsReport | None]]:
-    return session.results.extra.setdefault(CACHE_KEY, {})
+    return session.results.spot_cache
 
 
 def find_on_image(session: Session, n: int, phi: tuple[float, float] | None = None
@@ -180,13 +181,12 @@ def _spots_from_file(session: Session, phi: tuple[float, float]) -> SpotList | N
         name = spot_file_name(session)
         if not name or not os.path.exists(name):
             return None
-        written = session.results.extra.get(CACHE_KEY + ".written", set())
-        if os.path.abspath(name) in written:
+        if os.path.abspath(name) in session.results.spot_files_written:
             return None
-    all_spots = session.results.extra.get(CACHE_KEY + ".file", {}).get(name)
+    all_spots = session.results.spot_files.get(name)
     if all_spots is None:
         all_spots = read_spot_file(name)
-        session.results.extra.setdefault(CACHE_KEY + ".file", {})[name] = all_spots
+        session.results.spot_files[name] = all_spots
         session.report.line(f" Spot file {name} read: {len(all_spots)} spots")
     lo, hi = min(phi), max(phi)
     sel = (all_spots.phi >= lo - 1e-6) & (all_spots.phi <= hi + 1e-6)
@@ -207,7 +207,7 @@ def spots_for_images(session: Session, numbers, report: bool = True,
         Image numbers of the current sector.
     report : bool
         Print the MOSFLM spot-search summary per image and the implied RASTER / SEPARATION
-        (those are set in the state whatever *report* is).
+        (those are kept in the experiment model whatever *report* is).
     phis : dict, optional
         φ range (deg) per image overriding the header (FINDSPOTS FIND n PHI a TO b).
 
@@ -246,7 +246,7 @@ def _write_spot_file(session: Session) -> None:
     det = g.detector
     write_spot_file(name, spots, (det.nslow, det.nfast), det.pixel_slow, det.pixel_fast,
                     (det.beam_x, det.beam_y))
-    session.results.extra.setdefault(CACHE_KEY + ".written", set()).add(os.path.abspath(name))
+    session.results.spot_files_written.add(os.path.abspath(name))
     session.report.line(f" {len(spots)} spots written to the spot file {name}")
 
 
@@ -281,9 +281,10 @@ def _set_box_and_separation(session: Session, numbers: list[int], report: bool) 
     set_sep = not (st.is_user_set("integration.separation")
                    or not st.integration.separation_update)
     if set_raster:
-        session.set("integration.raster", tuple(int(v) for v in raster))
+        session.results.raster = Found(tuple(int(v) for v in raster), "FINDSPOTS", st.clock)
     if set_sep:
-        session.set("integration.separation", (float(sep[0]), float(sep[1])))
+        session.results.separation = Found((float(sep[0]), float(sep[1])), "FINDSPOTS",
+                                           st.clock)
     if not report:
         return
 
@@ -298,7 +299,7 @@ def _set_box_and_separation(session: Session, numbers: list[int], report: bool) 
     if set_sep:
         session.report.lines(separation_set(ix, iy, sep))
     else:
-        cur = st.integration.separation
+        cur = session.effective.integration.separation
         kept = f"{cur[0]:.2f} {cur[1]:.2f} mm" if cur else "as given"
         session.report.line(f" (would imply SEPARATION {sep[0]:.2f} {sep[1]:.2f} mm; "
                             f"the separation {kept} is kept)")
@@ -336,7 +337,7 @@ def _report_image(session: Session, n: int, spots: SpotList, rep: FindSpotsRepor
         if rep.d_limit is not None:
             out.line(f" Weak image: spots beyond {rep.d_limit:.2f} A ignored (AUTORESLN)")
 
-    sep = session.state.integration.separation or rep.separation
+    sep = session.effective.integration.separation or rep.separation
     out.line()
     out.lines(spot_search_summary(rep.n_regions, rep.rejected, rep.n_found, sep,
                                   np.asarray(spots.d_spacing, float)))

@@ -52,8 +52,8 @@ def current_series(session: Session):
         No TEMPLATE given, or the template matches no image.
     """
     key = _key(session)
-    cache = session.results.extra.setdefault("images", {})
-    if cache.get("key") == key and session.results.sectors:
+    known = session.results.series_key
+    if known == key and session.results.sectors:
         return session.results.sectors[-1]
     im = session.state.images
     if not im.template:
@@ -62,17 +62,16 @@ def current_series(session: Session):
     series = _series_class().from_template(im.template, list(im.directories) or ["."],
                                            im.extension)
     # same template (e.g. only the DIRECTORY changed): replace the sector, else a new sector
-    _add_sector(session, series, key, replace=cache.get("key", (None,))[0] == key[0])
+    _add_sector(session, series, key, replace=known is not None and known[0] == key[0])
     return series
 
 
 def _add_sector(session: Session, series: Any, key: tuple[Any, ...], replace: bool) -> None:
-    cache = session.results.extra.setdefault("images", {})
     if replace and session.results.sectors:
         session.results.sectors[-1] = series
     else:
         session.results.sectors.append(series)
-    cache["key"] = key
+    session.results.series_key = key
     describe_series(session, series)
 
 
@@ -105,8 +104,8 @@ def on_template(session: Session, record: Record) -> None:
         return
     head, tail = os.path.split(template)
     if head and "#" in tail:
-        session.set("images.template", tail, user=True)
-        session.set("images.directories", (head,), user=True)
+        session.set("images.template", tail)
+        session.set("images.directories", (head,))
 
 
 def _from_filename(session: Session, path: str, image: int | None = None) -> Any:
@@ -114,17 +113,17 @@ def _from_filename(session: Session, path: str, image: int | None = None) -> Any
     sectors = session.results.sectors
     same = bool(sectors) and (sectors[-1].template, os.path.abspath(str(sectors[-1].directory))) \
         == (series.template, os.path.abspath(str(series.directory)))
-    session.set("images.template", series.template, user=True)
-    session.set("images.directories", (str(series.directory),), user=True)
+    session.set("images.template", series.template)
+    session.set("images.directories", (str(series.directory),))
     if same:
         series = sectors[-1]
-        session.results.extra.setdefault("images", {})["key"] = _key(session)
+        session.results.series_key = _key(session)
     else:
         _add_sector(session, series, _key(session), replace=False)
     if image is None:
         image = _number_of(series, path)
     if image is not None:
-        session.set("images.image", image, user=True)
+        session.set("images.image", image)
     return series
 
 
@@ -256,6 +255,6 @@ def on_matrix(session: Session, record: Record) -> None:
     mat = read_matrix_file(path)
     session.results.matrix = mat
     # the matrix read now is the current orientation, replacing one from an earlier AUTOINDEX
-    session.results.extra.pop("crystal", None)
+    session.results.crystal = None
     cell = " ".join(f"{c:.4f}" for c in mat.cell)
     session.report.line(f" Matrix file {path} read: cell {cell}")

@@ -44,6 +44,7 @@ import numpy as np
 
 from mosflm_py.actions.findspots import find_on_image, spots_for_images
 from mosflm_py.errors import ImageError, IndexingError
+from mosflm_py.experiment_model import Found
 from mosflm_py.indexing.detector_refine import SIGMA_XY, DetectorSpots
 from mosflm_py.spotfinding import SpotList
 from mosflm_py.spotfinding.merge import spots_3d
@@ -99,10 +100,10 @@ def indexing_spots(
     spot_lists = spots_for_images(session, numbers, report=True, phis=phis)
     notes: list[str] = []
     n_found = sum(len(s) for s in spot_lists.values())
-    if n_found < SPARSE_MIN_SPOTS and session.get("spotfind.rmax") is None:
-        # sparse images: the corners of the detector too (see the module docstring); a
-        # derived setting, so a later FINDSPOTS agrees with AUTOINDEX
-        session.set("spotfind.rmax", float("inf"))
+    if n_found < SPARSE_MIN_SPOTS and session.effective.spotfind.rmax is None:
+        # sparse images: the corners of the detector too (see the module docstring); a value
+        # found (not the user's setting), so a later FINDSPOTS agrees with AUTOINDEX
+        session.results.search_rmax = Found(float("inf"), "AUTOINDEX", session.state.clock)
         spot_lists = spots_for_images(session, numbers, report=True, phis=phis)
         notes.append(
             f"Only {n_found} spots inside the default search radius on the images given: "

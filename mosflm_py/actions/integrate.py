@@ -20,6 +20,7 @@ from mosflm_py.actions.process import (
     starting_experiment,
 )
 from mosflm_py.errors import IntegrationError, NotImplementedYet
+from mosflm_py.experiment_model import IntegrationRun
 from mosflm_py.geometry.crystal import b_matrix
 from mosflm_py.integration import (
     BackgroundParams,
@@ -77,10 +78,10 @@ def choose_raster(session: Session, exp: Experiment, first: int) -> Raster:
     The spots come from FINDSPOTS' own search (cached when AUTOINDEX already looked at the
     image), which also sets RASTER and SEPARATION from the median spot size and says so.
     """
-    r = session.state.integration.raster
+    r = session.effective.integration.raster
     if r is None:
         spots_for_images(session, [first])
-        r = session.state.integration.raster
+        r = session.effective.integration.raster
     if r is not None:
         return Raster(*r)
     session.report.warning(
@@ -303,10 +304,9 @@ def integrate_sweep(session: Session, first: int, last: int, start: float | None
     summary = _write_summary(session, image_rows)
     if summary:
         rep.line(f" SUMMARY file written: {summary}")
-    session.results.integration = {"n_records": n_records,
-                                   "images": [(s, r) for s, r, _ in image_rows],
-                                   "mtz": mtz_path, "seconds": elapsed,
-                                   "profiles": profile_blocks}
+    session.results.integration = IntegrationRun(
+        n_records=n_records, mtz=str(mtz_path), images=[(s, r) for s, r, _ in image_rows],
+        profiles=profile_blocks, seconds=elapsed)
 
 
 def _check_outcome(session: Session, first: int, last: int, image_rows, n_records: int,
@@ -451,7 +451,7 @@ def _log_image(session: Session, im, ref, profiles: list[dict] | None = None) ->
         centre = max(profiles, key=lambda r: r["n_contrib"])
         rep.line("")
         rep.lines(raster_optimised(centre["raster"]))
-        sep = session.state.integration.separation
+        sep = session.effective.integration.separation
         if sep:
             rep.lines(separation_updated(sep))
         cog = centre.get("cog_mm", (float("nan"),) * 2)

@@ -8,8 +8,10 @@ printed, then::
     The mosaicity has been estimated as ---> 0.66 <--- for this image only;
     This value can be used cautiously as an initial estimate.
 
-The estimate becomes the crystal's mosaic spread (``crystal.mosaic``, a derived value) and is
-kept in ``session.results.mosaic``.  For a still image, or when no estimate can be made, the
+The estimate becomes the current crystal's mosaic spread in the experiment model
+(``session.results.crystal``, found by MOSAIC ESTIMATE: a MOSAIC keyword typed afterwards
+overrides it; the user's settings are not changed) and the table is kept in
+``session.results.mosaic``.  For a still image, or when no estimate can be made, the
 current value is kept and the reason is printed.
 """
 
@@ -53,14 +55,14 @@ def default_image(session: Session) -> int:
 
 def _raster(session: Session, n: int) -> tuple[int, int, int, int, int]:
     """RASTER given or derived; else from the spots on the image; else the default."""
-    r = session.state.integration.raster
+    r = session.effective.integration.raster
     if r is not None:
         return tuple(int(v) for v in r)
     try:
         spots_for_images(session, [n], report=False)
     except MosflmError:
         return DEFAULT_RASTER
-    r = session.state.integration.raster
+    r = session.effective.integration.raster
     return tuple(int(v) for v in r) if r is not None else DEFAULT_RASTER
 
 
@@ -94,7 +96,7 @@ def estimate(session: Session, job: Job) -> None:
     if crystal is None:
         raise GeometryError("MOSAIC ESTIMATE needs the crystal orientation: run AUTOINDEX first "
                             "or give the MATRIX keyword")
-    current = session.state.crystal.mosaic
+    current = crystal.mosaic if crystal.mosaic > 0 else None
     keep = f"{current:.2f}" if current is not None else "not set"
     if phi[1] - phi[0] <= 0:
         out.warning(f"Image {n} is a still (no oscillation): the mosaic spread cannot be "
@@ -146,11 +148,11 @@ def estimate(session: Session, job: Job) -> None:
     if eta < 0.5 * result.step:
         stored = 0.5 * result.step
         out.line(f" A mosaic spread of {stored:.3f} degrees (half the trial step) will be used.")
-    session.set("crystal.mosaic", float(stored))
     changes: dict = {"mosaic": float(stored)}
     if width is not None:
         changes["domain_width"] = float(width[0].domain_width)
-    set_crystal(session, crystal.replace(**changes))
+    set_crystal(session, crystal.replace(**changes), "MOSAIC ESTIMATE",
+                ("mosaic", "blocksize") if changes.get("domain_width", 0.0) > 0 else ("mosaic",))
 
 
 MIN_FIT_WEDGE = 2.0

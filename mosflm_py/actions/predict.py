@@ -89,7 +89,7 @@ def classify_predictions(
 
 
 def _separation(session: Session, n: int, det: Detector) -> tuple[float, float]:
-    sep = session.state.integration.separation
+    sep = session.effective.integration.separation
     if sep is not None:
         return float(sep[0]), float(sep[1])
     spots = session.results.spots.get(n)

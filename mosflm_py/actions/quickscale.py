@@ -32,15 +32,13 @@ if TYPE_CHECKING:
     from mosflm_py.scaling.laue import LaueResult
     from mosflm_py.session import Job, Session
 
-RESULTS_KEY = "quickscale"
-
 
 def _input_mtz(session: Session, rec: Record | None) -> str:
     if rec is not None and rec.has("HKLIN"):
         return str(rec.sub("HKLIN").get("file"))
     integ = session.results.integration
-    if isinstance(integ, dict) and integ.get("mtz"):
-        return str(integ["mtz"])
+    if integ is not None and integ.mtz:
+        return str(integ.mtz)
     if session.state.files.hklout and Path(session.state.files.hklout).exists():
         return session.state.files.hklout
     raise QuickScaleError(
@@ -210,7 +208,7 @@ def quicksymm(session: Session, job: Job) -> None:
         warn_undetermined(session, res.undetermined)
     for note in res.notes:
         rep.line(f" Note: {note}")
-    session.results.extra["quicksymm"] = res
+    session.results.quicksymm = res
 
 
 def _log_partials(session: Session, p, obs, raw=None) -> None:
@@ -296,7 +294,7 @@ def quickscale(session: Session, job: Job | None) -> None:
     if summary:
         append_summary(summary, res)
         rep.line(f" QuickScale tables added to the SUMMARY file {summary}")
-    session.results.extra[RESULTS_KEY] = res
+    session.results.quickscale = res
     report = (
         str(rec.sub("REPORT").get("file"))
         if rec is not None and rec.has("REPORT")
@@ -348,7 +346,7 @@ def _picture(session: Session, stem: str) -> dict:
     integ = session.results.integration
 
     try:
-        first = int(integ["images"][0][0].image)
+        first = int(integ.images[0][0].image)
         path = f"{stem}_image_{first}.png"
         plot_prediction(session, predict_image(session, first), path)
     except (MosflmError, OSError, KeyError, IndexError, TypeError, AttributeError):
@@ -361,7 +359,7 @@ def session_summary(session: Session, stem: str | None = None) -> dict:
     the last PROCESS run and a picture of its first image with predictions (when known)."""
     out = _indexing_rows(session)
     integ = session.results.integration
-    if not isinstance(integ, dict) or not integ.get("images"):
+    if integ is None or not integ.images:
         return out
     cols: dict[str, list] = {
         k: []
@@ -388,7 +386,7 @@ def session_summary(session: Session, stem: str | None = None) -> dict:
         )
     }
     try:
-        for st, ref in integ["images"]:
+        for st, ref in integ.images:
             e = ref.experiment
             d, cr = e.detector, e.crystal
             vals = (
@@ -418,8 +416,8 @@ def session_summary(session: Session, stem: str | None = None) -> dict:
         # PROCESS's per-image records changed shape: the report goes without these graphs
         return out
     out["images"] = cols
-    if integ.get("profiles"):
-        out["profiles"] = integ["profiles"]
+    if integ.profiles:
+        out["profiles"] = integ.profiles
     if stem is not None:
         out.update(_picture(session, stem))
     return out

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from mosflm_py.actions.common import (
-    CRYSTAL_KEY,
+    MATRIX_SOURCE,
     current_crystal,
     experiment_for_image,
     resolution_limits,
@@ -47,7 +47,6 @@ from mosflm_py.strategy.plan import StrategyOptions, plan_strategy
 if TYPE_CHECKING:
     from mosflm_py.session import Job, Session
 
-SEGMENTS_KEY = "strategy_segments"
 DEFAULT_SPOT_SIZE_PX = 5.0
 """Spot size assumed for the default SEPARATION when no spots were found and none was given."""
 
@@ -87,7 +86,7 @@ def _experiment(session: Session, keyword: str) -> Experiment:
 
 
 def _keyword_experiment(session: Session, keyword: str) -> Experiment:
-    st = session.state
+    st = session.effective
     det, beam = st.detector, st.beam
     need = {
         "WAVELENGTH": beam.wavelength,
@@ -116,8 +115,16 @@ def _keyword_experiment(session: Session, keyword: str) -> Experiment:
     return Experiment(g.beam, g.detector, g.goniometer, crystal)
 
 
+def _space_group_unknown(session: Session) -> bool:
+    """No SYMMETRY given and none found by indexing (a MATRIX file's crystal is P1)."""
+    known = session.results.crystal
+    found = known.origins.get("space_group") if known is not None else None
+    by_step = found is not None and found.source != MATRIX_SOURCE
+    return session.state.crystal.symmetry is None and not by_step
+
+
 def _crystal_label(session: Session) -> str:
-    if CRYSTAL_KEY not in session.results.extra and session.results.matrix is not None:
+    if session.results.crystal is None and session.results.matrix is not None:
         return f"MATRIX {session.state.files.matrix}"
     return "AUTOINDEX"
 
@@ -205,7 +212,7 @@ def run(session: Session, job: Job) -> None:
     exp = _experiment(session, "STRATEGY")
     cr = exp.crystal
     out = session.report
-    if session.state.crystal.symmetry is None and cr.space_group.replace(" ", "") == "P1":
+    if _space_group_unknown(session) and cr.space_group.replace(" ", "") == "P1":
         session.warn_once(
             "strategy-p1",
             "STRATEGY: no SYMMETRY given, so the strategy is for space group P1 (Laue group -1).",
@@ -217,7 +224,7 @@ def run(session: Session, job: Job) -> None:
         raise GeometryError(f"no reflections between {d_max or 'infinite'} and {d_min:.2f} Å")
     passages = reflection_passages(unique, exp)
 
-    recorded: list[RecordedSegment] = session.results.extra.setdefault(SEGMENTS_KEY, [])
+    recorded: list[RecordedSegment] = session.results.strategy_segments
     already = empty_coverage(len(unique))
     for seg in recorded:
         p = reflection_passages(unique, seg.experiment)
@@ -350,7 +357,7 @@ def run(session: Session, job: Job) -> None:
         recorded.append(
             RecordedSegment(_crystal_label(session), exp, float(opts.start), float(opts.end))
         )
-    session.results.extra["strategy"] = res
+    session.results.strategy = res
 
 
 def _rows_to_print(rot: np.ndarray) -> np.ndarray:
@@ -389,7 +396,7 @@ def _plot_strategy(session: Session, res, path: str, anomalous: bool) -> None:
 
 # ------------------------------------------------------------------------------------ TESTGEN
 def _separation(session: Session, exp: Experiment) -> tuple[float, float]:
-    sep = session.state.integration.separation
+    sep = session.effective.integration.separation
     if sep is not None:
         return float(sep[0]), float(sep[1])
     det = exp.detector
@@ -479,7 +486,7 @@ def testgen(session: Session, job: Job) -> None:
             )
         ]
         ylabel, title = "maximum oscillation (degrees)", "Largest oscillation without overlaps"
-    session.results.extra["testgen"] = table
+    session.results.testgen = table
     path = _append_summary(session, [table])
     if path:
         out.line(f" TESTGEN loggraph table added to {path}")
