@@ -6,9 +6,11 @@ keyword.  The crystal's small mosaic blocks give wide, tailed rocking curves spr
 images, unlike the uniform-ball model of post-refinement, and the post-refined cell came out
 0.2-0.4 % short although the spots were predicted in the right places; the spot positions now
 check the post-refined cell and replace it.  Tolerances (issue 8 item 5): cell edges within
-0.05 % of the truth (measured 0.00-0.03 %), orientation within 0.12° (measured 0.08-0.11°; the
-16 nanoBragg mosaic domains of up to 0.35° have a mean orientation ~0.04° per axis off the
-truth matrix, and DIALS gets 0.061° from all 30 images), |error| ≤ 3 esd for every edge.
+0.05 % of the truth (measured 0.00-0.02 %), orientation within 0.1° (measured 0.066°; the 16
+nanoBragg mosaic domains of up to 0.35° (seeded: domain 0 unrotated, 15 random) have a mean
+orientation 0.071° off the truth matrix (0.064° of it about the beam and the spindle, which a
+fit with the spindle fixed sees), and DIALS gets 0.061° from all 30 images), |error| ≤ 3 esd
+for every edge.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def test_p1_cell_refinement_reaches_the_truth(p1_cellref):
     score = score_matrix(run.matrix, ds)
     assert "error" not in score, score
     assert score["max_abs_cell_error_percent_abc"] < 0.05, score
-    assert score["orientation_error_deg"] < 0.12, score
+    assert score["orientation_error_deg"] < 0.1, score
 
 
 def test_p1_cell_esds_cover_the_error(p1_cellref):
@@ -55,3 +57,32 @@ def test_p1_post_refined_cell_rejected_by_the_spot_positions(p1_cellref):
     _, run = p1_cellref
     assert "the spot positions reject the post-refined cell" in run.log
     assert "Method: global positional refinement" in run.log
+
+
+@pytest.fixture(scope="module")
+def p21_cellref(tmp_path_factory):
+    ds = dev_set("dev_p21_highmosaic_ccd")
+    run = run_job(ds, "cellref", tmp_path_factory.mktemp("p21cell"), timeout=900)
+    return ds, run
+
+
+def test_p21_cell_and_orientation_after_cell_refinement(p21_cellref):
+    """dev_p21_highmosaic_ccd (0.7° mosaic, 1° images, CCD), same command file (segments 1-3 and
+    28-30).  Rocking curves of 2-3 images leave only ~3 reflections recorded completely within
+    the segments, so the spot positions cannot give the rotation about the spindle: it is held
+    at the autoindexing value (before: left free it drifted to 0.107° in all; post-refinement's
+    0.17°).  Cell edges within 0.05 % (measured 0.002-0.010 %; DIALS 0.09-0.12 %), orientation
+    within 0.1° (measured 0.086°; the 20 seeded mosaic domains of up to 0.7° have a mean
+    orientation 0.113° off the truth matrix, 0.059° of it about the beam and the spindle; DIALS
+    0.067°), |error| ≤ 3 esd for every edge."""
+    ds, run = p21_cellref
+    assert run.returncode == 0, run.log[-2000:]
+    score = score_matrix(run.matrix, ds)
+    assert "error" not in score, score
+    assert score["max_abs_cell_error_percent_abc"] < 0.05, score
+    assert score["orientation_error_deg"] < 0.1, score
+    cell = _row(run.log, "Refined cell")
+    esd = _row(run.log, "Error")
+    err = cell[:3] - np.array(ds.cell[:3])
+    assert np.all(esd[:3] > 0) and np.all(np.abs(err) <= 3.0 * esd[:3]), (err, esd)
+    assert "rotation about the spindle, so it is held" in " ".join(run.log.split())

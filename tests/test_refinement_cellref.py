@@ -100,3 +100,32 @@ def test_cell_refinement_end_to_end(seed, global_detector):
     assert res.initial_cell == start.crystal.cell
     assert len(res.detector_rows) >= 10
     assert len(as_table(res.postref_rows, POSTREF_COLUMNS)) >= 10
+
+
+def test_box_for_raster_holds_the_spot():
+    """The cell-refinement summation box holds the RASTER's peak region (+ 1-pixel rim, odd, at
+    least 9).  Known truth: a Gaussian spot (σ 1.5 px, ~9 px across above background, as the
+    nanoBragg small-cell spots) 1.3 px off the box centre on a flat background: the centroid
+    from the box chosen for RASTER 25 21 17 7 6 is within 0.05 px of the true centre; the
+    9-pixel box truncates the spot and pulls the centroid by more than 0.2 px towards its
+    centre."""
+    from mosflm_py.refinement import box_for_raster
+    from mosflm_py.refinement.measure import _boxes, _sum_box
+
+    assert box_for_raster(25, 21, 7, 6) == 13
+    assert box_for_raster(15, 15, 4, 4) == 9 and box_for_raster(11, 11, 3, 3) == 9
+    assert box_for_raster(41, 41, 5, 5) == 33 and box_for_raster(11, 11, 3, 3, minimum=5) == 7
+    true_i, true_j = 50.3, 49.7  # pixel-centre coordinates of the spot centre
+    ii, jj = np.mgrid[0:100, 0:100]
+    img = 10.0 + 5000.0 * np.exp(-((ii - true_i) ** 2 + (jj - true_j) ** 2) / (2 * 1.5**2))
+    ci, cj = np.array([49]), np.array([51])  # box centre (integer pixel) 1.3 px off
+    for box, tol, pulled in ((box_for_raster(25, 21, 7, 6), 0.05, False), (9, None, True)):
+        stack, ok = _boxes(img, ci, cj, box // 2)
+        assert ok.all()
+        _, inten, _, oi, oj, _, _, _ = _sum_box(stack, ci, cj)
+        # _sum_box returns centroids in the pixel-edge convention (centre of pixel k at k + 0.5)
+        err = np.hypot(oi[0] - 0.5 - true_i, oj[0] - 0.5 - true_j)
+        if pulled:
+            assert err > 0.2, err
+        else:
+            assert err < tol, err

@@ -27,7 +27,13 @@ from mosflm_py.output.summary import (
     detector_parameters_table,
     postrefinement_table,
 )
-from mosflm_py.refinement import MeasureParams, auto_segments, make_measure_fn, refine_cell_segments
+from mosflm_py.refinement import (
+    MeasureParams,
+    auto_segments,
+    box_for_raster,
+    make_measure_fn,
+    refine_cell_segments,
+)
 
 if TYPE_CHECKING:
     from mosflm_py.session import Session
@@ -81,7 +87,13 @@ def refine_cell(session: Session, segments: list[list[int]]) -> None:
         # first image, reported with the refinement ("Final optimised raster parameters")
 
         choose_raster(session, exp, first)
-    measure = make_measure_fn(series.frame, phi_of, MeasureParams(d_min=d_min, d_max=d_max))
+    raster = session.state.integration.raster
+    box = MeasureParams().box
+    if raster is not None:
+        # the summation box holds the spots (their peak region in the measurement box)
+        box = box_for_raster(raster[0], raster[1], raster[3], raster[4], minimum=box)
+    measure = make_measure_fn(series.frame, phi_of,
+                              MeasureParams(d_min=d_min, d_max=d_max, box=box))
     if d_min > 3.5:
         rep.warning(f"The data extend only to {d_min:.2f} A: the cell from post-refinement may be "
                     "poorly determined.", "Cell refinement works best with data beyond 3.5 A.")

@@ -25,6 +25,7 @@ from mosflm_py.refinement.global_positional import (
 from mosflm_py.refinement.measure import (
     ImageMeasurements,
     MeasureParams,
+    box_for_raster,
     make_measure_fn,
     summation_measure,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "refine_global",
     "spots_from_measurements",
     "ImageMeasurements",
+    "box_for_raster",
     "MeasureParams",
     "auto_segments",
     "make_measure_fn",

@@ -292,8 +292,14 @@ def refine_cell_segments(
                 # post-refined cell rests on the rocking-curve model as well
                 mode = "global"
                 st.converged = False
-                # the per-image detectors were refined against the rejected crystal model
+                # the per-image detectors were refined against the rejected crystal model, and
+                # the post-refined missets rest on the same rocking-curve model as its cell:
+                # start again from the orientation the cell refinement started from (the spot
+                # positions fix the rotations they determine, not the one about the spindle)
                 st.dets = {i: st.det0 for i in images}
+                cr0 = experiment.crystal
+                st.exp = st.exp.replace(crystal=st.exp.crystal.replace(U=cr0.U,
+                                                                       missets=cr0.missets))
                 st.warnings.append(
                     f"Cycle {cycle}: {why}: the cell, orientation, distance and beam are refined "
                     "by global positional refinement against the X, Y and phi centroids of all "

