@@ -14,7 +14,19 @@ DIALS do: their parts' intensities and sigmas are divided by the recorded share 
 their fractions too, so that the written parts add up to the whole reflection (FRACTIONCALC
 sum one, as Aimless expects of a complete reflection); those recorded less keep their
 fractions (their sum is the recorded share, below one) and intensities, which scaling
-programs reject as incomplete partials.
+programs reject as incomplete partials.  A reflection wholly inside the range whose parts were
+not all written (a part rejected, e.g. one mostly in a detector gap) is treated the same way:
+its recorded share is the sum of the written parts' fractions, and it is completed when that
+share is at least :data:`MIN_RECORDED` (otherwise its written fractions add up to less than
+one and scaling rejects it as incomplete).
+
+σ of a completed reflection.  The unrecorded share 1 − f of a completed reflection comes from
+the rocking-curve model, not from the images: it is known only to within about its own size
+(the rocking curves of real crystals are not the model's, and the rejected part held an
+unknown amount).  The variance of the completed intensity I_c therefore gains
+((1 − f) · I_c)², spread over the written parts in proportion to their intensities (each part
+gets ((1 − f)/f)² · I_part · ΣI_parts before the scaling by 1/f), so that the summed
+reflection carries it.
 
 Memory: images are held only until their reflections are complete (the widest accepted
 reflection, at most MAXWIDTH degrees, bounds this).
@@ -58,6 +70,9 @@ class _Pending:
     parts: ImageParts
     done: np.ndarray
     scale: np.ndarray | None = None
+    # variance (raw units of the written columns, before ``scale``) added for completion
+    extra_var: np.ndarray | None = None
+    extra_var_pr: np.ndarray | None = None
 
 
 class FractionNormaliser:
@@ -82,7 +97,8 @@ class FractionNormaliser:
         """Add the next image of the run (processed up to ``phi_end``); release what is final."""
         n = len(parts.fraction)
         self._pending.append(
-            _Pending(self._next, records, payload, parts, np.zeros(n, bool), np.ones(n))
+            _Pending(self._next, records, payload, parts, np.zeros(n, bool), np.ones(n),
+                     np.zeros(n), np.zeros(n))
         )
         self._next += 1
         self._normalise(float(phi_end), final=False)
@@ -144,20 +160,64 @@ class FractionNormaliser:
             & (fsum < 1.0 - _EPS)
         )
         inv = 1.0 / np.where(fsum > 0, fsum, 1.0)
-        factor = np.where(complete | cut, inv, 1.0)
+        # recorded share: the written parts' fractions (after the normalisation above)
+        acc = np.concatenate([np.asarray(it.parts.accepted, bool) for it in items])
+        # (a cut reflection's fractions are shares of the whole reflection as they stand)
+        norm = np.where(complete, inv, 1.0)
+        f_rec = np.add.reduceat(np.where(acc, frac, 0.0)[order], starts) * norm
+        partly = complete & (f_rec < 1.0 - 1e-3)
+        # completed: cut by the run limits, or missing written parts, with enough recorded
+        fill = (cut | partly) & (f_rec >= MIN_RECORDED)
+        share = np.where(fill, f_rec, 1.0)
         new_frac = frac.copy()
-        new_frac[order] = frac[order] * factor[gid]
+        mult = np.where(fill, norm / share, np.where(complete, inv, 1.0))
+        new_frac[order] = frac[order] * mult[gid]
         iscale = np.ones(len(frac))
-        iscale[order] = np.where(cut, inv, 1.0)[gid]
+        iscale[order] = (1.0 / share)[gid]
+        # the unrecorded share (1 - f) of a completed reflection is known to about its size
+        q = ((1.0 - share) / share) ** 2
+        extra = np.zeros(len(frac))
+        extra_pr = np.zeros(len(frac))
+        i_sum, i_pr = self._part_intensities(items)
+        for col, out in ((i_sum, extra), (i_pr, extra_pr)):
+            pos_i = np.maximum(np.nan_to_num(col), 0.0)
+            tot = np.add.reduceat(pos_i[order], starts)
+            out[order] = q[gid] * pos_i[order] * tot[gid]
         new_done = done.copy()
         new_done[order] = done[order] | closed[gid]
+        act_part = np.empty(len(frac), bool)
+        act_part[order] = act[gid]
         k = 0
         for it in items:
             n = len(it.parts.fraction)
-            it.parts.fraction = new_frac[k : k + n]
-            it.done = new_done[k : k + n]
-            it.scale = it.scale * iscale[k : k + n]
+            sl = slice(k, k + n)
+            act_here = act_part[sl]
+            it.parts.fraction = new_frac[sl]
+            it.done = new_done[sl]
+            it.scale = it.scale * iscale[sl]
+            it.extra_var = np.where(act_here, extra[sl], it.extra_var)
+            it.extra_var_pr = np.where(act_here, extra_pr[sl], it.extra_var_pr)
             k += n
+
+    @staticmethod
+    def _part_intensities(items: list[_Pending]) -> tuple[np.ndarray, np.ndarray]:
+        """Summation and profile-fitted intensity of every predicted part (0 where not written),
+        in the order of the parts of ``items``."""
+        out_i, out_pr = [], []
+        for it in items:
+            n = len(it.parts.fraction)
+            vi, vpr = np.zeros(n), np.zeros(n)
+            rec = it.records
+            acc = np.asarray(it.parts.accepted, bool)
+            if rec is not None and n:
+                scale = it.scale[acc]
+                if hasattr(rec, "I"):
+                    vi[acc] = np.asarray(rec.I, float) / scale
+                if hasattr(rec, "Ipr"):
+                    vpr[acc] = np.asarray(rec.Ipr, float) / scale
+            out_i.append(vi)
+            out_pr.append(vpr)
+        return np.concatenate(out_i), np.concatenate(out_pr)
 
     def _release(self) -> list[tuple]:
         out = []
@@ -171,10 +231,16 @@ class FractionNormaliser:
                 }
                 sc = it.scale[acc]
                 if np.any(sc != 1.0):
-                    for name in ("I", "sigI", "Ipr", "sigIpr"):
+                    for name, extra in (("I", None), ("sigI", it.extra_var),
+                                        ("Ipr", None), ("sigIpr", it.extra_var_pr)):
                         if hasattr(rec, name):
                             v = np.asarray(getattr(rec, name))
-                            changes[name] = (v * sc).astype(v.dtype)
+                            if extra is not None:
+                                # sigma before the scaling, with the completion variance
+                                w = np.sqrt(v.astype(float) ** 2 + extra[acc]) * sc
+                            else:
+                                w = v * sc
+                            changes[name] = w.astype(v.dtype)
                 rec = replace(rec, **changes)
             out.append((rec, it.payload))
         return out
