@@ -25,7 +25,7 @@ the rocking-curve model, not from the images: it is known only to within about i
 (the rocking curves of real crystals are not the model's, and the rejected part held an
 unknown amount).  The variance of the completed intensity I_c therefore gains
 ((1 − f) · I_c)², spread over the written parts in proportion to their intensities (each part
-gets ((1 − f)/f)² · I_part · ΣI_parts before the scaling by 1/f), so that the summed
+gets (1 − f)² · I_part · ΣI_parts before the scaling by 1/f), so that the summed
 reflection carries it.
 
 Memory: images are held only until their reflections are complete (the widest accepted
@@ -175,7 +175,7 @@ class FractionNormaliser:
         iscale = np.ones(len(frac))
         iscale[order] = (1.0 / share)[gid]
         # the unrecorded share (1 - f) of a completed reflection is known to about its size
-        q = ((1.0 - share) / share) ** 2
+        q = (1.0 - share) ** 2  # before the scaling by 1/f: ((1 - f) I_c)^2 after it
         extra = np.zeros(len(frac))
         extra_pr = np.zeros(len(frac))
         i_sum, i_pr = self._part_intensities(items)
