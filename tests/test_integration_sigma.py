@@ -76,8 +76,9 @@ def test_counting_data_keep_counting_sigma():
     z = []
     inflation = []
     for seed in range(3):
-        frame, pred, spots = spot_grid(np.random.default_rng(100 + seed), 8, spacing=30,
-                                       intensity=5000.0)
+        frame, pred, spots = spot_grid(
+            np.random.default_rng(100 + seed), 8, spacing=30, intensity=5000.0
+        )
         res = integrate_image(frame, pred, params, prof)
         ok = res.reject == 0
         z.append(_rms_z(res.Ipr[ok], res.sigIpr[ok], np.full(ok.sum(), 5000.0)))
@@ -145,8 +146,9 @@ def test_reflection_with_a_rejected_part_is_completed_with_its_uncertainty():
         acc[(idx == 2) & (i > 4)] = False
         written_share[idx[acc]] += f[on][acc]
         parts = ImageParts(hkl[on], f[on], phi[on], w[on], acc)
-        rec = _RecI(hkl[on][acc], f[on][acc], (full_i[on] * f[on])[acc],
-                    np.sqrt(full_i[on] * f[on])[acc])
+        rec = _RecI(
+            hkl[on][acc], f[on][acc], (full_i[on] * f[on])[acc], np.sqrt(full_i[on] * f[on])[acc]
+        )
         out += norm.add(rec, parts, ends[i], i)
     out += norm.finish()
     tot_f, tot_i, tot_v = np.zeros(3), np.zeros(3), np.zeros(3)
