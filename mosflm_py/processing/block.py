@@ -22,6 +22,7 @@ from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.prediction import predict, predict_positions
 from mosflm_py.integration import Predictions as IntPredictions
 from mosflm_py.integration import (
+    Reject,
     accumulate_profiles,
     integrate_image,
     lp_factors,
@@ -389,7 +390,10 @@ def process_block(job: BlockJob, frame_source: FrameSource,
             fraction=np.concatenate([np.asarray(res.fraction, float), off["fraction"]]),
             phi=np.concatenate([extra["phi"], off["phi"]]),
             width=np.concatenate([extra["width"], off["width"]]),
-            accepted=np.concatenate([res.accepted, np.zeros(len(off["hkl"]), bool)])))
+            accepted=np.concatenate([res.accepted, np.zeros(len(off["hkl"]), bool)]),
+            unmeasurable=np.concatenate([
+                (res.reject & (Reject.NO_PEAK | Reject.NO_PROFILE)) != 0,
+                np.ones(len(off["hkl"]), bool)])))
         if on_image is not None:
             on_image(im.number, "integrated")
     return BlockResult(job.index, records, stats, refinements, report, warnings, parts)

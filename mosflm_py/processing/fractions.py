@@ -18,7 +18,9 @@ programs reject as incomplete partials.  A reflection wholly inside the range wh
 not all written (a part rejected, e.g. one mostly in a detector gap) is treated the same way:
 its recorded share is the sum of the written parts' fractions, and it is completed when that
 share is at least :data:`MIN_RECORDED` (otherwise its written fractions add up to less than
-one and scaling rejects it as incomplete).
+one and scaling rejects it as incomplete), provided the missing parts are ones the detector
+could not record (off the image, mostly in a gap: ``ImageParts.unmeasurable``); one with a
+part rejected for its measurement (an overlap, a bad profile) is left incomplete.
 
 σ of a completed reflection.  The unrecorded share 1 − f of a completed reflection comes from
 the rocking-curve model, not from the images: it is known only to within about its own size
@@ -52,7 +54,10 @@ class ImageParts:
     """All reflection parts predicted on one image (measured or not), for the bookkeeping.
 
     hkl (N, 3); fraction (N,); phi, width (N,) rocking-curve centre and full width (degrees);
-    accepted (N,) bool: the part is one of the image's MTZ records (in the same order).
+    accepted (N,) bool: the part is one of the image's MTZ records (in the same order);
+    unmeasurable (N,) bool, optional: a part not written because the detector could not record
+    it (off the image, or mostly on inactive pixels), as opposed to one rejected for its
+    measurement (an overlap, a bad profile).
     """
 
     hkl: np.ndarray
@@ -60,6 +65,7 @@ class ImageParts:
     phi: np.ndarray
     width: np.ndarray
     accepted: np.ndarray
+    unmeasurable: np.ndarray | None = None
 
 
 @dataclass
@@ -164,10 +170,18 @@ class FractionNormaliser:
         acc = np.concatenate([np.asarray(it.parts.accepted, bool) for it in items])
         # (a cut reflection's fractions are shares of the whole reflection as they stand)
         norm = np.where(complete, inv, 1.0)
+        lost = np.concatenate([
+            np.zeros(len(it.parts.fraction), bool) if it.parts.unmeasurable is None
+            else np.asarray(it.parts.unmeasurable, bool) for it in items])
         f_rec = np.add.reduceat(np.where(acc, frac, 0.0)[order], starts) * norm
+        # parts rejected for their measurement (overlaps, bad profiles) leave the reflection
+        # incomplete: its share there is the model's, and on crowded or weak images scaling
+        # up by it adds more error than it removes; parts the detector could not record (a
+        # gap, the edge) are completed as the parts beyond the run are
+        rejected = np.add.reduceat(np.where(~acc & ~lost, frac, 0.0)[order], starts) * norm
         partly = complete & (f_rec < 1.0 - 1e-3)
-        # completed: cut by the run limits, or missing written parts, with enough recorded
-        fill = (cut | partly) & (f_rec >= MIN_RECORDED)
+        # completed: cut by the run limits, or missing unrecordable parts, enough recorded
+        fill = (cut | partly) & (f_rec >= MIN_RECORDED) & (rejected < 1e-3)
         share = np.where(fill, f_rec, 1.0)
         new_frac = frac.copy()
         mult = np.where(fill, norm / share, np.where(complete, inv, 1.0))
