@@ -140,18 +140,19 @@ def test_reflection_with_an_unrecorded_part_is_completed_with_its_uncertainty():
     """A reflection wholly inside the run whose middle part the detector could not record
     (mostly in a gap): its written parts are scaled by 1/f (f their share), their fractions sum
     to 1, and σ² of the sum gains ((1 - f) I)²; a reflection with all parts keeps its counting
-    σ; one with less than MIN_RECORDED written, or with a part rejected for its measurement
-    (an overlap), stays incomplete."""
+    σ; one with less than MIN_RECORDED written, with a part rejected for its measurement
+    (an overlap), or too weak for the completion to pay (3 photons: scaling its noise by 1/f
+    costs more than the bias it removes) stays incomplete."""
     n_img, osc = 12, 0.2
     starts = np.arange(n_img) * osc
     ends = starts + osc
-    hkl = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9], [2, 2, 2]])
-    phi = np.full(4, 1.2)
-    w = np.full(4, 0.6)
-    full_i = np.array([1000.0, 2000.0, 3000.0, 4000.0])
+    hkl = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9], [2, 2, 2], [3, 3, 3]])
+    phi = np.full(5, 1.2)
+    w = np.full(5, 0.6)
+    full_i = np.array([1000.0, 2000.0, 3000.0, 4000.0, 3.0])
     norm = FractionNormaliser(0.0, float(ends[-1]))
     out = []
-    written_share = np.zeros(4)
+    written_share = np.zeros(5)
     for i in range(n_img):
         f = fraction_on_image(phi, w, starts[i], ends[i])
         on = f >= 1e-3
@@ -159,8 +160,8 @@ def test_reflection_with_an_unrecorded_part_is_completed_with_its_uncertainty():
         acc = np.ones(idx.size, bool)
         lost = np.zeros(idx.size, bool)
         # reflection 1 loses its central part in a gap; reflection 2 all but its first part;
-        # reflection 3 its central part to an overlap
-        lost[(idx == 1) & (i == 6)] = True
+        # reflection 3 its central part to an overlap; the weak reflection 4 its central part
+        lost[((idx == 1) | (idx == 4)) & (i == 6)] = True
         lost[(idx == 2) & (i > 4)] = True
         acc &= ~lost
         acc[(idx == 3) & (i == 6)] = False
@@ -171,7 +172,7 @@ def test_reflection_with_an_unrecorded_part_is_completed_with_its_uncertainty():
         )
         out += norm.add(rec, parts, ends[i], i)
     out += norm.finish()
-    tot_f, tot_i, tot_v = np.zeros(4), np.zeros(4), np.zeros(4)
+    tot_f, tot_i, tot_v = np.zeros(5), np.zeros(5), np.zeros(5)
     for rec, _ in out:
         for h, f, inten, s in zip(rec.hkl, rec.fraction, rec.I, rec.sigI):
             k = int(np.flatnonzero((hkl == h).all(axis=1))[0])
@@ -185,7 +186,7 @@ def test_reflection_with_an_unrecorded_part_is_completed_with_its_uncertainty():
     assert tot_v[0] == pytest.approx(full_i[0], rel=1e-9)
     want = full_i[1] / fr + ((1 - fr) * full_i[1]) ** 2
     assert tot_v[1] == pytest.approx(want, rel=1e-6)
-    for k in (2, 3):
+    for k in (2, 3, 4):
         assert tot_f[k] == pytest.approx(written_share[k], rel=1e-9)
         assert tot_i[k] == pytest.approx(full_i[k] * written_share[k], rel=1e-9)
         assert tot_v[k] == pytest.approx(full_i[k] * written_share[k], rel=1e-9)

@@ -19,8 +19,10 @@ not all written (a part rejected, e.g. one mostly in a detector gap) is treated 
 its recorded share is the sum of the written parts' fractions, and it is completed when that
 share is at least :data:`MIN_RECORDED` (otherwise its written fractions add up to less than
 one and scaling rejects it as incomplete), provided the missing parts are ones the detector
-could not record (off the image, mostly in a gap: ``ImageParts.unmeasurable``); one with a
-part rejected for its measurement (an overlap, a bad profile) is left incomplete.
+could not record (off the image, mostly in a gap: ``ImageParts.unmeasurable``) and the
+completion lowers its expected error (I_w² (1 − f) > V (1 + f) for the written sum I_w and its
+variance V: weak reflections stay incomplete); one with a part rejected for its measurement
+(an overlap, a bad profile) is left incomplete.
 
 σ of a completed reflection.  The unrecorded share 1 − f of a completed reflection comes from
 the rocking-curve model, not from the images: it is known only to within about its own size
@@ -179,7 +181,16 @@ class FractionNormaliser:
         # up by it adds more error than it removes; parts the detector could not record (a
         # gap, the edge) are completed as the parts beyond the run are
         rejected = np.add.reduceat(np.where(~acc & ~lost, frac, 0.0)[order], starts) * norm
-        partly = complete & (f_rec < 1.0 - 1e-3)
+        i_sum, i_pr, v_sum = self._part_intensities(items)
+        # a reflection missing parts the detector could not record is completed only when that
+        # lowers its expected error: scaling by 1/f removes the bias (1 - f) I but multiplies
+        # the variance V of the written sum by 1/f², so with I_w the written sum it pays when
+        # ((1 - f)/f)² I_w² + V > V / f², i.e. I_w² (1 - f) > V (1 + f) (weak reflections on a
+        # crowded or noisy detector stay incomplete)
+        i_w = np.add.reduceat(np.nan_to_num(i_sum)[order], starts)
+        v_w = np.add.reduceat(np.nan_to_num(v_sum)[order], starts)
+        pays = i_w**2 * (1.0 - f_rec) > v_w * (1.0 + f_rec)
+        partly = complete & (f_rec < 1.0 - 1e-3) & pays
         # completed: cut by the run limits, or missing unrecordable parts, enough recorded
         fill = (cut | partly) & (f_rec >= MIN_RECORDED) & (rejected < 1e-3)
         share = np.where(fill, f_rec, 1.0)
@@ -192,7 +203,6 @@ class FractionNormaliser:
         q = (1.0 - share) ** 2  # before the scaling by 1/f: ((1 - f) I_c)^2 after it
         extra = np.zeros(len(frac))
         extra_pr = np.zeros(len(frac))
-        i_sum, i_pr = self._part_intensities(items)
         for col, out in ((i_sum, extra), (i_pr, extra_pr)):
             pos_i = np.maximum(np.nan_to_num(col), 0.0)
             tot = np.add.reduceat(pos_i[order], starts)
@@ -214,24 +224,21 @@ class FractionNormaliser:
             k += n
 
     @staticmethod
-    def _part_intensities(items: list[_Pending]) -> tuple[np.ndarray, np.ndarray]:
-        """Summation and profile-fitted intensity of every predicted part (0 where not written),
-        in the order of the parts of ``items``."""
-        out_i, out_pr = [], []
+    def _part_intensities(items: list[_Pending]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Summation and profile-fitted intensity and summation variance of every predicted
+        part (0 where not written), in the order of the parts of ``items``."""
+        out: dict[str, list] = {"I": [], "Ipr": [], "sigI": []}
         for it in items:
             n = len(it.parts.fraction)
-            vi, vpr = np.zeros(n), np.zeros(n)
             rec = it.records
             acc = np.asarray(it.parts.accepted, bool)
-            if rec is not None and n:
-                scale = it.scale[acc]
-                if hasattr(rec, "I"):
-                    vi[acc] = np.asarray(rec.I, float) / scale
-                if hasattr(rec, "Ipr"):
-                    vpr[acc] = np.asarray(rec.Ipr, float) / scale
-            out_i.append(vi)
-            out_pr.append(vpr)
-        return np.concatenate(out_i), np.concatenate(out_pr)
+            for name, power in (("I", 1), ("Ipr", 1), ("sigI", 2)):
+                v = np.zeros(n)
+                if rec is not None and n and hasattr(rec, name):
+                    v[acc] = (np.asarray(getattr(rec, name), float) / it.scale[acc]) ** power
+                out[name].append(v)
+        return (np.concatenate(out["I"]), np.concatenate(out["Ipr"]),
+                np.concatenate(out["sigI"]))
 
     def _release(self) -> list[tuple]:
         out = []
