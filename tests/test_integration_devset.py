@@ -6,8 +6,10 @@ MOSAIC ESTIMATE, PROCESS 1 30; no dataset keywords), scored against the true amp
 tests/devset.py.  Tolerances, from what was measured when the test was written (CC 0.9990,
 rms z 5.9, outer/overall scale 0.98) and DIALS 3.12 on the same images (CC 0.9966, rms z 19.9):
 - CC(IPR, F_true^2) at least DIALS's figure (the set's README);
-- rms of (I - k F^2)/sigma(I) below 10 (DIALS 19.9; the issue asks 0.8-1.5, not reached here:
-  the strong spots' errors of a few % are not in sigma(I), see the report of issue 8 item 7);
+- rms of (I - k F^2)/sigma(I) below 4 (measured 2.73 with the tail-scatter term and the
+  completion of reflections cut by the detector edge or a gap; 6.4 before them; DIALS 19.9;
+  the issue asks 0.8-1.5, not reached here: most of the rest is intensity on the images just
+  beyond each reflection's predicted parts, the rocking-width model having no domain-size term);
 - no intensity lost at high angles: the scale k of the outermost tenth of the reflections within
   10 % of the overall one (a fixed box set from the central spots lost 27 % there);
 - reflections cut by the start or end of the sweep with >= 0.4 recorded are completed
@@ -50,7 +52,7 @@ def test_profile_fitted_cc_at_least_dials(p1_run):
 def test_sigma_calibration(p1_run):
     ds, run = p1_run
     cal = devset.sigma_calibration(run.mtz, ds)
-    assert cal["IPR"] < 10.0, cal
+    assert cal["IPR"] < 4.0, cal
 
 
 def test_no_intensity_lost_at_high_angle(p1_run):

@@ -21,6 +21,7 @@ from mosflm_py.errors import IntegrationError, MosflmError, TooFewReflections
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.prediction import predict, predict_positions
 from mosflm_py.integration import (
+    Reject,
     Targets,
     accumulate_profiles,
     integrate_image,
@@ -311,12 +312,18 @@ def _predict_image(job: BlockJob, k: int, exp: Experiment, pred) -> tuple[Target
     x_mm, y_mm, ok = predict_positions(exp, pred.hkl[sel], phi_part)
     sx, sy = exp.detector.size_mm
     inside = ok & (x_mm >= 0) & (x_mm < sx) & (y_mm >= 0) & (y_mm < sy)
+    # parts off the detector are not measured, but they are parts of their reflections: the
+    # bookkeeping of FRACTIONCALC (FractionNormaliser) counts them as unwritten parts
+    off = sel[~inside]
+    off_image = {"hkl": pred.hkl[off], "fraction": frac[off], "phi": pred.phi[off],
+                 "width": pred.width[off]}
     sel, x_mm, y_mm, phi_part = sel[inside], x_mm[inside], y_mm[inside], phi_part[inside]
     x_px, y_px = exp.detector.mm_to_px(x_mm, y_mm)
     ip = Targets.from_arrays(x_px, y_px, pred.hkl[sel], frac[sel])
     extra = {
         "phi": pred.phi[sel], "width": pred.width[sel], "s1": pred.s1[sel], "d": pred.d[sel],
         "npart": npart[sel], "ipart": ipart[sel], "n_too_wide": int(too_wide.sum()),
+        "off_image": off_image,
     }
     return ip, extra
 
@@ -377,8 +384,16 @@ def process_block(job: BlockJob, frame_source: FrameSource,
         rec, st = image_records(im, res, extra, lpm, p)
         records.append(rec)
         stats.append(st)
-        parts.append(ImageParts(hkl=res.hkl, fraction=np.asarray(res.fraction, float),
-                                phi=extra["phi"], width=extra["width"], accepted=res.accepted))
+        off = extra["off_image"]
+        parts.append(ImageParts(
+            hkl=np.concatenate([res.hkl, off["hkl"]]).astype(res.hkl.dtype),
+            fraction=np.concatenate([np.asarray(res.fraction, float), off["fraction"]]),
+            phi=np.concatenate([extra["phi"], off["phi"]]),
+            width=np.concatenate([extra["width"], off["width"]]),
+            accepted=np.concatenate([res.accepted, np.zeros(len(off["hkl"]), bool)]),
+            unmeasurable=np.concatenate([
+                (res.reject & (Reject.NO_PEAK | Reject.NO_PROFILE)) != 0,
+                np.ones(len(off["hkl"]), bool)])))
         if on_image is not None:
             on_image(im.number, "integrated")
     return BlockResult(job.index, records, stats, refinements, report, warnings, parts)
