@@ -299,7 +299,7 @@ def _predict_image(job: BlockJob, k: int, exp: Experiment, pred) -> tuple[IntPre
     p = job.params
     im = job.images[k]
     frac, npart, ipart = spread_over_images(pred.phi, pred.width, job.starts, job.ends,
-                                            job.first_index + k)
+                                            job.first_index + k, pred.ball)
     keep = frac >= 1e-3
     for lo, hi in p.exclude_shells:
         keep &= ~((pred.d >= min(lo, hi)) & (pred.d <= max(lo, hi)))
