@@ -154,6 +154,25 @@ def cumulative_curve(x: np.ndarray, ball: np.ndarray, block: np.ndarray) -> np.n
     return out
 
 
+def curve_density(x: np.ndarray, width: np.ndarray, ball: np.ndarray | None = None) -> np.ndarray:
+    """Density (per degree) of the rocking curve at offset ``x`` (degrees) from its centre.
+
+    ``width`` is the extent and ``ball`` its uniform-ball part as in :func:`fraction_on_image`
+    (None: all ball, density 6q(1 − q)/W).  Central difference of :func:`cumulative_curve`.
+    """
+    x = np.asarray(x, dtype=float)
+    w = np.asarray(width, dtype=float)
+    safe = np.where(np.isfinite(w) & (w > 1e-9), w, 1.0)
+    if ball is None:
+        q = np.clip(x / safe + 0.5, 0.0, 1.0)
+        return np.where(w > 1e-9, 6.0 * q * (1.0 - q) / safe, 0.0)
+    b = np.minimum(np.where(np.isfinite(w), np.asarray(ball, dtype=float), 0.0), safe)
+    block = np.maximum(safe - b, 0.0) / _TAIL_WIDTH
+    h = 1e-4 * safe
+    dens = (cumulative_curve(x + h, b, block) - cumulative_curve(x - h, b, block)) / (2.0 * h)
+    return np.where(np.isfinite(w) & (w > 1e-9), dens, 0.0)
+
+
 def fraction_on_image(
     phi_c: np.ndarray, width: np.ndarray, phi1: float | np.ndarray, phi2: float | np.ndarray,
     ball: np.ndarray | None = None,
@@ -189,5 +208,5 @@ def fraction_on_image(
     return np.where(w > 1e-9, f, inside.astype(float))
 
 
-__all__ = ["BLOCK_TAIL", "cumulative_curve", "cumulative_fraction", "extent",
+__all__ = ["BLOCK_TAIL", "cumulative_curve", "cumulative_fraction", "curve_density", "extent",
            "fraction_on_image", "rocking_width", "rocking_widths"]

@@ -307,7 +307,8 @@ def _predict_image(job: BlockJob, k: int, exp: Experiment, pred) -> tuple[IntPre
     keep &= ~too_wide
     sel = np.nonzero(keep)[0]
     # each part is predicted where the reflection is at the centroid of its recorded portion
-    phi_part = part_centroid_phi(pred.phi[sel], pred.width[sel], im.phi_start, im.phi_end)
+    phi_part = part_centroid_phi(pred.phi[sel], pred.width[sel], im.phi_start, im.phi_end,
+                                 ball=pred.ball[sel])
     x_mm, y_mm, ok = predict_positions(exp, pred.hkl[sel], phi_part)
     sx, sy = exp.detector.size_mm
     inside = ok & (x_mm >= 0) & (x_mm < sx) & (y_mm >= 0) & (y_mm < sy)

@@ -45,7 +45,7 @@ from mosflm_py.errors import GeometryError, RefinementError
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.prediction import nearest_phi
 from mosflm_py.geometry.rocking_curve import (
-    cumulative_curve,
+    curve_density,
     extent,
     fraction_on_image,
     rocking_widths,
@@ -278,17 +278,9 @@ def _phi_residuals(exp: Experiment, d: _Data) -> tuple[np.ndarray, np.ndarray]:
     mask of those parts: misfit of the share divided by its rate of change with φ_c."""
     f, s, pc, wg, bg = _model_shares(exp, d)
     sw = np.where(wg > 1e-9, wg, 1e-9)
-    bw = np.minimum(np.nan_to_num(bg, nan=0.0), sw)
-    block = (sw - bw) / (extent(0.0, 1.0))
-    # density of the curve (per degree) at both ends of the image, by central differences
-    hstep = 1e-3 * sw
-
-    def dens(edge: np.ndarray) -> np.ndarray:
-        x = edge - pc
-        return (cumulative_curve(x + hstep, bw, block)
-                - cumulative_curve(x - hstep, bw, block)) / (2.0 * hstep)
-
-    rate = np.abs(dens(d.b) - dens(d.a)) * s[d.gid]
+    bw = np.nan_to_num(bg, nan=0.0)
+    # rate of change of the share with φ_c: the curve's density at both ends of the image
+    rate = np.abs(curve_density(d.b - pc, sw, bw) - curve_density(d.a - pc, sw, bw)) * s[d.gid]
     edge = (rate > 0.25 / sw) & np.isfinite(rate)
     eps = np.where(edge, (d.g - s[d.gid] * f) / np.where(edge, rate, 1.0), 0.0)
     return eps, edge
