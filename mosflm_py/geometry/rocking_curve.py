@@ -36,6 +36,8 @@ Nave, C. (1998). Acta Cryst. D54, 848–853.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from scipy.special import ndtr
 
@@ -128,9 +130,12 @@ def _ball_gauss_cdf(x: np.ndarray, h: np.ndarray, s: np.ndarray) -> np.ndarray:
     return (1.0 - ndtr(z2)) + c0 * m0 + c1 * m1 + c2 * m2 + c3 * m3
 
 
-def cumulative_curve(x: np.ndarray, ball: np.ndarray, block: np.ndarray) -> np.ndarray:
+def cumulative_curve_exact(x: np.ndarray, ball: np.ndarray, block: np.ndarray) -> np.ndarray:
     """Fraction of the rocking curve (ball width ``ball``, block width ``block``, degrees) that
-    lies below the offset ``x`` (degrees) from its centre; 0 and 1 outside its extent."""
+    lies below the offset ``x`` (degrees) from its centre; 0 and 1 outside its extent.
+
+    Closed form (:func:`_ball_gauss_cdf`), about 40 times slower than the ball alone; the
+    program uses the table of it, :func:`cumulative_curve`."""
     x, ball, block = np.broadcast_arrays(np.asarray(x, float), np.asarray(ball, float),
                                          np.asarray(block, float))
     out = np.where(x > 0, 1.0, 0.0)
@@ -154,6 +159,52 @@ def cumulative_curve(x: np.ndarray, ball: np.ndarray, block: np.ndarray) -> np.n
     return out
 
 
+_N_SHAPE, _N_OFFSET = 101, 401
+"""Table of :func:`cumulative_curve`: ball share ρ = h/E of the half extent E (101 values on
+[0, 1]) by offset t = x/E (401 values on [−1, 1]), single precision (160 kB: it stays in the
+processor cache; the bilinear interpolation is memory-bound)."""
+
+
+@lru_cache(maxsize=1)
+def _cdf_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ρ, t, F) of the renormalised curve of half extent 1 (built once, 4·10⁴ closed forms)."""
+    rho = np.linspace(0.0, 1.0, _N_SHAPE)
+    t = np.linspace(-1.0, 1.0, _N_OFFSET)
+    r2, t2 = np.meshgrid(rho, t, indexing="ij")
+    ball = 2.0 * r2
+    block = (1.0 - r2) / BLOCK_TAIL / RMS_PER_WIDTH
+    f = cumulative_curve_exact(t2, ball, block)
+    f[:, 0], f[:, -1] = 0.0, 1.0
+    f = np.ascontiguousarray(f, dtype=np.float32)
+    f.setflags(write=False)
+    return rho, t, f
+
+
+def cumulative_curve(x: np.ndarray, ball: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """Fraction of the rocking curve (ball width ``ball``, block width ``block``, degrees) that
+    lies below the offset ``x`` (degrees) from its centre; 0 and 1 outside its extent.
+
+    Bilinear interpolation in the table of :func:`cumulative_curve_exact` (the curve depends
+    only on x/E and the ball's share of E, E the half extent): within 2·10⁻⁵ of the closed form
+    and as fast as the ball alone (the closed form made integration several times slower)."""
+    x, ball, block = np.broadcast_arrays(np.asarray(x, float), np.asarray(ball, float),
+                                         np.asarray(block, float))
+    half = 0.5 * ball + BLOCK_TAIL * RMS_PER_WIDTH * block
+    ok = half > 1e-12
+    safe = np.where(ok, half, 1.0)
+    f = _cdf_table()[2].ravel()  # flat indexing: a 2-D fancy gather is 20 times slower
+    fi = np.minimum(np.maximum(0.5 * ball / safe, 0.0), 1.0) * (_N_SHAPE - 1)
+    i0 = np.minimum(fi.astype(np.int64), _N_SHAPE - 2)
+    wi = fi - i0
+    fj = (np.minimum(np.maximum(x / safe, -1.0), 1.0) + 1.0) * (0.5 * (_N_OFFSET - 1))
+    j0 = np.minimum(fj.astype(np.int64), _N_OFFSET - 2)
+    wj = fj - j0
+    k = i0 * _N_OFFSET + j0
+    v = ((1.0 - wi) * ((1.0 - wj) * f[k] + wj * f[k + 1])
+         + wi * ((1.0 - wj) * f[k + _N_OFFSET] + wj * f[k + _N_OFFSET + 1]))
+    return np.where(ok, v, np.where(x > 0, 1.0, 0.0))
+
+
 def curve_density(x: np.ndarray, width: np.ndarray, ball: np.ndarray | None = None) -> np.ndarray:
     """Density (per degree) of the rocking curve at offset ``x`` (degrees) from its centre.
 
@@ -168,7 +219,7 @@ def curve_density(x: np.ndarray, width: np.ndarray, ball: np.ndarray | None = No
         return np.where(w > 1e-9, 6.0 * q * (1.0 - q) / safe, 0.0)
     b = np.minimum(np.where(np.isfinite(w), np.asarray(ball, dtype=float), 0.0), safe)
     block = np.maximum(safe - b, 0.0) / _TAIL_WIDTH
-    h = 1e-4 * safe
+    h = 1e-3 * safe
     dens = (cumulative_curve(x + h, b, block) - cumulative_curve(x - h, b, block)) / (2.0 * h)
     return np.where(np.isfinite(w) & (w > 1e-9), dens, 0.0)
 
@@ -208,5 +259,6 @@ def fraction_on_image(
     return np.where(w > 1e-9, f, inside.astype(float))
 
 
-__all__ = ["BLOCK_TAIL", "cumulative_curve", "cumulative_fraction", "curve_density", "extent",
+__all__ = ["BLOCK_TAIL", "cumulative_curve", "cumulative_curve_exact", "cumulative_fraction",
+           "curve_density", "extent",
            "fraction_on_image", "rocking_width", "rocking_widths"]
