@@ -24,6 +24,7 @@ from mosflm_py.actions.common import current_crystal, experiment_for_image, reso
 from mosflm_py.actions.findspots import spots_for_images
 from mosflm_py.errors import GeometryError, MosflmError
 from mosflm_py.geometry.prediction import Predictions, fraction_on_image, predict
+from mosflm_py.geometry.rocking_curve import equivalent_width
 from mosflm_py.output.picture import PredictionClass, render_picture, write_picture
 from mosflm_py.spotfinding.filters import separation_from_spot_size, too_close
 
@@ -87,7 +88,7 @@ def classify_predictions(
     close = too_close(np.asarray(x_mm, float), np.asarray(y_mm, float),
                       float(separation[0]), float(separation[1]))
     cls[close] = int(PredictionClass.OVERLAP)
-    cls[width > maxwidth_deg] = int(PredictionClass.TOO_WIDE)
+    cls[equivalent_width(width, ball) > maxwidth_deg] = int(PredictionClass.TOO_WIDE)
     return cls.astype(np.int64), fraction
 
 

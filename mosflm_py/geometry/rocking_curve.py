@@ -85,6 +85,19 @@ def extent(ball: np.ndarray, block: np.ndarray | float = 0.0) -> np.ndarray:
     return np.asarray(ball, dtype=float) + _TAIL_WIDTH * np.asarray(block, dtype=float)
 
 
+def equivalent_width(width: np.ndarray, ball: np.ndarray | None = None) -> np.ndarray:
+    """Full width (degrees) of the uniform-ball curve with the same rms as the curve of extent
+    ``width`` and ball part ``ball`` (None: all ball): sqrt(W_b² + W_d²).  This is MOSFLM's
+    rocking width, the one MAXWIDTH limits (the extent adds the Gaussian tails to ±2.5 σ)."""
+    w = np.asarray(width, dtype=float)
+    if ball is None:
+        return w
+    b = np.minimum(np.asarray(ball, dtype=float), w)
+    with np.errstate(invalid="ignore"):
+        block = np.maximum(w - b, 0.0) / _TAIL_WIDTH
+        return np.where(np.isfinite(w), np.hypot(b, block), w)
+
+
 def rocking_width(
     dstar: np.ndarray, zeta: np.ndarray, wavelength: float, mosaic: float,
     divergence: float = 0.0, dispersion: float = 0.0, domain_width: float = 0.0,
@@ -260,5 +273,5 @@ def fraction_on_image(
 
 
 __all__ = ["BLOCK_TAIL", "cumulative_curve", "cumulative_curve_exact", "cumulative_fraction",
-           "curve_density", "extent",
+           "curve_density", "equivalent_width", "extent",
            "fraction_on_image", "rocking_width", "rocking_widths"]
