@@ -34,15 +34,15 @@ def test_block_term_does_not_grow_with_resolution():
     assert np.isclose(w_eta[1] / w_eta[0], 4.0)  # angular term ∝ d*
     assert np.allclose(b0, 0.0) and np.allclose(ball, 0.0)
     assert np.allclose(w_blk, np.degrees(2e-3 / 0.3))  # block term: λ w_d / |ζ|, any d*
-    # the extent holds the Gaussian block term to ±2.5 σ (σ = W_d/√20)
+    # the extent holds the Gaussian block term to ±2 σ (σ = W_d/√20)
     both = rocking_width(dstar, zeta, 1.0, 0.5, domain_width=2e-3)
-    assert np.allclose(both, w_eta + 5.0 * w_blk / np.sqrt(20.0))
+    assert np.allclose(both, w_eta + 4.0 * w_blk / np.sqrt(20.0))
 
 
 def test_curve_is_the_convolution_and_its_rms_adds_in_quadrature():
     """Fractions on fine slices: they add up to 1, the curve is centred, and its rms is the
     quadrature sum of the uniform-ball rms W_b/√20 and the Gaussian σ = W_d/√20 (up to the
-    cut at the extent, which removes at most 1.2 % of the Gaussian and 9 % of its variance)."""
+    cut at the extent, which removes at most 4.6 % of the Gaussian and 23 % of its variance)."""
     edges = np.linspace(-3.0, 3.0, 3001)
     mid = 0.5 * (edges[1:] + edges[:-1])
     n = len(mid)
@@ -53,9 +53,9 @@ def test_curve_is_the_convolution_and_its_rms_adds_in_quadrature():
         assert abs(f.sum() - 1.0) < 1e-9
         assert abs(np.sum(f * mid) - 0.01) < 1e-4
         var = np.sum(f * (mid - 0.01) ** 2)
-        # a Gaussian cut at ±2.5 σ keeps 0.911 of its variance (truncated-normal variance);
+        # a Gaussian cut at ±2 σ keeps 0.774 of its variance (truncated-normal variance);
         # the convolution is cut further out, so it keeps more
-        lo, hi = (ball**2 + 0.911 * block**2) / 20.0, (ball**2 + block**2) / 20.0
+        lo, hi = (ball**2 + 0.774 * block**2) / 20.0, (ball**2 + block**2) / 20.0
         assert 0.99 * lo - 1e-7 <= var <= 1.01 * hi + 1e-7, (ball, block, var, lo, hi)
         assert np.all(f[np.abs(mid - 0.01) > 0.5 * w + 0.002] == 0.0)
 
@@ -130,7 +130,7 @@ def test_tabulated_curve_matches_the_closed_form():
     u = np.linspace(-0.4, 0.4, 40001)
     dens = 1.5 / 0.8 * (1.0 - (u / 0.4) ** 2) * (u[1] - u[0])
     sig = 0.5 / np.sqrt(20.0)
-    half = 0.4 + 2.5 * sig
+    half = 0.4 + 2.0 * sig
     for xx in (-0.5, -0.1, 0.0, 0.3):
         raw = [np.sum(dens * ndtr((v - u) / sig)) for v in (xx, -half, half)]
         want = (raw[0] - raw[1]) / (raw[2] - raw[1])

@@ -41,8 +41,9 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import ndtr
 
-BLOCK_TAIL = 2.5
-"""The Gaussian (mosaic-block) part of the curve is cut at this many σ (0.6 % per side)."""
+BLOCK_TAIL = 2.0
+"""The Gaussian (mosaic-block) part of the curve is cut at this many σ (2.3 % per side): parts
+beyond carry little intensity but a whole image's background each."""
 
 RMS_PER_WIDTH = 1.0 / np.sqrt(20.0)
 """rms of the uniform-ball curve per unit full width."""
@@ -88,7 +89,7 @@ def extent(ball: np.ndarray, block: np.ndarray | float = 0.0) -> np.ndarray:
 def equivalent_width(width: np.ndarray, ball: np.ndarray | None = None) -> np.ndarray:
     """Full width (degrees) of the uniform-ball curve with the same rms as the curve of extent
     ``width`` and ball part ``ball`` (None: all ball): sqrt(W_b² + W_d²).  This is MOSFLM's
-    rocking width, the one MAXWIDTH limits (the extent adds the Gaussian tails to ±2.5 σ)."""
+    rocking width, the one MAXWIDTH limits (the extent adds the Gaussian tails to ±2 σ)."""
     w = np.asarray(width, dtype=float)
     if ball is None:
         return w
