@@ -203,9 +203,12 @@ def cumulative_curve(x: np.ndarray, ball: np.ndarray, block: np.ndarray) -> np.n
     and as fast as the ball alone (the closed form made integration several times slower)."""
     x, ball, block = np.broadcast_arrays(np.asarray(x, float), np.asarray(ball, float),
                                          np.asarray(block, float))
+    x0 = x
     half = 0.5 * ball + BLOCK_TAIL * RMS_PER_WIDTH * block
-    ok = half > 1e-12
+    ok = np.isfinite(half) & (half > 1e-12) & np.isfinite(x)
     safe = np.where(ok, half, 1.0)
+    ball = np.where(ok, ball, 0.0)
+    x = np.where(ok, x, 0.0)
     f = _cdf_table()[2].ravel()  # flat indexing: a 2-D fancy gather is 20 times slower
     fi = np.minimum(np.maximum(0.5 * ball / safe, 0.0), 1.0) * (_N_SHAPE - 1)
     i0 = np.minimum(fi.astype(np.int64), _N_SHAPE - 2)
@@ -216,7 +219,7 @@ def cumulative_curve(x: np.ndarray, ball: np.ndarray, block: np.ndarray) -> np.n
     k = i0 * _N_OFFSET + j0
     v = ((1.0 - wi) * ((1.0 - wj) * f[k] + wj * f[k + 1])
          + wi * ((1.0 - wj) * f[k + _N_OFFSET] + wj * f[k + _N_OFFSET + 1]))
-    return np.where(ok, v, np.where(x > 0, 1.0, 0.0))
+    return np.where(ok, v, np.where(x0 > 0, 1.0, 0.0))
 
 
 def curve_density(x: np.ndarray, width: np.ndarray, ball: np.ndarray | None = None) -> np.ndarray:
