@@ -53,8 +53,13 @@ _TAIL_WIDTH = 2.0 * BLOCK_TAIL * RMS_PER_WIDTH
 
 
 def rocking_widths(
-    dstar: np.ndarray, zeta: np.ndarray, wavelength: float, mosaic: float,
-    divergence: float = 0.0, dispersion: float = 0.0, domain_width: float = 0.0,
+    dstar: np.ndarray,
+    zeta: np.ndarray,
+    wavelength: float,
+    mosaic: float,
+    divergence: float = 0.0,
+    dispersion: float = 0.0,
+    domain_width: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The two broadenings of each reflection's rocking curve (degrees of φ).
 
@@ -100,14 +105,20 @@ def equivalent_width(width: np.ndarray, ball: np.ndarray | None = None) -> np.nd
 
 
 def rocking_width(
-    dstar: np.ndarray, zeta: np.ndarray, wavelength: float, mosaic: float,
-    divergence: float = 0.0, dispersion: float = 0.0, domain_width: float = 0.0,
+    dstar: np.ndarray,
+    zeta: np.ndarray,
+    wavelength: float,
+    mosaic: float,
+    divergence: float = 0.0,
+    dispersion: float = 0.0,
+    domain_width: float = 0.0,
 ) -> np.ndarray:
     """Full φ extent W (degrees) of each reflection's rocking curve (:func:`extent` of
     :func:`rocking_widths`): the reflection is recorded on the images overlapping
     [φc − W/2, φc + W/2].  Without a block term it is MOSFLM's full reflecting width."""
-    ball, block = rocking_widths(dstar, zeta, wavelength, mosaic, divergence, dispersion,
-                                 domain_width)
+    ball, block = rocking_widths(
+        dstar, zeta, wavelength, mosaic, divergence, dispersion, domain_width
+    )
     return extent(ball, block)
 
 
@@ -150,8 +161,9 @@ def cumulative_curve_exact(x: np.ndarray, ball: np.ndarray, block: np.ndarray) -
 
     Closed form (:func:`_ball_gauss_cdf`), about 40 times slower than the ball alone; the
     program uses the table of it, :func:`cumulative_curve`."""
-    x, ball, block = np.broadcast_arrays(np.asarray(x, float), np.asarray(ball, float),
-                                         np.asarray(block, float))
+    x, ball, block = np.broadcast_arrays(
+        np.asarray(x, float), np.asarray(ball, float), np.asarray(block, float)
+    )
     out = np.where(x > 0, 1.0, 0.0)
     sig = block * RMS_PER_WIDTH
     h = 0.5 * ball
@@ -201,8 +213,9 @@ def cumulative_curve(x: np.ndarray, ball: np.ndarray, block: np.ndarray) -> np.n
     Bilinear interpolation in the table of :func:`cumulative_curve_exact` (the curve depends
     only on x/E and the ball's share of E, E the half extent): within 2·10⁻⁵ of the closed form
     and as fast as the ball alone (the closed form made integration several times slower)."""
-    x, ball, block = np.broadcast_arrays(np.asarray(x, float), np.asarray(ball, float),
-                                         np.asarray(block, float))
+    x, ball, block = np.broadcast_arrays(
+        np.asarray(x, float), np.asarray(ball, float), np.asarray(block, float)
+    )
     x0 = x
     half = 0.5 * ball + BLOCK_TAIL * RMS_PER_WIDTH * block
     ok = np.isfinite(half) & (half > 1e-12) & np.isfinite(x)
@@ -217,8 +230,9 @@ def cumulative_curve(x: np.ndarray, ball: np.ndarray, block: np.ndarray) -> np.n
     j0 = np.minimum(fj.astype(np.int64), _N_OFFSET - 2)
     wj = fj - j0
     k = i0 * _N_OFFSET + j0
-    v = ((1.0 - wi) * ((1.0 - wj) * f[k] + wj * f[k + 1])
-         + wi * ((1.0 - wj) * f[k + _N_OFFSET] + wj * f[k + _N_OFFSET + 1]))
+    v = (1.0 - wi) * ((1.0 - wj) * f[k] + wj * f[k + 1]) + wi * (
+        (1.0 - wj) * f[k + _N_OFFSET] + wj * f[k + _N_OFFSET + 1]
+    )
     return np.where(ok, v, np.where(x0 > 0, 1.0, 0.0))
 
 
@@ -242,7 +256,10 @@ def curve_density(x: np.ndarray, width: np.ndarray, ball: np.ndarray | None = No
 
 
 def fraction_on_image(
-    phi_c: np.ndarray, width: np.ndarray, phi1: float | np.ndarray, phi2: float | np.ndarray,
+    phi_c: np.ndarray,
+    width: np.ndarray,
+    phi1: float | np.ndarray,
+    phi2: float | np.ndarray,
     ball: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fraction of each reflection recorded between φ1 and φ2 (degrees).
@@ -276,6 +293,15 @@ def fraction_on_image(
     return np.where(w > 1e-9, f, inside.astype(float))
 
 
-__all__ = ["BLOCK_TAIL", "cumulative_curve", "cumulative_curve_exact", "cumulative_fraction",
-           "curve_density", "equivalent_width", "extent",
-           "fraction_on_image", "rocking_width", "rocking_widths"]
+__all__ = [
+    "BLOCK_TAIL",
+    "cumulative_curve",
+    "cumulative_curve_exact",
+    "cumulative_fraction",
+    "curve_density",
+    "equivalent_width",
+    "extent",
+    "fraction_on_image",
+    "rocking_width",
+    "rocking_widths",
+]
