@@ -3,7 +3,8 @@
 mosflm_py.simulate's 'domains' model renders discrete mosaic domains (nanoBragg's spherical-cap
 distribution of rotations, maximum ``mosaic``) of Gaussian shape (Na x Nb x Nc cells) with
 rotation sub-steps; its truth gives the share of every reflection recorded on every image.
-Post-refinement of those shares (uniform-ball rocking curve, mosaic-block term in quadrature)
+Post-refinement of those shares (uniform-ball rocking curve convolved with the Gaussian
+mosaic-block term, mosflm_py.geometry.rocking_curve)
 must give, from a start of 0.1 deg and of 1.5 deg:
 
 - the same η within 10 % (issue 8 item 3);

@@ -24,6 +24,7 @@ from mosflm_py.actions.common import current_crystal, experiment_for_image, reso
 from mosflm_py.actions.findspots import spots_for_images
 from mosflm_py.errors import GeometryError, MosflmError
 from mosflm_py.geometry.prediction import Predictions, fraction_on_image, predict
+from mosflm_py.geometry.rocking_curve import equivalent_width
 from mosflm_py.output.picture import PredictionClass, render_picture, write_picture
 from mosflm_py.spotfinding.filters import separation_from_spot_size, too_close
 
@@ -55,6 +56,7 @@ class ImagePrediction:
 def classify_predictions(
     phi: np.ndarray, width: np.ndarray, x_mm: np.ndarray, y_mm: np.ndarray,
     phi_start: float, phi_end: float, separation: tuple[float, float], maxwidth_deg: float,
+    ball: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class and recorded fraction of predicted reflections on one image.
 
@@ -70,6 +72,8 @@ def classify_predictions(
         SEPARATION in X and Y (mm): a pair closer in both is overlapped.
     maxwidth_deg : float
         Rocking widths above this (deg) are too wide.
+    ball : ndarray, optional
+        Uniform-ball part of each width (deg; the rest is the mosaic-block term).
 
     Returns
     -------
@@ -78,13 +82,13 @@ def classify_predictions(
     """
     phi = np.asarray(phi, float)
     width = np.asarray(width, float)
-    fraction = fraction_on_image(phi, width, phi_start, phi_end)
+    fraction = fraction_on_image(phi, width, phi_start, phi_end, ball)
     full = (phi - 0.5 * width >= phi_start - 1e-9) & (phi + 0.5 * width <= phi_end + 1e-9)
     cls = np.where(full, int(PredictionClass.FULL), int(PredictionClass.PARTIAL))
     close = too_close(np.asarray(x_mm, float), np.asarray(y_mm, float),
                       float(separation[0]), float(separation[1]))
     cls[close] = int(PredictionClass.OVERLAP)
-    cls[width > maxwidth_deg] = int(PredictionClass.TOO_WIDE)
+    cls[equivalent_width(width, ball) > maxwidth_deg] = int(PredictionClass.TOO_WIDE)
     return cls.astype(np.int64), fraction
 
 
@@ -116,7 +120,7 @@ def predict_image(session: Session, n: int) -> ImagePrediction:
     pred = predict(experiment, lo, hi, d_min=d_min, d_max=d_max)
     sep = _separation(session, n, experiment.detector)
     cls, frac = classify_predictions(pred.phi, pred.width, pred.x_mm, pred.y_mm, lo, hi, sep,
-                                     session.state.integration.maxwidth)
+                                     session.state.integration.maxwidth, pred.ball)
     return ImagePrediction(n, g.phi_start, g.phi_end, pred, cls, frac, sep)
 
 

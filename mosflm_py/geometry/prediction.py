@@ -7,7 +7,8 @@ c = −|r0|²/2 − s0·r∥, solved by φ = atan2(b, a) ± arccos(c / √(a² +
 The reciprocal-lattice point is a uniform ball of radius ρ = ½ d* (η + δ) + ½ d* tan θ Δλ/λ that
 crosses the sphere at |s0| |ζ| per radian (ζ = m·(ŝ1 × ŝ0)), so the full rocking width is
 W = 2ρ / (|s0| |ζ|) and the recorded fraction is P(q) = 3q² − 2q³ (Rossmann 1979, J. Appl. Cryst.
-12, 225–238; Greenhough & Helliwell 1982, J. Appl. Cryst. 15, 338–351).
+12, 225–238; Greenhough & Helliwell 1982, J. Appl. Cryst. 15, 338–351), convolved with the
+Gaussian of the mosaic-block size: :mod:`mosflm_py.geometry.rocking_curve` owns that model.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ import numpy as np
 from mosflm_py.errors import GeometryError
 from mosflm_py.geometry.crystal import Crystal, b_matrix
 from mosflm_py.geometry.experiment import Experiment
+from mosflm_py.geometry.rocking_curve import (  # noqa: F401 - the first three re-exported
+    cumulative_fraction,
+    extent,
+    fraction_on_image,
+    rocking_width,
+    rocking_widths,
+)
 
 
 def generate_hkl(crystal: Crystal, d_min: float, d_max: float | None = None) -> np.ndarray:
@@ -82,76 +90,15 @@ def remove_absences(hkl: np.ndarray, space_group: str) -> np.ndarray:
     return hkl[~np.asarray(absent, dtype=bool)]
 
 
-def rocking_width(
-    dstar: np.ndarray, zeta: np.ndarray, wavelength: float, mosaic: float,
-    divergence: float = 0.0, dispersion: float = 0.0, domain_width: float = 0.0,
-) -> np.ndarray:
-    """Full rocking width W (degrees) of reflections (conventions: uniform-ball model).
-
-    The reciprocal-lattice point is a ball of diameter
-
-        2ρ = sqrt([d*·(η + δ) + d*·tanθ·(Δλ/λ)]² + w_d²)
-
-    crossing the Ewald sphere at |s0|·|ζ| per radian, so W = 2ρ λ / |ζ|.  η (mosaic spread) and
-    δ (beam divergence) are angular full widths, so their part of 2ρ grows with d*; the
-    dispersion part grows with d*·tanθ.  These three are MOSFLM's reflecting range and add
-    linearly, as in MOSFLM (η + δ is what its post-refinement determines).  w_d, the broadening
-    from the finite size t of the mosaic blocks (w_d ≈ 1/t, MOSFLM's mosaic block size), is the
-    same at every resolution, so it dominates the φ widths of low-resolution reflections of
-    crystals with small domains (Greenhough & Helliwell 1982, J. Appl. Cryst. 15, 493-508; Nave
-    1998, Acta Cryst. D54, 848-853).  It is a different physical broadening (the shape transform
-    of a block, convolved with the distribution of block orientations), so it is added in
-    quadrature: the rms of a convolution of independent broadenings is the quadrature sum of
-    their rms, and the rms of the uniform-ball curve is W/√20 whatever its origin.  A linear sum
-    overstates the width where both terms matter, and post-refinement then trades η against w_d
-    along a shallow valley (η from 0.85 to 1.06 on two measurements of the same 10 images).
-
-    Parameters
-    ----------
-    dstar : |r| (1/Å).  zeta : m·(ŝ1 × ŝ0).  wavelength : Å.
-    mosaic, divergence : full widths (degrees).  dispersion : Δλ/λ.
-    domain_width : w_d, reciprocal-space full width from the mosaic block size (1/Å).
-    """
-    dstar = np.asarray(dstar, dtype=float)
-    sin_t = np.clip(dstar * wavelength / 2.0, 0.0, 0.999999)
-    tan_t = sin_t / np.sqrt(1.0 - sin_t**2)
-    angular = dstar * np.radians(mosaic + divergence) + dstar * tan_t * dispersion
-    two_rho = np.hypot(angular, domain_width) if domain_width else angular
-    with np.errstate(divide="ignore"):
-        w = two_rho * wavelength / np.abs(np.asarray(zeta, dtype=float))
-    return np.degrees(w)
-
-
-def cumulative_fraction(q: np.ndarray) -> np.ndarray:
-    """P(q) = 3q² − 2q³ for q clipped to [0, 1]."""
-    q = np.clip(q, 0.0, 1.0)
-    return q * q * (3.0 - 2.0 * q)
-
-
-def fraction_on_image(
-    phi_c: np.ndarray, width: np.ndarray, phi1: float | np.ndarray, phi2: float | np.ndarray
-) -> np.ndarray:
-    """Fraction of each reflection recorded between φ1 and φ2 (degrees).
-
-    A reflection with zero width is wholly on the image containing its centre.
-    """
-    phi_c = np.asarray(phi_c, dtype=float)
-    w = np.asarray(width, dtype=float)
-    safe = np.where(w > 1e-9, w, 1.0)
-    f = cumulative_fraction((phi2 - phi_c) / safe + 0.5) - cumulative_fraction(
-        (phi1 - phi_c) / safe + 0.5
-    )
-    inside = (phi_c >= phi1) & (phi_c < phi2)
-    return np.where(w > 1e-9, f, inside.astype(float))
-
-
 @dataclass(frozen=True, eq=False)
 class Predictions:
     """Predicted reflections (struct of arrays, one row per reflection passage).
 
     hkl (N,3) int32; phi: centre of the passage (degrees); x_mm, y_mm: MOSFLM detector position;
     x_px, y_px: continuous pixel coordinates (slow, fast); d: resolution (Å); zeta; width: full
-    rocking width (degrees); s1 (N,3) (1/Å); on_detector: bool.
+    φ extent of the rocking curve (degrees); s1 (N,3) (1/Å); on_detector: bool; ball: the
+    uniform-ball part of the width (degrees; the rest is the mosaic-block term,
+    :mod:`mosflm_py.geometry.rocking_curve`).
     """
 
     hkl: np.ndarray
@@ -165,6 +112,7 @@ class Predictions:
     width: np.ndarray
     s1: np.ndarray
     on_detector: np.ndarray
+    ball: np.ndarray
 
     def __len__(self) -> int:
         return len(self.hkl)
@@ -275,33 +223,34 @@ def predict(
         s1 = r + s0[None, :]
         s1n = s1 / np.linalg.norm(s1, axis=1)[:, None]
         zeta = _m_cross(s0n, s1n) @ m * -1.0  # m . (s1^ x s0^) = -m . (s0^ x s1^)
-        width = rocking_width(
+        ball, block = rocking_widths(
             dstar[idx], zeta, wl, cr.mosaic, experiment.beam.mean_divergence,
             experiment.beam.dispersion, cr.domain_width,
         )
-        cands.append((idx, phi_deg, s1, zeta, width))
+        cands.append((idx, phi_deg, s1, zeta, extent(ball, block), ball))
     if margin is None:
-        finite = [w[np.isfinite(w)] for *_, w in cands]
+        finite = [w[np.isfinite(w)] for *_, w, _ in cands]
         wmax = max((float(f.max()) for f in finite if len(f)), default=0.0)
         margin = min(0.5 * wmax, pre)
     hi = phi_end + margin
     rows = []
-    for idx, phi_w, s1, zeta, width in cands:
+    for idx, phi_w, s1, zeta, width, ball in cands:
         half = np.minimum(0.5 * np.nan_to_num(width, posinf=360.0), 180.0)
         keep = (phi_w - half <= phi_end) & (phi_w + half >= phi_start) & (phi_w <= hi)
         if not keep.any():
             continue
         k = np.nonzero(keep)[0]
-        rows.append((idx[k], phi_w[k], s1[k], zeta[k], width[k]))
+        rows.append((idx[k], phi_w[k], s1[k], zeta[k], width[k], ball[k]))
     if not rows:
         empty = np.zeros(0)
         return Predictions(np.zeros((0, 3), np.int32), empty, empty, empty, empty, empty, empty,
-                           empty, empty, np.zeros((0, 3)), np.zeros(0, bool))
+                           empty, empty, np.zeros((0, 3)), np.zeros(0, bool), empty)
     idx = np.concatenate([r[0] for r in rows])
     phi = np.concatenate([r[1] for r in rows])
     s1 = np.concatenate([r[2] for r in rows])
     zeta = np.concatenate([r[3] for r in rows])
     width = np.concatenate([r[4] for r in rows])
+    ball = np.concatenate([r[5] for r in rows])
     x, y, ok = det.lab_to_mm(s1)
     sx, sy = det.size_mm
     on = ok & (x >= 0) & (x < sx) & (y >= 0) & (y < sy)
@@ -320,6 +269,7 @@ def predict(
         width=width[sel],
         s1=s1[sel],
         on_detector=np.ones(len(sel), bool),
+        ball=ball[sel],
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mosflm_py.errors import IntegrationError
+from mosflm_py.geometry.rocking_curve import curve_density
 
 
 @dataclass(frozen=True)
@@ -49,20 +50,23 @@ class Targets:
 
 
 def part_centroid_phi(phi_c: np.ndarray, width: np.ndarray, phi1: float, phi2: float,
-                      n: int = 33) -> np.ndarray:
+                      n: int = 33, ball: np.ndarray | None = None) -> np.ndarray:
     """Rotation angle (degrees) at the centroid of the part of each rocking curve in [phi1, phi2].
 
-    The recorded intensity density is dP/dq = 6 q (1 - q), q = (phi - phi_c) / W + 1/2 (the
-    swept-ball model of conventions.txt); a part recorded on one image is centred where its share
-    of that density is, not at phi_c, and on the detector its spot lies where the reflection is
-    at that angle.  Predicting partial parts there, instead of at phi_c, keeps the profile on
-    the spot.  Reflections with zero width, or with no overlap, get phi_c.
+    The recorded intensity density is that of the rocking-curve model
+    (:func:`mosflm_py.geometry.rocking_curve.curve_density`: dP/dq = 6 q (1 - q),
+    q = (phi - phi_c) / W + 1/2, for the swept ball of conventions.txt); a part recorded on
+    one image is centred where its share of that density is, not at phi_c, and on the
+    detector its spot lies where the reflection is at that angle.  Predicting partial parts
+    there, instead of at phi_c, keeps the profile on the spot.
+    Reflections with zero width, or with no overlap, get phi_c.
 
     Parameters
     ----------
-    phi_c, width : (N,) rocking-curve centres and full widths (degrees).
+    phi_c, width : (N,) rocking-curve centres and full extents (degrees).
     phi1, phi2 : the image's rotation range (degrees).
     n : quadrature points (Gauss-Legendre) over the overlap.
+    ball : (N,) uniform-ball part of each width (degrees); None: all of it.
     """
     phi_c = np.asarray(phi_c, np.float64)
     w = np.asarray(width, np.float64)
@@ -72,8 +76,9 @@ def part_centroid_phi(phi_c: np.ndarray, width: np.ndarray, phi1: float, phi2: f
     t, wt = np.polynomial.legendre.leggauss(n)
     mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
     ph = mid[:, None] + half[:, None] * t[None, :]
-    q = np.clip((ph - phi_c[:, None]) / np.where(ok, w, 1.0)[:, None] + 0.5, 0.0, 1.0)
-    dens = 6.0 * q * (1.0 - q) * wt[None, :]
+    ww = np.where(ok, w, 1.0)[:, None] * np.ones_like(ph)
+    bb = None if ball is None else np.asarray(ball, np.float64)[:, None] * np.ones_like(ph)
+    dens = curve_density(ph - phi_c[:, None], ww, bb) * wt[None, :]
     tot = dens.sum(axis=1)
     cen = np.where(tot > 0, (dens * ph).sum(axis=1) / np.where(tot > 0, tot, 1.0), phi_c)
     return np.where(ok, cen, phi_c)

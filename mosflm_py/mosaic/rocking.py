@@ -3,7 +3,7 @@
 MOSFLM's MOSAIC ESTIMATE (:mod:`mosflm_py.mosaic.estimate`) reads the mosaic spread off the
 plateau of the total intensity on one image.  That single number has to stand for the whole
 rocking width, which also has a part that does not grow with resolution (small mosaic blocks,
-:func:`mosflm_py.geometry.prediction.rocking_width`), so on crystals with small domains it
+:mod:`mosflm_py.geometry.rocking_curve`), so on crystals with small domains it
 comes out several times the post-refined spread.  Here the same quantities post-refinement uses
 are fitted: the share of each reflection's intensity recorded on each of the images
 (:func:`mosflm_py.refinement.postrefine` on these images alone, MOSAIC and BLOCKSIZE free with
@@ -17,9 +17,9 @@ the density 6q(1−q) (q = fraction of W traversed), whose FWHM is 0.71·W and w
 W/√20 = 0.22·W.  A Gaussian rocking curve with DIALS/XDS σ_m has the same FWHM when
 η ≈ 3.3·σ_m.  nanoBragg's ``-mosaic`` value m is the largest rotation of a domain (spherical
 cap, rms rotation 0.497·m about any axis), so the uniform-ball width with the same rms is
-η = 0.497·√20·m ≈ 2.2·m (tests/test_rocking_width_domains.py finds 2.0·m on the in-package
-domains simulation; the hex and P21 development sets give 2.0–2.2·m, the small-cell P1 set, with
-only 16 domains sampling the cap and 115 Å blocks, 1.2–1.5·m).
+η = 0.497·√20·m ≈ 2.2·m.  The domains are nearly a shell (angle m·(1 − r²)^(1/3)), whose spread
+projected on an axis is flatter than the ball's, so the fitted ball comes out narrower than that
+rms equivalent (the development sets give 1.6–2.1·m: hex 0.64, c2221 0.18, P21 1.43, P1 0.58).
 """
 
 from __future__ import annotations

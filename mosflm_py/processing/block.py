@@ -20,6 +20,7 @@ import numpy as np
 from mosflm_py.errors import IntegrationError, MosflmError, TooFewReflections
 from mosflm_py.geometry.experiment import Experiment
 from mosflm_py.geometry.prediction import predict, predict_positions
+from mosflm_py.geometry.rocking_curve import equivalent_width
 from mosflm_py.integration import (
     Reject,
     Targets,
@@ -300,15 +301,17 @@ def _predict_image(job: BlockJob, k: int, exp: Experiment, pred) -> tuple[Target
     p = job.params
     im = job.images[k]
     frac, npart, ipart = spread_over_images(pred.phi, pred.width, job.starts, job.ends,
-                                            job.first_index + k)
+                                            job.first_index + k, pred.ball)
     keep = frac >= 1e-3
     for lo, hi in p.exclude_shells:
         keep &= ~((pred.d >= min(lo, hi)) & (pred.d <= max(lo, hi)))
-    too_wide = np.nan_to_num(pred.width, posinf=360.0) > p.maxwidth  # MAXWIDTH: degrees
+    # MAXWIDTH: degrees, against the rms-equivalent width (not the extent with its tails)
+    too_wide = np.nan_to_num(equivalent_width(pred.width, pred.ball), posinf=360.0) > p.maxwidth
     keep &= ~too_wide
     sel = np.nonzero(keep)[0]
     # each part is predicted where the reflection is at the centroid of its recorded portion
-    phi_part = part_centroid_phi(pred.phi[sel], pred.width[sel], im.phi_start, im.phi_end)
+    phi_part = part_centroid_phi(pred.phi[sel], pred.width[sel], im.phi_start, im.phi_end,
+                                 ball=pred.ball[sel])
     x_mm, y_mm, ok = predict_positions(exp, pred.hkl[sel], phi_part)
     sx, sy = exp.detector.size_mm
     inside = ok & (x_mm >= 0) & (x_mm < sx) & (y_mm >= 0) & (y_mm < sy)

@@ -45,12 +45,15 @@ def spread_over_images(
     starts: np.ndarray,
     ends: np.ndarray,
     image_index: int,
+    ball: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fraction on image ``image_index`` and (npart, ipart) of each reflection.
 
     Parameters
     ----------
-    phi_c, width : rocking-curve centre and full width (degrees), shape (N,).
+    phi_c, width : rocking-curve centre and full extent (degrees), shape (N,).
+    ball : uniform-ball part of each width (degrees; :mod:`mosflm_py.geometry.rocking_curve`);
+        None: the whole width.
     starts, ends : φ ranges of all images of the sweep in order (degrees).
     image_index : position of the current image in ``starts``/``ends``.
 
@@ -64,7 +67,9 @@ def spread_over_images(
     phi_c = np.asarray(phi_c, float)
     width = np.nan_to_num(np.asarray(width, float), posinf=360.0)
     n = len(phi_c)
-    frac_here = fraction_on_image(phi_c, width, starts[image_index], ends[image_index])
+    if ball is not None:
+        ball = np.nan_to_num(np.asarray(ball, float), posinf=360.0)
+    frac_here = fraction_on_image(phi_c, width, starts[image_index], ends[image_index], ball)
     npart = np.zeros(n, np.int32)
     before = np.zeros(n, np.int32)
     if n == 0:
@@ -79,7 +84,8 @@ def spread_over_images(
         if not near.any():
             continue
         f = np.zeros(n)
-        f[near] = fraction_on_image(phi_c[near], width[near], a[k], b[k])
+        f[near] = fraction_on_image(phi_c[near], width[near], a[k], b[k],
+                                    None if ball is None else ball[near])
         present = f >= MIN_FRACTION
         npart += present
         if off < 0:

@@ -29,7 +29,7 @@ import numpy as np
 
 from mosflm_py.errors import IntegrationError
 from mosflm_py.geometry.experiment import Experiment
-from mosflm_py.geometry.prediction import fraction_on_image, rocking_width
+from mosflm_py.geometry.rocking_curve import extent, fraction_on_image, rocking_widths
 from mosflm_py.refinement.observations import PartialObservations
 from mosflm_py.refinement.predict_cache import predict_cached
 
@@ -258,10 +258,11 @@ def summation_measure(
     wide = cr.mosaic * (1.0 + params.mosadd) + params.widen
     exp = experiment.replace(crystal=cr.replace(mosaic=wide))
     pred = predict_cached(exp, phi_start, phi_end, d_min=params.d_min, d_max=params.d_max)
-    width = rocking_width(1.0 / pred.d, pred.zeta, experiment.beam.wavelength, cr.mosaic,
-                          experiment.beam.mean_divergence, experiment.beam.dispersion,
-                          cr.domain_width)
-    frac = fraction_on_image(pred.phi, width, phi_start, phi_end)
+    ball, block = rocking_widths(1.0 / pred.d, pred.zeta, experiment.beam.wavelength, cr.mosaic,
+                                 experiment.beam.mean_divergence, experiment.beam.dispersion,
+                                 cr.domain_width)
+    width = extent(ball, block)
+    frac = fraction_on_image(pred.phi, width, phi_start, phi_end, ball)
     half = params.box // 2
     ci0, cj0 = np.floor(pred.x_px).astype(int), np.floor(pred.y_px).astype(int)
     # 1. search for the spot

@@ -2,8 +2,9 @@
 
 Every reflection measured on two or more contiguous images gives, image by image, the observed
 share of its intensity g_k = I_k / Σ I.  The model share is s·f_k, with f_k the fraction of the
-rocking curve recorded on image k (FRACTIONCALC; :func:`fraction_on_image`, the uniform-ball model
-P(q) = 3q² − 2q³ of Rossmann 1979 with the full width W of :func:`rocking_width`) and s the scale
+rocking curve recorded on image k (FRACTIONCALC; the model of
+:mod:`mosflm_py.geometry.rocking_curve`: the uniform-ball P(q) = 3q² − 2q³ of Rossmann 1979
+convolved with the Gaussian of the mosaic-block size) and s the scale
 that best matches the observed images (s = 1/Σf when the whole curve was recorded; larger when the
 reflection runs past the first or last image).  The residual minimised is
 
@@ -42,7 +43,13 @@ import numpy as np
 
 from mosflm_py.errors import GeometryError, RefinementError
 from mosflm_py.geometry.experiment import Experiment
-from mosflm_py.geometry.prediction import fraction_on_image, nearest_phi, rocking_width
+from mosflm_py.geometry.prediction import nearest_phi
+from mosflm_py.geometry.rocking_curve import (
+    curve_density,
+    extent,
+    fraction_on_image,
+    rocking_widths,
+)
 from mosflm_py.refinement.cell_params import CELL_NAMES, cell_constraint
 from mosflm_py.refinement.lsq import jacobian, least_squares, robust_outliers
 from mosflm_py.refinement.observations import PartialObservations, group_parts
@@ -164,7 +171,8 @@ def count_fractions(observations: PartialObservations, params: PostrefParams | N
 
 
 def _centre_width(exp: Experiment, hkl: np.ndarray, phi_mid: np.ndarray):
-    """φ_c (°) nearest ``phi_mid`` and the full rocking width W (°) for each reflection."""
+    """φ_c (°) nearest ``phi_mid``, the full extent W (°) of each reflection's rocking curve and
+    its uniform-ball part (°) (:mod:`mosflm_py.geometry.rocking_curve`)."""
     cr, beam, gon = exp.crystal, exp.beam, exp.goniometer
     phic, _, _ = nearest_phi(exp, hkl, phi_mid)
     r0 = hkl.astype(float) @ cr.UB.T
@@ -172,9 +180,9 @@ def _centre_width(exp: Experiment, hkl: np.ndarray, phi_mid: np.ndarray):
     s1 = r + beam.s0[None, :]
     s1n = s1 / np.linalg.norm(s1, axis=1)[:, None]
     zeta = np.cross(s1n, np.array([1.0, 0.0, 0.0])[None, :]) @ gon.axis
-    w = rocking_width(np.linalg.norm(r0, axis=1), zeta, beam.wavelength, cr.mosaic,
-                      beam.mean_divergence, beam.dispersion, cr.domain_width)
-    return phic, w
+    ball, block = rocking_widths(np.linalg.norm(r0, axis=1), zeta, beam.wavelength, cr.mosaic,
+                                 beam.mean_divergence, beam.dispersion, cr.domain_width)
+    return phic, extent(ball, block), ball
 
 
 class _Model:
@@ -228,22 +236,23 @@ class _Model:
 
 
 def _model_shares(exp: Experiment, d: _Data):
-    """Calculated fractions f, scale s per group, and the widths and centres."""
-    phic, w = _centre_width(exp, d.hkl, d.phi_mid)
-    pc, wg = phic[d.gid], w[d.gid]
-    f = fraction_on_image(np.nan_to_num(pc, nan=1e9), np.nan_to_num(wg, nan=1e-9), d.a, d.b)
+    """Calculated fractions f, scale s per group, and the centres, extents and ball widths."""
+    phic, w, ball = _centre_width(exp, d.hkl, d.phi_mid)
+    pc, wg, bg = phic[d.gid], w[d.gid], ball[d.gid]
+    f = fraction_on_image(np.nan_to_num(pc, nan=1e9), np.nan_to_num(wg, nan=1e-9), d.a, d.b,
+                          np.nan_to_num(bg, nan=1e-9))
     ng = d.n_groups
     sfg = np.bincount(d.gid, f * d.g, ng)
     sff = np.bincount(d.gid, f * f, ng)
     s = np.where(sff > 1e-12, sfg / np.where(sff > 1e-12, sff, 1.0), 0.0)
-    return f, s, pc, wg
+    return f, s, pc, wg, bg
 
 
 def _trim(exp: Experiment, d: _Data) -> _Data:
     """Drop the parts that carry no information at the current model: nothing calculated
     (s·f < 0.2 %) and nothing significant observed (g < 2σ).  They would only dilute the
     residual and make the esds too small."""
-    f, s, _, _ = _model_shares(exp, d)
+    f, s, *_ = _model_shares(exp, d)
     keep = (s[d.gid] * f > 0.002) | (d.g > 2.0 * d.sc)
     return _Data(d.hkl, d.phi_mid, d.lo, d.hi, d.gid[keep], d.a[keep], d.b[keep], d.g[keep],
                  d.sc[keep], d.image[keep], d.floor)
@@ -251,28 +260,27 @@ def _trim(exp: Experiment, d: _Data) -> _Data:
 
 def _block_negligible(exp: Experiment, d: _Data, tol: float = 0.01) -> bool:
     """True when the mosaic-block term widens no reflection of ``d`` by ``tol`` or more."""
-    _, w = _centre_width(exp, d.hkl, d.phi_mid)
+    _, w, _ = _centre_width(exp, d.hkl, d.phi_mid)
     bare = exp.replace(crystal=exp.crystal.replace(domain_width=0.0))
-    _, w0 = _centre_width(bare, d.hkl, d.phi_mid)
+    _, w0, _ = _centre_width(bare, d.hkl, d.phi_mid)
     ok = np.isfinite(w) & np.isfinite(w0) & (w0 > 0)
     return bool(np.all(w[ok] < (1.0 + tol) * w0[ok]))
 
 
 def _residuals(exp: Experiment, d: _Data) -> np.ndarray:
     """Normalised share residuals (g − s f)/σ(g) of every part."""
-    f, s, _, _ = _model_shares(exp, d)
+    f, s, *_ = _model_shares(exp, d)
     return (d.g - s[d.gid] * f) / d.sg
 
 
 def _phi_residuals(exp: Experiment, d: _Data) -> tuple[np.ndarray, np.ndarray]:
     """φ-equivalent residuals (°) of the parts that hold a boundary of the rocking curve, and the
     mask of those parts: misfit of the share divided by its rate of change with φ_c."""
-    f, s, pc, wg = _model_shares(exp, d)
+    f, s, pc, wg, bg = _model_shares(exp, d)
     sw = np.where(wg > 1e-9, wg, 1e-9)
-    qa = np.clip((d.a - pc) / sw + 0.5, 0.0, 1.0)
-    qb = np.clip((d.b - pc) / sw + 0.5, 0.0, 1.0)
-    dens = 6.0 * qa * (1.0 - qa), 6.0 * qb * (1.0 - qb)
-    rate = np.abs(dens[1] - dens[0]) / sw * s[d.gid]
+    bw = np.nan_to_num(bg, nan=0.0)
+    # rate of change of the share with φ_c: the curve's density at both ends of the image
+    rate = np.abs(curve_density(d.b - pc, sw, bw) - curve_density(d.a - pc, sw, bw)) * s[d.gid]
     edge = (rate > 0.25 / sw) & np.isfinite(rate)
     eps = np.where(edge, (d.g - s[d.gid] * f) / np.where(edge, rate, 1.0), 0.0)
     return eps, edge
@@ -344,7 +352,7 @@ def postrefine(
     if phi_ref is None:
         phi_ref = float(np.mean(0.5 * (data.a + data.b)))
     model = _Model(experiment, params, phi_ref, span)
-    phic, _ = _centre_width(experiment, data.hkl, data.phi_mid)
+    phic, _, _ = _centre_width(experiment, data.hkl, data.phi_mid)
     active = np.isfinite(phic)
     need = max(params.nref, len(model.names) + 1)
     if active.sum() < need:
@@ -394,7 +402,7 @@ def postrefine(
     # the model error of the rocking curve, estimated from the misfit beyond counting noise,
     # replaces the starting floor; one more fit with the calibrated weights
     sub = _trim(model.experiment(fit.x), data.subset(active))
-    f, sc, _, _ = _model_shares(model.experiment(fit.x), sub)
+    f, sc, *_ = _model_shares(model.experiment(fit.x), sub)
     excess = np.mean((sub.g - sc[sub.gid] * f) ** 2 - sub.sc**2)
     floor = float(np.clip(np.sqrt(max(excess, 0.0)), 0.01 * MODEL_FLOOR, 5.0 * MODEL_FLOOR))
     data = _Data(data.hkl, data.phi_mid, data.lo, data.hi, data.gid, data.a, data.b, data.g,
@@ -410,7 +418,7 @@ def postrefine(
 
     fit = least_squares(fun2, fit.x, model.steps, max_iter=params.max_cycles)
     exp = model.experiment(fit.x)
-    f, sc, _, _ = _model_shares(exp, sub)
+    f, sc, *_ = _model_shares(exp, sub)
     rms_frac = float(np.sqrt(np.mean((sub.g - sc[sub.gid] * f) ** 2)))
     # the issue-8 criterion: reflections whose whole rocking curve lies on the measured images,
     # observed share of each part against its FRACTIONCALC (no scale)
