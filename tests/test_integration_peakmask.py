@@ -62,7 +62,8 @@ def _growing_spots(rng, sigma_of_ring, spacing=30, n_side=9, intensity=40000.0):
 def test_peak_masks_hold_stated_fraction_of_growing_spots():
     """Spots of rms 1.2 px at the centre and 2.6 px at the edge (as high-resolution spots on a
     CCD): the automatic box (made for the small spots) is enlarged and every region's peak holds
-    all but TOLERANCE of each of its spots."""
+    all but TOLERANCE of each of its spots (to 1.5 %: the profile the peak is drawn on is the
+    background-subtracted, sub-pixel re-centred average of noisy spots, not the spot itself)."""
     rng = np.random.default_rng(4)
     frame, pred, sig = _growing_spots(rng, (1.2, 2.6))
     tol = (0.02, 0.03)
@@ -91,7 +92,7 @@ def test_peak_masks_hold_stated_fraction_of_growing_spots():
         box += one
         held = box[mask == 1].sum()
         allowed = tol[0] if r == centre else tol[1]
-        assert held >= 1.0 - allowed - 0.01, (k, r, sig[k], held)
+        assert held >= 1.0 - allowed - 0.015, (k, r, sig[k], held)
     # the peaks follow the spots: edge regions have larger peaks than the centre
     n_peak = (sp.masks == 1).sum(axis=(1, 2))
     edge = [r for r in np.flatnonzero(sp.grid.valid.reshape(-1)) if r != centre]
@@ -154,3 +155,29 @@ def test_overlapping_peaks_profile_fitted_not_rejected():
         assert res.Ipr[k] == pytest.approx(3000.0 * peak_share, abs=4 * res.sigIpr[k] + 60)
     summ = integrate_image(frame, both, params)
     assert summ.reject[4] & Reject.OVERLAP and summ.reject[9] & Reject.OVERLAP
+
+
+@pytest.mark.parametrize("b", [0.5, 2.0, 8.0])
+def test_background_plane_unbiased_with_read_noise(b):
+    """A CCD's background (gain 2 ADU/photon, pedestal 40, read noise 4 ADU) scatters more than
+    Poisson: the background plane must still be nearly unbiased.  Two Poisson-width rejection
+    passes about the lowest-80 % start left it 0.10-0.23 photons per pixel low here (20 photons
+    on a 100-pixel peak, more than a weak high-resolution intensity); iterating to a fixed set
+    with the observed scatter leaves less than 0.05 (the remaining bias is the 3-sigma cut of a
+    skewed distribution)."""
+    from mosflm_py.integration.shoebox import extract_shoeboxes, measure_boxes
+
+    rng = np.random.default_rng(7)
+    raster = Raster(21, 21, 15, 7, 7)
+    n_side, spacing = 24, 22
+    size = spacing * (n_side + 1)
+    frame = 2.0 * rng.poisson(b, (size, size)) + 40.0 + rng.normal(0.0, 4.0, (size, size))
+    frame = np.round(frame).astype(np.int32)
+    c = spacing * (1 + np.arange(n_side)) + 0.5
+    x, y = (v.ravel() for v in np.meshgrid(c, c, indexing="ij"))
+    params = IntegrationParams(raster=raster, gain=2.0, adcoffset=40.0)
+    boxes = extract_shoeboxes(frame, x, y, raster.mask()[None], params)
+    meas = measure_boxes(boxes, params)
+    # the pixels' own mean (of rounded ADU), against which the planes are compared
+    truth = ((frame - 40.0) / 2.0).mean()
+    assert meas.plane[:, 2].mean() == pytest.approx(truth, abs=0.06)

@@ -27,7 +27,6 @@ from mosflm_py.integration.box import (
     BACKGROUND,
     PEAK,
     Raster,
-    fraction_outside_peak,
     gaussian_spot,
     nc_for_peak,
     optimise_raster,
@@ -495,48 +494,37 @@ def optimise_peak(profile: np.ndarray, raster: Raster, tolerance: float, boundar
     measured on the pixels says more about the noise than about the spot, and the direct
     optimisation finds no peak at all; the moments are insensitive to it.  Spots grow with
     resolution (detector obliquity, mosaic spread and dispersion, point spread), so each region
-    gets its own peak.  When the model spot does not fit either, the largest peak the box
-    allows is used.  Returns the raster, the fraction of the profile outside its peak
-    (measured on the pixels; above ``tolerance`` when the spot does not fit) and the spot's
-    covariance (NaN if none), from which :func:`box_needed` sizes the box.
+    gets its own peak, never smaller than the box's own.  When the model spot does not fit
+    either, the largest peak the box allows is used.  Returns the raster, the fraction of the
+    profile outside its peak (measured on the pixels; above ``tolerance`` when the spot does
+    not fit) and the spot's covariance (NaN if none), from which :func:`box_needed` sizes the
+    box.
     """
     cov = spot_covariance(profile, raster)
     if cov is None:
         cov = np.full((2, 2), np.nan)
     direct, outside = optimise_raster(profile, raster, tolerance, boundary, fixbox=True)
-    if outside <= tolerance:
+    if outside <= tolerance or not np.all(np.isfinite(cov)):
         return direct, outside, cov  # MOSFLM's optimisation on the profile's own pixels
-    # the largest peak FIXBOX allows (rims of BOUNDARY, or the box's own if narrower)
-    px = raster.hx - min(boundary, raster.nrx)
-    py = raster.hy - min(boundary, raster.nry)
-    nrx, nry = raster.hx - px, raster.hy - py
-    largest = Raster(raster.nxs, raster.nys, nc_for_peak(px + py, nrx, nry), nrx, nry)
-    if _outside_noise(profile, raster) <= tolerance:
-        # a clean profile that does not fit: all the box allows (and box_needed grows it)
-        return largest, fraction_outside_peak(profile, largest), cov
-    if not np.all(np.isfinite(cov)):
-        return direct, float("nan"), cov
-    # the pixels cannot tell: the model spot decides
+    # no peak holds the tolerance on the pixels (a spot larger than the box, or a profile
+    # whose rim noise, clipped at 0, adds up to more than the tolerance): the model spot decides
     new, model_outside = optimise_raster(gaussian_spot(cov, raster), raster, tolerance,
                                          boundary, fixbox=True, total=1.0)
     if model_outside > tolerance:
-        new = largest
-    return new, model_outside, cov
+        new = _largest_peak(raster, boundary)
+    elif new.n_peak() < raster.n_peak():
+        # the Gaussian has shorter tails than real spots (pixel-integrated, smeared by the
+        # rotation): a model peak never shrinks the box's own peak, only grows it
+        new = raster
+    return new, outside, cov
 
 
-def _outside_noise(profile: np.ndarray, raster: Raster) -> float:
-    """Standard error of a profile's integrated intensity over its box from pixel noise,
-    relative to its peak's sum: the noise of one pixel from the differences of neighbouring
-    pixels (median absolute difference / (0.6745 sqrt 2), insensitive to the smooth spot)."""
-    p = np.asarray(profile, np.float64)
-    box = raster.box_mask()
-    both = box[1:, :] & box[:-1, :]
-    diff = (p[1:, :] - p[:-1, :])[both]
-    peak = float(p[raster.peak_mask() & box].sum())
-    if diff.size < 10 or not peak > 0:
-        return float("inf")
-    sigma = float(np.median(np.abs(diff))) / (0.6745 * np.sqrt(2.0))
-    return sigma * float(np.sqrt(np.count_nonzero(box))) / peak
+def _largest_peak(raster: Raster, boundary: int) -> Raster:
+    """The largest peak FIXBOX allows: rims of BOUNDARY (or the box's own if narrower)."""
+    px = raster.hx - min(boundary, raster.nrx)
+    py = raster.hy - min(boundary, raster.nry)
+    nrx, nry = raster.hx - px, raster.hy - py
+    return Raster(raster.nxs, raster.nys, nc_for_peak(px + py, nrx, nry), nrx, nry)
 
 
 def finish_profiles(raw: np.ndarray, count: np.ndarray, raster: Raster, grid: RegionGrid,
