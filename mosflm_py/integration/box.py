@@ -271,8 +271,15 @@ def spot_covariance(profile: np.ndarray, raster: Raster) -> np.ndarray | None:
         if not s > 0:
             return None
         mx, my = (w * dx).sum() / s, (w * dy).sum() / s
-        m = np.array([[(w * (dx - mx) ** 2).sum(), (w * (dx - mx) * (dy - my)).sum()],
-                      [0.0, (w * (dy - my) ** 2).sum()]]) / s
+        m = (
+            np.array(
+                [
+                    [(w * (dx - mx) ** 2).sum(), (w * (dx - mx) * (dy - my)).sum()],
+                    [0.0, (w * (dy - my) ** 2).sum()],
+                ]
+            )
+            / s
+        )
         m[1, 0] = m[0, 1]
         new = 2.0 * m
         if not (np.all(np.isfinite(new)) and np.linalg.det(new) > 1e-6 and new[0, 0] > 0):
