@@ -383,7 +383,11 @@ def integrate_image(
     n = len(predictions)
     c = meas.counts
     reject = np.zeros(n, np.int32)
-    reject[c[:, 1] > 0] |= Reject.OVERLAP
+    # a peak that overlaps a neighbour's peak: with standard profiles it is measured from its
+    # own pixels (those in the neighbour's peak left out, as overloaded ones), else rejected
+    overlapped = c[:, 1] > 0
+    if not fit:
+        reject[overlapped] |= Reject.OVERLAP
     if not params.separation.close:
         reject[c[:, 4] > 0] |= Reject.OVERLAP
     reject[c[:, 0] == 0] |= Reject.NO_PEAK
@@ -424,16 +428,17 @@ def integrate_image(
         tail = tail_scatter(Ipr, varpr, observed, share, ring_var, boxes.fx, boxes.fy)
         varpr = varpr + tail_variance(Ipr, tail)
         var = var + tail_variance(I, tail)
-        partial = over | edge
+        partial = over | edge | overlapped
         # a spot mostly in a detector gap or off the image: its intensity would be an
         # extrapolation from less than half of its profile (and the background plane from one
         # side of the box), dominated by model error, so it is not measured
-        reject[edge & ~over & (np.nan_to_num(missing, nan=1.0) > MAX_MISSING_EDGE)] |= (
-            Reject.NO_PROFILE)
+        too_much = np.nan_to_num(missing, nan=1.0) > MAX_MISSING_EDGE
+        reject[edge & ~over & too_much] |= Reject.NO_PROFILE
+        reject[overlapped & (too_much | ~np.isfinite(Ipr))] |= Reject.OVERLAP
         done = partial & np.isfinite(Ipr)
         I[done] += Ipr[done] * missing[done]
         var[done] += missing[done] ** 2 * varpr[done] + np.maximum(Ipr[done], 0) * missing[done]
-        reject[partial & ~np.isfinite(Ipr)] |= Reject.NO_PROFILE
+        reject[(over | edge) & ~np.isfinite(Ipr)] |= Reject.NO_PROFILE
         bad_pk = np.isfinite(pkratio) & (pkratio > rej.pkratio)
         flags[bad_pk] |= Flag.PKRATIO
         if not rej.pkratio_accept:

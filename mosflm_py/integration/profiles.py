@@ -23,7 +23,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from mosflm_py.errors import IntegrationError
-from mosflm_py.integration.box import BACKGROUND, PEAK, Raster, optimise_raster
+from mosflm_py.integration.box import (
+    BACKGROUND,
+    PEAK,
+    Raster,
+    gaussian_spot,
+    nc_for_peak,
+    optimise_raster,
+    spot_covariance,
+)
 from mosflm_py.integration.params import IntegrationParams
 from mosflm_py.integration.predictions import Targets
 from mosflm_py.integration.shoebox import extract_shoeboxes, measure_boxes
@@ -153,6 +161,7 @@ class StandardProfiles:
     fine: np.ndarray | None = None  # (R, NX*k, NY*k) sub-pixel profiles, same scale as profiles
     subpixel: int = 1
     overlap_fraction: float = 0.0  # share of the block's predictions whose peak overlaps another
+    spot_cov: np.ndarray | None = None  # (R, 2, 2) spot covariance per region (px²), NaN: none
 
     def fit_profiles(self) -> tuple[np.ndarray, int]:
         """Profiles used by the fit and their sub-pixel factor (fine grid, else whole pixels)."""
@@ -211,43 +220,91 @@ def _rmsbg(p: np.ndarray, mask: np.ndarray) -> float:
 
 
 BOX_GROWTH = 1.3
-"""Factor on the half-widths of the measurement box each time it is enlarged."""
-MAX_BOX_GROWTHS = 2
-"""At most this many enlargements of the automatic box per block (1.3² ≈ 1.7 times)."""
+"""Factor on the half-widths of the box when a well-determined profile does not fit in it on
+its own pixels (MOSFLM's test) but its size is not measured by the model."""
+MAX_BOX_GROWTHS = 3
+"""At most this many enlargements of the automatic box per block (each re-measures the spots
+in the larger box, whose rim no longer holds their tails, and sizes the box again)."""
+MAX_BOX_FACTOR = 2.0
+"""The enlarged box's half-widths are at most twice those of the box first set (a noisy size
+estimate of weak high-resolution regions cannot make the box absurd)."""
 MAX_EXTRA_OVERLAP = 0.05
 """An enlargement is not kept when it makes this much larger a share of the block's predicted
 reflections overlap a neighbour (they would be rejected)."""
 
 
-def box_too_small(profiles: StandardProfiles, params: IntegrationParams) -> bool:
-    """True when a well-determined standard profile does not fit in the measurement box.
+def peak_half_widths(cov: np.ndarray, tolerance: float, boundary: int) -> tuple[int, int]:
+    """Half-widths (slow, fast; pixels) of the smallest octagonal peak that holds all but
+    ``tolerance`` of a Gaussian spot of covariance ``cov`` (pixels²)."""
+    sd = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    hx, hy = (int(np.ceil(4.0 * v)) + 1 for v in sd)
+    rim = max(int(boundary), 1)
+    big = Raster(2 * (hx + rim) + 1, 2 * (hy + rim) + 1, hx + hy + 2 * rim, rim, rim)
+    new, _ = optimise_raster(gaussian_spot(cov, big), big, tolerance, rim, fixbox=True,
+                             total=1.0)
+    return new.hx - new.nrx, new.hy - new.nry
 
-    A region with at least NREF contributors (not averaged) whose optimised peak region,
-    leaving a BOUNDARY rim, still has more than its TOLERANCE of the profile outside it: the
-    spots there are larger than the box (high-angle spots on a flat detector are stretched by
-    1/cos of the incidence angle and broadened by the crystal's domain size and mosaicity), so
-    the tails lie in the background rim and the intensity is underestimated.
+
+def box_needed(profiles: StandardProfiles, params: IntegrationParams,
+               first: Raster | None = None) -> tuple[int, int] | None:
+    """Box half-widths (slow, fast) that the measured spots need, or None when they fit.
+
+    A region with at least NREF contributors whose own spots (the adaptive second moments of
+    the region's standard profile before any averaging, :func:`optimise_peak`) need a peak
+    that, with a BOUNDARY rim, is larger than the box: the spots there are larger than the box
+    was made for (high-angle spots on a flat detector are stretched by 1/cos of the incidence
+    angle and broadened by the crystal's domain size, mosaicity and dispersion, and by the
+    detector's point spread), so their tails lie in the background rim, the background is
+    overestimated and the intensity underestimated.  The largest such peak plus the rim is
+    returned.  A well-determined (not averaged) profile with more than its TOLERANCE outside
+    the largest peak the box allows, measured on its own pixels (MOSFLM's test), asks for
+    :data:`BOX_GROWTH` times the box.  At most :data:`MAX_BOX_FACTOR` times the half-widths
+    of ``first`` (the box first set; default the profiles' own box).
     """
     pp = params.profile
-    if not (pp.optimise and profiles.usable):
-        return False
-    gx, gy = profiles.grid.shape
+    if not (pp.optimise and profiles.usable and profiles.spot_cov is not None):
+        return None
+    raster = profiles.raster
     centre = profiles.grid.central_region()
     valid = profiles.grid.valid.reshape(-1)
+    rim = max(int(pp.boundary), 1)
+    need_x, need_y = raster.hx, raster.hy
+    for r in np.flatnonzero(valid & (profiles.n_contrib >= pp.nref)):
+        tol = pp.tolerance[0] if r == centre else pp.tolerance[1]
+        cov = profiles.spot_cov[r]
+        if not np.all(np.isfinite(cov)):
+            continue
+        px, py = peak_half_widths(cov, tol, rim)
+        need_x, need_y = max(need_x, px + rim), max(need_y, py + rim)
+    # MOSFLM's own test on the pixels of well-determined (not averaged) profiles: more than
+    # TOLERANCE outside the largest peak the box allows
     for r in np.flatnonzero(valid & ~profiles.averaged & (profiles.n_contrib >= pp.nref)):
         tol = pp.tolerance[0] if r == centre else pp.tolerance[1]
         out = profiles.fraction_outside[r]
         if np.isfinite(out) and out > tol + 1e-9:
-            return True
-    return False
+            need_x = max(need_x, int(np.ceil(raster.hx * BOX_GROWTH)))
+            need_y = max(need_y, int(np.ceil(raster.hy * BOX_GROWTH)))
+    first = raster if first is None else first
+    need_x = min(need_x, max(int(np.floor(MAX_BOX_FACTOR * first.hx)), raster.hx))
+    need_y = min(need_y, max(int(np.floor(MAX_BOX_FACTOR * first.hy)), raster.hy))
+    if need_x <= raster.hx and need_y <= raster.hy:
+        return None
+    return need_x, need_y
 
 
-def grown_raster(raster: Raster, factor: float = BOX_GROWTH) -> Raster:
-    """The measurement box with half-widths, rims and corner cut-off scaled by ``factor``."""
-    hx = int(np.ceil(raster.hx * factor))
-    hy = int(np.ceil(raster.hy * factor))
-    return Raster(2 * hx + 1, 2 * hy + 1, int(np.ceil(raster.nc * factor)),
-                  int(np.ceil(raster.nrx * factor)), int(np.ceil(raster.nry * factor)))
+def enlarged_raster(raster: Raster, hx: int, hy: int) -> Raster:
+    """The measurement box with half-widths ``hx``, ``hy`` around the same peak.
+
+    Only the background rims grow (``NRX``, ``NRY`` take up the extra width); the peak region
+    and hence which spots overlap a neighbour's peak while the profiles are formed stay the
+    same, so the larger box keeps its contributors.  The tails that lay in the old rim are then
+    part of the standard profile, and PROFILE OPTIMISE draws each region's peak from it.
+    """
+    px, py = raster.hx - raster.nrx, raster.hy - raster.nry
+    hx, hy = max(int(hx), raster.hx), max(int(hy), raster.hy)
+    nrx, nry = hx - px, hy - py
+    pc = int(np.floor(raster.nc - np.sqrt(2.0) * 0.5 * (raster.nrx + raster.nry) + 1e-9))
+    return Raster(2 * hx + 1, 2 * hy + 1, nc_for_peak(pc, nrx, nry), nrx, nry)
 
 
 def accumulate_profiles(
@@ -258,19 +315,24 @@ def accumulate_profiles(
 ) -> StandardProfiles:
     """Standard profiles from the images of one BLOCK.
 
-    With PROFILE ``grow_box`` (an automatically set box), when a well-determined profile does
-    not fit in the box (:func:`box_too_small`) the box is enlarged (:func:`grown_raster`, at
-    most :data:`MAX_BOX_GROWTHS` times) and the profiles formed again; the returned profiles
-    carry the box they were made with (``raster``), which integration then uses.  MOSFLM sets
-    one box from the median spot size near the detector centre; on a small-cell crystal with
-    data to high angles the outer spots are two or three times larger, and a fixed box loses
-    their tails (a quarter of the intensity at the edge of the development set's P1 images).
+    With PROFILE ``grow_box`` (an automatically set box), when the spots of a well-determined
+    region do not fit in the box with a BOUNDARY rim (:func:`box_needed`) the box is enlarged
+    to the size they need (:func:`enlarged_raster`) and the profiles formed again, at most
+    :data:`MAX_BOX_GROWTHS` times; the returned profiles carry the box they were made with
+    (``raster``), which integration then uses, and each region's peak is drawn for its own
+    spots (:func:`optimise_peak`).  MOSFLM sets one box from the median spot size of the
+    strong (low-resolution) spots; spots grow with resolution (on a small-cell crystal with
+    data to high angles the outer spots are two or three times larger; on a CCD with high
+    mosaicity the 1.5 Å spots are twice the size of the 4 Å ones), and a fixed box loses their
+    tails (a quarter of the intensity at the edge of the development set's P1 images).
     """
     prof = _accumulate_once(block, params, high_resolution, circular)
+    first = params.raster
     for _ in range(MAX_BOX_GROWTHS):
-        if not (params.profile.grow_box and box_too_small(prof, params)):
+        need = box_needed(prof, params, first) if params.profile.grow_box else None
+        if need is None:
             break
-        params = replace(params, raster=grown_raster(params.raster))
+        params = replace(params, raster=enlarged_raster(params.raster, *need))
         bigger = _accumulate_once(block, params, high_resolution, circular)
         # crowded images (high mosaicity, large cells): a box that makes more spots overlap
         # would lose whole reflections (and parts of partials) to buy back a few per cent of
@@ -418,6 +480,53 @@ def fine_to_pixels(fine: np.ndarray, k: int) -> np.ndarray:
     return blocks[:, :, mid, :, mid].mean(axis=(2, 4))
 
 
+def optimise_peak(profile: np.ndarray, raster: Raster, tolerance: float, boundary: int
+                  ) -> tuple[Raster, float, np.ndarray]:
+    """PROFILE OPTIMISE for one standard profile: the peak region that holds all but
+    ``tolerance`` of the spot, within the box and leaving a BOUNDARY rim (FIXBOX).
+
+    First as MOSFLM, on the profile's own pixels (:func:`optimise_raster`).  When no peak meets
+    the tolerance there, the peak is drawn on a model of the spot: a Gaussian
+    (:func:`~mosflm_py.integration.box.gaussian_spot`, whose total is known) with the profile's
+    adaptive second moments (:func:`~mosflm_py.integration.box.spot_covariance`).  On weak
+    data the rim of a profile is noise (and a small pedestal from neighbours' tails) whose sum
+    over hundreds of pixels is as large as the tolerance itself, so the fraction outside a peak
+    measured on the pixels says more about the noise than about the spot, and the direct
+    optimisation finds no peak at all; the moments are insensitive to it.  Spots grow with
+    resolution (detector obliquity, mosaic spread and dispersion, point spread), so each region
+    gets its own peak, never smaller than the box's own.  When the model spot does not fit
+    either, the largest peak the box allows is used.  Returns the raster, the fraction of the
+    profile outside its peak (measured on the pixels; above ``tolerance`` when the spot does
+    not fit) and the spot's covariance (NaN if none), from which :func:`box_needed` sizes the
+    box.
+    """
+    cov = spot_covariance(profile, raster)
+    if cov is None:
+        cov = np.full((2, 2), np.nan)
+    direct, outside = optimise_raster(profile, raster, tolerance, boundary, fixbox=True)
+    if outside <= tolerance or not np.all(np.isfinite(cov)):
+        return direct, outside, cov  # MOSFLM's optimisation on the profile's own pixels
+    # no peak holds the tolerance on the pixels (a spot larger than the box, or a profile
+    # whose rim noise, clipped at 0, adds up to more than the tolerance): the model spot decides
+    new, model_outside = optimise_raster(gaussian_spot(cov, raster), raster, tolerance,
+                                         boundary, fixbox=True, total=1.0)
+    if model_outside > tolerance:
+        new = _largest_peak(raster, boundary)
+    elif new.n_peak() < raster.n_peak():
+        # the Gaussian has shorter tails than real spots (pixel-integrated, smeared by the
+        # rotation): a model peak never shrinks the box's own peak, only grows it
+        new = raster
+    return new, outside, cov
+
+
+def _largest_peak(raster: Raster, boundary: int) -> Raster:
+    """The largest peak FIXBOX allows: rims of BOUNDARY (or the box's own if narrower)."""
+    px = raster.hx - min(boundary, raster.nrx)
+    py = raster.hy - min(boundary, raster.nry)
+    nrx, nry = raster.hx - px, raster.hy - py
+    return Raster(raster.nxs, raster.nys, nc_for_peak(px + py, nrx, nry), nrx, nry)
+
+
 def finish_profiles(raw: np.ndarray, count: np.ndarray, raster: Raster, grid: RegionGrid,
                     params: IntegrationParams, fine: np.ndarray | None = None,
                     subpixel: int = 1) -> StandardProfiles:
@@ -433,17 +542,21 @@ def finish_profiles(raw: np.ndarray, count: np.ndarray, raster: Raster, grid: Re
     centre = grid.central_region()
     warnings: list[str] = []
 
-    def optimise(p: np.ndarray, r: int) -> tuple[Raster, float]:
+    spot_cov = np.full((nreg, 2, 2), np.nan)
+
+    def optimise(p: np.ndarray, r: int) -> tuple[Raster, float, np.ndarray]:
         tol = pp.tolerance[0] if r == centre else pp.tolerance[1]
         if not pp.optimise:
-            return raster, float("nan")
-        return optimise_raster(p, raster, tol, pp.boundary, fixbox=True)
+            return raster, float("nan"), np.full((2, 2), np.nan)
+        return optimise_peak(p, raster, tol, pp.boundary)
 
     rasters = [raster] * nreg
     outside = np.full(nreg, np.nan)
     rmsbg = np.full(nreg, np.inf)
     for r in np.flatnonzero(valid & (count > 0)):
-        rasters[r], outside[r] = optimise(raw[r], r)
+        # the region's own spots (kept even when the profile is replaced by its neighbours'
+        # average below: a profile whose tails lie in a too-small box's rim fails RMSBG)
+        rasters[r], outside[r], spot_cov[r] = optimise(raw[r], r)
         rmsbg[r] = _rmsbg(raw[r], rasters[r].mask())
     good = valid & (count >= pp.nref) & (rmsbg <= pp.rmsbg)
     final = raw.copy()
@@ -464,7 +577,7 @@ def finish_profiles(raw: np.ndarray, count: np.ndarray, raster: Raster, grid: Re
             if final_fine is not None:
                 final_fine[r] = np.tensordot(wts / wts.sum(), fine[neigh], axes=1)
             averaged[r] = True
-            rasters[r], outside[r] = optimise(final[r], r)
+            rasters[r], outside[r], _ = optimise(final[r], r)
             rmsbg[r] = _rmsbg(final[r], rasters[r].mask())
         if averaged.any():
             warnings.append(
@@ -490,4 +603,4 @@ def finish_profiles(raw: np.ndarray, count: np.ndarray, raster: Raster, grid: Re
             corrln[r] = float(np.corrcoef(a, b)[0, 1])
     return StandardProfiles(raster, grid, profiles, masks, tuple(rasters), raw, count, rmsbg,
                             corrln, averaged, outside, bool(good.any()), tuple(warnings),
-                            scaled_fine, int(subpixel))
+                            scaled_fine, int(subpixel), spot_cov=spot_cov)

@@ -2,7 +2,15 @@
 
 MOSFLM background (Leslie 1999; DIALS ``MosflmOutlierRejector``): plane through the lowest
 ``bgfrac`` of the background pixels, bias correction ``c += f sqrt|c|``, rejection beyond
-``bgsig sqrt(max(|c|, 1))`` photons, refit on the survivors (two passes).
+``bgsig`` standard deviations of a pixel about the plane, refit on the survivors, repeated until
+the set of survivors no longer changes (at most 10 passes).  The standard deviation is the
+larger of the Poisson value ``sqrt(max(|c|, 1))`` and the scatter of the survivors about the
+previous plane: with read noise (CCDs) or a background the plane does not follow the pixels
+scatter more than Poisson, and a Poisson-width window about the low first plane (the lowest
+``bgfrac`` start) cuts more of the high side than of the low side, so that the plane stays
+biased low, by a small amount per pixel that the sum over a large peak makes a large positive
+bias of weak intensities (the development set's CCD: five times the true intensity at 1.3 Å).
+Iterating to a fixed set removes the memory of the low start.
 """
 
 from __future__ import annotations
@@ -123,12 +131,25 @@ def background_and_sum(values, codes, nx, ny, bgfrac, bias_f, bgsig, recover, re
         out = plane[k]
         n = fit_plane(bx, by, bv, use, out)
         out[2] += bias_f * np.sqrt(abs(out[2]))
-        for _ in range(2):
-            thr = bgsig * np.sqrt(max(abs(out[2]), 1.0))
+        for it in range(10):
+            var = max(abs(out[2]), 1.0)
+            if it > 0 and n > 3:
+                ssq0 = 0.0
+                for q in range(nb):
+                    if use[q]:
+                        ssq0 += (bv[q] - (out[0] * bx[q] + out[1] * by[q] + out[2])) ** 2
+                var = max(var, ssq0 / (n - 3))
+            thr = bgsig * np.sqrt(var)
+            changed = False
             for q in range(nb):
-                use[q] = bstat[q] == 0 and abs(bv[q] - (out[0] * bx[q] + out[1] * by[q]
-                                                         + out[2])) <= thr
+                u = bstat[q] == 0 and abs(bv[q] - (out[0] * bx[q] + out[1] * by[q]
+                                                    + out[2])) <= thr
+                if u != use[q]:
+                    changed = True
+                use[q] = u
             n = fit_plane(bx, by, bv, use, out)
+            if not changed and it >= 1:
+                break
         if recover and n < recover_target:
             thr = bgsig * np.sqrt(max(abs(out[2]), 1.0))
             cv, cq = _with_status(bv, bstat, nb, 1)

@@ -65,10 +65,19 @@ def background_and_sum(values, codes, nx, ny, bgfrac, bias_f, bgsig):
         low = np.flatnonzero(ok)[order[:nlow]]
         p, inv = _plane(dx[low], dy[low], v[low])
         p[2] += bias_f * np.sqrt(abs(p[2]))
-        for _ in range(2):
-            thr = bgsig * np.sqrt(max(abs(p[2]), 1.0))
-            use = ok & (np.abs(v - (p[0] * dx + p[1] * dy + p[2])) <= thr)
+        use = np.zeros_like(ok)
+        use[low] = True
+        for it in range(10):
+            var = max(abs(p[2]), 1.0)
+            if it > 0 and use.sum() > 3:
+                res = v[use] - (p[0] * dx[use] + p[1] * dy[use] + p[2])
+                var = max(var, (res**2).sum() / (use.sum() - 3))
+            new = ok & (np.abs(v - (p[0] * dx + p[1] * dy + p[2])) <= bgsig * np.sqrt(var))
+            changed = bool((new != use).any())
+            use = new
             p, inv = _plane(dx[use], dy[use], v[use])
+            if not changed and it >= 1:
+                break
         peak = ((c & 3) == 1) & ((c >> 2) == 0)
         delta = v[peak] - (p[0] * dx[peak] + p[1] * dy[peak] + p[2])
         s = np.array([dx[peak].sum(), dy[peak].sum(), peak.sum()])
