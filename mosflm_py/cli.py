@@ -297,9 +297,14 @@ def _silence_stdout() -> None:
 def _run(argv: Sequence[str] | None, stdin: IO[str] | None, stdout: IO[str],
          logs: list[IO[str]]) -> int:
     from mosflm_py import signals
-    from mosflm_py.errors import MosflmError
-    from mosflm_py.session import Outcome, Session, replace_files
-    from mosflm_py.state import State, apply_setting
+
+    # the program's own modules import gemmi, numpy and numba: a signal there is only recorded
+    # (a C++ extension interrupted while it initialises aborts the interpreter) and raised
+    # when the imports are done
+    with signals.deferred():
+        from mosflm_py.errors import MosflmError
+        from mosflm_py.session import Outcome, Session, replace_files
+        from mosflm_py.state import State, apply_setting
 
     if stdin is None or getattr(stdin, "closed", False):
         sys.stderr.write("mosflm-py: standard input is closed: there are no keywords to read "
