@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from integration_synth import gaussian_pixels
 
-from mosflm_py.integration import IntegrationParams, Predictions, ProfileParams, Raster
+from mosflm_py.integration import IntegrationParams, ProfileParams, Raster, Targets
 from mosflm_py.integration.box import gaussian_spot, spot_covariance
 from mosflm_py.integration.profiles import (
     accumulate_profiles,
@@ -56,7 +56,7 @@ def _growing_spots(rng, sigma_of_ring, spacing=30, n_side=9, intensity=40000.0):
         sel = sig == s
         spots += gaussian_pixels(spots.shape, x[sel], y[sel], np.full(sel.sum(), intensity), (s, s))
     frame = rng.poisson(spots + 5.0).astype(np.int32)
-    return frame, Predictions.from_arrays(x, y), sig
+    return frame, Targets.from_arrays(x, y), sig
 
 
 def test_peak_masks_hold_stated_fraction_of_growing_spots():
@@ -145,7 +145,7 @@ def test_overlapping_peaks_profile_fitted_not_rejected():
     frame = frame + rng.poisson(
         gaussian_pixels(frame.shape, [extra_x], [extra_y], [3000.0], (1.5, 1.8))
     ).astype(np.int32)
-    both = Predictions.from_arrays(np.r_[pred.x_px, extra_x], np.r_[pred.y_px, extra_y])
+    both = Targets.from_arrays(np.r_[pred.x_px, extra_x], np.r_[pred.y_px, extra_y])
     res = integrate_image(frame, both, params, sp)
     for k in (4, 9):
         assert res.reject[k] == 0

@@ -18,9 +18,9 @@ from integration_synth import gaussian_pixels, spot_grid
 from mosflm_py.geometry.prediction import fraction_on_image
 from mosflm_py.integration import (
     IntegrationParams,
-    Predictions,
     ProfileParams,
     Raster,
+    Targets,
     accumulate_profiles,
     integrate_image,
 )
@@ -50,7 +50,7 @@ def _shaped_frame(rng, n_side, intensity, widths, spacing=30, bg=2.0):
     for k in range(x.size):
         spots += gaussian_pixels(spots.shape, [x[k]], [y[k]], [intensity], widths[k])
     frame = rng.poisson(spots + bg).astype(np.int32)
-    return frame, Predictions.from_arrays(x, y)
+    return frame, Targets.from_arrays(x, y)
 
 
 def test_tail_scatter_moments():

@@ -164,33 +164,18 @@ def sampled_profiles(boxes, fine: np.ndarray, k: int, idx: np.ndarray,
     """Each reflection's blended profile at its box pixels, for its sub-pixel offset (N, NX, NY).
 
     The fine (sub-pixel) standard profiles are sampled bilinearly at ``(a - fx, b - fy)`` as the
-    profile-fitting kernel samples them (:mod:`mosflm_py.kernels.integrate_profile`), so that
-    a sharp spot's share on each pixel follows where its centre falls.
+    profile-fitting kernel samples them (:func:`mosflm_py.kernels.integrate_profile.
+    sample_profiles`), so that a sharp spot's share on each pixel follows where its centre falls.
     """
     n, nx, ny = len(boxes), boxes.nx, boxes.ny
-    nfx, nfy = fine.shape[1:]
-    u = (np.arange(nx)[None, :, None] - boxes.fx[:, None, None] + 0.5) * k - 0.5
-    v = (np.arange(ny)[None, None, :] - boxes.fy[:, None, None] + 0.5) * k - 0.5
-    u = np.broadcast_to(u, (n, nx, ny))
-    v = np.broadcast_to(v, (n, nx, ny))
-    a0, b0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
-    tx, ty = u - a0, v - b0
     out = np.zeros((n, nx, ny))
-    for q in range(idx.shape[1]):
-        wq = w[:, q]
-        if not np.any(wq):
-            continue
-        prof = fine[idx[:, q]]
-        for da, wa in ((0, 1.0 - tx), (1, tx)):
-            for db, wb in ((0, 1.0 - ty), (1, ty)):
-                aa, bb = a0 + da, b0 + db
-                inside = (aa >= 0) & (aa < nfx) & (bb >= 0) & (bb < nfy)
-                val = np.take_along_axis(
-                    prof.reshape(n, -1),
-                    (np.clip(aa, 0, nfx - 1) * nfy + np.clip(bb, 0, nfy - 1)).reshape(n, -1),
-                    axis=1,
-                ).reshape(n, nx, ny)
-                out += wq[:, None, None] * np.where(inside, wa * wb * val, 0.0)
+    if n:
+        _kp.sample_profiles(np.ascontiguousarray(fine, dtype=np.float64), int(k),
+                            np.ascontiguousarray(idx, dtype=np.int64),
+                            np.ascontiguousarray(w, dtype=np.float64),
+                            np.ascontiguousarray(boxes.fx, dtype=np.float64),
+                            np.ascontiguousarray(boxes.fy, dtype=np.float64), int(nx), int(ny),
+                            out)
     return out
 
 

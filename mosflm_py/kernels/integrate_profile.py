@@ -50,6 +50,24 @@ def _sample(img, x, y, k):
     return s
 
 
+@jit(parallel=True)
+def sample_profiles(profiles, k, prof_idx, prof_w, fx, fy, nx, ny, out):
+    """Each reflection's blended profile at its box pixels: ``out[i, a, b] =
+    sum_q prof_w[i, q] * profiles[prof_idx[i, q]]`` sampled bilinearly at ``(a - fx[i],
+    b - fy[i])`` (as :func:`fit_boxes` samples it; not clipped or normalised)."""
+    n = out.shape[0]
+    nq = prof_idx.shape[1]
+    for i in prange(n):
+        for a in range(nx):
+            for b in range(ny):
+                s = 0.0
+                for q in range(nq):
+                    wq = prof_w[i, q]
+                    if wq != 0.0:
+                        s += wq * _sample(profiles[prof_idx[i, q]], a - fx[i], b - fy[i], k)
+                out[i, a, b] = s
+
+
 @jit
 def accumulate(values, codes, plane, nx, ny, k, sel, region, weight, fx, fy, sums, norms,
                count):

@@ -146,3 +146,30 @@ def shift_bilinear(img, fx, fy):
                     if 0 <= x0 + da < nx and 0 <= y0 + db < ny:
                         out[a, b] += wa * wb * img[x0 + da, y0 + db]
     return out
+
+
+def sample_profiles(fine, k, idx, w, fx, fy, nx, ny):
+    """Plain-numpy reference of kernels.integrate_profile.sample_profiles: each reflection's
+    blended profile at its box pixels (bilinear on the fine grid at (a - fx, b - fy))."""
+    n = len(fx)
+    nfx, nfy = fine.shape[1:]
+    u = (np.arange(nx)[None, :, None] - np.asarray(fx)[:, None, None] + 0.5) * k - 0.5
+    v = (np.arange(ny)[None, None, :] - np.asarray(fy)[:, None, None] + 0.5) * k - 0.5
+    u = np.broadcast_to(u, (n, nx, ny))
+    v = np.broadcast_to(v, (n, nx, ny))
+    a0, b0 = np.floor(u).astype(np.int64), np.floor(v).astype(np.int64)
+    tx, ty = u - a0, v - b0
+    out = np.zeros((n, nx, ny))
+    for q in range(idx.shape[1]):
+        prof = fine[idx[:, q]]
+        for da, wa in ((0, 1.0 - tx), (1, tx)):
+            for db, wb in ((0, 1.0 - ty), (1, ty)):
+                aa, bb = a0 + da, b0 + db
+                inside = (aa >= 0) & (aa < nfx) & (bb >= 0) & (bb < nfy)
+                val = np.take_along_axis(
+                    prof.reshape(n, -1),
+                    (np.clip(aa, 0, nfx - 1) * nfy + np.clip(bb, 0, nfy - 1)).reshape(n, -1),
+                    axis=1,
+                ).reshape(n, nx, ny)
+                out += w[:, q][:, None, None] * np.where(inside, wa * wb * val, 0.0)
+    return out
