@@ -5,7 +5,9 @@ over all 30 images, MOSAIC ESTIMATE, POSTREF SEGMENT 2 with images 1-3 and 28-30
 keyword.  The crystal's small mosaic blocks give wide, tailed rocking curves spread over 3-4
 images, unlike the uniform-ball model of post-refinement, and the post-refined cell came out
 0.2-0.4 % short although the spots were predicted in the right places; the spot positions now
-check the post-refined cell and replace it.  Tolerances (issue 8 item 5): cell edges within
+check the post-refined cell (and replace it where they reject it); with one rocking-curve model
+(a Gaussian block term convolved with the ball) the post-refined cell is kept (measured -0.034
+-0.024 -0.005 %).  Tolerances (issue 8 item 5): cell edges within
 0.05 % of the truth (measured 0.00-0.02 %), orientation within 0.1° (measured 0.066°; the 16
 nanoBragg mosaic domains of up to 0.35° (seeded: domain 0 unrotated, 15 random) have a mean
 orientation 0.071° off the truth matrix (0.064° of it about the beam and the spindle, which a
@@ -53,10 +55,15 @@ def test_p1_cell_esds_cover_the_error(p1_cellref):
     assert np.all(np.abs(err) <= 3.0 * esd[:3]), (err, esd)
 
 
-def test_p1_post_refined_cell_rejected_by_the_spot_positions(p1_cellref):
+def test_p1_log_says_which_method_gave_the_cell(p1_cellref):
+    """The spot positions check the post-refined cell (F test; precision with the distance
+    free); the log names the method that gave the final cell, and the reason when the
+    positions replaced the post-refined one."""
     _, run = p1_cellref
-    assert "the spot positions reject the post-refined cell" in run.log
-    assert "Method: global positional refinement" in run.log
+    m = re.search(r"^ Method: (post-refinement|global positional refinement)$", run.log, re.M)
+    assert m, "no Method line"
+    if m.group(1) == "global positional refinement":
+        assert "the spot positions reject the post-refined cell" in run.log
 
 
 @pytest.fixture(scope="module")

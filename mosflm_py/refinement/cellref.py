@@ -451,9 +451,8 @@ def _positions_reject_cell(st: _State, meas: dict, images: list[int],
     is not counted against the cell), and the F test of the χ² decrease, scaled by the
     weighted residual of the free fit, rejects the post-refined cell at the
     :data:`POSITIONS_REJECT_P` level.  A cell the positions accept is still replaced when
-    the positions, fitted as the global refinement fits them (distance held where the spots do
-    not separate it from the cell scale), give every cell edge with a smaller esd than
-    post-refinement.
+    the positions (distance free, so that its uncertainty is in the cell esds) give every cell
+    edge with a smaller esd than post-refinement.
     """
     from scipy.stats import f as f_dist
 
@@ -479,15 +478,14 @@ def _positions_reject_cell(st: _State, meas: dict, images: list[int],
     if p >= POSITIONS_REJECT_P:
         # consistent, but is it as precise?  Few partials on short segments (a small-molecule
         # cell on 2 x 3 images: c esd 0.09 %) can determine the cell less well than the spot
-        # positions fitted as the global refinement would fit them (distance held where the
-        # spots do not separate it from the cell scale)
-        try:
-            auto = refine_global(e0, sub, keep)
-        except RefinementError:
-            auto = None
+        # positions.  Their precision is that of the fit with the distance free: a fit with the
+        # distance held at the header value has cell esds that leave out the distance's own
+        # uncertainty (on a 2theta detector with no phi centroids they were 10x smaller than
+        # the cell's actual error)
+        auto = free
         edges = CELL_NAMES[:3]
         e_pr = np.array([st.pr.esds.get(n, 0.0) for n in edges]) if st.pr else np.zeros(3)
-        e_pos = np.array([auto.esds.get(n, 0.0) for n in edges]) if auto else np.zeros(3)
+        e_pos = np.array([auto.esds.get(n, 0.0) for n in edges])
         if not (np.all(e_pr > 0) and np.all(e_pos > 0) and np.all(e_pos < e_pr)):
             st.held = held
             return ""
