@@ -216,12 +216,18 @@ class Session:
             geometry, notices = experiment_from(self.effective, header, image_number,
                                                 user=self.state)
         except GeometryError:
-            for notice in header_warnings(self.state, header):  # printed before the error
-                self.warn_once(notice.key, notice.text, notice.advice, verbatim=notice.verbatim)
+            self.warn_header(header)  # printed before the error
             raise
+        self._warn_notices(notices)
+        return geometry
+
+    def warn_header(self, header: Any) -> None:
+        """Print MOSFLM's WARNING (once) for every user keyword that disagrees with *header*."""
+        self._warn_notices(header_warnings(self.state, header))
+
+    def _warn_notices(self, notices: Iterable[Any]) -> None:
         for notice in notices:
             self.warn_once(notice.key, notice.text, notice.advice, verbatim=notice.verbatim)
-        return geometry
 
     # ---------------------------------------------------------------- input
     def run_lines(self, lines: Iterable[str], source: str = "stdin") -> Outcome:

@@ -6,9 +6,9 @@ summary is printed then. A single image *filename* given to TEMPLATE or IMAGE (i
 finds the template and the whole series at once. Each new template becomes a new sector
 (``session.results.sectors``); the current sector is the last one.
 
-:func:`effective_geometry` prints what :func:`mosflm_py.image_geometry.experiment_from` (header +
-keywords, keywords win) finds: a WARNING once when a keyword disagrees with the header, as MOSFLM
-does.
+:meth:`Session.geometry <mosflm_py.session.Session.geometry>` prints what
+:func:`mosflm_py.image_geometry.experiment_from` (header + keywords, keywords win) finds: a
+WARNING once when a keyword disagrees with the header, as MOSFLM does.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from mosflm_py.errors import ImageError
 from mosflm_py.geometry.matrix_file import read_matrix_file
-from mosflm_py.image_geometry import EffectiveGeometry, header_warnings
+from mosflm_py.image_geometry import EffectiveGeometry
 from mosflm_py.imageio.series import ImageSeries
 from mosflm_py.lexer import parse_int
 from mosflm_py.output.mosflm_log import image_header_values
@@ -92,7 +92,7 @@ def describe_series(session: Session, series: Any) -> None:
         for w in [*(getattr(series, "warnings", ()) or ()),
                   *(getattr(header, "warnings", ()) or ())]:
             session.report.warning(w)
-        check_header_against_keywords(session, header)
+        session.warn_header(header)
     rep.line()
 
 
@@ -175,7 +175,7 @@ def on_image(session: Session, record: Record) -> None:
         raise ImageError(f"Image {n} is not in the series {series.template} (images {rng}).")
     header = series.header(n)
     session.report.line(f" Image {n}: {series.path(n)}")
-    g = effective_geometry(session, n, header=header)
+    g = session.geometry(n, header=header)
     session.report.line(f"   Phi {g.phi_start:.3f} to {g.phi_end:.3f} deg")
 
 
@@ -201,7 +201,7 @@ def header(session: Session, record: Record) -> None:
     session.report.line(f" Header of image {n}:")
     session.report.lines(lines)
     if not record.has("BRIEF"):
-        g = effective_geometry(session, n, header=hdr)
+        g = session.geometry(n, header=hdr)
         session.report.line(" Values that will be used (keywords override the header):")
         session.report.lines(_describe_geometry(g))
 
@@ -218,33 +218,6 @@ def _describe_geometry(g: EffectiveGeometry) -> list[str]:
         f"   Polarisation {beam.polarisation:.3f}  divergence {beam.divergence[0]:.3f}"
         f" {beam.divergence[1]:.3f} deg  dispersion {beam.dispersion:.4f}",
     ]
-
-
-# -------------------------------------------------------------------------------------------
-# Header versus keywords
-# -------------------------------------------------------------------------------------------
-
-def check_header_against_keywords(session: Session, hdr: Any) -> None:
-    """Print MOSFLM's WARNING for every user keyword value that disagrees with the header."""
-    for notice in header_warnings(session.state, hdr):
-        session.warn_once(notice.key, notice.text, notice.advice, verbatim=notice.verbatim)
-
-
-def effective_geometry(session: Session, image_number: int,
-                       header: Any = None) -> EffectiveGeometry:
-    """Header of image *image_number* merged with the keywords (keywords win).
-
-    The merge is :func:`mosflm_py.image_geometry.experiment_from`; its warnings are printed
-    once each (``Session.geometry``).
-
-    Raises
-    ------
-    ImageError
-        The image cannot be read.
-    GeometryError
-        A value needed is neither in the header nor given by a keyword.
-    """
-    return session.geometry(image_number, header=header)
 
 
 def on_matrix(session: Session, record: Record) -> None:

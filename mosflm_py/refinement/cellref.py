@@ -475,6 +475,7 @@ def _positions_reject_cell(st: _State, meas: dict, images: list[int],
     fstat = max(c_held - c_free, 0.0) / k / (c_free / dof)
     p = float(f_dist.sf(fstat, k, dof))
     cell0 = np.array(st.exp.crystal.cell)
+    rel = 100.0 * (np.array(free.experiment.crystal.cell[:3]) - cell0[:3]) / cell0[:3]
     if p >= POSITIONS_REJECT_P:
         # consistent, but is it as precise?  Few partials on short segments (a small-molecule
         # cell on 2 x 3 images: c esd 0.09 %) can determine the cell less well than the spot
@@ -482,20 +483,16 @@ def _positions_reject_cell(st: _State, meas: dict, images: list[int],
         # distance held at the header value has cell esds that leave out the distance's own
         # uncertainty (on a 2theta detector with no phi centroids they were 10x smaller than
         # the cell's actual error)
-        auto = free
         edges = CELL_NAMES[:3]
         e_pr = np.array([st.pr.esds.get(n, 0.0) for n in edges]) if st.pr else np.zeros(3)
-        e_pos = np.array([auto.esds.get(n, 0.0) for n in edges])
+        e_pos = np.array([free.esds.get(n, 0.0) for n in edges])
         if not (np.all(e_pr > 0) and np.all(e_pos > 0) and np.all(e_pos < e_pr)):
             st.held = held
             return ""
-        rel = 100.0 * (np.array(auto.experiment.crystal.cell[:3]) - cell0[:3]) / cell0[:3]
         return ("the spot positions reject the post-refined cell as less precise (cell edge "
                 "esds " + " ".join(f"{v:.4f}" for v in e_pos) + " A from the positions, "
                 + " ".join(f"{v:.4f}" for v in e_pr) + " A from the partials; fitted to the "
                 "positions the edges differ by " + " ".join(f"{v:+.3f}" for v in rel) + " %)")
-    cell1 = np.array(free.experiment.crystal.cell)
-    rel = 100.0 * (cell1[:3] - cell0[:3]) / cell0[:3]
     return ("the spot positions reject the post-refined cell (F = "
             f"{fstat:.1f} for {k} cell parameters, p = {p:.1e}; fitted to the positions the "
             "cell edges differ by " + " ".join(f"{v:+.3f}" for v in rel) + " %)")
